@@ -1,0 +1,88 @@
+/**
+ * The gateway's configuration: the Config type and the flag table. Every flag of go-ampio-server
+ * keeps its name, default and CAN_SERVER_* variable (drop-in), including `-backend socketcan`,
+ * so an upgraded installation keeps bridging can0. Flags after the seed's are marked "new".
+ */
+import type { BackendKind } from "../backends/backend.ts";
+import type { LogFormat, LogLevel } from "../ops/log.ts";
+
+export type HubPolicy = "drop" | "kick";
+
+export interface Config {
+  backend: BackendKind;
+  canIf: string;
+  serial: string;
+  baud: number;
+  listen: string;
+  /** Milliseconds. Kept for compatibility; the native serial reader is event-driven. */
+  serialReadTimeoutMs: number;
+  hubBuffer: number;
+  hubPolicy: HubPolicy;
+  maxClients: number;
+  handshakeTimeoutMs: number;
+  clientReadTimeoutMs: number;
+  mdnsEnable: boolean;
+  mdnsName: string;
+  metricsAddr: string;
+  logMetricsIntervalMs: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  version: boolean;
+  help: boolean;
+  // new
+  fd: boolean;
+  echoClients: boolean;
+  virtualDemo: boolean;
+  waveshareListen: string;
+  socketcandListen: string;
+  socketcandBus: string;
+  socketcandBeacon: boolean;
+  shutdownTimeoutMs: number;
+}
+
+export type FlagKind = "string" | "int" | "duration" | "bool" | "enum" | "addr";
+
+export interface FlagSpec {
+  readonly name: string;
+  readonly key: keyof Config;
+  readonly env: string | null;
+  readonly kind: FlagKind;
+  readonly def: string;
+  readonly help: string;
+  readonly values?: readonly string[];
+  /** Smallest accepted value (int: number; duration: milliseconds). */
+  readonly min?: number;
+  readonly max?: number;
+  /** Added by can-server (not in go-ampio-server). */
+  readonly isNew?: boolean;
+}
+
+export const FLAGS: readonly FlagSpec[] = [
+  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", def: "socketcan", values: ["socketcan", "serial", "virtual"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware)" },
+  { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
+  { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
+  { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
+  { name: "listen", key: "listen", env: "CAN_SERVER_LISTEN", kind: "addr", def: ":20000", help: "cannelloni TCP listen address (host:port, :port)" },
+  { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
+  { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
+  { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
+  { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = unlimited)" },
+  { name: "handshake-timeout", key: "handshakeTimeoutMs", env: "CAN_SERVER_HANDSHAKE_TIMEOUT", kind: "duration", def: "3s", min: 1, help: "Time a client has to complete the protocol handshake" },
+  { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", def: "60s", min: 1, help: "Disconnect a client that sends nothing for this long" },
+  { name: "mdns-enable", key: "mdnsEnable", env: "CAN_SERVER_MDNS_ENABLE", kind: "bool", def: "false", help: "Advertise _can-server._tcp over mDNS (the packaged unit turns it on)" },
+  { name: "mdns-name", key: "mdnsName", env: "CAN_SERVER_MDNS_NAME", kind: "string", def: "", help: "mDNS instance name (default can-server-<hostname>)" },
+  { name: "metrics-addr", key: "metricsAddr", env: "CAN_SERVER_METRICS", kind: "addr", def: "", help: "HTTP address for /metrics, /ready, /healthz (e.g. :9100); empty disables" },
+  { name: "log-metrics-interval", key: "logMetricsIntervalMs", env: "CAN_SERVER_LOG_METRICS_INTERVAL", kind: "duration", def: "0", min: 0, help: "Log a counter snapshot this often (0 disables)" },
+  { name: "log-format", key: "logFormat", env: "CAN_SERVER_LOG_FORMAT", kind: "enum", def: "text", values: ["text", "json"], help: "Log format" },
+  { name: "log-level", key: "logLevel", env: "CAN_SERVER_LOG_LEVEL", kind: "enum", def: "info", values: ["debug", "info", "warn", "error"], help: "Log level" },
+  { name: "version", key: "version", env: null, kind: "bool", def: "false", help: "Print version, commit and build date, then exit" },
+  { name: "help", key: "help", env: null, kind: "bool", def: "false", help: "Print this help, then exit" },
+  { name: "fd", key: "fd", env: "CAN_SERVER_FD", kind: "bool", def: "false", isNew: true, help: "Enable CAN FD (SocketCAN CAN_RAW_FD_FRAMES; FD frames to cannelloni clients)" },
+  { name: "echo-clients", key: "echoClients", env: "CAN_SERVER_ECHO_CLIENTS", kind: "bool", def: "true", isNew: true, help: "Deliver a frame sent by one client to the other clients too, as a real bus does" },
+  { name: "virtual-demo", key: "virtualDemo", env: "CAN_SERVER_VIRTUAL_DEMO", kind: "bool", def: "false", isNew: true, help: "With -backend virtual: emit demo Ampio-like state broadcasts (about 2 frames/s)" },
+  { name: "waveshare-listen", key: "waveshareListen", env: "CAN_SERVER_WAVESHARE_LISTEN", kind: "addr", def: "", isNew: true, help: "Waveshare 13-byte TCP listen address (e.g. :20001); empty disables" },
+  { name: "socketcand-listen", key: "socketcandListen", env: "CAN_SERVER_SOCKETCAND_LISTEN", kind: "addr", def: "", isNew: true, help: "socketcand (raw mode) TCP listen address (e.g. :29536); empty disables" },
+  { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
+  { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000)" },
+  { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
+];

@@ -1,0 +1,165 @@
+/**
+ * Flags + environment → Config, or one clear error. Pure (argv and env are arguments).
+ * Go `flag` syntax: `-name value`, `-name=value`, `--name` too; a bool flag alone means true and
+ * also takes `true|false` as the next word (the seed's unit passes `-mdns-enable true`).
+ * Precedence: flag > CAN_SERVER_* variable > default.
+ */
+import { FLAGS, type Config, type FlagSpec } from "./config.ts";
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const BOOL_WORDS: Record<string, boolean> = { "1": true, true: true, yes: true, on: true, "0": false, false: false, no: false, off: false };
+
+/** Go duration syntax ("300ms", "1.5s", "1m30s", "0") → milliseconds. A bare number is refused (ambiguous). */
+export function parseDuration(text: string): number | null {
+  const t = text.trim();
+  if (t === "0") return 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let pos = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(t)) !== null) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  if (pos === 0 || pos !== t.length) return null;
+  return total;
+}
+
+/** Validates a listen address: ":port", "host:port", "[v6]:port", port 0..65535. Empty = disabled. */
+export function parseListenAddress(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  const host = m[1] ?? m[2] ?? "";
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+function describe(spec: FlagSpec): string {
+  switch (spec.kind) {
+    case "enum":
+      return `one of ${spec.values!.join("|")}`;
+    case "bool":
+      return "true|false";
+    case "int":
+      return `an integer${spec.min !== undefined ? ` >= ${spec.min}` : ""}${spec.max !== undefined ? ` and <= ${spec.max}` : ""}`;
+    case "duration":
+      return `a duration like 500ms, 3s, 1m${spec.min ? " greater than 0" : ""}`;
+    case "addr":
+      return "host:port or :port (empty disables)";
+    default:
+      return "a string";
+  }
+}
+
+function convert(spec: FlagSpec, raw: string, source: string): string | number | boolean {
+  const fail = (): never => {
+    throw new ConfigError(`invalid value ${JSON.stringify(raw)} for ${source}: expected ${describe(spec)}`);
+  };
+  switch (spec.kind) {
+    case "string":
+      return raw;
+    case "addr":
+      if (raw !== "" && !parseListenAddress(raw)) fail();
+      return raw;
+    case "enum":
+      if (!spec.values!.includes(raw)) fail();
+      return raw;
+    case "bool": {
+      const b = BOOL_WORDS[raw.toLowerCase()];
+      if (b === undefined) fail();
+      return b!;
+    }
+    case "int": {
+      if (!/^[+-]?\d+$/.test(raw.trim())) fail();
+      const n = Number(raw);
+      if (!Number.isSafeInteger(n)) fail();
+      if (spec.min !== undefined && n < spec.min) fail();
+      if (spec.max !== undefined && n > spec.max) fail();
+      return n;
+    }
+    case "duration": {
+      const ms = parseDuration(raw);
+      if (ms === null) fail();
+      if (spec.min !== undefined && ms! < spec.min) fail();
+      return ms!;
+    }
+  }
+}
+
+const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
+
+export function defaultConfig(): Config {
+  const c: Record<string, unknown> = {};
+  for (const f of FLAGS) c[f.key] = convert(f, f.def, `default of -${f.name}`);
+  return c as unknown as Config;
+}
+
+/** Parses argv (without the program name) and env. Throws ConfigError naming the flag or variable. */
+export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Config {
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  const fromFlags = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      if (i + 1 < argv.length) throw new ConfigError(`unexpected argument ${JSON.stringify(argv[i + 1])}: can-server takes flags only`);
+      break;
+    }
+    const m = /^--?([a-zA-Z0-9][a-zA-Z0-9-]*)(?:=([\s\S]*))?$/.exec(arg);
+    if (!m) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: can-server takes flags only (see -help)`);
+    const name = m[1]!;
+    if (name === "h") {
+      config.help = true;
+      continue;
+    }
+    const spec = BY_NAME.get(name);
+    if (!spec) throw new ConfigError(`unknown flag -${name} (see -help for the list)`);
+    let raw = m[2];
+    if (raw === undefined) {
+      if (spec.kind === "bool") {
+        const next = argv[i + 1];
+        if (next !== undefined && BOOL_WORDS[next.toLowerCase()] !== undefined) {
+          raw = next;
+          i++;
+        } else raw = "true";
+      } else {
+        if (i + 1 >= argv.length) throw new ConfigError(`flag -${name} needs a value: ${describe(spec)}`);
+        raw = argv[++i]!;
+      }
+    }
+    config[spec.key] = convert(spec, raw, `flag -${name}`);
+    fromFlags.add(spec.name);
+  }
+  for (const spec of FLAGS) {
+    if (!spec.env || fromFlags.has(spec.name)) continue;
+    const raw = env[spec.env];
+    if (raw === undefined) continue;
+    const v = raw.trim();
+    // As in the seed, an empty variable means "not set" (systemd EnvironmentFile templates leave
+    // them empty), except for addresses where empty is meaningful (disables the endpoint).
+    if (v === "" && spec.kind !== "addr") continue;
+    config[spec.key] = convert(spec, v, `environment variable ${spec.env}`);
+  }
+  return config as unknown as Config;
+}
+
+export function usage(): string {
+  const lines = [
+    "Usage: can-server [flags]",
+    "",
+    "CAN bus <-> TCP gateway (cannelloni, Waveshare 13-byte, socketcand). Flags take -name value,",
+    "-name=value or --name; precedence: flag > environment variable > default.",
+    "",
+  ];
+  for (const f of FLAGS) {
+    const def = f.def === "" ? '""' : f.def;
+    lines.push(`  -${f.name} ${f.kind === "bool" ? "" : `<${f.kind === "enum" ? f.values!.join("|") : f.kind}>`}`.trimEnd());
+    lines.push(`      ${f.help}${f.isNew ? " (new in can-server)" : ""}`);
+    lines.push(`      default ${def}${f.env ? `; env ${f.env}` : ""}`);
+  }
+  return lines.join("\n") + "\n";
+}

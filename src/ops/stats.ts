@@ -1,0 +1,80 @@
+/**
+ * The gateway's counters as plain numbers: incrementing one is a field add on the hot path.
+ * Components receive the Stats instance they report to (no global singletons), tests read it
+ * synchronously, and src/ops/metrics.ts exposes it to Prometheus under go-ampio-server's
+ * metric names at scrape time.
+ */
+
+/** Label values of `errors_total{where}`, pre-registered so every series exists from the start. */
+export const ERROR_SITES = [
+  "tcp_read",
+  "tcp_write",
+  "handshake",
+  "serial_read",
+  "serial_write",
+  "serial_tx_overflow",
+  "socketcan_read",
+  "socketcan_write",
+  "socketcan_tx_overflow",
+  "backend_down_tx",
+  "backend_unsupported_frame",
+] as const;
+export type ErrorSite = (typeof ERROR_SITES)[number];
+
+export const PROTOCOL_NAMES = ["cannelloni", "waveshare", "socketcand"] as const;
+export type ProtocolName = (typeof PROTOCOL_NAMES)[number];
+
+export interface ProtocolStats {
+  clients: number; // currently connected
+  accepted: number;
+  rxFrames: number; // client -> gateway
+  txFrames: number; // gateway -> client
+  malformed: number;
+  handshakeFailures: number;
+}
+
+export class Stats {
+  // Mirrors of go-ampio-server's counters (same meaning, same names in metrics.ts).
+  serialRxFrames = 0;
+  serialTxFrames = 0;
+  socketcanRxFrames = 0;
+  socketcanTxFrames = 0;
+  tcpRxFrames = 0;
+  tcpTxFrames = 0;
+  hubDroppedFrames = 0;
+  hubKickedClients = 0;
+  hubRejectedClients = 0;
+  malformedFrames = 0;
+  /** Clients targeted by the most recent broadcast. */
+  hubBroadcastFanout = 0;
+
+  // Beyond the seed.
+  virtualRxFrames = 0;
+  virtualTxFrames = 0;
+  backendUp = false;
+  backendReconnects = 0;
+  /** Frames from clients that the backend could not take (down, unsupported, overflow). */
+  backendTxDropped = 0;
+  clientsAccepted = 0;
+  clientsDisconnected = 0;
+  handshakeFailures = 0;
+
+  readonly errors = new Map<ErrorSite, number>(ERROR_SITES.map((s) => [s, 0]));
+  readonly protocols = new Map<ProtocolName, ProtocolStats>(
+    PROTOCOL_NAMES.map((p) => [p, { clients: 0, accepted: 0, rxFrames: 0, txFrames: 0, malformed: 0, handshakeFailures: 0 }]),
+  );
+
+  error(where: ErrorSite, n = 1): void {
+    this.errors.set(where, (this.errors.get(where) ?? 0) + n);
+  }
+
+  protocol(name: ProtocolName): ProtocolStats {
+    return this.protocols.get(name)!;
+  }
+
+  errorsTotal(): number {
+    let t = 0;
+    for (const v of this.errors.values()) t += v;
+    return t;
+  }
+}
