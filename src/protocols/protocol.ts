@@ -41,5 +41,10 @@ export interface WireSession {
 export interface WireProtocol {
   readonly name: ProtocolName;
   readonly defaultPort: number;
+  /**
+   * Milliseconds to wait after the last handshake reply has been written before streaming bus
+   * frames (socketcand: python-can reads each reply with one recv() and needs it alone).
+   */
+  readonly streamDelayMs?: number;
   open(events: WireSessionEvents, options: WireSessionOptions): WireSession;
 }

@@ -1,0 +1,25 @@
+/**
+ * Backend factory: config → Backend. Hardware backends are imported lazily so the virtual bus
+ * never loads bun:ffi code.
+ */
+import type { Config } from "../cli/config.ts";
+import type { Logger } from "../ops/log.ts";
+import type { Stats } from "../ops/stats.ts";
+import type { Backend } from "./backend.ts";
+import { VirtualBackend } from "./virtual/virtual-backend.ts";
+
+export async function createBackend(config: Config, stats: Stats, log: Logger): Promise<Backend> {
+  const blog = log.child({ backend: config.backend });
+  switch (config.backend) {
+    case "virtual":
+      return new VirtualBackend({ stats, log: blog, fd: config.fd, demo: config.virtualDemo });
+    case "serial": {
+      const { SerialBackend } = await import("./serial/serial-backend.ts");
+      return new SerialBackend({ path: config.serial, baud: config.baud, stats, log: blog });
+    }
+    case "socketcan": {
+      const { SocketCanBackend } = await import("./socketcan/socketcan-backend.ts");
+      return new SocketCanBackend({ iface: config.canIf, fd: config.fd, stats, log: blog });
+    }
+  }
+}

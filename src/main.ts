@@ -1,0 +1,81 @@
+#!/usr/bin/env bun
+/**
+ * can-server entry point (composition root): config → logger → backend → gateway (hub +
+ * listeners) → operations (HTTP, mDNS, metric logs) → signals. Exit codes: 0 after a clean
+ * shutdown, 1 on a fatal runtime error (e.g. no SocketCAN in the kernel, port in use),
+ * 2 on bad configuration.
+ */
+import { BackendFatalError } from "./backends/backend.ts";
+import { createBackend } from "./backends/create.ts";
+import { ConfigError, parseConfig, usage } from "./cli/parse.ts";
+import { startGateway } from "./gateway.ts";
+import { createLogger } from "./ops/log.ts";
+import { Stats } from "./ops/stats.ts";
+import { startOperations } from "./ops/operations.ts";
+import { buildInfo } from "./ops/build-info.ts";
+
+async function main(argv: string[]): Promise<number> {
+  let config;
+  try {
+    config = parseConfig(argv, process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`can-server: configuration error: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (config.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  const build = buildInfo();
+  if (config.version) {
+    process.stdout.write(`can-server ${build.version} (commit ${build.commit}, built ${build.date})\n`);
+    return 0;
+  }
+
+  const log = createLogger(config.logFormat, config.logLevel);
+  const stats = new Stats();
+  log.info("starting", { version: build.version, commit: build.commit, backend: config.backend });
+
+  let gateway;
+  try {
+    const backend = await createBackend(config, stats, log);
+    gateway = await startGateway(config, { stats, log, backend });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log.error(e instanceof BackendFatalError ? "backend_fatal" : "startup_failed", { error: msg });
+    process.stderr.write(`can-server: ${msg}\n`);
+    return 1;
+  }
+
+  let ops;
+  try {
+    ops = await startOperations(config, { gateway, stats, log, build });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log.error("startup_failed", { error: msg });
+    process.stderr.write(`can-server: ${msg}\n`);
+    await gateway.shutdown(0);
+    return 1;
+  }
+  log.info("ready", { listeners: gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(",") });
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  log.info("shutdown", { signal });
+  await ops.stop();
+  await gateway.shutdown(config.shutdownTimeoutMs);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`can-server: fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  },
+);

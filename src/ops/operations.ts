@@ -1,0 +1,71 @@
+/**
+ * Starts the operations side of a running gateway from its Config: the metrics registry, the
+ * HTTP endpoint (/metrics, /ready, /healthz) when -metrics-addr is set, periodic counter logs
+ * when -log-metrics-interval > 0, and the mDNS advertisement when -mdns-enable is on.
+ */
+import type { Config } from "../cli/config.ts";
+import type { Gateway } from "../gateway.ts";
+import type { BuildInfo } from "./build-info.ts";
+import { startOpsHttp } from "./http.ts";
+import type { Logger } from "./log.ts";
+import { startMdns } from "./mdns.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { startMetricsLogger } from "./metrics-logger.ts";
+import type { Stats } from "./stats.ts";
+
+export interface OperationsDeps {
+  readonly gateway: Gateway;
+  readonly stats: Stats;
+  readonly log: Logger;
+  readonly build: BuildInfo;
+}
+
+export interface Operations {
+  readonly metrics: Metrics;
+  /** Bound HTTP port, when the endpoint is enabled. */
+  readonly httpPort: number | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startOperations(config: Config, deps: OperationsDeps): Promise<Operations> {
+  const { gateway, stats, log, build } = deps;
+  const metrics = createMetrics({
+    stats,
+    build,
+    hubGauges: () => {
+      const depth = gateway.hub.queueDepth();
+      return { activeClients: gateway.hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
+    },
+  });
+  const stops: (() => Promise<void> | void)[] = [];
+  let httpPort: number | undefined;
+  try {
+    if (config.metricsAddr) {
+      const http = startOpsHttp({ addr: config.metricsAddr, metrics, readiness: () => gateway.readiness(), log });
+      httpPort = http.port;
+      stops.push(() => http.stop());
+    }
+    if (config.logMetricsIntervalMs > 0) {
+      stops.push(startMetricsLogger({ stats, intervalMs: config.logMetricsIntervalMs, log, hub: gateway.hub }));
+    }
+    if (config.mdnsEnable) {
+      const txt: Record<string, string> = { backend: config.backend, version: build.version, commit: build.commit };
+      const ws = gateway.port("waveshare");
+      const sc = gateway.port("socketcand");
+      if (ws !== undefined) txt.waveshare_port = String(ws);
+      if (sc !== undefined) txt.socketcand_port = String(sc);
+      const mdns = await startMdns({ name: config.mdnsName, port: gateway.port("cannelloni")!, txt, log });
+      stops.push(() => mdns.stop());
+    }
+  } catch (e) {
+    for (const s of stops.reverse()) await s();
+    throw e;
+  }
+  return {
+    metrics,
+    httpPort,
+    async stop(): Promise<void> {
+      for (const s of stops.reverse()) await s();
+    },
+  };
+}

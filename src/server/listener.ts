@@ -1,0 +1,136 @@
+/**
+ * The only `Bun.listen` file. A listener is (address, protocol): it accepts connections, enforces
+ * `-max-clients` across all listeners, sets TCP_NODELAY and keepalive, and routes each socket
+ * event to the ClientSession stored in `socket.data`. Protocol logic lives in the session.
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import type { Hub } from "../hub/hub.ts";
+import type { Logger } from "../ops/log.ts";
+import type { Stats } from "../ops/stats.ts";
+import type { WireProtocol } from "../protocols/protocol.ts";
+import { parseListenAddress } from "../cli/parse.ts";
+import { ClientSession, type SessionOptions } from "./session.ts";
+
+/** Keepalive probes start after this much idle time, so dead peers are found without traffic. */
+const KEEPALIVE_MS = 30_000;
+
+interface SocketData {
+  session: ClientSession | null;
+}
+
+/** All sessions of all listeners: ids, the max-clients limit and shutdown. */
+export class ClientRegistry {
+  readonly sessions = new Set<ClientSession>();
+  private nextId = 1;
+  accepted = 0;
+
+  constructor(readonly maxClients: number) {}
+
+  allocateId(): number {
+    return this.nextId++;
+  }
+
+  get full(): boolean {
+    return this.maxClients > 0 && this.sessions.size >= this.maxClients;
+  }
+}
+
+export interface ListenerDeps {
+  readonly hub: Hub;
+  readonly stats: Stats;
+  readonly log: Logger;
+  readonly options: SessionOptions;
+  readonly registry: ClientRegistry;
+}
+
+export interface Listener {
+  readonly protocol: WireProtocol;
+  readonly hostname: string;
+  readonly port: number;
+  /** Stops accepting; open sessions are left to the caller. */
+  stop(): void;
+}
+
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+}
+
+function remoteOf(socket: Socket<SocketData>): string {
+  const a = socket.remoteAddress;
+  return a.includes(":") ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
+}
+
+export function startListener(address: string, protocol: WireProtocol, deps: ListenerDeps): Listener {
+  const parsed = parseListenAddress(address);
+  if (!parsed) throw new ListenError(`invalid listen address ${JSON.stringify(address)} for ${protocol.name}`);
+  const { hub, stats, log, options, registry } = deps;
+
+  const handlers = {
+    open(socket: Socket<SocketData>): void {
+      socket.data = { session: null };
+      const remote = remoteOf(socket);
+      if (registry.full) {
+        stats.hubRejectedClients++;
+        log.warn("client_rejected", { remote, protocol: protocol.name, reason: "max clients", max_clients: registry.maxClients });
+        socket.end();
+        return;
+      }
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_MS);
+      registry.accepted++;
+      stats.clientsAccepted++;
+      stats.protocol(protocol.name).accepted++;
+      const session = new ClientSession(registry.allocateId(), remote, socket, protocol, {
+        hub,
+        stats,
+        log,
+        options,
+        closed: (s) => {
+          registry.sessions.delete(s);
+          stats.clientsDisconnected++;
+        },
+      });
+      socket.data.session = session;
+      registry.sessions.add(session);
+      session.log.info("client_connected");
+      session.start();
+    },
+    data(socket: Socket<SocketData>, data: Uint8Array): void {
+      socket.data.session?.onData(data);
+    },
+    drain(socket: Socket<SocketData>): void {
+      socket.data.session?.onDrain();
+    },
+    close(socket: Socket<SocketData>, error?: Error): void {
+      socket.data?.session?.onSocketClosed(error);
+    },
+    error(socket: Socket<SocketData>, error: Error): void {
+      socket.data?.session?.onSocketClosed(error);
+    },
+  };
+
+  // ":port" means every interface, as in Go: try dual-stack IPv6 first, IPv4 if IPv6 is off.
+  const hosts = address.startsWith(":") ? ["::", "0.0.0.0"] : [parsed.host];
+  let server: TCPSocketListener<SocketData> | null = null;
+  let lastError: unknown = null;
+  for (const hostname of hosts) {
+    try {
+      server = Bun.listen<SocketData>({ hostname, port: parsed.port, socket: handlers });
+      break;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  if (!server) {
+    const msg = lastError instanceof Error ? lastError.message : String(lastError);
+    throw new ListenError(`cannot listen on ${address} for ${protocol.name}: ${msg}`);
+  }
+  const bound = server;
+  log.info("tcp_listen", { protocol: protocol.name, addr: `${bound.hostname}:${bound.port}` });
+  return {
+    protocol,
+    hostname: bound.hostname,
+    port: bound.port,
+    stop: () => bound.stop(false),
+  };
+}
