@@ -66,6 +66,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   };
 
   let lastState: boolean | null = null;
+  let stopping = false;
   await backend.start({
     frame: (f) => hub.fromBus(f),
     state: (up, reason) => {
@@ -73,7 +74,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       if (up === lastState) return;
       if (up && lastState === false) stats.backendReconnects++;
       lastState = up;
-      if (up) log.info("backend_up", { backend: backend.kind, reason });
+      if (stopping) log.info("backend_stopped", { backend: backend.kind });
+      else if (up) log.info("backend_up", { backend: backend.kind, reason });
       else log.warn("backend_down", { backend: backend.kind, reason });
     },
   });
@@ -91,7 +93,6 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     throw e;
   }
 
-  let stopping = false;
   return {
     hub,
     backend,

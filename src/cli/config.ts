@@ -36,7 +36,6 @@ export interface Config {
   waveshareListen: string;
   socketcandListen: string;
   socketcandBus: string;
-  socketcandBeacon: boolean;
   shutdownTimeoutMs: number;
 }
 
@@ -68,7 +67,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
   { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = unlimited)" },
   { name: "handshake-timeout", key: "handshakeTimeoutMs", env: "CAN_SERVER_HANDSHAKE_TIMEOUT", kind: "duration", def: "3s", min: 1, help: "Time a client has to complete the protocol handshake" },
-  { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", def: "60s", min: 1, help: "Disconnect a client that sends nothing for this long" },
+  { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", def: "60s", min: 1, help: "Disconnect a client that takes none of the bytes owed to it for this long (a stalled reader; idle listen-only clients stay, as in the seed)" },
   { name: "mdns-enable", key: "mdnsEnable", env: "CAN_SERVER_MDNS_ENABLE", kind: "bool", def: "false", help: "Advertise _can-server._tcp over mDNS (the packaged unit turns it on)" },
   { name: "mdns-name", key: "mdnsName", env: "CAN_SERVER_MDNS_NAME", kind: "string", def: "", help: "mDNS instance name (default can-server-<hostname>)" },
   { name: "metrics-addr", key: "metricsAddr", env: "CAN_SERVER_METRICS", kind: "addr", def: "", help: "HTTP address for /metrics, /ready, /healthz (e.g. :9100); empty disables" },
@@ -83,6 +82,5 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "waveshare-listen", key: "waveshareListen", env: "CAN_SERVER_WAVESHARE_LISTEN", kind: "addr", def: "", isNew: true, help: "Waveshare 13-byte TCP listen address (e.g. :20001); empty disables" },
   { name: "socketcand-listen", key: "socketcandListen", env: "CAN_SERVER_SOCKETCAND_LISTEN", kind: "addr", def: "", isNew: true, help: "socketcand (raw mode) TCP listen address (e.g. :29536); empty disables" },
   { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
-  { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000)" },
   { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
 ];

@@ -38,6 +38,9 @@ export class CannelloniTestClient {
   closed = false;
   readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
+  /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
+  stampReceipts = false;
+  readonly receipts: number[] = [];
   /** Set when the server's bytes do not parse (a test failure). */
   protocolError: string | null = null;
 
@@ -118,6 +121,7 @@ export class CannelloniTestClient {
   }
 
   private onData(data: Uint8Array): void {
+    const arrived = this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
     const merged = new Uint8Array(this.buf.length + data.length);
     merged.set(this.buf);
     merged.set(data, this.buf.length);
@@ -143,6 +147,7 @@ export class CannelloniTestClient {
       const fdFlags = fd ? merged[off + 5]! : 0;
       const payload = merged.slice(off + head, off + head + dataLen);
       this.frames.push({ canId: id, len, data: payload, fd, fdFlags });
+      if (this.stampReceipts) this.receipts.push(arrived);
       off += head + dataLen;
     }
     this.buf = merged.slice(off);

@@ -1,0 +1,160 @@
+/**
+ * `npm run bench`: fan-out throughput and latency of the gateway, measured side by side in one
+ * run. The gateway runs in its own process (scripts/bench/gateway-proc.ts) on the virtual bus;
+ * this process connects N cannelloni clients (1, 10, 100) over loopback and records, for every
+ * frame at every client, the time from injection on the bus to receipt. Scenarios: fixed rates
+ * (the Ampio bus maximum ~382 frames/s, a saturated 1 Mbit/s bus ~7,634 frames/s) and flat out.
+ * Results go to stdout and to the "fan-out" section of BENCHMARKS.md. Every loop is bounded.
+ *
+ *   npm run bench                 # full matrix
+ *   npm run bench -- --quick      # smaller counts (a smoke run)
+ */
+import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
+import { arch, cpus, platform, totalmem } from "node:os";
+
+const quick = process.argv.includes("--quick");
+const CLIENTS = [1, 10, 100];
+interface Scenario {
+  name: string;
+  rate: number; // frames/s, 0 = flat out
+  count: number;
+}
+const SCENARIOS: Scenario[] = [
+  { name: "382 f/s (Ampio 50 kbit/s max)", rate: 382, count: quick ? 400 : 1_500 },
+  { name: "7,634 f/s (1 Mbit/s saturated)", rate: 7_634, count: quick ? 4_000 : 20_000 },
+  { name: "flat out", rate: 0, count: quick ? 20_000 : 100_000 },
+];
+
+interface Row {
+  clients: number;
+  scenario: string;
+  injected: number;
+  delivered: number;
+  deliveredPerSec: number;
+  p50: number;
+  p99: number;
+  max: number;
+  dropped: number;
+  rssMiB: number;
+  cpuPercent: number;
+}
+
+class LineReader {
+  private buf = "";
+  constructor(private readonly reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> }) {}
+  async next(timeoutMs = 180_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const nl = this.buf.indexOf("\n");
+      if (nl >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        return line;
+      }
+      if (Date.now() > deadline) throw new Error("gateway process did not answer");
+      const { value, done } = await this.reader.read();
+      if (done) throw new Error("gateway process exited");
+      this.buf += new TextDecoder().decode(value);
+    }
+  }
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function measure(nClients: number, sc: Scenario): Promise<Row> {
+  const proc = Bun.spawn(["bun", "scripts/bench/gateway-proc.ts", "100000"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const lines = new LineReader(proc.stdout.getReader());
+  try {
+    const port = Number((await lines.next()).split(" ")[1]);
+    const clients: CannelloniTestClient[] = [];
+    for (let i = 0; i < nClients; i++) {
+      const c = await CannelloniTestClient.connect(port, { helloFirst: true });
+      await c.handshake({ helloFirst: true });
+      clients.push(c);
+    }
+    await Bun.sleep(100); // let every session attach
+    for (const c of clients) c.stampReceipts = true;
+    const t0 = performance.now();
+    proc.stdin.write(`run ${sc.rate} ${sc.count}\n`);
+    proc.stdin.flush();
+    await lines.next();
+    const want = sc.count * nClients;
+    const deadline = Date.now() + 60_000;
+    while (clients.reduce((s, c) => s + c.frames.length, 0) < want && Date.now() < deadline) await Bun.sleep(2);
+    const elapsed = (performance.now() - t0) / 1000;
+    proc.stdin.write("stats\n");
+    proc.stdin.flush();
+    const st = JSON.parse(await lines.next()) as { dropped: number; rssBytes: number; cpuPercent: number };
+    for (const c of clients) c.close();
+    // Latency: receipt time minus the injection time carried in the frame's data.
+    const latencies: number[] = [];
+    for (const c of clients) {
+      c.frames.forEach((f, i) => latencies.push(c.receipts[i]! - new DataView(f.data.buffer, f.data.byteOffset, 8).getFloat64(0)));
+    }
+    const sorted = Float64Array.from(latencies).sort();
+    const delivered = clients.reduce((s, c) => s + c.frames.length, 0);
+    return {
+      clients: nClients,
+      scenario: sc.name,
+      injected: sc.count,
+      delivered,
+      deliveredPerSec: delivered / elapsed,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      max: sorted.length ? sorted[sorted.length - 1]! : NaN,
+      dropped: st.dropped,
+      rssMiB: st.rssBytes / 1048576,
+      cpuPercent: st.cpuPercent,
+    };
+  } finally {
+    proc.stdin.end();
+    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
+    if (exited === null) proc.kill();
+  }
+}
+
+const rows: Row[] = [];
+for (const sc of SCENARIOS) {
+  for (const n of CLIENTS) {
+    const r = await measure(n, sc);
+    rows.push(r);
+    console.log(
+      `${sc.name.padEnd(32)} clients=${String(n).padStart(3)} delivered=${r.delivered}/${r.injected * n} ` +
+        `${Math.round(r.deliveredPerSec)} f/s p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms max=${r.max.toFixed(2)}ms ` +
+        `dropped=${r.dropped} rss=${r.rssMiB.toFixed(1)}MiB cpu=${r.cpuPercent.toFixed(0)}%`,
+    );
+  }
+}
+
+const cpu = cpus()[0]?.model ?? "unknown CPU";
+const header = [
+  "## Fan-out (virtual bus → cannelloni clients over loopback)",
+  "",
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${platform()}/${arch()}, ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}.`,
+  `Command: \`npm run bench${quick ? " -- --quick" : ""}\`. The gateway runs in its own process; the clients share this one, so at 100 clients`,
+  "the client side competes for the same two cores. Latency = injection on the virtual bus → the client's socket delivers the bytes (timestamped",
+  "once per received chunk, in the client process). RSS and CPU are the gateway process's.",
+  "Hub buffer 100,000 frames, so flat-out rows show delivery without drops.",
+  "",
+  "| scenario | clients | delivered / expected | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RSS MiB | gateway CPU % |",
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+];
+const table = rows.map(
+  (r) =>
+    `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.injected * r.clients} | ${Math.round(r.deliveredPerSec).toLocaleString("en-US")} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(2)} | ${r.dropped} | ${r.rssMiB.toFixed(1)} | ${r.cpuPercent.toFixed(0)} |`,
+);
+const section = [...header, ...table, ""].join("\n");
+const path = "BENCHMARKS.md";
+const file = Bun.file(path);
+let doc = (await file.exists()) ? await file.text() : "# Benchmarks\n\nNumbers are measurements, not targets; each section names its machine, command and date.\n\n";
+const begin = "<!-- bench:fanout:begin -->";
+const end = "<!-- bench:fanout:end -->";
+const block = `${begin}\n${section}${end}`;
+if (doc.includes(begin) && doc.includes(end)) doc = doc.slice(0, doc.indexOf(begin)) + block + doc.slice(doc.indexOf(end) + end.length);
+else doc = doc.trimEnd() + "\n\n" + block + "\n";
+await Bun.write(path, doc);
+console.log(`wrote ${path}`);
+process.exit(0);

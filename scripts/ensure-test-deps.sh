@@ -1,0 +1,19 @@
+#!/bin/bash
+# Installs the Debian packages the test suite drives for real: socat (pseudo-terminal pairs for
+# the serial backend), python3-can (a real socketcand client), can-utils, iproute2 (network
+# namespaces for mDNS), and the qemu VM for SocketCAN (../shared/vmcan/setup.sh). Idempotent;
+# needs root (or the packages already installed).
+set -euo pipefail
+need=()
+for p in socat python3 python3-can can-utils iproute2 procps; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "can-server tests need these Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "can-server: installing Debian packages: ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi

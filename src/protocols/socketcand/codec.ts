@@ -1,0 +1,211 @@
+/**
+ * socketcand ASCII codec (shared/spec/PROTOCOLS.md §6): a resumable reader that cuts the client's
+ * byte stream into `< … >` commands (whitespace between them is allowed, anything else is a
+ * framing violation, as is a command longer than SOCKETCAND_MAX_COMMAND bytes), a parser for the
+ * raw-mode `< send ID DLC b0 … >` command, and the batch encoder for bus frames
+ * `< frame ID SEC.USEC DATA >`. No I/O; the session state machine lives in protocol.ts.
+ */
+import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_ERR_FLAG, CAN_MAX_DLEN, CAN_RTR_FLAG, CAN_SFF_MASK, type CanFrame } from "../../can/frame.ts";
+import { ByteQueue } from "../byte-queue.ts";
+
+/** Longest command body (between `<` and `>`) accepted; a send with 8 bytes needs about 40. */
+export const SOCKETCAND_MAX_COMMAND = 512;
+
+const LT = 0x3c; // <
+const GT = 0x3e; // >
+
+function isSpace(b: number): boolean {
+  return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+}
+
+/** The bytes of a reply element `< text >`. */
+export function socketcandReply(text: string): Uint8Array {
+  return new TextEncoder().encode(`< ${text} >`);
+}
+
+/**
+ * Cuts a byte stream into command bodies (the text between `<` and `>`, untrimmed). The handler
+ * returns false to stop reading (e.g. the session failed); the reader then ignores all input.
+ * `push()` returns the framing violation once the stream is broken, otherwise null.
+ */
+export class CommandReader {
+  // Holds the body of at most one unfinished command (≤ SOCKETCAND_MAX_COMMAND bytes).
+  private readonly pending = new ByteQueue(64, SOCKETCAND_MAX_COMMAND);
+  private inCommand = false;
+  private stopped = false;
+  private broken: string | null = null;
+
+  constructor(private readonly onCommand: (body: string) => boolean) {}
+
+  get violation(): string | null {
+    return this.broken;
+  }
+
+  /** Bytes held for an unfinished command. */
+  get buffered(): number {
+    return this.pending.length;
+  }
+
+  push(chunk: Uint8Array): string | null {
+    if (this.broken !== null || this.stopped) return this.broken;
+    const q = this.pending;
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      if (!this.inCommand) {
+        const b = chunk[pos]!;
+        if (isSpace(b)) {
+          pos++;
+          continue;
+        }
+        if (b !== LT) return this.fail(`unexpected byte 0x${b.toString(16).padStart(2, "0")} outside < … >`);
+        this.inCommand = true;
+        pos++;
+        continue;
+      }
+      const gt = chunk.indexOf(GT, pos);
+      const stop = gt < 0 ? end : gt;
+      if (q.length + (stop - pos) > SOCKETCAND_MAX_COMMAND) {
+        return this.fail(`command longer than ${SOCKETCAND_MAX_COMMAND} bytes`);
+      }
+      if (gt < 0) {
+        q.push(chunk.subarray(pos, end));
+        return null;
+      }
+      let body: string;
+      if (q.length === 0) body = latin1(chunk, pos, gt);
+      else {
+        q.push(chunk.subarray(pos, gt));
+        body = latin1(q.view(q.length), 0, q.length);
+        q.clear();
+      }
+      this.inCommand = false;
+      pos = gt + 1;
+      if (!this.onCommand(body)) {
+        this.stopped = true;
+        return null;
+      }
+    }
+    return null;
+  }
+
+  private fail(reason: string): string {
+    this.broken = reason;
+    this.pending.clear();
+    return reason;
+  }
+}
+
+function latin1(b: Uint8Array, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < to; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
+/** Splits a command body into words (the first is the command name). */
+export function commandWords(body: string): string[] {
+  return body.split(/[ \t\r\n]+/).filter((w) => w !== "");
+}
+
+const HEX_ID = /^[0-9a-fA-F]{1,8}$/;
+const HEX_BYTE = /^[0-9a-fA-F]{1,2}$/;
+const DLC_DIGIT = /^[0-9a-fA-F]$/;
+
+/**
+ * Parses the words of `send ID DLC b0 b1 …` into a classic data frame, or returns why it is not
+ * one. ID is hex; 8 digits or a value above 0x7FF make it extended. DLC is one hex digit (python-can
+ * writes `{dlc:X}`), 0..8, and must equal the number of data bytes; bytes are 1–2 hex digits.
+ */
+export function parseSend(words: readonly string[]): CanFrame | string {
+  const idText = words[1];
+  const dlcText = words[2];
+  if (idText === undefined || dlcText === undefined) return "send needs an id and a dlc";
+  if (!HEX_ID.test(idText)) return `bad id "${printable(idText)}"`;
+  const id = parseInt(idText, 16);
+  if (id > CAN_EFF_MASK) return `id ${idText} above 0x1FFFFFFF`;
+  const ext = idText.length === 8 || id > CAN_SFF_MASK;
+  if (!DLC_DIGIT.test(dlcText)) return `bad dlc "${printable(dlcText)}"`;
+  const dlc = parseInt(dlcText, 16);
+  if (dlc > CAN_MAX_DLEN) return `dlc ${dlc} above 8`;
+  const n = words.length - 3;
+  if (n !== dlc) return `dlc ${dlc} but ${n} data bytes`;
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const w = words[3 + i]!;
+    if (!HEX_BYTE.test(w)) return `bad data byte "${printable(w)}"`;
+    data[i] = parseInt(w, 16);
+  }
+  return { canId: (ext ? id | CAN_EFF_FLAG : id) >>> 0, len: n, data, fd: false, fdFlags: 0 };
+}
+
+/** A client-supplied word made safe to echo in a reply: printable ASCII except < >, at most 40 chars. */
+export function printable(word: string): string {
+  const s = word.length > 40 ? word.slice(0, 40) : word;
+  return s.replace(/[^\x21-\x3b\x3d\x3f-\x7e]/g, "?");
+}
+
+/**
+ * Whether a bus frame has a raw-mode representation: `< frame >` carries an id and data bytes
+ * only, so there is no way to mark an RTR, CAN FD or error frame. Sending one would make the
+ * client see an ordinary data frame that was never on the bus, so such frames are not sent.
+ */
+export function socketcandCanCarry(f: CanFrame): boolean {
+  return !f.fd && (f.canId & (CAN_RTR_FLAG | CAN_ERR_FLAG)) === 0 && f.data.length <= CAN_MAX_DLEN;
+}
+
+const HEX_DIGITS = Uint8Array.from("0123456789ABCDEF", (c) => c.charCodeAt(0));
+// " < frame ": the leading space is deliberate, see encodeSocketcandFrames.
+const FRAME_PREFIX = Uint8Array.from(" < frame ", (c) => c.charCodeAt(0));
+
+/** `SEC.USEC` (microseconds zero-padded to 6) for a time in milliseconds since the epoch. */
+export function socketcandTimestamp(nowMs: number): string {
+  const ms = Math.floor(nowMs);
+  const sec = Math.floor(ms / 1000);
+  const usec = (ms - sec * 1000) * 1000 + Math.floor((nowMs - ms) * 1000);
+  return `${sec}.${String(usec).padStart(6, "0")}`;
+}
+
+/**
+ * Encodes frames[0..count) as ` < frame ID SEC.USEC DATA >` elements in one buffer; frames without
+ * a raw-mode form (see socketcandCanCarry) are skipped. ID is `%03X` (standard) or `%08X`
+ * (extended), DATA `%02X` per byte without spaces, as socketcand prints them; with no data the
+ * element still has both spaces (`< frame 123 1.000000  >`), which python-can needs to parse it.
+ * Every element is preceded by one space: python-can 4.1 drops the character after the last
+ * complete element of each recv(), which without a separator costs one frame per read boundary;
+ * clients locate elements by `<`, so the space is harmless to them. All frames of a batch carry
+ * the same time, `nowMs` (the gateway has no per-frame receive time).
+ */
+export function encodeSocketcandFrames(frames: readonly CanFrame[], count: number, nowMs: number = Date.now()): Uint8Array {
+  const ts = socketcandTimestamp(nowMs);
+  // prefix + id + " " + ts + " " + data + " >"
+  const fixed = FRAME_PREFIX.length + 1 + ts.length + 1 + 2;
+  let size = 0;
+  for (let i = 0; i < count; i++) {
+    const f = frames[i]!;
+    if (!socketcandCanCarry(f)) continue;
+    size += fixed + ((f.canId & CAN_EFF_FLAG) !== 0 ? 8 : 3) + 2 * f.data.length;
+  }
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const f = frames[i]!;
+    if (!socketcandCanCarry(f)) continue;
+    out.set(FRAME_PREFIX, p);
+    p += FRAME_PREFIX.length;
+    const ext = (f.canId & CAN_EFF_FLAG) !== 0;
+    const id = ext ? f.canId & CAN_EFF_MASK : f.canId & CAN_SFF_MASK;
+    for (let shift = ext ? 28 : 8; shift >= 0; shift -= 4) out[p++] = HEX_DIGITS[(id >>> shift) & 0xf]!;
+    out[p++] = 0x20;
+    for (let k = 0; k < ts.length; k++) out[p++] = ts.charCodeAt(k);
+    out[p++] = 0x20;
+    const d = f.data;
+    for (let k = 0; k < d.length; k++) {
+      const b = d[k]!;
+      out[p++] = HEX_DIGITS[b >> 4]!;
+      out[p++] = HEX_DIGITS[b & 0xf]!;
+    }
+    out[p++] = 0x20;
+    out[p++] = GT;
+  }
+  return out;
+}

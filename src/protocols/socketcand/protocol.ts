@@ -1,0 +1,129 @@
+/**
+ * socketcand raw mode as a WireProtocol (shared/spec/PROTOCOLS.md §6, default port 29536). The
+ * session greets `< hi >`, answers `< open NAME >` (only the configured bus name; any other fails
+ * the handshake) and `< rawmode >` with `< ok >`, and is ready after that last reply; the server
+ * layer writes each reply separately and streams frames only once they are flushed, because
+ * python-can matches each reply against one recv(). In raw mode `< send … >` becomes a bus frame.
+ * Framing violations (bytes outside `< … >`, over-long commands) fail the session as malformed;
+ * a bad or unsupported command is answered with `< error … >` and the session continues, as
+ * socketcand does.
+ */
+import type { CanFrame } from "../../can/frame.ts";
+import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
+import { CommandReader, commandWords, encodeSocketcandFrames, parseSend, printable, socketcandCanCarry, socketcandReply } from "./codec.ts";
+
+/** socketcand commands this gateway knows but does not implement (BCM, ISO-TP, control mode…). */
+export const SOCKETCAND_UNSUPPORTED_COMMANDS: ReadonlySet<string> = new Set([
+  "add",
+  "update",
+  "delete",
+  "subscribe",
+  "unsubscribe",
+  "filter",
+  "bcmmode",
+  "isotpmode",
+  "controlmode",
+  "statistics",
+  "isotpconf",
+  "sendpdu",
+]);
+
+const HI = socketcandReply("hi");
+const OK = socketcandReply("ok");
+const ECHO = socketcandReply("echo");
+
+/** Where the session is: greeted (no bus), bus open (socketcand's BCM mode), raw mode. */
+type Mode = "no-bus" | "bcm" | "raw";
+
+class SocketcandSession implements WireSession {
+  private mode: Mode = "no-bus";
+  private failed = false;
+  private readonly reader: CommandReader;
+
+  constructor(
+    private readonly events: WireSessionEvents,
+    private readonly options: WireSessionOptions,
+  ) {
+    this.reader = new CommandReader((body) => this.command(body));
+  }
+
+  start(): void {
+    this.events.reply(HI.slice());
+  }
+
+  receive(chunk: Uint8Array): void {
+    if (this.failed) return;
+    const violation = this.reader.push(chunk);
+    if (violation !== null && !this.failed) {
+      this.failed = true;
+      this.events.fail("malformed", violation);
+    }
+  }
+
+  accepts(frame: CanFrame): boolean {
+    return socketcandCanCarry(frame);
+  }
+
+  encode(frames: readonly CanFrame[], count: number): Uint8Array {
+    return encodeSocketcandFrames(frames, count, Date.now());
+  }
+
+  /** Handles one command body; returns false once the session has failed (stop reading). */
+  private command(body: string): boolean {
+    const words = commandWords(body);
+    const name = words[0] ?? "";
+    switch (name) {
+      case "open":
+        return this.open(words[1] ?? "");
+      case "rawmode":
+        if (this.mode === "no-bus") return this.error("no bus open");
+        this.events.reply(OK.slice());
+        if (this.mode === "bcm") {
+          this.mode = "raw";
+          this.events.ready();
+        }
+        return true;
+      case "echo":
+        this.events.reply(ECHO.slice());
+        return true;
+      case "send": {
+        if (this.mode !== "raw") return this.error("send is only supported in raw mode");
+        const frame = parseSend(words);
+        if (typeof frame === "string") return this.error(frame);
+        this.events.frame(frame);
+        return true;
+      }
+      case "":
+        return this.error("empty command");
+      default:
+        if (SOCKETCAND_UNSUPPORTED_COMMANDS.has(name)) return this.error(`command not supported: ${name}`);
+        return this.error(`unknown command: ${printable(name)}`);
+    }
+  }
+
+  private open(bus: string): boolean {
+    if (this.mode !== "no-bus") return this.error("bus already open");
+    if (bus !== this.options.busName) {
+      this.events.reply(socketcandReply(`error could not open bus ${printable(bus)}`));
+      this.failed = true;
+      this.events.fail("handshake", `client asked for bus "${printable(bus)}", this gateway serves "${this.options.busName}"`);
+      return false;
+    }
+    this.mode = "bcm";
+    this.events.reply(OK.slice());
+    return true;
+  }
+
+  private error(text: string): true {
+    this.events.reply(socketcandReply(`error ${text}`));
+    return true;
+  }
+}
+
+export const socketcand: WireProtocol = {
+  name: "socketcand",
+  defaultPort: 29536,
+  open(events: WireSessionEvents, options: WireSessionOptions): WireSession {
+    return new SocketcandSession(events, options);
+  },
+};

@@ -1,0 +1,397 @@
+/**
+ * socketcand raw mode (shared/spec/PROTOCOLS.md §6): the shared conformance suite run on the
+ * client → gateway direction (python-can's `< send >` text through the command reader), parser
+ * tests per command with the exact reply bytes, the `< frame >` encoder byte for byte, and a
+ * cross-check that the installed python-can 4.1 (the real client, run as a subprocess) parses every
+ * encoded frame at any read boundary. The session's events sink is a recorder: WireSessionEvents is
+ * the interface the server layer implements.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { CAN_EFF_FLAG, CAN_ERR_FLAG, type CanFrame, dataFrame, fdFrame, remoteFrame } from "../../src/can/frame.ts";
+import type { WireSessionEvents } from "../../src/protocols/protocol.ts";
+import {
+  CommandReader,
+  encodeSocketcandFrames,
+  parseSend,
+  SOCKETCAND_MAX_COMMAND,
+  socketcandTimestamp,
+} from "../../src/protocols/socketcand/codec.ts";
+import { socketcand } from "../../src/protocols/socketcand/protocol.ts";
+import { Rng, randomChunks, runCodecConformance } from "./conformance.ts";
+
+const ascii = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** python-can 4.1's `convert_can_message_to_ascii_message`, except extended ids get 8 digits. */
+function sendCommand(f: CanFrame): string {
+  const ext = (f.canId & CAN_EFF_FLAG) !== 0;
+  const id = (f.canId & 0x1fffffff).toString(16).toUpperCase();
+  const bytes = Array.from(f.data, (b) => b.toString(16)).join(" ");
+  return `< send ${ext ? id.padStart(8, "0") : id} ${f.len.toString(16).toUpperCase()} ${bytes} >`;
+}
+
+runCodecConformance({
+  name: "socketcand send",
+  encode: (frames) => ascii(frames.map(sendCommand).join("")),
+  makeDecoder(onFrame) {
+    const r = new CommandReader((body) => {
+      const words = body.trim().split(/\s+/);
+      const f = parseSend(words);
+      if (typeof f !== "string") onFrame(f);
+      return true;
+    });
+    return { push: (c) => r.push(c), buffered: () => r.buffered };
+  },
+  genFrame(rng: Rng) {
+    const ext = rng.bool();
+    return dataFrame(ext ? rng.int(0x20000000) : rng.int(0x800), rng.bytes(rng.int(9)), ext);
+  },
+  maxBuffered: SOCKETCAND_MAX_COMMAND,
+  violation: ascii("hello"),
+});
+
+describe("socketcand command reader", () => {
+  function read(...chunks: string[]): { bodies: string[]; violation: string | null } {
+    const bodies: string[] = [];
+    const r = new CommandReader((b) => {
+      bodies.push(b);
+      return true;
+    });
+    let violation: string | null = null;
+    for (const c of chunks) violation = r.push(ascii(c));
+    return { bodies, violation };
+  }
+
+  test("commands back to back and with whitespace between", () => {
+    expect(read("< open can0 >< rawmode >\r\n < echo >\n")).toEqual({ bodies: [" open can0 ", " rawmode ", " echo "], violation: null });
+  });
+
+  test("command split in two chunks", () => {
+    expect(read("< send 12", "3 1 ff >").bodies).toEqual([" send 123 1 ff "]);
+  });
+
+  test("'<' and '>' in their own chunks", () => {
+    expect(read("<", " echo ", ">").bodies).toEqual([" echo "]);
+  });
+
+  test("garbage outside < … > is a violation", () => {
+    const r = read("< echo > hello < echo >");
+    expect(r.bodies).toEqual([" echo "]);
+    expect(r.violation).toContain("outside");
+  });
+
+  test("a stray '>' is a violation", () => {
+    expect(read(">").violation).not.toBeNull();
+  });
+
+  test(`command of ${SOCKETCAND_MAX_COMMAND} bytes is fine, one more without '>' is a violation`, () => {
+    expect(read(`<${" ".repeat(SOCKETCAND_MAX_COMMAND - 4)}echo>`).bodies.length).toBe(1);
+    expect(read("<", "x".repeat(SOCKETCAND_MAX_COMMAND), "x").violation).toContain("longer than");
+  });
+
+  test("an endless command is cut off, not buffered", () => {
+    const r = new CommandReader(() => true);
+    r.push(ascii("<"));
+    let violation: string | null = null;
+    for (let i = 0; i < 100 && violation === null; i++) violation = r.push(ascii("a".repeat(64)));
+    expect(violation).not.toBeNull();
+    expect(r.buffered).toBe(0);
+  });
+
+  test("handler returning false stops reading", () => {
+    const bodies: string[] = [];
+    const r = new CommandReader((b) => {
+      bodies.push(b);
+      return false;
+    });
+    expect(r.push(ascii("< a >< b > garbage"))).toBeNull();
+    expect(r.push(ascii("< c >"))).toBeNull();
+    expect(bodies).toEqual([" a "]);
+  });
+});
+
+describe("socketcand send parser", () => {
+  const p = (s: string) => parseSend(s.trim().split(/\s+/));
+
+  test("python-can form: uppercase id, hex dlc, lowercase unpadded bytes", () => {
+    expect(p("send 123 3 a 1b ff")).toEqual(dataFrame(0x123, [0x0a, 0x1b, 0xff]));
+  });
+
+  test("uppercase bytes", () => {
+    expect(p("send 7FF 2 AB CD")).toEqual(dataFrame(0x7ff, [0xab, 0xcd]));
+  });
+
+  test("8 hex digits make an extended id even when small", () => {
+    expect(p("send 00000123 0")).toEqual(dataFrame(0x123, [], true));
+  });
+
+  test("id above 0x7FF is extended", () => {
+    expect(p("send 800 1 1")).toEqual(dataFrame(0x800, [1], true));
+    expect((p("send 1ABCDE0F 0") as CanFrame).canId).toBe((CAN_EFF_FLAG | 0x1abcde0f) >>> 0);
+  });
+
+  test("zero data bytes (python-can writes two spaces)", () => {
+    expect(p("send 1 0  ")).toEqual(dataFrame(0x1, []));
+  });
+
+  test("errors", () => {
+    expect(p("send")).toBe("send needs an id and a dlc");
+    expect(p("send xyz 1 1")).toContain("bad id");
+    expect(p("send 123456789 0")).toContain("bad id");
+    expect(p("send 20000000 0")).toContain("above 0x1FFFFFFF");
+    expect(p("send 123 9 1 2 3 4 5 6 7 8 9")).toBe("dlc 9 above 8");
+    expect(p("send 123 2 1")).toBe("dlc 2 but 1 data bytes");
+    expect(p("send 123 1 100")).toContain("bad data byte");
+    expect(p("send 123 1 zz")).toContain("bad data byte");
+    expect(p("send 123 x")).toContain("bad dlc");
+  });
+});
+
+describe("socketcand frame encoder", () => {
+  const t = 1700000000123; // ms
+
+  test("timestamp SEC.USEC", () => {
+    expect(socketcandTimestamp(t)).toBe("1700000000.123000");
+    expect(socketcandTimestamp(5)).toBe("0.005000");
+  });
+
+  test("standard id %03X, extended %08X, data %02X without spaces", () => {
+    const wire = encodeSocketcandFrames([dataFrame(0x12, [0xab, 0x01]), dataFrame(0x1abcde0f, [0xff], true), dataFrame(0x5, [], true)], 3, t);
+    expect(text(wire)).toBe(
+      " < frame 012 1700000000.123000 AB01 >" + " < frame 1ABCDE0F 1700000000.123000 FF >" + " < frame 00000005 1700000000.123000  >",
+    );
+  });
+
+  test("no data keeps both spaces", () => {
+    expect(text(encodeSocketcandFrames([dataFrame(0x7ff, [])], 1, t))).toBe(" < frame 7FF 1700000000.123000  >");
+  });
+
+  test("RTR, FD and error frames are skipped", () => {
+    const err: CanFrame = { canId: CAN_ERR_FLAG | 4, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
+    const wire = encodeSocketcandFrames([remoteFrame(0x1, 2), fdFrame(0x2, [1]), err, dataFrame(0x3, [3])], 4, t);
+    expect(text(wire)).toBe(" < frame 003 1700000000.123000 03 >");
+  });
+
+  test("only frames[0..count)", () => {
+    expect(encodeSocketcandFrames([dataFrame(1, [1]), dataFrame(2, [2])], 0, t).length).toBe(0);
+  });
+});
+
+interface Recorded {
+  log: string[];
+  frames: CanFrame[];
+  fails: [string, string][];
+}
+
+function recorder(): { events: WireSessionEvents; rec: Recorded } {
+  const rec: Recorded = { log: [], frames: [], fails: [] };
+  const events: WireSessionEvents = {
+    frame: (f) => {
+      rec.frames.push(f);
+      rec.log.push("frame");
+    },
+    reply: (b) => rec.log.push(text(b)),
+    ready: () => rec.log.push("ready"),
+    fail: (kind, reason) => {
+      rec.fails.push([kind, reason]);
+      rec.log.push(`fail ${kind}`);
+    },
+  };
+  return { events, rec };
+}
+
+describe("socketcand session", () => {
+  const opts = { fd: false, busName: "can0" };
+  function opened(): { s: ReturnType<typeof socketcand.open>; rec: Recorded } {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.start();
+    s.receive(ascii("< open can0 >"));
+    s.receive(ascii("< rawmode >"));
+    rec.log.length = 0;
+    return { s, rec };
+  }
+
+  test("protocol identity", () => {
+    expect(socketcand.name).toBe("socketcand");
+    expect(socketcand.defaultPort).toBe(29536);
+  });
+
+  test("python-can handshake: exact replies, each its own reply, ready after the last < ok >", () => {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.start();
+    expect(rec.log).toEqual(["< hi >"]);
+    s.receive(ascii("< open can0 >"));
+    expect(rec.log).toEqual(["< hi >", "< ok >"]);
+    s.receive(ascii("< rawmode >"));
+    expect(rec.log).toEqual(["< hi >", "< ok >", "< ok >", "ready"]);
+  });
+
+  test("open and rawmode in one chunk", () => {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.start();
+    s.receive(ascii("< open can0 >< rawmode >< send 123 1 ff >"));
+    expect(rec.log).toEqual(["< hi >", "< ok >", "< ok >", "ready", "frame"]);
+    expect(rec.frames).toEqual([dataFrame(0x123, [0xff])]);
+  });
+
+  test("wrong bus name: error reply, then handshake failure, nothing after", () => {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.start();
+    s.receive(ascii("< open vcan9 >< rawmode >"));
+    s.receive(ascii("< rawmode >"));
+    expect(rec.log).toEqual(["< hi >", "< error could not open bus vcan9 >", "fail handshake"]);
+  });
+
+  test("echo works in every mode", () => {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.receive(ascii("< echo >"));
+    expect(rec.log).toEqual(["< echo >"]);
+    const o = opened();
+    o.s.receive(ascii("< echo >"));
+    expect(o.rec.log).toEqual(["< echo >"]);
+  });
+
+  test("rawmode before open is answered with an error, session continues", () => {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.receive(ascii("< rawmode >< open can0 >< rawmode >"));
+    expect(rec.log).toEqual(["< error no bus open >", "< ok >", "< ok >", "ready"]);
+  });
+
+  test("send before rawmode is answered with an error", () => {
+    const { events, rec } = recorder();
+    const s = socketcand.open(events, opts);
+    s.receive(ascii("< open can0 >< send 1 0  >"));
+    expect(rec.log).toEqual(["< ok >", "< error send is only supported in raw mode >"]);
+  });
+
+  test("second open and second rawmode", () => {
+    const { s, rec } = opened();
+    s.receive(ascii("< open can0 >< rawmode >"));
+    expect(rec.log).toEqual(["< error bus already open >", "< ok >"]);
+  });
+
+  test("known but unsupported commands get an error and the session continues", () => {
+    const { s, rec } = opened();
+    for (const c of ["add 1 0 123 0", "update 1 0 123 0", "delete 123", "subscribe 0 0 123", "unsubscribe 123", "filter 0 0 123 0", "isotpmode", "bcmmode", "controlmode", "statistics 1000", "isotpconf 1 2", "sendpdu 1 2"]) {
+      s.receive(ascii(`< ${c} >`));
+    }
+    s.receive(ascii("< send 123 0  >"));
+    expect(rec.log).toEqual([
+      "< error command not supported: add >",
+      "< error command not supported: update >",
+      "< error command not supported: delete >",
+      "< error command not supported: subscribe >",
+      "< error command not supported: unsubscribe >",
+      "< error command not supported: filter >",
+      "< error command not supported: isotpmode >",
+      "< error command not supported: bcmmode >",
+      "< error command not supported: controlmode >",
+      "< error command not supported: statistics >",
+      "< error command not supported: isotpconf >",
+      "< error command not supported: sendpdu >",
+      "frame",
+    ]);
+    expect(rec.fails).toEqual([]);
+  });
+
+  test("unknown and empty commands get an error; the name is sanitised", () => {
+    const { s, rec } = opened();
+    s.receive(ascii("< frobnicate >< >< a<b >"));
+    expect(rec.log).toEqual(["< error unknown command: frobnicate >", "< error empty command >", "< error unknown command: a?b >"]);
+  });
+
+  test("bad send is answered with an error and the session continues", () => {
+    const { s, rec } = opened();
+    s.receive(ascii("< send 123 9 1 2 3 4 5 6 7 8 9 >< send 123 2 1 >< send 124 1 7 >"));
+    expect(rec.log).toEqual(["< error dlc 9 above 8 >", "< error dlc 2 but 1 data bytes >", "frame"]);
+    expect(rec.frames).toEqual([dataFrame(0x124, [7])]);
+  });
+
+  test("garbage outside < … > fails as malformed once, later input ignored", () => {
+    const { s, rec } = opened();
+    s.receive(ascii("< send 1 0 > GET / HTTP/1.1\r\n"));
+    s.receive(ascii("< send 2 0 >"));
+    expect(rec.log).toEqual(["frame", "fail malformed"]);
+  });
+
+  test("over-long command fails as malformed", () => {
+    const { s, rec } = opened();
+    s.receive(ascii(`< ${"x".repeat(600)}`));
+    expect(rec.fails.map((f) => f[0])).toEqual(["malformed"]);
+  });
+
+  test("accepts classic data frames only", () => {
+    const { s } = opened();
+    expect(s.accepts(dataFrame(0x1, [1]))).toBe(true);
+    expect(s.accepts(remoteFrame(0x1, 1))).toBe(false);
+    expect(s.accepts(fdFrame(0x1, [1]))).toBe(false);
+    expect(s.accepts({ canId: CAN_ERR_FLAG, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 })).toBe(false);
+  });
+
+  test("encode uses the current time", () => {
+    const { s } = opened();
+    const before = Math.floor(Date.now() / 1000);
+    const out = text(s.encode([dataFrame(0x1, [1])], 1));
+    const sec = Number(/^ < frame 001 (\d+)\.\d{6} 01 >$/.exec(out)?.[1]);
+    expect(sec).toBeGreaterThanOrEqual(before);
+    expect(sec).toBeLessThanOrEqual(before + 5);
+  });
+});
+
+// The installed python-can (Debian python3-can 4.1) is the real client; run its receive loop over
+// our bytes cut at random read boundaries. Without the separator before each element it loses one
+// frame per boundary (its buffer slice skips one character).
+const PYTHON = "/usr/bin/python3";
+const PY_SCRIPT = String.raw`
+import sys, json, random, select, logging
+from collections import deque
+logging.disable(logging.CRITICAL)
+import can.interfaces.socketcand.socketcand as m
+data = sys.stdin.buffer.read()
+out = []
+for seed in range(int(sys.argv[1])):
+    rng = random.Random(seed)
+    chunks, p = [], 0
+    while p < len(data):
+        n = rng.randint(100, 1024); chunks.append(data[p:p+n]); p += n
+    class Sock:
+        def recv(self, n): return chunks.pop(0) if chunks else b""
+    bus = m.SocketCanDaemonBus.__new__(m.SocketCanDaemonBus)
+    bus._SocketCanDaemonBus__socket = Sock()
+    bus._SocketCanDaemonBus__message_buffer = deque()
+    bus._SocketCanDaemonBus__receive_buffer = ""
+    m.select.select = lambda r, w, x, t: (r, [], [])
+    got = []
+    for _ in range(100000):
+        if not chunks and not bus._SocketCanDaemonBus__message_buffer: break
+        msg, _ = bus._recv_internal(0)
+        if msg is not None: got.append([msg.arbitration_id, msg.data.hex()])
+    out.append(got)
+print(json.dumps(out))
+`;
+
+const havePythonCan = existsSync(PYTHON) && Bun.spawnSync([PYTHON, "-c", "import can.interfaces.socketcand"]).exitCode === 0;
+
+describe("socketcand frames through python-can 4.1's parser", () => {
+  test.skipIf(!havePythonCan)("every frame arrives, in order, at random read boundaries", () => {
+    const rng = new Rng(2024);
+    const frames = Array.from({ length: 300 }, () => {
+      const ext = rng.bool();
+      return dataFrame(ext ? rng.int(0x20000000) : rng.int(0x800), rng.bytes(rng.int(9)), ext);
+    });
+    const wire = encodeSocketcandFrames(frames, frames.length, 1700000000123);
+    const proc = Bun.spawnSync([PYTHON, "-c", PY_SCRIPT, "10"], { stdin: wire, timeout: 30_000 });
+    expect(proc.exitCode).toBe(0);
+    const runs = JSON.parse(text(proc.stdout)) as [number, string][][];
+    const want = frames.map((f): [number, string] => [f.canId & 0x1fffffff, Buffer.from(f.data).toString("hex")]);
+    expect(runs.length).toBe(10);
+    for (const got of runs) expect(got).toEqual(want);
+  });
+});
