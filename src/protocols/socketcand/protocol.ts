@@ -123,6 +123,9 @@ class SocketcandSession implements WireSession {
 export const socketcand: WireProtocol = {
   name: "socketcand",
   defaultPort: 29536,
+  // python-can 4.1 reads the final `< ok >` with one recv(256) and needs it alone: frames that
+  // arrived with it would make the match fail. The server waits this long after flushing it.
+  streamDelayMs: 50,
   open(events: WireSessionEvents, options: WireSessionOptions): WireSession {
     return new SocketcandSession(events, options);
   },

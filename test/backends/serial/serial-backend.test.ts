@@ -1,0 +1,309 @@
+/**
+ * SerialBackend on real kernel ttys (socat pty pairs, end `a` for the backend, end `b` playing
+ * the adapter): a hostile 20,000-frame RX stream delivered exactly, TX bytes exactly as spec §4,
+ * a TX flood beyond the queue counted and survived, refused frames counted, hot-plug (the pair
+ * killed mid-traffic and recreated at the same path) recovered without a restart, a device
+ * missing at start-up picked up when it appears, and stop() releasing everything.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import fs from "node:fs";
+import type { BackendListener } from "../../../src/backends/backend.ts";
+import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
+import { type CanFrame, dataFrame, fdFrame, formatFrame, framesEqual, remoteFrame } from "../../../src/can/frame.ts";
+import { memoryLogger } from "../../../src/ops/log.ts";
+import { Stats } from "../../../src/ops/stats.ts";
+import { encodeAmpioRx, encodeAmpioTx } from "../../../src/protocols/ampio-serial/codec.ts";
+import { hostileStream, prng, randomChunks } from "../../fixtures/ampio-stream.ts";
+import { TX_SPEC_EXAMPLE } from "../../fixtures/ampio-vectors.ts";
+import { createPtyPair, drainPeer, openPeer, type PtyPair, readBytes, waitFor, writeAll } from "../../helpers/pty.ts";
+
+interface Harness {
+  backend: SerialBackend;
+  stats: Stats;
+  lines: string[];
+  frames: CanFrame[];
+  states: { up: boolean; reason: string }[];
+  events(msg: string): Record<string, unknown>[];
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function pty(name: string, start = true): Promise<PtyPair> {
+  const p = await createPtyPair(name, { start });
+  cleanups.push(() => p.close());
+  return p;
+}
+
+function peer(device: string): number {
+  const fd = openPeer(device);
+  cleanups.push(() => {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // The pty pair was already torn down.
+    }
+  });
+  return fd;
+}
+
+async function startBackend(device: string, txQueueLimit?: number): Promise<Harness> {
+  const stats = new Stats();
+  const { log, lines } = memoryLogger("debug");
+  const backend = new SerialBackend({ path: device, baud: 115200, stats, log, txQueueLimit });
+  const h: Harness = {
+    backend,
+    stats,
+    lines,
+    frames: [],
+    states: [],
+    events: (msg) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === msg),
+  };
+  const listener: BackendListener = {
+    frame: (f) => h.frames.push(f),
+    state: (up, reason) => h.states.push({ up, reason }),
+  };
+  await backend.start(listener);
+  cleanups.push(() => backend.stop());
+  return h;
+}
+
+function expectSameFrames(got: CanFrame[], want: CanFrame[]): void {
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (!framesEqual(got[i]!, want[i]!)) throw new Error(`frame ${i}: got ${formatFrame(got[i]!)}, want ${formatFrame(want[i]!)}`);
+  }
+}
+
+/** Nothing beyond what was expected reaches the adapter end. */
+async function expectNothingMore(fd: number): Promise<void> {
+  await Bun.sleep(30);
+  expect(drainPeer(fd)).toBe(0);
+}
+
+describe("SerialBackend RX", () => {
+  test("20,000 frames with garbage and corrupted frames in random chunks arrive exactly, in order", async () => {
+    const pair = await pty("rx");
+    const h = await startBackend(pair.deviceA);
+    expect(h.backend.up).toBe(true);
+    const adapter = peer(pair.deviceB);
+    const stream = hostileStream({ seed: 20_000, frames: 19_999 });
+    expect(stream.expected.length).toBe(20_000);
+    const rnd = prng(77);
+    for (const chunk of randomChunks(stream.bytes, rnd)) await writeAll(adapter, chunk);
+    await waitFor(() => h.frames.length >= stream.expected.length, 30_000, "all frames at the backend");
+    await Bun.sleep(50); // nothing extra may trail in
+    expectSameFrames(h.frames, stream.expected);
+    expect(h.stats.serialRxFrames).toBe(20_000);
+    expect(h.stats.malformedFrames).toBe(stream.rejects);
+    expect(h.stats.errors.get("serial_read")).toBe(0);
+    expect(h.states).toEqual([{ up: true, reason: "" }]);
+  }, 60_000);
+});
+
+describe("SerialBackend TX", () => {
+  test("frames appear on the adapter end as the exact bytes of spec §4, in order", async () => {
+    const pair = await pty("tx");
+    const h = await startBackend(pair.deviceA);
+    const adapter = peer(pair.deviceB);
+    const frames = [dataFrame(0x123, [0xaa, 0xbb, 0xcc])];
+    for (let dlc = 0; dlc <= 8; dlc++) frames.push(dataFrame(0x1000000 + dlc, Array.from({ length: dlc }, (_, i) => 0x2d + i), true));
+    for (const f of frames) h.backend.send(f);
+    const want = frames.map((f) => [...encodeAmpioTx(f)!]).flat();
+    const got = await readBytes(adapter, want.length, 2000);
+    expect([...got.subarray(0, TX_SPEC_EXAMPLE.length)]).toEqual([...TX_SPEC_EXAMPLE]);
+    expect([...got]).toEqual(want);
+    await expectNothingMore(adapter);
+    expect(h.stats.serialTxFrames).toBe(frames.length);
+    expect(h.stats.backendTxDropped).toBe(0);
+  });
+
+  test("RTR, CAN FD and error frames are refused and counted, not sent", async () => {
+    const pair = await pty("txref");
+    const h = await startBackend(pair.deviceA);
+    const adapter = peer(pair.deviceB);
+    h.backend.send(remoteFrame(0x123, 2));
+    h.backend.send(fdFrame(0x123, new Uint8Array(16)));
+    h.backend.send({ canId: 0x20000004, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 });
+    h.backend.send(dataFrame(0x7, [1]));
+    const want = [...encodeAmpioTx(dataFrame(0x7, [1]))!];
+    expect([...(await readBytes(adapter, want.length, 2000))]).toEqual(want);
+    await expectNothingMore(adapter);
+    expect(h.stats.errors.get("backend_unsupported_frame")).toBe(3);
+    expect(h.stats.backendTxDropped).toBe(3);
+    expect(h.events("serial_tx_refused")).toHaveLength(3);
+  });
+
+  test("a flood beyond the TX queue is counted, the accepted frames go out intact, RX keeps working", async () => {
+    const pair = await pty("flood");
+    const h = await startBackend(pair.deviceA, 1024);
+    const adapter = peer(pair.deviceB);
+    const flood: CanFrame[] = [];
+    for (let i = 0; i < 10_000; i++) flood.push(dataFrame(0x100000 + i, [i & 0xff, (i >> 8) & 0xff, 1, 2, 3, 4, 5, 6], true));
+    for (const f of flood) h.backend.send(f); // one tick: the queue takes 1024, the rest overflows
+    expect(h.stats.errors.get("serial_tx_overflow")).toBe(10_000 - 1024);
+    expect(h.stats.backendTxDropped).toBe(10_000 - 1024);
+    const want = flood.slice(0, 1024).map((f) => [...encodeAmpioTx(f)!]).flat();
+    const got = await readBytes(adapter, want.length, 10_000);
+    expect(got.length).toBe(want.length);
+    expect([...got]).toEqual(want);
+    await expectNothingMore(adapter);
+    await waitFor(() => h.stats.serialTxFrames === 1024, 2000, "TX counter");
+    expect(h.backend.up).toBe(true);
+    await writeAll(adapter, encodeAmpioRx(0x42, [9]));
+    await waitFor(() => h.frames.length === 1, 2000, "RX after the flood");
+    expect(formatFrame(h.frames[0]!)).toBe("00000042#09");
+  }, 20_000);
+
+  test("a sustained flood into a tty nobody reads never blocks: EAGAIN is waited out on a timer", async () => {
+    const pair = await pty("eagain");
+    const h = await startBackend(pair.deviceA, 64);
+    const adapter = peer(pair.deviceB);
+    let sent = 0;
+    // Nobody reads the adapter end: the pty fills and writes hit EAGAIN. The loop keeps running.
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 64; i++) h.backend.send(dataFrame(0x200000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
+      await Bun.sleep(1);
+    }
+    const accepted = sent - h.stats.errors.get("serial_tx_overflow")!;
+    expect(h.backend.txRetries).toBeGreaterThan(0);
+    expect(h.stats.errors.get("serial_tx_overflow")).toBeGreaterThan(0);
+    expect(h.stats.errors.get("serial_write")).toBe(0);
+    expect(h.backend.up).toBe(true);
+    // Once the adapter end reads, every accepted frame arrives.
+    const deadline = Date.now() + 10_000;
+    let received = 0;
+    while (received < accepted * 18 && Date.now() < deadline) {
+      received += drainPeer(adapter);
+      await Bun.sleep(2);
+    }
+    await waitFor(() => h.stats.serialTxFrames === accepted, 5000, `TX counter ${h.stats.serialTxFrames}/${accepted}`);
+    expect(received).toBe(accepted * 18);
+  }, 30_000);
+});
+
+describe("SerialBackend hot-plug", () => {
+  test("the device vanishes mid-traffic and comes back at the same path: recovers by itself", async () => {
+    const pair = await pty("hotplug");
+    const h = await startBackend(pair.deviceA);
+    let adapter = peer(pair.deviceB);
+    for (let i = 0; i < 50; i++) await writeAll(adapter, encodeAmpioRx(0x1000 + i, [i]));
+    await waitFor(() => h.frames.length === 50, 5000, "frames before the outage");
+
+    // Unplug while the adapter is still sending.
+    const sending = (async () => {
+      for (let i = 0; i < 1000 && pair.alive; i++) {
+        try {
+          await writeAll(adapter, encodeAmpioRx(0x2000 + i, [1, 2]), 200);
+        } catch {
+          return;
+        }
+        await Bun.sleep(1);
+      }
+    })();
+    await Bun.sleep(20);
+    await pair.kill();
+    await sending;
+    await waitFor(() => !h.backend.up, 5000, "backend down");
+    expect(h.stats.backendUp).toBe(false);
+    expect(h.backend.downReason).toMatch(/device vanished/);
+
+    // Client TX during the outage: dropped and counted, never thrown.
+    const droppedBefore = h.stats.backendTxDropped;
+    h.backend.send(dataFrame(0x1, [1]));
+    h.backend.send(dataFrame(0x2, [2]));
+    expect(h.stats.backendTxDropped - droppedBefore).toBe(2);
+    expect(h.stats.errors.get("backend_down_tx")).toBeGreaterThanOrEqual(2);
+
+    // Several reopen attempts fail (ENOENT) while the pair is gone: retried, logged at debug only.
+    await Bun.sleep(300);
+    expect(h.events("serial_open_retry").length).toBeGreaterThanOrEqual(2);
+    expect(h.backend.downReason).toMatch(/^device vanished: .*; reopening: serial device .* does not exist/);
+    await pair.recreate();
+    await waitFor(() => h.backend.up, 5000, "backend up again");
+    adapter = peer(pair.deviceB);
+    const before = h.frames.length;
+    await writeAll(adapter, encodeAmpioRx(0x3000, [7, 7]));
+    await waitFor(() => h.frames.length === before + 1, 5000, "frame after recovery");
+    expect(formatFrame(h.frames[before]!)).toBe("00003000#0707");
+    h.backend.send(dataFrame(0x123, [0xaa, 0xbb, 0xcc]));
+    expect([...(await readBytes(adapter, TX_SPEC_EXAMPLE.length, 1000))]).toEqual([...TX_SPEC_EXAMPLE]);
+
+    // The outage is visible once in logs and states, however many retries it took.
+    expect(h.events("serial_down")).toHaveLength(1);
+    expect(h.events("serial_open_failed").length).toBeLessThanOrEqual(1);
+    expect(h.events("serial_up")).toHaveLength(2);
+    expect(h.states.map((s) => s.up)).toEqual([true, false, true]);
+    expect(h.states[1]!.reason).toMatch(/device vanished/);
+    expect(h.stats.backendUp).toBe(true);
+    expect(h.backend.reconnects).toBe(1);
+  }, 30_000);
+
+  test("unplugged during a TX flood: queued frames are dropped and counted, nothing throws, TX resumes after replug", async () => {
+    const pair = await pty("txplug");
+    const h = await startBackend(pair.deviceA, 256);
+    peer(pair.deviceB); // opened, never read: the tty fills up and writes wait on EAGAIN
+    let sent = 0;
+    for (let round = 0; round < 200 && h.backend.txRetries === 0; round++) {
+      for (let i = 0; i < 256; i++) h.backend.send(dataFrame(0x300000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
+      await Bun.sleep(1);
+    }
+    expect(h.backend.txRetries).toBeGreaterThan(0);
+    for (let i = 0; i < 256; i++) h.backend.send(dataFrame(0x300000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
+    const accepted = sent - h.stats.errors.get("serial_tx_overflow")!;
+    await pair.kill();
+    await waitFor(() => !h.backend.up, 5000, "backend down");
+    // Every accepted frame is either written or counted as lost with the device.
+    await Bun.sleep(20);
+    expect(h.stats.serialTxFrames + h.stats.errors.get("backend_down_tx")!).toBe(accepted);
+    expect(h.stats.backendTxDropped).toBe(h.stats.errors.get("serial_tx_overflow")! + h.stats.errors.get("backend_down_tx")!);
+    await pair.recreate();
+    await waitFor(() => h.backend.up, 5000, "backend up again");
+    const adapter = peer(pair.deviceB);
+    h.backend.send(dataFrame(0x123, [0xaa, 0xbb, 0xcc]));
+    expect([...(await readBytes(adapter, TX_SPEC_EXAMPLE.length, 2000))]).toEqual([...TX_SPEC_EXAMPLE]);
+  }, 20_000);
+
+  test("a device missing at start-up: start() resolves, logs clearly, and picks the device up when it appears", async () => {
+    const pair = await pty("late", false);
+    const h = await startBackend(pair.deviceA);
+    expect(h.backend.up).toBe(false);
+    expect(h.backend.downReason).toMatch(/does not exist/);
+    const failed = h.events("serial_open_failed");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.level).toBe("error");
+    expect(String(failed[0]!.error)).toContain(pair.deviceA);
+    h.backend.send(dataFrame(0x1, [1]));
+    expect(h.stats.errors.get("backend_down_tx")).toBe(1);
+
+    await Bun.sleep(150); // a few retries, logged once
+    expect(h.events("serial_open_failed")).toHaveLength(1);
+    await pair.recreate();
+    await waitFor(() => h.backend.up, 5000, "backend up");
+    const adapter = peer(pair.deviceB);
+    await writeAll(adapter, encodeAmpioRx(0x55, []));
+    await waitFor(() => h.frames.length === 1, 5000, "first frame");
+    expect(formatFrame(h.frames[0]!)).toBe("00000055#");
+    expect(h.states).toEqual([{ up: true, reason: "" }]);
+  }, 20_000);
+
+  test("stop() during traffic releases the device and ends the read loop", async () => {
+    const pair = await pty("stop");
+    const h = await startBackend(pair.deviceA);
+    const adapter = peer(pair.deviceB);
+    await writeAll(adapter, encodeAmpioRx(0x1, [1]));
+    await waitFor(() => h.frames.length === 1, 2000, "a frame");
+    await h.backend.stop();
+    expect(h.backend.up).toBe(false);
+    expect(h.stats.backendUp).toBe(false);
+    await writeAll(adapter, encodeAmpioRx(0x2, [2]));
+    await Bun.sleep(50);
+    expect(h.frames).toHaveLength(1);
+    // The tty is free again: another backend can take it.
+    const h2 = await startBackend(pair.deviceA);
+    expect(h2.backend.up).toBe(true);
+    expect(h.events("serial_down")).toHaveLength(0);
+  });
+});
