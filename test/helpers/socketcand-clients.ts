@@ -1,0 +1,223 @@
+/**
+ * socketcand clients for tests (shared/spec/PROTOCOLS.md §6): the real python-can 4.1 socketcand
+ * interface driven through test/helpers/socketcand-python-client.py in a /usr/bin/python3
+ * subprocess; a raw text client over Bun.connect for handshake and error-reply details (it parses
+ * `< … >` elements itself, independently of src/protocols/socketcand); and a client in a separate
+ * python3 process that completes the handshake and then never reads, for backpressure tests.
+ */
+import type { Socket, Subprocess } from "bun";
+import { arbitrationId, isExtended, type CanFrame } from "../../src/can/frame.ts";
+
+/** The interpreter that has Debian's python3-can (the pyenv python3 on PATH does not). */
+export const SYSTEM_PYTHON = "/usr/bin/python3";
+const SCRIPT = new URL("./socketcand-python-client.py", import.meta.url).pathname;
+
+/** How the python client prints a received message: `ID#DATA`, ID hex without padding. */
+export function pyText(f: CanFrame): string {
+  const data = Array.from(f.data, (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
+  return `${arbitrationId(f).toString(16).toUpperCase()}#${data}`;
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+/** python-can's `socketcand` Bus in a subprocess. */
+export class PythonSocketcandClient {
+  /** Received messages as `ID#DATA` (see pyText). */
+  readonly received: string[] = [];
+  /** Lines python wrote that are not part of the line protocol (warnings, tracebacks). */
+  readonly stderr: string[] = [];
+  sent = 0;
+  ready = false;
+  error: string | null = null;
+  exited = false;
+  private constructor(private readonly proc: Subprocess<"pipe", "pipe", "pipe">) {}
+
+  /** Starts the client; resolves once python-can's Bus constructor has returned or raised. */
+  static async start(port: number, channel = "can0", timeoutMs = 10_000): Promise<PythonSocketcandClient> {
+    const proc = Bun.spawn([SYSTEM_PYTHON, SCRIPT, String(port), channel], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const c = new PythonSocketcandClient(proc);
+    void c.readLines(proc.stdout, (l) => c.onLine(l));
+    void c.readLines(proc.stderr, (l) => c.stderr.push(l));
+    void proc.exited.then(() => (c.exited = true));
+    try {
+      await waitUntil(() => c.ready || c.error !== null || c.exited, timeoutMs, "python-can socketcand Bus");
+    } catch (e) {
+      c.kill();
+      throw e;
+    }
+    if (!c.ready && c.error === null) {
+      // Not a handshake failure: python itself failed (e.g. python3-can not installed).
+      await Bun.sleep(50); // let stderr drain
+      throw new Error(`python-can client exited: ${c.stderr.join("\n")}`);
+    }
+    return c;
+  }
+
+  /** Sends a classic data frame through python-can's Bus.send. */
+  send(f: CanFrame): void {
+    const data = f.data.length === 0 ? "-" : Buffer.from(f.data).toString("hex");
+    this.proc.stdin.write(`send ${arbitrationId(f).toString(16)} ${isExtended(f) ? 1 : 0} ${data}\n`);
+    this.proc.stdin.flush();
+  }
+
+  async waitReceived(n: number, timeoutMs = 5000): Promise<string[]> {
+    await waitUntil(() => this.received.length >= n, timeoutMs, `${n} messages in python-can (have ${this.received.length})`);
+    return this.received.slice(0, n);
+  }
+
+  async waitSent(n: number, timeoutMs = 5000): Promise<void> {
+    await waitUntil(() => this.sent >= n, timeoutMs, `python-can to send ${n} messages`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    try {
+      this.proc.stdin.write("quit\n");
+      this.proc.stdin.end();
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => this.kill(), 2000);
+    await this.proc.exited;
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    if (!this.exited) this.proc.kill();
+  }
+
+  private onLine(line: string): void {
+    if (line === "ready") this.ready = true;
+    else if (line.startsWith("error ")) this.error = line.slice(6);
+    else if (line.startsWith("sent ")) this.sent = Number(line.slice(5));
+    else if (line.startsWith("rx ")) {
+      const [, id, data] = line.split(" ");
+      this.received.push(`${id}#${data === "-" ? "" : data}`);
+    }
+  }
+
+  private async readLines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of stream) {
+      pending += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        onLine(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+    }
+  }
+}
+
+/** A socketcand client that sees the raw text: every `< … >` element the gateway sent, in order. */
+export class RawSocketcandClient {
+  text = "";
+  closed = false;
+  private socket!: Socket<undefined>;
+
+  static async connect(port: number): Promise<RawSocketcandClient> {
+    const c = new RawSocketcandClient();
+    c.socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data: (_s, d) => {
+          c.text += new TextDecoder("latin1").decode(d);
+        },
+        close: () => {
+          c.closed = true;
+        },
+        error: () => {
+          c.closed = true;
+        },
+      },
+    });
+    return c;
+  }
+
+  /** Elements received so far, trimmed of the surrounding `<`/`>` and spaces. */
+  get elements(): string[] {
+    return Array.from(this.text.matchAll(/<([^<>]*)>/g), (m) => m[1]!.trim());
+  }
+
+  /** Data frames received in raw mode, as candump text (8 id digits = extended). */
+  get frames(): string[] {
+    return Array.from(this.text.matchAll(/< frame ([0-9A-F]+) \d+\.\d{6} ([0-9A-F]*) >/g), (m) => `${m[1]}#${m[2]}`);
+  }
+
+  write(text: string): void {
+    const bytes = new TextEncoder().encode(text);
+    if (this.socket.write(bytes) !== bytes.length) throw new Error("short write on loopback");
+  }
+
+  /** Waits until at least n elements have arrived and returns them. */
+  async waitElements(n: number, timeoutMs = 3000): Promise<string[]> {
+    await waitUntil(() => this.elements.length >= n, timeoutMs, `${n} elements (have ${JSON.stringify(this.elements)})`);
+    return this.elements;
+  }
+
+  async waitFrames(n: number, timeoutMs = 5000): Promise<string[]> {
+    await waitUntil(() => this.frames.length >= n, timeoutMs, `${n} frames (have ${this.frames.length})`);
+    return this.frames;
+  }
+
+  async waitClosed(timeoutMs = 3000): Promise<void> {
+    await waitUntil(() => this.closed, timeoutMs, "close");
+  }
+
+  /** `< hi >`, open the bus, raw mode: resolves after both `< ok >`. */
+  async handshake(bus = "can0"): Promise<void> {
+    await this.waitElements(1);
+    this.write(`< open ${bus} >`);
+    await this.waitElements(2);
+    this.write("< rawmode >");
+    await this.waitElements(3);
+    const got = this.elements.slice(0, 3);
+    if (got.join("|") !== "hi|ok|ok") throw new Error(`unexpected handshake ${JSON.stringify(got)}`);
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}
+
+const SLOW_SCRIPT = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+def expect(want):
+    got = b""
+    while len(got) < len(want):
+        got += s.recv(len(want) - len(got))
+    assert got == want, got
+expect(b"< hi >")
+s.sendall(b"< open can0 >")
+expect(b"< ok >")
+s.sendall(b"< rawmode >")
+expect(b"< ok >")
+print("ready", flush=True)
+time.sleep(float(sys.argv[2]))
+`;
+
+export interface SlowSocketcandClient {
+  proc: Subprocess<"ignore", "pipe", "inherit">;
+  kill(): void;
+}
+
+/** A socketcand client that completes raw-mode handshake on bus can0 and then never reads. */
+export async function startSlowSocketcandClient(port: number, lifetimeSeconds = 20): Promise<SlowSocketcandClient> {
+  const proc = Bun.spawn(["python3", "-c", SLOW_SCRIPT, String(port), String(lifetimeSeconds)], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  if (!value || !new TextDecoder().decode(value).includes("ready")) throw new Error("slow socketcand client did not start");
+  return { proc, kill: () => proc.kill() };
+}
