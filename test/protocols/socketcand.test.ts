@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { CAN_EFF_FLAG, CAN_ERR_FLAG, type CanFrame, dataFrame, fdFrame, remoteFrame } from "../../src/can/frame.ts";
+import { CAN_EFF_FLAG, CAN_ERR_FLAG, type CanFrame, dataFrame, fdFrame, formatFrame, remoteFrame } from "../../src/can/frame.ts";
 import type { WireSessionEvents } from "../../src/protocols/protocol.ts";
 import {
   CommandReader,
@@ -393,5 +393,25 @@ describe("socketcand frames through python-can 4.1's parser", () => {
     const want = frames.map((f): [number, string] => [f.canId & 0x1fffffff, Buffer.from(f.data).toString("hex")]);
     expect(runs.length).toBe(10);
     for (const got of runs) expect(got).toEqual(want);
+  });
+});
+
+describe("SavvyCAN's send syntax (signed hex ids and bytes)", () => {
+  test("extended id with bit 31 set, as SavvyCAN writes it", () => {
+    const f = parseSend(["send", "80000123", "1", "5"]);
+    expect(typeof f).not.toBe("string");
+    expect(formatFrame(f as CanFrame)).toBe("00000123#05");
+  });
+  test("negative id (signed int with bit 31) and negative bytes", () => {
+    // 0x80000123 as a signed 32-bit int is -0x7ffffedd
+    const f = parseSend(["send", "-7ffffedd", "3", "-1", "-80", "ffffffffffffff81"]);
+    expect(typeof f).not.toBe("string");
+    expect(formatFrame(f as CanFrame)).toBe("00000123#FF8081");
+  });
+  test("still refused: ids with RTR/ERR bits, bytes out of range", () => {
+    expect(typeof parseSend(["send", "c0000123", "0"])).toBe("string");
+    expect(typeof parseSend(["send", "123", "1", "-81"])).toBe("string");
+    expect(typeof parseSend(["send", "123", "1", "100"])).toBe("string");
+    expect(typeof parseSend(["send", "123", "1", "0000000000000080"])).toBe("string");
   });
 });

@@ -120,10 +120,19 @@ export function parseSend(words: readonly string[]): CanFrame | string {
   const idText = words[1];
   const dlcText = words[2];
   if (idText === undefined || dlcText === undefined) return "send needs an id and a dlc";
-  if (!HEX_ID.test(idText)) return `bad id "${printable(idText)}"`;
-  const id = parseInt(idText, 16);
-  if (id > CAN_EFF_MASK) return `id ${idText} above 0x1FFFFFFF`;
-  const ext = idText.length === 8 || id > CAN_SFF_MASK;
+  let id: number;
+  let ext: boolean;
+  const signedId = HEX_ID.test(idText) ? parseInt(idText, 16) : signedHex(idText, 32);
+  if (signedId === null) return `bad id "${printable(idText)}"`;
+  if (signedId > CAN_EFF_MASK) {
+    // SavvyCAN marks extended ids with bit 31 (the SocketCAN EFF flag) in the id it writes.
+    if ((signedId & (CAN_EFF_FLAG | 0x60000000)) >>> 0 !== CAN_EFF_FLAG) return `id ${printable(idText)} above 0x1FFFFFFF`;
+    id = signedId & CAN_EFF_MASK;
+    ext = true;
+  } else {
+    id = signedId;
+    ext = idText.length === 8 || id > CAN_SFF_MASK;
+  }
   if (!DLC_DIGIT.test(dlcText)) return `bad dlc "${printable(dlcText)}"`;
   const dlc = parseInt(dlcText, 16);
   if (dlc > CAN_MAX_DLEN) return `dlc ${dlc} above 8`;
@@ -132,10 +141,26 @@ export function parseSend(words: readonly string[]): CanFrame | string {
   const data = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const w = words[3 + i]!;
-    if (!HEX_BYTE.test(w)) return `bad data byte "${printable(w)}"`;
-    data[i] = parseInt(w, 16);
+    const b = HEX_BYTE.test(w) ? parseInt(w, 16) : signedHex(w, 8);
+    if (b === null) return `bad data byte "${printable(w)}"`;
+    data[i] = b;
   }
   return { canId: (ext ? id | CAN_EFF_FLAG : id) >>> 0, len: n, data, fd: false, fdFlags: 0 };
+}
+
+/**
+ * SavvyCAN formats ids and data bytes as signed C integers in hex, so a byte >= 0x80 arrives as a
+ * negative number ("-1") or sign-extended ("ffffffffffffffff"), and an id with bit 31 set may
+ * arrive negative too. Returns the two's-complement value in `bits` bits for those negative forms
+ * (null for anything else, including plain positive hex, which the caller handles).
+ */
+function signedHex(word: string, bits: 8 | 32): number | null {
+  let v: bigint;
+  if (/^-[0-9a-fA-F]{1,16}$/.test(word)) v = -BigInt("0x" + word.slice(1));
+  else if (/^[0-9a-fA-F]{8,16}$/.test(word) && (word.length === 8 || word.length === 16)) v = BigInt.asIntN(word.length * 4, BigInt("0x" + word));
+  else return null;
+  if (v >= 0n || v < -(1n << BigInt(bits - 1))) return null;
+  return Number(BigInt.asUintN(bits, v));
 }
 
 /** A client-supplied word made safe to echo in a reply: printable ASCII except < >, at most 40 chars. */
