@@ -116,45 +116,79 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
   }
 }
 
-const rows: Row[] = [];
-for (const sc of SCENARIOS) {
-  for (const n of CLIENTS) {
-    const r = await measure(n, sc);
-    rows.push(r);
-    console.log(
-      `${sc.name.padEnd(32)} clients=${String(n).padStart(3)} delivered=${r.delivered}/${r.injected * n} ` +
-        `${Math.round(r.deliveredPerSec)} f/s p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms max=${r.max.toFixed(2)}ms ` +
-        `dropped=${r.dropped} rss=${r.rssMiB.toFixed(1)}MiB cpu=${r.cpuPercent.toFixed(0)}%`,
-    );
-  }
+/** Replaces (or appends) the section between `<!-- bench:KEY:begin/end -->` markers in BENCHMARKS.md. */
+async function writeSection(key: string, markdown: string): Promise<void> {
+  const path = "BENCHMARKS.md";
+  const file = Bun.file(path);
+  let doc = (await file.exists()) ? await file.text() : "# Benchmarks\n\nNumbers are measurements, not targets; each section names its machine, command and date.\n";
+  const begin = `<!-- bench:${key}:begin -->`;
+  const end = `<!-- bench:${key}:end -->`;
+  const block = `${begin}\n${markdown.trimEnd()}\n${end}`;
+  if (doc.includes(begin) && doc.includes(end)) doc = doc.slice(0, doc.indexOf(begin)) + block + doc.slice(doc.indexOf(end) + end.length);
+  else doc = doc.trimEnd() + "\n\n" + block + "\n";
+  await Bun.write(path, doc);
 }
 
-const cpu = cpus()[0]?.model ?? "unknown CPU";
-const header = [
-  "## Fan-out (virtual bus → cannelloni clients over loopback)",
-  "",
-  `Measured ${new Date().toISOString().slice(0, 10)} on ${platform()}/${arch()}, ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}.`,
-  `Command: \`npm run bench${quick ? " -- --quick" : ""}\`. The gateway runs in its own process; the clients share this one, so at 100 clients`,
-  "the client side competes for the same two cores. Latency = injection on the virtual bus → the client's socket delivers the bytes (timestamped",
-  "once per received chunk, in the client process). RSS and CPU are the gateway process's.",
-  "Hub buffer 100,000 frames, so flat-out rows show delivery without drops.",
-  "",
-  "| scenario | clients | delivered / expected | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RSS MiB | gateway CPU % |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-];
-const table = rows.map(
-  (r) =>
-    `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.injected * r.clients} | ${Math.round(r.deliveredPerSec).toLocaleString("en-US")} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(2)} | ${r.dropped} | ${r.rssMiB.toFixed(1)} | ${r.cpuPercent.toFixed(0)} |`,
-);
-const section = [...header, ...table, ""].join("\n");
-const path = "BENCHMARKS.md";
-const file = Bun.file(path);
-let doc = (await file.exists()) ? await file.text() : "# Benchmarks\n\nNumbers are measurements, not targets; each section names its machine, command and date.\n\n";
-const begin = "<!-- bench:fanout:begin -->";
-const end = "<!-- bench:fanout:end -->";
-const block = `${begin}\n${section}${end}`;
-if (doc.includes(begin) && doc.includes(end)) doc = doc.slice(0, doc.indexOf(begin)) + block + doc.slice(doc.indexOf(end) + end.length);
-else doc = doc.trimEnd() + "\n\n" + block + "\n";
-await Bun.write(path, doc);
-console.log(`wrote ${path}`);
+const machine = `${platform()}/${arch()}, ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}`;
+const today = new Date().toISOString().slice(0, 10);
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+
+if (!only || only === "fanout") {
+  const rows: Row[] = [];
+  for (const sc of SCENARIOS) {
+    for (const n of CLIENTS) {
+      const r = await measure(n, sc);
+      rows.push(r);
+      console.log(
+        `${sc.name.padEnd(32)} clients=${String(n).padStart(3)} delivered=${r.delivered}/${r.injected * n} ` +
+          `${Math.round(r.deliveredPerSec)} f/s p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms max=${r.max.toFixed(2)}ms ` +
+          `dropped=${r.dropped} rss=${r.rssMiB.toFixed(1)}MiB cpu=${r.cpuPercent.toFixed(0)}%`,
+      );
+    }
+  }
+  const table = rows.map(
+    (r) =>
+      `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.injected * r.clients} | ${Math.round(r.deliveredPerSec).toLocaleString("en-US")} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(2)} | ${r.dropped} | ${r.rssMiB.toFixed(1)} | ${r.cpuPercent.toFixed(0)} |`,
+  );
+  await writeSection(
+    "fanout",
+    [
+      "## Fan-out (virtual bus → cannelloni clients over loopback)",
+      "",
+      `Measured ${today} on ${machine}. Command: \`npm run bench${quick ? " -- --quick" : ""}\`.`,
+      "The gateway runs in its own process; the clients share the bench process, so at 100 clients the client side competes for",
+      "the same two cores and dominates the tail latency. Latency = injection on the virtual bus → the client's socket delivers the",
+      "bytes (timestamped once per received chunk). RSS and CPU are the gateway process's. Hub buffer 100,000 frames, so flat-out",
+      "rows show delivery without drops.",
+      "",
+      "| scenario | clients | delivered / expected | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RSS MiB | gateway CPU % |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      ...table,
+    ].join("\n"),
+  );
+}
+
+if (!only || only === "serial") {
+  const { runSerialBench, runSerialFanout, serialBenchTable, serialFanoutTable } = await import("./bench-serial.ts");
+  const backendRows = await runSerialBench({ quick });
+  const fanoutRows = await runSerialFanout({ quick });
+  const text = [
+    "## Ampio serial (socat pty → gateway)",
+    "",
+    `Measured ${today} on ${machine}. Command: \`npm run bench${quick ? " -- --quick" : ""}\` (or \`bun scripts/bench-serial.ts\`).`,
+    "A writer process feeds adapter frames into one end of a socat pty pair at the Ampio bus maximum (382 frames/s, 50 kbit/s",
+    "extended 8-byte frames) and flat out; latency is from the byte written on the pty to the frame delivered.",
+    "",
+    "### pty → SerialBackend",
+    "",
+    serialBenchTable(backendRows),
+    "",
+    "### pty → gateway process → cannelloni clients",
+    "",
+    serialFanoutTable(fanoutRows),
+  ].join("\n");
+  console.log(text);
+  await writeSection("serial", text);
+}
+console.log("wrote BENCHMARKS.md");
 process.exit(0);

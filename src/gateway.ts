@@ -57,13 +57,6 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, stats, log });
   hub.connectBus(backend);
   const registry = new ClientRegistry(config.maxClients);
-  const options = {
-    queueFrames: config.hubBuffer,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    stallTimeoutMs: config.clientReadTimeoutMs,
-    fd: config.fd && backend.fdCapable,
-    busName: socketcandBusName(config),
-  };
 
   let lastState: boolean | null = null;
   let stopping = false;
@@ -80,6 +73,14 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     },
   });
 
+  // After start: a backend learns what the hardware can carry (e.g. FD) only once it is open.
+  const options = {
+    queueFrames: config.hubBuffer,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    stallTimeoutMs: config.clientReadTimeoutMs,
+    fd: config.fd && backend.fdCapable,
+    busName: socketcandBusName(config),
+  };
   const wanted: [string, WireProtocol][] = [[config.listen, cannelloni]];
   // Optional protocols load only when enabled.
   if (config.waveshareListen) wanted.push([config.waveshareListen, (await import("./protocols/waveshare/protocol.ts")).waveshare]);

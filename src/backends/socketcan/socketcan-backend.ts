@@ -1,0 +1,410 @@
+/**
+ * The SocketCAN backend: a CAN_RAW socket on a kernel interface (can0 on a Pi HAT, USB adapters
+ * with kernel drivers, vcan for tests). Receiving happens in a worker thread (rx-worker.ts) that
+ * blocks in recvmmsg and fills a shared ring; this thread sleeps in Atomics.waitAsync and decodes
+ * the ring in batches, so the event loop never blocks. Transmitting is a non-blocking send; a
+ * full device queue (EAGAIN/ENOBUFS, common on MCP2515) parks frames in a bounded queue retried
+ * with a short backoff. When the interface goes down or vanishes, the backend reports itself down
+ * once, closes the socket and reopens it with capped backoff until the interface is back; only a
+ * kernel without SocketCAN is fatal. Classic frames only unless `fd` is set (CAN_RAW_FD_FRAMES).
+ */
+import { existsSync } from "node:fs";
+import { frameProblem, type CanFrame } from "../../can/frame.ts";
+import type { Logger } from "../../ops/log.ts";
+import type { Stats } from "../../ops/stats.ts";
+import { BackendFatalError, type Backend, type BackendListener } from "../backend.ts";
+import { Backoff, type BackoffOptions } from "../backoff.ts";
+import { TxQueue } from "./tx-queue.ts";
+import { CANFD_FRAME_SIZE, decodeCanStruct } from "./can-struct.ts";
+import {
+  closeSocket,
+  describeErrno,
+  ERRNO,
+  IFF_UP,
+  interfaceFlags,
+  interfaceMtu,
+  openCanSocket,
+  sendFrame,
+  SocketCanError,
+} from "./ffi.ts";
+import {
+  createRxRing,
+  H_ERRNO,
+  H_READ,
+  H_STATE,
+  H_STOP,
+  H_WRITE,
+  RX_FAILED,
+  RX_RUNNING,
+  SLOT_FRAME_OFFSET,
+  SLOT_SIZE_OFFSET,
+  slotOffset,
+  type RxRing,
+  type RxWorkerStart,
+} from "./rx-ring.ts";
+
+export interface SocketCanBackendOptions {
+  /** Kernel interface name, e.g. "can0". */
+  readonly iface: string;
+  /** Enable CAN FD (CAN_RAW_FD_FRAMES): FD frames are received and may be sent. */
+  readonly fd: boolean;
+  readonly stats: Stats;
+  readonly log: Logger;
+  /** Frames waiting for a full device queue to drain (default 1024); beyond it they are dropped. */
+  readonly txQueueLimit?: number;
+  /** Reopen delays after the interface went down or is missing (default 50 ms doubling to 1 s). */
+  readonly reconnect?: BackoffOptions;
+  /** Receive ring size in frames, a power of two (default 4096). */
+  readonly rxRingSlots?: number;
+  /** Kernel receive buffer requested (default 4 MiB). */
+  readonly rcvBufBytes?: number;
+  /** Longest a receive blocks before the worker looks at its stop flag (default 100 ms). */
+  readonly rcvTimeoutMs?: number;
+}
+
+/** One open socket and the worker reading it. */
+interface Session {
+  readonly fd: number;
+  readonly ring: RxRing;
+  readonly worker: Worker;
+  readonly tx: TxQueue;
+  /** Consumer counter (mirrors H_READ). */
+  read: number;
+  closing: boolean;
+}
+
+const RX_BATCH = 64;
+/** Main-thread safety net: wake up this often even without a notify. */
+const PUMP_TIMEOUT_MS = 1000;
+/** How long stop() waits for the worker to leave its blocking receive. */
+const WORKER_EXIT_TIMEOUT_MS = 5000;
+
+/** rx-worker.ts's path inside a `bun build --compile` binary, relative to its embedded root. */
+const COMPILED_WORKER_PATHS = ["backends/socketcan/rx-worker.js", "src/backends/socketcan/rx-worker.js", "rx-worker.js"];
+
+/**
+ * Where the receive worker's code is. From source it sits next to this file. In a compiled binary
+ * every module is bundled into the main chunk, so `import.meta.url` no longer points here; the
+ * worker is its own entrypoint under the embedded root (/$bunfs/root/, mirroring the entrypoints'
+ * common folder), and is found there.
+ */
+export function rxWorkerSpecifier(): string {
+  if (!import.meta.url.includes("/$bunfs/")) return new URL("./rx-worker.ts", import.meta.url).href;
+  for (const rel of COMPILED_WORKER_PATHS) {
+    const path = `${import.meta.dir}/${rel}`;
+    if (existsSync(path)) return path;
+  }
+  throw new SocketCanError(
+    "this binary was built without the SocketCAN receive worker: build with " +
+      "`bun build --compile src/main.ts src/backends/socketcan/rx-worker.ts --outfile …`",
+    0,
+    true,
+  );
+}
+
+export class SocketCanBackend implements Backend {
+  readonly kind = "socketcan" as const;
+  readonly fdCapable: boolean;
+
+  private readonly iface: string;
+  private readonly stats: Stats;
+  private readonly log: Logger;
+  private readonly txQueueLimit: number;
+  private readonly rxRingSlots: number;
+  private readonly rcvBufBytes: number;
+  private readonly rcvTimeoutMs: number;
+  private readonly reconnectBackoff: Backoff;
+
+  private listener: BackendListener | null = null;
+  private session: Session | null = null;
+  private isUp = false;
+  private reason = "not started";
+  private everUp = false;
+  private recoveries = 0;
+  /** True while an outage has been reported (so it is logged once). */
+  private outageReported = false;
+  private stopped = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private mtuWarned = false;
+  private workerSpecifier = "";
+  /** Sessions being torn down after a failure (stop() waits for them). */
+  private readonly closing = new Set<Promise<void>>();
+
+  constructor(options: SocketCanBackendOptions) {
+    this.iface = options.iface;
+    this.fdCapable = options.fd;
+    this.stats = options.stats;
+    this.log = options.log.child({ backend: "socketcan", iface: options.iface });
+    this.txQueueLimit = options.txQueueLimit ?? 1024;
+    this.rxRingSlots = options.rxRingSlots ?? 4096;
+    this.rcvBufBytes = options.rcvBufBytes ?? 4 * 1024 * 1024;
+    this.rcvTimeoutMs = options.rcvTimeoutMs ?? 100;
+    this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 50, maxMs: 1000, factor: 2 });
+  }
+
+  get up(): boolean {
+    return this.isUp;
+  }
+
+  get downReason(): string {
+    return this.isUp ? "" : this.reason;
+  }
+
+  /** Times the socket was reopened after an outage. */
+  get reconnects(): number {
+    return this.recoveries;
+  }
+
+  async start(listener: BackendListener): Promise<void> {
+    this.listener = listener;
+    this.stopped = false;
+    try {
+      this.workerSpecifier = rxWorkerSpecifier();
+      this.open();
+    } catch (err) {
+      if (err instanceof SocketCanError && err.fatal) {
+        this.log.error("socketcan_fatal", { error: err.message });
+        throw new BackendFatalError(err.message);
+      }
+      this.wentDown(errorMessage(err));
+      this.scheduleReconnect();
+    }
+  }
+
+  send(frame: CanFrame): void {
+    if (frame.fd && !this.fdCapable) {
+      this.refuse("backend_unsupported_frame");
+      return;
+    }
+    if (frameProblem(frame) !== null) {
+      this.refuse("backend_unsupported_frame");
+      return;
+    }
+    const session = this.session;
+    if (!this.isUp || session === null) {
+      this.refuse("backend_down_tx");
+      return;
+    }
+    session.tx.send(frame);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const session = this.session;
+    this.session = null;
+    this.isUp = false;
+    this.reason = "stopped";
+    this.stats.backendUp = false;
+    if (session !== null) await this.closeSession(session);
+    await Promise.all([...this.closing]);
+    this.log.debug("socketcan_stopped");
+  }
+
+  /** Opens the socket and starts the worker; throws SocketCanError (fatal or retryable). */
+  private open(): void {
+    const sock = openCanSocket(this.iface, { fd: this.fdCapable, rcvBufBytes: this.rcvBufBytes, rcvTimeoutMs: this.rcvTimeoutMs });
+    let worker: Worker;
+    let ring: RxRing;
+    try {
+      // The socket is bound first, so a link that goes down from here on is reported to it.
+      if ((interfaceFlags(sock.fd, this.iface) & IFF_UP) === 0) {
+        throw new SocketCanError(`CAN interface ${this.iface} is down (ip link set ${this.iface} up)`, ERRNO.ENETDOWN);
+      }
+      if (this.fdCapable && !this.mtuWarned) {
+        const mtu = interfaceMtu(sock.fd, this.iface);
+        if (mtu !== -1 && mtu < CANFD_FRAME_SIZE) {
+          this.mtuWarned = true;
+          this.log.warn("socketcan_not_fd_capable", { mtu, hint: "interface MTU is not 72: CAN FD frames cannot be sent on it" });
+        }
+      }
+      ring = createRxRing(this.rxRingSlots);
+      worker = new Worker(this.workerSpecifier);
+    } catch (err) {
+      closeSocket(sock.fd);
+      throw err;
+    }
+    const fd = sock.fd;
+    const tx = new TxQueue({
+      write: (struct, length) => sendFrame(fd, struct, length),
+      failed: (errno) => this.writeFailed(session, errno),
+      limit: this.txQueueLimit,
+      stats: this.stats,
+    });
+    const session: Session = { fd, ring, worker, tx, read: 0, closing: false };
+    worker.addEventListener("error", (event) => {
+      this.stats.error("socketcan_read");
+      this.fail(session, `receive worker failed: ${event.message}`);
+    });
+    const startMessage: RxWorkerStart = { ring: ring.buffer, fd: sock.fd, batch: RX_BATCH };
+    worker.postMessage(startMessage);
+    this.session = session;
+    this.reconnectBackoff.reset();
+    this.log.debug("socketcan_open", { fd: sock.fd, ifindex: sock.ifindex });
+    this.wentUp(sock.rcvBufBytes);
+    this.pump(session);
+  }
+
+  /** Drains the ring whenever the worker publishes, until the session ends. */
+  private pump(session: Session): void {
+    const h = session.ring.header;
+    for (;;) {
+      if (session.closing) return;
+      const write = Atomics.load(h, H_WRITE);
+      if (write !== session.read) this.drain(session, write);
+      const state = Atomics.load(h, H_STATE);
+      if (state !== RX_RUNNING) {
+        if (state === RX_FAILED) this.receiveFailed(session, Atomics.load(h, H_ERRNO));
+        return;
+      }
+      const wait = Atomics.waitAsync(h, H_WRITE, write, PUMP_TIMEOUT_MS);
+      if (wait.async) {
+        void wait.value.then(() => this.pump(session));
+        return;
+      }
+    }
+  }
+
+  private drain(session: Session, write: number): void {
+    const ring = session.ring;
+    const bytes = ring.bytes;
+    const listener = this.listener;
+    let read = session.read;
+    while (read !== write) {
+      const at = slotOffset(ring, read);
+      const size = bytes[at + SLOT_SIZE_OFFSET]! | (bytes[at + SLOT_SIZE_OFFSET + 1]! << 8);
+      const frame = decodeCanStruct(bytes, at + SLOT_FRAME_OFFSET, size);
+      read = (read + 1) | 0;
+      if (frame === null) {
+        this.stats.error("socketcan_read");
+        continue;
+      }
+      this.stats.socketcanRxFrames++;
+      // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
+      this.stats.serialRxFrames++;
+      if (listener !== null) {
+        try {
+          listener.frame(frame);
+        } catch (err) {
+          this.log.error("socketcan_listener_failed", { error: errorMessage(err) });
+        }
+      }
+    }
+    session.read = read;
+    Atomics.store(ring.header, H_READ, read);
+    // The worker sleeps on H_READ only when the ring was full.
+    Atomics.notify(ring.header, H_READ);
+  }
+
+  private receiveFailed(session: Session, errno: number): void {
+    this.stats.error("socketcan_read");
+    this.fail(session, linkProblem(this.iface, errno, "receive"));
+  }
+
+  private writeFailed(session: Session, errno: number): void {
+    this.stats.error("socketcan_write");
+    this.stats.backendTxDropped++;
+    if (isLinkGone(errno)) {
+      // The send may have consumed the socket error the receiver would have seen: act on it here.
+      this.fail(session, linkProblem(this.iface, errno, "send"));
+    } else {
+      this.log.debug("socketcan_write_failed", { error: describeErrno(errno) });
+    }
+  }
+
+  /** The open session is broken: go down, release it, try again later. */
+  private fail(session: Session, reason: string): void {
+    if (session.closing || this.session !== session) return;
+    this.session = null;
+    this.wentDown(reason);
+    const done = this.closeSession(session).then(() => {
+      this.closing.delete(done);
+      this.scheduleReconnect();
+    });
+    this.closing.add(done);
+  }
+
+  private async closeSession(session: Session): Promise<void> {
+    session.closing = true;
+    const dropped = session.tx.close();
+    if (dropped > 0) this.log.debug("socketcan_tx_discarded", { frames: dropped });
+    const h = session.ring.header;
+    Atomics.store(h, H_STOP, 1);
+    const wait = Atomics.waitAsync(h, H_STATE, RX_RUNNING, WORKER_EXIT_TIMEOUT_MS);
+    const result = wait.async ? await wait.value : wait.value;
+    session.worker.terminate();
+    if (result === "timed-out" && Atomics.load(h, H_STATE) === RX_RUNNING) {
+      // Never close an fd a thread may still be blocked on (the number could be reused).
+      this.log.warn("socketcan_worker_stuck", { fd: session.fd });
+      return;
+    }
+    closeSocket(session.fd);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer !== null || this.session !== null) return;
+    const delay = this.reconnectBackoff.next();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.stopped || this.session !== null) return;
+      try {
+        this.open();
+      } catch (err) {
+        if (err instanceof SocketCanError && err.fatal) this.log.error("socketcan_fatal", { error: err.message });
+        this.wentDown(errorMessage(err));
+        this.scheduleReconnect();
+      }
+    }, delay);
+  }
+
+  private wentUp(rcvBufBytes: number): void {
+    // stats.backendReconnects is counted by the gateway from state() changes.
+    if (this.everUp) this.recoveries++;
+    const fields = { fd_frames: this.fdCapable, rcvbuf: rcvBufBytes };
+    if (this.outageReported) this.log.info("socketcan_recovered", { ...fields, last_down_reason: this.reason });
+    else this.log.info("socketcan_up", fields);
+    this.everUp = true;
+    this.outageReported = false;
+    this.isUp = true;
+    this.reason = "";
+    this.stats.backendUp = true;
+    this.listener?.state(true, "");
+  }
+
+  /** Marks the backend down; the first report of an outage is logged and sent to the listener. */
+  private wentDown(reason: string): void {
+    const wasUp = this.isUp;
+    this.isUp = false;
+    this.stats.backendUp = false;
+    if (wasUp || !this.outageReported) {
+      this.reason = reason;
+      this.outageReported = true;
+      this.log.error("socketcan_down", { reason, retry: "reopening until the interface is back" });
+      this.listener?.state(false, reason);
+    } else if (reason !== this.reason) {
+      this.log.debug("socketcan_still_down", { reason });
+      this.reason = reason;
+    }
+  }
+
+  private refuse(where: "backend_unsupported_frame" | "backend_down_tx"): void {
+    this.stats.error(where);
+    this.stats.backendTxDropped++;
+  }
+}
+
+/** Errors that mean the interface is down or gone (as opposed to one bad frame). */
+function isLinkGone(errno: number): boolean {
+  return errno === ERRNO.ENETDOWN || errno === ERRNO.ENODEV || errno === ERRNO.ENXIO || errno === ERRNO.EBADF;
+}
+
+function linkProblem(iface: string, errno: number, op: string): string {
+  if (errno === ERRNO.ENETDOWN) return `CAN interface ${iface} went down (${op}: ${describeErrno(errno)})`;
+  if (errno === ERRNO.ENODEV) return `CAN interface ${iface} disappeared (${op}: ${describeErrno(errno)})`;
+  return `CAN interface ${iface}: ${op} failed: ${describeErrno(errno)}`;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,112 @@
+/**
+ * Helpers for the real-kernel SocketCAN tests: whether this machine has AF_CAN and vcan0 (inside
+ * ../shared/vmcan it does; the development host does not), can-utils (cansend, candump, cangen)
+ * and iproute2 as the independent other end, and a recording BackendListener.
+ */
+import type { Subprocess } from "bun";
+import { existsSync } from "node:fs";
+import { kernelHasSocketCan } from "../../src/backends/socketcan/ffi.ts";
+import type { BackendListener } from "../../src/backends/backend.ts";
+import { parseFrame, type CanFrame } from "../../src/can/frame.ts";
+
+export const IFACE = "vcan0";
+export const HAVE_AF_CAN = kernelHasSocketCan();
+export const HAVE_VCAN = HAVE_AF_CAN && existsSync(`/sys/class/net/${IFACE}`);
+/** Link changes (ip link set/add/del) need root: true inside the VM. */
+export const CAN_MANAGE_LINKS = HAVE_VCAN && process.getuid?.() === 0;
+
+let skipNoticeShown = false;
+/** Prints once why the real-kernel suite is skipped here. */
+export function noteSkipped(): void {
+  if (HAVE_VCAN || skipNoticeShown) return;
+  skipNoticeShown = true;
+  process.stderr.write(
+    `SocketCAN kernel tests skipped: ${HAVE_AF_CAN ? `no ${IFACE} interface` : "this kernel has no AF_CAN"}; ` +
+      "run them with `npm run test:socketcan` (a VM with vcan)\n",
+  );
+}
+
+/** Runs a command, throwing with its stderr if it fails. */
+export function run(...argv: string[]): void {
+  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
+}
+
+export function cansend(iface: string, text: string): void {
+  run("cansend", iface, text);
+}
+
+export async function until(cond: () => boolean, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
+    await Bun.sleep(10);
+  }
+}
+
+export interface Recorder {
+  readonly listener: BackendListener;
+  readonly frames: CanFrame[];
+  readonly states: { up: boolean; reason: string }[];
+}
+
+export function recorder(): Recorder {
+  const frames: CanFrame[] = [];
+  const states: { up: boolean; reason: string }[] = [];
+  return {
+    frames,
+    states,
+    listener: { frame: (f) => frames.push(f), state: (up, reason) => states.push({ up, reason }) },
+  };
+}
+
+/** A frame the tests use to learn that candump is listening; filtered out of results. */
+const SENTINEL = "7FE#5E";
+
+/** `candump -L` on an interface, its output parsed into frames. */
+export class Candump {
+  private text = "";
+  private constructor(private readonly proc: Subprocess<"ignore", "pipe", "ignore">) {}
+
+  /** Starts candump and returns once it demonstrably receives (a sentinel frame came through). */
+  static async start(iface: string): Promise<Candump> {
+    const proc = Bun.spawn(["candump", "-L", iface], { stdout: "pipe", stderr: "ignore" });
+    const dump = new Candump(proc);
+    void dump.collect();
+    const deadline = Date.now() + 10_000;
+    while (!dump.text.includes(SENTINEL)) {
+      if (Date.now() > deadline) {
+        dump.stop();
+        throw new Error("candump did not start");
+      }
+      cansend(iface, SENTINEL);
+      await Bun.sleep(100);
+    }
+    return dump;
+  }
+
+  private async collect(): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of this.proc.stdout) this.text += decoder.decode(chunk, { stream: true });
+  }
+
+  /** Frames seen so far (candump text, `(time) iface FRAME` lines), sentinels removed. */
+  frames(): CanFrame[] {
+    const out: CanFrame[] = [];
+    for (const line of this.text.split("\n")) {
+      const text = line.trim().split(" ")[2];
+      if (text === undefined || text === SENTINEL) continue;
+      out.push(parseFrame(text));
+    }
+    return out;
+  }
+
+  async waitFrames(n: number, timeoutMs = 10_000): Promise<CanFrame[]> {
+    await until(() => this.frames().length >= n, () => `${n} frames in candump (have ${this.frames().length})`, timeoutMs);
+    return this.frames();
+  }
+
+  stop(): void {
+    this.proc.kill();
+  }
+}
