@@ -9,7 +9,7 @@ import type { BuildInfo } from "./build-info.ts";
 import { startOpsHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { startMdns } from "./mdns.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, type HubGauges, type Metrics } from "./metrics.ts";
 import { startMetricsLogger } from "./metrics-logger.ts";
 import type { Stats } from "./stats.ts";
 
@@ -29,14 +29,11 @@ export interface Operations {
 
 export async function startOperations(config: Config, deps: OperationsDeps): Promise<Operations> {
   const { gateway, stats, log, build } = deps;
-  const metrics = createMetrics({
-    stats,
-    build,
-    hubGauges: () => {
-      const depth = gateway.hub.queueDepth();
-      return { activeClients: gateway.hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
-    },
-  });
+  const hubGauges = (): HubGauges => {
+    const depth = gateway.hub.queueDepth();
+    return { activeClients: gateway.hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
+  };
+  const metrics = createMetrics({ stats, build, hubGauges });
   const stops: (() => Promise<void> | void)[] = [];
   let httpPort: number | undefined;
   try {
@@ -46,7 +43,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       stops.push(() => http.stop());
     }
     if (config.logMetricsIntervalMs > 0) {
-      stops.push(startMetricsLogger({ stats, intervalMs: config.logMetricsIntervalMs, log, hub: gateway.hub }));
+      stops.push(startMetricsLogger({ stats, intervalMs: config.logMetricsIntervalMs, log, hubGauges }));
     }
     if (config.mdnsEnable) {
       const txt: Record<string, string> = { backend: config.backend, version: build.version, commit: build.commit };
