@@ -35,6 +35,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  // Installed before start-up, so a SIGTERM during a slow backend start still shuts down cleanly.
+  const signal = new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
   const log = createLogger(config.logFormat, config.logLevel);
   const stats = new Stats();
   log.info("starting", { version: build.version, commit: build.commit, backend: config.backend });
@@ -62,11 +67,7 @@ async function main(argv: string[]): Promise<number> {
   }
   log.info("ready", { listeners: gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(",") });
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  log.info("shutdown", { signal });
+  log.info("shutdown", { signal: await signal });
   await ops.stop();
   await gateway.shutdown(config.shutdownTimeoutMs);
   return 0;

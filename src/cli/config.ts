@@ -52,6 +52,8 @@ export interface FlagSpec {
   /** Smallest accepted value (int: number; duration: milliseconds). */
   readonly min?: number;
   readonly max?: number;
+  /** An address that cannot be empty (the cannelloni listener cannot be disabled). */
+  readonly required?: boolean;
   /** Added by can-server (not in go-ampio-server). */
   readonly isNew?: boolean;
 }
@@ -61,7 +63,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
   { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
   { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
-  { name: "listen", key: "listen", env: "CAN_SERVER_LISTEN", kind: "addr", def: ":20000", help: "cannelloni TCP listen address (host:port, :port)" },
+  { name: "listen", key: "listen", env: "CAN_SERVER_LISTEN", kind: "addr", def: ":20000", required: true, help: "cannelloni TCP listen address (host:port, :port)" },
   { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
   { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
   { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },

@@ -10,13 +10,16 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
+/** Timers longer than this (2^31-1 ms) fire at once in JavaScript runtimes, so longer durations are refused. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 const BOOL_WORDS: Record<string, boolean> = { "1": true, true: true, yes: true, on: true, "0": false, false: false, no: false, off: false };
 
 /** Go duration syntax ("300ms", "1.5s", "1m30s", "0") → milliseconds. A bare number is refused (ambiguous). */
 export function parseDuration(text: string): number | null {
   const t = text.trim();
   if (t === "0") return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const re = /(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
   const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   let total = 0;
   let pos = 0;
@@ -48,9 +51,9 @@ function describe(spec: FlagSpec): string {
     case "int":
       return `an integer${spec.min !== undefined ? ` >= ${spec.min}` : ""}${spec.max !== undefined ? ` and <= ${spec.max}` : ""}`;
     case "duration":
-      return `a duration like 500ms, 3s, 1m${spec.min ? " greater than 0" : ""}`;
+      return `a duration like 500ms, 3s, 1m${spec.min ? ` of at least ${spec.min}ms` : ""}, at most ${MAX_TIMER_MS}ms (about 24 days)`;
     case "addr":
-      return "host:port or :port (empty disables)";
+      return spec.required ? "host:port or :port" : "host:port or :port (empty disables)";
     default:
       return "a string";
   }
@@ -64,7 +67,7 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
     case "string":
       return raw;
     case "addr":
-      if (raw !== "" && !parseListenAddress(raw)) fail();
+      if (raw === "" ? spec.required === true : !parseListenAddress(raw)) fail();
       return raw;
     case "enum":
       if (!spec.values!.includes(raw)) fail();
@@ -86,6 +89,7 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
       const ms = parseDuration(raw);
       if (ms === null) fail();
       if (spec.min !== undefined && ms! < spec.min) fail();
+      if (!(ms! <= MAX_TIMER_MS)) fail();
       return ms!;
     }
   }
@@ -140,8 +144,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (raw === undefined) continue;
     const v = raw.trim();
     // As in the seed, an empty variable means "not set" (systemd EnvironmentFile templates leave
-    // them empty), except for addresses where empty is meaningful (disables the endpoint).
-    if (v === "" && spec.kind !== "addr") continue;
+    // them empty), except for optional addresses where empty is meaningful (disables the endpoint).
+    if (v === "" && (spec.kind !== "addr" || spec.required)) continue;
     config[spec.key] = convert(spec, v, `environment variable ${spec.env}`);
   }
   return config as unknown as Config;

@@ -1,15 +1,19 @@
 /**
- * Fixed-capacity FIFO ring buffer. offer() returns false when full instead of growing, so a slow
- * client can never make the gateway's memory grow without bound.
+ * Bounded FIFO ring buffer. offer() returns false when `capacity` items are held instead of
+ * growing past it, so a slow client can never make the gateway's memory grow without bound.
+ * Storage starts small and doubles on demand up to `capacity`: a connection costs memory for
+ * what it actually queues, not for its limit (-hub-buffer may be large).
  */
+const INITIAL_SLOTS = 64;
+
 export class BoundedQueue<T> {
-  private readonly items: (T | undefined)[];
+  private items: (T | undefined)[];
   private head = 0;
   private count = 0;
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`queue capacity must be a positive integer, got ${capacity}`);
-    this.items = new Array<T | undefined>(capacity);
+    this.items = new Array<T | undefined>(Math.min(capacity, INITIAL_SLOTS));
   }
 
   get length(): number {
@@ -21,8 +25,11 @@ export class BoundedQueue<T> {
   }
 
   offer(item: T): boolean {
-    if (this.count === this.capacity) return false;
-    this.items[(this.head + this.count) % this.capacity] = item;
+    if (this.count === this.items.length) {
+      if (this.count === this.capacity) return false;
+      this.grow();
+    }
+    this.items[(this.head + this.count) % this.items.length] = item;
     this.count++;
     return true;
   }
@@ -31,7 +38,7 @@ export class BoundedQueue<T> {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];
     this.items[this.head] = undefined;
-    this.head = (this.head + 1) % this.capacity;
+    this.head = (this.head + 1) % this.items.length;
     this.count--;
     return item;
   }
@@ -43,9 +50,16 @@ export class BoundedQueue<T> {
     return n;
   }
 
+  /** Drops every item (releases them for the garbage collector). */
   clear(): void {
-    this.items.fill(undefined);
+    while (this.count > 0) this.poll();
     this.head = 0;
-    this.count = 0;
+  }
+
+  private grow(): void {
+    const next = new Array<T | undefined>(Math.min(this.capacity, this.items.length * 2));
+    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];
+    this.items = next;
+    this.head = 0;
   }
 }

@@ -18,6 +18,7 @@ export const ERROR_SITES = [
   "socketcan_tx_overflow",
   "backend_down_tx",
   "backend_unsupported_frame",
+  "internal",
 ] as const;
 export type ErrorSite = (typeof ERROR_SITES)[number];
 

@@ -105,6 +105,13 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
       socket.data?.session?.onSocketClosed(error);
     },
     error(socket: Socket<SocketData>, error: Error): void {
+      // Bun routes exceptions thrown by our own data/drain handlers here too: those are bugs,
+      // not network errors, and must not hide as a debug line.
+      const isSystemError = typeof (error as { code?: unknown }).code === "string";
+      if (!isSystemError) {
+        stats.error("internal");
+        log.error("session_internal_error", { protocol: protocol.name, error: error.stack ?? error.message });
+      }
       socket.data?.session?.onSocketClosed(error);
     },
   };
@@ -119,6 +126,10 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
       break;
     } catch (e) {
       lastError = e;
+      // Fall back to IPv4 only when IPv6 itself is unavailable, not when the port is taken.
+      const code = (e as { code?: unknown }).code;
+      if (code === "EADDRINUSE" || code === "EACCES") break;
+      if (hostname === "::") log.info("ipv6_unavailable", { protocol: protocol.name, error: e instanceof Error ? e.message : String(e) });
     }
   }
   if (!server) {

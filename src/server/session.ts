@@ -131,7 +131,7 @@ export class ClientSession implements HubClient {
   enqueue(frame: CanFrame): boolean {
     if (!this.queue.offer(frame)) return false;
     // A full batch goes out now, so the queue only fills when the socket really pushes back.
-    if (this.queue.length >= BATCH_FRAMES && !this.pump.busy) this.flush();
+    if (this.queue.length >= Math.min(BATCH_FRAMES, this.queue.capacity) && !this.pump.busy) this.flush();
     else this.scheduleFlush();
     return true;
   }

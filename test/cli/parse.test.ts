@@ -76,6 +76,8 @@ describe("flag syntax", () => {
     expect(parseDuration("1m30s")).toBe(90_000);
     expect(parseDuration("1.5h")).toBe(5_400_000);
     expect(parseDuration("0")).toBe(0);
+    expect(parseDuration(".5s")).toBe(500);
+    expect(parseDuration("1.s")).toBe(1000);
     expect(parseDuration("10")).toBeNull();
     expect(parseDuration("s")).toBeNull();
     expect(parseDuration("5 s")).toBeNull();
@@ -101,6 +103,8 @@ describe("precedence flag > env > default", () => {
 
   test("an empty variable means unset (EnvironmentFile templates)", () => {
     expect(parseConfig([], { CAN_SERVER_BAUD: "" }).baud).toBe(115200);
+    expect(parseConfig([], { CAN_SERVER_LISTEN: "" }).listen).toBe(":20000");
+    expect(parseConfig([], { CAN_SERVER_WAVESHARE_LISTEN: "" }).waveshareListen).toBe("");
   });
 
   test("a bad variable is an error when its flag is not given", () => {
@@ -120,7 +124,11 @@ describe("errors name the flag or variable and the accepted values", () => {
     [["-hub-buffer", "ten"], {}, /-hub-buffer.*integer/],
     [["-baud", "0"], {}, /-baud/],
     [["-handshake-timeout", "3"], {}, /-handshake-timeout.*duration/],
-    [["-handshake-timeout", "0s"], {}, /-handshake-timeout.*greater than 0/],
+    [["-handshake-timeout", "0s"], {}, /-handshake-timeout.*at least 1ms/],
+    // Longer timers fire at once in JavaScript: refused instead of silently inverted.
+    [["-handshake-timeout", "1000h"], {}, /-handshake-timeout.*at most 2147483647ms/],
+    [["-log-metrics-interval", "1e400h"], {}, /-log-metrics-interval/],
+    [["-listen="], {}, /-listen.*host:port or :port"?$/],
     [["-log-format", "xml"], {}, /-log-format.*text\|json/],
     [["-log-level", "trace"], {}, /-log-level.*debug\|info\|warn\|error/],
     [["-listen", "20000"], {}, /-listen.*host:port/],

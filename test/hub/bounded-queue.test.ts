@@ -30,3 +30,15 @@ test("drainInto moves at most max items", () => {
 test("capacity must be positive", () => {
   expect(() => new BoundedQueue(0)).toThrow(RangeError);
 });
+
+test("storage grows on demand up to capacity, order kept across growth and wrap", () => {
+  const q = new BoundedQueue<number>(1000);
+  const out: number[] = [];
+  let next = 0;
+  for (let i = 0; i < 50; i++) q.offer(next++);
+  for (let i = 0; i < 30; i++) out.push(q.poll()!); // head moves, then growth with wrap
+  while (q.offer(next)) next++;
+  expect(q.length).toBe(1000);
+  while (q.length) out.push(q.poll()!);
+  expect(out).toEqual(Array.from({ length: next }, (_, i) => i));
+});

@@ -164,6 +164,22 @@ describe("limits and backpressure", () => {
     expect(gw.gateway.registry.sessions.size).toBe(2);
   });
 
+  test("a burst larger than a small -hub-buffer reaches a client that keeps up, under drop and kick", async () => {
+    for (const hubPolicy of ["drop", "kick"] as const) {
+      gw = await startTestGateway({ hubPolicy, hubBuffer: 16 });
+      const a = await client(gw.port);
+      const b = await client(gw.port);
+      await attached(2);
+      a.send(...Array.from({ length: 40 }, (_, i) => dataFrame(0x100 + i, [i]))); // one TCP write
+      for (let i = 0; i < 40; i++) gw.backend.inject(dataFrame(0x200 + i, [i])); // one event-loop turn
+      await b.waitFrames(80);
+      expect(gw.stats.hubDroppedFrames).toBe(0);
+      expect(gw.stats.hubKickedClients).toBe(0);
+      await gw.stop();
+      gw = null;
+    }
+  });
+
   /** Injects bursts until `done()` or the bound is reached; yields so sockets can flush. */
   async function flood(count: number, done: () => boolean): Promise<number> {
     const payload = [1, 2, 3, 4, 5, 6, 7, 8];

@@ -1,0 +1,154 @@
+/**
+ * mDNS advertisement over real multicast, confined to two network namespaces this test creates
+ * and joins with a veth pair (created inside the first namespace, so no interface ever appears in
+ * the machine's own namespace and no packet reaches a real interface). The publisher (our
+ * startMdns) runs in one namespace, an independent bonjour-service Browser in the other, both as
+ * child processes via `ip netns exec`. Needs root and iproute2; otherwise the test is skipped with
+ * the reason printed.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mdnsInstanceName, mdnsTxt } from "../../src/ops/mdns.ts";
+
+const BUN = process.execPath;
+const tag = `${process.pid % 100000}`;
+const NS_PUB = `csmdns-pub-${tag}`;
+const NS_BRW = `csmdns-brw-${tag}`;
+const IF_PUB = `csmp${tag}`;
+const IF_BRW = `csmb${tag}`;
+
+function run(cmd: string[]): { ok: boolean; out: string } {
+  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
+  return { ok: r.exitCode === 0, out: r.stdout.toString() + r.stderr.toString() };
+}
+
+function netnsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return "not root";
+  if (!run(["ip", "netns", "list"]).ok) return "`ip netns` not available";
+  return null;
+}
+
+const skipReason = netnsUnavailable();
+if (skipReason) console.warn(`test/ops/mdns.test.ts: skipping the namespace mDNS test (${skipReason})`);
+
+/** Reads a child's stdout as JSON lines; waitFor() resolves with the first line matching. */
+class JsonLines {
+  readonly lines: Record<string, unknown>[] = [];
+  private waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  constructor(stream: ReadableStream<Uint8Array>) {
+    void this.pump(stream);
+  }
+  private async pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of stream) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const text = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let line: Record<string, unknown>;
+        try {
+          line = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          line = { raw: text };
+        }
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => (w.pred(line) ? (w.resolve(line), false) : true));
+      }
+    }
+  }
+  waitFor(pred: (l: Record<string, unknown>) => boolean, ms: number, what: string): Promise<Record<string, unknown>> {
+    const hit = this.lines.find(pred);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; saw ${JSON.stringify(this.lines)}`)), ms);
+      this.waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  }
+}
+
+describe("mdns naming and TXT", () => {
+  test("instance name defaults to can-server-<hostname>", () => {
+    expect(mdnsInstanceName("", "pi4")).toBe("can-server-pi4");
+    expect(mdnsInstanceName("kitchen", "pi4")).toBe("kitchen");
+  });
+  test("TXT carries backend, version, commit and only the enabled listeners' ports", () => {
+    const build = { version: "1.2.3", commit: "abc1234", date: "2026-01-01" };
+    expect(mdnsTxt({ backend: "serial", build })).toEqual({ backend: "serial", version: "1.2.3", commit: "abc1234" });
+    expect(mdnsTxt({ backend: "socketcan", build, wavesharePort: 20001, socketcandPort: 29536 })).toEqual({
+      backend: "socketcan",
+      version: "1.2.3",
+      commit: "abc1234",
+      waveshare_port: "20001",
+      socketcand_port: "29536",
+    });
+  });
+});
+
+describe.skipIf(skipReason !== null)("mdns advertisement inside private network namespaces", () => {
+  const children: Bun.Subprocess[] = [];
+
+  beforeAll(() => {
+    const steps: string[][] = [
+      ["ip", "netns", "add", NS_PUB],
+      ["ip", "netns", "add", NS_BRW],
+      // The veth pair is born inside NS_PUB with its peer placed straight into NS_BRW.
+      ["ip", "-n", NS_PUB, "link", "add", IF_PUB, "type", "veth", "peer", "name", IF_BRW, "netns", NS_BRW],
+      ["ip", "-n", NS_PUB, "addr", "add", "10.213.0.1/24", "dev", IF_PUB],
+      ["ip", "-n", NS_BRW, "addr", "add", "10.213.0.2/24", "dev", IF_BRW],
+      ["ip", "-n", NS_PUB, "link", "set", "lo", "up"],
+      ["ip", "-n", NS_BRW, "link", "set", "lo", "up"],
+      ["ip", "-n", NS_PUB, "link", "set", IF_PUB, "up", "multicast", "on"],
+      ["ip", "-n", NS_BRW, "link", "set", IF_BRW, "up", "multicast", "on"],
+      // Multicast needs a route; these namespaces have no default route.
+      ["ip", "-n", NS_PUB, "route", "add", "224.0.0.0/4", "dev", IF_PUB],
+      ["ip", "-n", NS_BRW, "route", "add", "224.0.0.0/4", "dev", IF_BRW],
+    ];
+    for (const step of steps) {
+      const r = run(step);
+      if (!r.ok) throw new Error(`${step.join(" ")} failed: ${r.out}`);
+    }
+  });
+
+  afterAll(async () => {
+    for (const c of children) c.kill("SIGKILL");
+    await Promise.all(children.map((c) => c.exited));
+    // Deleting a namespace destroys the veth pair in it.
+    run(["ip", "netns", "del", NS_PUB]);
+    run(["ip", "netns", "del", NS_BRW]);
+  });
+
+  const spawnIn = (ns: string, args: string[]): { proc: Bun.Subprocess<"ignore", "pipe", "inherit">; out: JsonLines } => {
+    const proc = Bun.spawn(["ip", "netns", "exec", ns, BUN, ...args], { stdout: "pipe", stderr: "inherit", stdin: "ignore" });
+    children.push(proc);
+    return { proc, out: new JsonLines(proc.stdout) };
+  };
+
+  test(
+    "a browser in the other namespace sees the service with its port, TXT and address, and sees it withdrawn on SIGTERM",
+    async () => {
+      const browser = spawnIn(NS_BRW, [`${import.meta.dir}/mdns-browser.ts`]);
+      await browser.out.waitFor((l) => l["browsing"] === true, 5000, "browser start");
+
+      const txt = { backend: "virtual", version: "9.8.7", commit: "deadbee", waveshare_port: "20001" };
+      const publisher = spawnIn(NS_PUB, [`${import.meta.dir}/mdns-publisher.ts`, "gw-under-test", "20000", "gw-host.local", JSON.stringify(txt)]);
+      await publisher.out.waitFor((l) => l["msg"] === "mdns_started", 5000, "publisher mdns_started");
+
+      const up = await browser.out.waitFor((l) => l["event"] === "up" && l["name"] === "gw-under-test", 8000, "browser 'up' event");
+      expect(up["type"]).toBe("can-server");
+      expect(up["protocol"]).toBe("tcp");
+      expect(up["port"]).toBe(20000);
+      expect(up["host"]).toBe("gw-host.local");
+      expect(up["txt"]).toEqual(txt);
+      expect(up["addresses"]).toContain("10.213.0.1");
+
+      publisher.proc.kill("SIGTERM");
+      await publisher.out.waitFor((l) => l["stopped"] === true, 5000, "publisher stop");
+      expect(await publisher.proc.exited).toBe(0);
+      // The goodbye (TTL 0) makes the browser drop the service at once, not after the record TTL.
+      await browser.out.waitFor((l) => l["event"] === "down" && l["name"] === "gw-under-test", 5000, "browser 'down' event");
+      expect(publisher.out.lines.some((l) => l["msg"] === "mdns_stopped")).toBe(true);
+    },
+    30_000,
+  );
+});
