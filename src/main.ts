@@ -12,7 +12,7 @@ import { startGateway } from "./gateway.ts";
 import { createLogger } from "./ops/log.ts";
 import { Stats } from "./ops/stats.ts";
 import { startOperations } from "./ops/operations.ts";
-import { buildInfo } from "./ops/build-info.ts";
+import { buildInfo, versionLine } from "./ops/build-info.ts";
 
 async function main(argv: string[]): Promise<number> {
   let config;
@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const build = buildInfo();
   if (config.version) {
-    process.stdout.write(`can-server ${build.version} (commit ${build.commit}, built ${build.date})\n`);
+    process.stdout.write(versionLine(build) + "\n");
     return 0;
   }
 
