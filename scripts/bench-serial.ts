@@ -26,6 +26,7 @@ import { Stats } from "../src/ops/stats.ts";
 import { encodeAmpioRx } from "../src/protocols/ampio-serial/codec.ts";
 import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
 import { createPtyPair, openPeer, waitFor, writeAll } from "../test/helpers/pty.ts";
+import { LineReader } from "./bench/line-reader.ts";
 
 export interface SerialBenchRow {
   scenario: string;
@@ -211,27 +212,6 @@ async function gatewayProcess(device: string, hubBuffer: number): Promise<void> 
   process.exit(0);
 }
 
-class LineReader {
-  private buf = "";
-  constructor(private readonly reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> }) {}
-  async next(timeoutMs = 30_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const nl = this.buf.indexOf("\n");
-      if (nl >= 0) {
-        const line = this.buf.slice(0, nl);
-        this.buf = this.buf.slice(nl + 1);
-        return line;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("gateway process did not answer");
-      const r = await Promise.race([this.reader.read(), Bun.sleep(left).then(() => null)]);
-      if (r === null) continue;
-      if (r.done) throw new Error("gateway process exited");
-      this.buf += new TextDecoder().decode(r.value);
-    }
-  }
-}
 
 async function measureFanout(sc: Scenario, nClients: number): Promise<SerialFanoutRow> {
   const pair = await createPtyPair("bench-fanout");

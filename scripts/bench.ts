@@ -11,6 +11,7 @@
  */
 import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
 import { arch, cpus, platform, totalmem } from "node:os";
+import { LineReader } from "./bench/line-reader.ts";
 
 const quick = process.argv.includes("--quick");
 const CLIENTS = [1, 10, 100];
@@ -39,25 +40,6 @@ interface Row {
   cpuPercent: number;
 }
 
-class LineReader {
-  private buf = "";
-  constructor(private readonly reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> }) {}
-  async next(timeoutMs = 180_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const nl = this.buf.indexOf("\n");
-      if (nl >= 0) {
-        const line = this.buf.slice(0, nl);
-        this.buf = this.buf.slice(nl + 1);
-        return line;
-      }
-      if (Date.now() > deadline) throw new Error("gateway process did not answer");
-      const { value, done } = await this.reader.read();
-      if (done) throw new Error("gateway process exited");
-      this.buf += new TextDecoder().decode(value);
-    }
-  }
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -80,7 +62,7 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
     const t0 = performance.now();
     proc.stdin.write(`run ${sc.rate} ${sc.count}\n`);
     proc.stdin.flush();
-    await lines.next();
+    await lines.next(180_000);
     const want = sc.count * nClients;
     const deadline = Date.now() + 60_000;
     while (clients.reduce((s, c) => s + c.frames.length, 0) < want && Date.now() < deadline) await Bun.sleep(2);

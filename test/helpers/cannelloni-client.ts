@@ -5,6 +5,7 @@
  */
 import type { Socket } from "bun";
 import { CAN_RTR_FLAG, type CanFrame } from "../../src/can/frame.ts";
+import { TcpTestClient } from "./tcp-test-client.ts";
 
 export const HELLO = new TextEncoder().encode("CANNELLONIv1");
 
@@ -29,13 +30,10 @@ export interface ClientOptions {
   host?: string;
 }
 
-export class CannelloniTestClient {
-  readonly frames: CanFrame[] = [];
+export class CannelloniTestClient extends TcpTestClient {
   private buf = new Uint8Array(0);
   private gotHello = false;
-  private socket!: Socket<undefined>;
-  private waiters: (() => void)[] = [];
-  closed = false;
+  protected socket!: Socket<undefined>;
   readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
   /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
@@ -45,6 +43,7 @@ export class CannelloniTestClient {
   protocolError: string | null = null;
 
   private constructor() {
+    super();
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -69,55 +68,13 @@ export class CannelloniTestClient {
     if (!opts.helloFirst && !opts.noHello) this.write(HELLO);
   }
 
-  write(bytes: Uint8Array): void {
-    let off = 0;
-    // Loopback test traffic is small; spin on partial writes rather than buffering.
-    for (let spins = 0; off < bytes.length && spins < 10_000; spins++) {
-      const n = this.socket.write(bytes.subarray(off));
-      if (n < 0) throw new Error("socket closed");
-      off += n;
-    }
-    if (off < bytes.length) throw new Error("test client could not write");
-  }
-
   send(...frames: CanFrame[]): void {
     this.write(encodeForTest(frames));
   }
 
-  close(): void {
-    this.socket.end();
-  }
-
-  async waitFrames(n: number, timeoutMs = 5000): Promise<CanFrame[]> {
-    await this.until(() => this.frames.length >= n, timeoutMs, `${n} frames (have ${this.frames.length})`);
-    return this.frames.slice(0, n);
-  }
-
-  async waitClosed(timeoutMs = 5000): Promise<void> {
-    await this.until(() => this.closed, timeoutMs, "close");
-  }
-
-  async until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 20);
-      });
-    }
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const r of w) r();
-  }
-
-  private onClose(): void {
-    this.closed = true;
+  protected override onClose(): void {
+    super.onClose();
     this.resolveClosed();
-    this.wake();
   }
 
   private onData(data: Uint8Array): void {

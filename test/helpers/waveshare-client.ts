@@ -9,6 +9,7 @@
  */
 import type { Socket, Subprocess } from "bun";
 import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_RTR_FLAG, CAN_SFF_MASK, type CanFrame } from "../../src/can/frame.ts";
+import { TcpTestClient } from "./tcp-test-client.ts";
 
 export const WS_FRAME_BYTES = 13;
 const INFO_EXT = 0x80;
@@ -39,17 +40,14 @@ export function encodeWs(frames: readonly CanFrame[]): Uint8Array {
   return out;
 }
 
-export class WaveshareTestClient {
-  readonly frames: CanFrame[] = [];
+export class WaveshareTestClient extends TcpTestClient {
   /** Every element exactly as received (13 bytes each). */
   readonly raw: Uint8Array[] = [];
   /** Anything the gateway sent that this format (or the HA client) would not accept. */
   readonly problems: string[] = [];
   /** Bytes of an element split across reads (stays < 13; non-zero at the end = misaligned). */
   private partial = new Uint8Array(0);
-  private socket!: Socket<undefined>;
-  private waiters: (() => void)[] = [];
-  closed = false;
+  protected socket!: Socket<undefined>;
 
   static async connect(port: number, host = "127.0.0.1"): Promise<WaveshareTestClient> {
     const c = new WaveshareTestClient();
@@ -71,53 +69,8 @@ export class WaveshareTestClient {
     return this.partial.length;
   }
 
-  write(bytes: Uint8Array): void {
-    let off = 0;
-    for (let spins = 0; off < bytes.length && spins < 10_000; spins++) {
-      const n = this.socket.write(bytes.subarray(off));
-      if (n < 0) throw new Error("socket closed");
-      off += n;
-    }
-    if (off < bytes.length) throw new Error("test client could not write");
-  }
-
   send(...frames: CanFrame[]): void {
     this.write(encodeWs(frames));
-  }
-
-  close(): void {
-    this.socket.end();
-  }
-
-  async waitFrames(n: number, timeoutMs = 5000): Promise<CanFrame[]> {
-    await this.until(() => this.frames.length >= n, timeoutMs, `${n} frames (have ${this.frames.length})`);
-    return this.frames.slice(0, n);
-  }
-
-  async waitClosed(timeoutMs = 5000): Promise<void> {
-    await this.until(() => this.closed, timeoutMs, "close");
-  }
-
-  async until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 20);
-      });
-    }
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const r of w) r();
-  }
-
-  private onClose(): void {
-    this.closed = true;
-    this.wake();
   }
 
   private onData(data: Uint8Array): void {
