@@ -137,7 +137,7 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
     throw new ListenError(`cannot listen on ${address} for ${protocol.name}: ${msg}`);
   }
   const bound = server;
-  log.info("tcp_listen", { protocol: protocol.name, addr: `${bound.hostname}:${bound.port}` });
+  log.info("tcp_listen", { protocol: protocol.name, addr: bound.hostname.includes(":") ? `[${bound.hostname}]:${bound.port}` : `${bound.hostname}:${bound.port}` });
   return {
     protocol,
     hostname: bound.hostname,
