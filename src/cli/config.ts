@@ -36,6 +36,7 @@ export interface Config {
   waveshareListen: string;
   socketcandListen: string;
   socketcandBus: string;
+  socketcandBeacon: boolean;
   shutdownTimeoutMs: number;
 }
 
@@ -84,5 +85,6 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "waveshare-listen", key: "waveshareListen", env: "CAN_SERVER_WAVESHARE_LISTEN", kind: "addr", def: "", isNew: true, help: "Waveshare 13-byte TCP listen address (e.g. :20001); empty disables" },
   { name: "socketcand-listen", key: "socketcandListen", env: "CAN_SERVER_SOCKETCAND_LISTEN", kind: "addr", def: "", isNew: true, help: "socketcand (raw mode) TCP listen address (e.g. :29536); empty disables" },
   { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
+  { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000) for SavvyCAN/python-can; needs -socketcand-listen" },
   { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
 ];

@@ -148,7 +148,20 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (v === "" && (spec.kind !== "addr" || spec.required)) continue;
     config[spec.key] = convert(spec, v, `environment variable ${spec.env}`);
   }
-  return config as unknown as Config;
+  const parsed = config as unknown as Config;
+  validateCombination(parsed);
+  return parsed;
+}
+
+/**
+ * Rules between flags, checked after flags and environment are merged (so either source may set
+ * either side). Skipped for -help and -version, which exit before the configuration is used.
+ */
+export function validateCombination(config: Config): void {
+  if (config.help || config.version) return;
+  if (config.socketcandBeacon && !config.socketcandListen) {
+    throw new ConfigError("-socketcand-beacon (CAN_SERVER_SOCKETCAND_BEACON) needs -socketcand-listen: the beacon advertises that listener");
+  }
 }
 
 export function usage(): string {

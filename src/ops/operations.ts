@@ -1,16 +1,19 @@
 /**
  * Starts the operations side of a running gateway from its Config: the metrics registry, the
  * HTTP endpoint (/metrics, /ready, /healthz) when -metrics-addr is set, periodic counter logs
- * when -log-metrics-interval > 0, and the mDNS advertisement when -mdns-enable is on.
+ * when -log-metrics-interval > 0, the mDNS advertisement when -mdns-enable is on, and the
+ * socketcand discovery beacon when -socketcand-beacon is on (with the socketcand listener bound).
  */
 import type { Config } from "../cli/config.ts";
-import type { Gateway } from "../gateway.ts";
+import { parseListenAddress } from "../cli/parse.ts";
+import { socketcandBusName, type Gateway } from "../gateway.ts";
 import type { BuildInfo } from "./build-info.ts";
 import { startOpsHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { startMdns } from "./mdns.ts";
 import { createMetrics, type HubGauges, type Metrics } from "./metrics.ts";
 import { startMetricsLogger } from "./metrics-logger.ts";
+import { startSocketcandBeacon } from "./socketcand-beacon.ts";
 import type { Stats } from "./stats.ts";
 
 export interface OperationsDeps {
@@ -54,15 +57,25 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       const mdns = await startMdns({ name: config.mdnsName, port: gateway.port("cannelloni")!, txt, log });
       stops.push(() => mdns.stop());
     }
+    const socketcandPort = gateway.port("socketcand");
+    if (config.socketcandBeacon && socketcandPort !== undefined) {
+      const beacon = startSocketcandBeacon({
+        port: socketcandPort,
+        busName: socketcandBusName(config),
+        listenHost: parseListenAddress(config.socketcandListen)?.host ?? "0.0.0.0",
+        log,
+      });
+      stops.push(() => beacon.stop());
+    }
   } catch (e) {
-    for (const s of stops.reverse()) await s();
+    for (const s of [...stops].reverse()) await s();
     throw e;
   }
   return {
     metrics,
     httpPort,
     async stop(): Promise<void> {
-      for (const s of stops.reverse()) await s();
+      for (const s of [...stops].reverse()) await s();
     },
   };
 }

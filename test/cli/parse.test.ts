@@ -159,3 +159,34 @@ test("usage lists every flag with its env var and default", () => {
   }
   expect(u).toContain("default socketcan; env CAN_SERVER_BACKEND");
 });
+
+describe("rules between flags", () => {
+  const attempt = (argv: string[], env: Record<string, string> = {}): unknown => {
+    try {
+      return parseConfig(argv, env);
+    } catch (e) {
+      return e;
+    }
+  };
+  test("-socketcand-beacon without -socketcand-listen is a configuration error naming both", () => {
+    for (const [argv, env] of [
+      [["-socketcand-beacon"], {}],
+      [[], { CAN_SERVER_SOCKETCAND_BEACON: "true" }],
+      [["-socketcand-beacon", "-socketcand-listen="], {}],
+    ] as [string[], Record<string, string>][]) {
+      const err = attempt(argv, env);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/-socketcand-beacon.*needs -socketcand-listen/);
+    }
+  });
+  test("the beacon with a socketcand listener from a flag or the environment is accepted; off by default", () => {
+    expect(defaultConfig().socketcandBeacon).toBe(false);
+    expect(parseConfig(["-socketcand-beacon", "-socketcand-listen", ":29536"], {}).socketcandBeacon).toBe(true);
+    expect(parseConfig([], { CAN_SERVER_SOCKETCAND_BEACON: "1", CAN_SERVER_SOCKETCAND_LISTEN: ":29536" }).socketcandBeacon).toBe(true);
+    expect(parseConfig(["-socketcand-beacon=false"], {}).socketcandBeacon).toBe(false);
+  });
+  test("-help and -version still work with an incomplete combination", () => {
+    expect(parseConfig(["-socketcand-beacon", "-help"], {}).help).toBe(true);
+    expect(parseConfig(["-socketcand-beacon", "-version"], {}).version).toBe(true);
+  });
+});
