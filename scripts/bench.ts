@@ -151,9 +151,16 @@ if (!only || only === "fanout") {
 }
 
 if (!only || only === "serial") {
-  const { runSerialBench, runSerialFanout, serialBenchTable, serialFanoutTable } = await import("./bench-serial.ts");
-  const backendRows = await runSerialBench({ quick });
-  const fanoutRows = await runSerialFanout({ quick });
+  // Its own process: the fan-out run above leaves a large heap here, and a major GC pause in this
+  // process would show up as serial latency.
+  const { serialBenchTable, serialFanoutTable } = await import("./bench-serial.ts");
+  const child = Bun.spawn([process.execPath, "scripts/bench-serial.ts", "--json", ...(quick ? ["--quick"] : [])], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(child.stdout).text();
+  if ((await child.exited) !== 0) throw new Error("serial benchmark failed");
+  const { backend: backendRows, fanout: fanoutRows } = JSON.parse(out.slice(out.indexOf("{"))) as {
+    backend: Parameters<typeof serialBenchTable>[0];
+    fanout: Parameters<typeof serialFanoutTable>[0];
+  };
   const text = [
     "## Ampio serial (socat pty → gateway)",
     "",

@@ -16,6 +16,7 @@ export const ERROR_SITES = [
   "socketcan_read",
   "socketcan_write",
   "socketcan_tx_overflow",
+  "socketcan_rx_overflow",
   "backend_down_tx",
   "backend_unsupported_frame",
   "internal",
