@@ -96,10 +96,6 @@ export class ClientSession implements HubClient {
     return this.queue.length;
   }
 
-  get isClosed(): boolean {
-    return this.closing !== null;
-  }
-
   /** Called once the socket is open: greet and start the handshake clock. */
   start(): void {
     this.handshakeTimer = setTimeout(() => {
@@ -196,7 +192,7 @@ export class ClientSession implements HubClient {
       const n = this.queue.drainInto(this.batch, BATCH_FRAMES);
       if (n === 0) break;
       const bytes = this.wire.encode(this.batch, n);
-      for (let i = 0; i < n; i++) this.batch[i] = undefined as unknown as CanFrame; // release frames early
+      this.batch.length = 0; // release the frames now, not when the next batch overwrites them
       this.txFrames += n;
       this.pstats.txFrames += n;
       stats.tcpTxFrames += n;
