@@ -2,7 +2,8 @@
  * Ampio serial codec (shared/spec/PROTOCOLS.md §4): the spec's byte vectors, the edge cases of a
  * streaming decoder (split frames, resync after garbage, bad length, bad checksum, a truncated
  * frame hiding a valid one), the go-ampio-server defects (dlc 0/1 dropped, 9-byte payloads
- * accepted), the TX encoder and its refusals, and a seeded fuzz run through random chunk sizes.
+ * accepted), listeners that throw (every frame still delivered, the first error rethrown), the TX
+ * encoder and its refusals, and a seeded fuzz run through random chunk sizes.
  */
 import { describe, expect, test } from "bun:test";
 import { CAN_EFF_FLAG, type CanFrame, dataFrame, fdFrame, formatFrame, framesEqual, remoteFrame } from "../../src/can/frame.ts";
@@ -194,6 +195,104 @@ describe("ampio decoder: streaming edge cases", () => {
     c.decoder.push(RX_DLC0);
     expect(c.frames.length).toBeGreaterThanOrEqual(1);
     expect(c.frames.every((f) => formatFrame(f) === "12345678#")).toBe(true);
+  });
+});
+
+describe("ampio decoder: listeners that throw", () => {
+  /** Frames 1..n with distinct ids, one byte of data each. */
+  const numbered = (n: number): Uint8Array => cat(...Array.from({ length: n }, (_, i) => encodeAmpioRx(0x100 + i, [i & 0xff])));
+  const ids = (fs: CanFrame[]): number[] => fs.map((f) => (f.canId & ~CAN_EFF_FLAG) >>> 0);
+  const expected = (n: number): number[] => Array.from({ length: n }, (_, i) => 0x100 + i);
+
+  /** Calls push(), returns what it threw (undefined if nothing). */
+  function pushCatching(d: AmpioSerialDecoder, chunk: Uint8Array): unknown {
+    try {
+      d.push(chunk);
+      return undefined;
+    } catch (e) {
+      return e;
+    }
+  }
+
+  test("listener that throws does not lose the following frames", () => {
+    const seen: CanFrame[] = [];
+    const boom = new Error("listener fault");
+    const d = new AmpioSerialDecoder({
+      frame: (f) => {
+        seen.push(f);
+        if (seen.length === 1) throw boom;
+      },
+      reject: () => {},
+    });
+    // Five frames and the first half of a sixth in one chunk; the listener throws on the first.
+    const wire = numbered(6);
+    const cut = wire.length - 4;
+    expect(pushCatching(d, wire.subarray(0, cut))).toBe(boom);
+    // Every complete frame of the chunk was delivered by that same push, none waits for more bytes.
+    expect(ids(seen)).toEqual(expected(5));
+    expect(d.buffered).toBe(cut - 5 * encodeAmpioRx(0, [0]).length);
+    // The error is reported once; the next chunk decodes normally and completes the partial frame.
+    expect(pushCatching(d, wire.subarray(cut))).toBeUndefined();
+    expect(ids(seen)).toEqual(expected(6));
+    expect(d.buffered).toBe(0);
+  });
+
+  test("a listener that throws on every frame still gets every frame of a chunk larger than a slice, once", () => {
+    const seen: CanFrame[] = [];
+    let thrown = 0;
+    // 32-byte slices: 300 frames of 9 bytes cross ~85 slice boundaries inside one push.
+    const d = new AmpioSerialDecoder(
+      {
+        frame: (f) => {
+          seen.push(f);
+          throw new Error(`fault ${++thrown}`);
+        },
+        reject: () => {},
+      },
+      32,
+    );
+    const err = pushCatching(d, numbered(300));
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toBe("fault 1"); // the first error, not the last
+    expect(thrown).toBe(300);
+    expect(ids(seen)).toEqual(expected(300));
+    expect(d.buffered).toBe(0);
+  });
+
+  test("reject and skip listeners that throw lose nothing either", () => {
+    const frames: CanFrame[] = [];
+    const rejects: AmpioRejectReason[] = [];
+    let skipped = 0;
+    const d = new AmpioSerialDecoder({
+      frame: (f) => frames.push(f),
+      reject: (r) => {
+        rejects.push(r);
+        throw new Error("reject fault");
+      },
+      skip: (n) => {
+        skipped += n;
+        throw new Error("skip fault");
+      },
+    });
+    const chunk = cat([0x01, 0x02, 0x03], RX_DLC0, RX_L14, RX_DLC1, RX_SPEC_EXAMPLE_BAD_CHECKSUM, RX_SPEC_EXAMPLE, [0x07]);
+    const err = pushCatching(d, chunk);
+    expect((err as Error).message).toBe("skip fault"); // the leading noise came first
+    expect(texts(frames)).toEqual(["12345678#", "000007FF#42", "00000002#FE10190919040120"]);
+    expect(rejects).toEqual(["bad_length", "bad_checksum"]);
+    // The same stream through listeners that do not throw skips exactly as many bytes.
+    expect(skipped).toBe(decodeAll(chunk).skipped);
+    expect(d.buffered).toBe(0);
+  });
+
+  test("a non-Error value thrown by a listener is rethrown as is", () => {
+    const d = new AmpioSerialDecoder({
+      frame: () => {
+        throw "not an Error"; // what a careless listener might do
+      },
+      reject: () => {},
+    });
+    expect(pushCatching(d, RX_DLC0)).toBe("not an Error");
+    expect(pushCatching(d, new Uint8Array(0))).toBeUndefined();
   });
 });
 

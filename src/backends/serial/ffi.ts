@@ -8,7 +8,8 @@
  * gave those functions new symbol versions that take numeric rates instead of the B-codes, and
  * dlsym binds the newest version: the kernel ABI is the one layout that is stable everywhere.
  * `TIOCEXCL` keeps a second gateway off the same adapter. Failures become SerialOpenError with
- * the errno name and a message that says what to do.
+ * the errno name and a message that says what to do. Closing discards unsent output first
+ * (`tcflush(TCOFLUSH)`): a UART's close() otherwise waits for it to drain, O_NONBLOCK or not.
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import fs from "node:fs";
@@ -40,6 +41,8 @@ const CRTSCTS = 0o20000000000;
 const TERMIOS_SIZE = 60;
 const T_CFLAG = 8;
 const TCSANOW = 0;
+/** tcflush() queue selector: discard data written but not yet transmitted. */
+const TCOFLUSH = 1;
 
 const F_GETFL = 3;
 const F_SETFL = 4;
@@ -61,6 +64,8 @@ const SYMBOLS = {
   tcgetattr: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   tcsetattr: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   cfmakeraw: { args: [FFIType.ptr], returns: FFIType.void },
+  // ioctl(fd, TCFLSH, queue) in glibc and musl alike; a fixed signature, unlike ioctl's.
+  tcflush: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   // ioctl and fcntl are variadic; their third argument is passed in the same register as a fixed
   // one on the x86_64 SysV and Linux aarch64 ABIs, so a fixed signature is safe there.
   ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
@@ -157,14 +162,33 @@ function closeQuietly(fd: number): void {
 }
 
 /**
- * Releases the exclusive lock and closes the tty. The lock lives on the kernel's tty, not on the
- * fd: a tty that outlives this open (a pty whose master stays open, a console) would otherwise
- * stay locked against every later non-root open. Never throws (a vanished device has nothing
- * left to release).
+ * Discards output written to the tty but not yet transmitted (`tcflush(fd, TCOFLUSH)`).
+ * Returns null on success, else the errno name (EIO after a hang-up, ENOTTY for a non-tty,
+ * EBADF for a closed fd). Never throws.
  */
-export function closeSerial(fd: number): void {
+export function discardPendingOutput(fd: number): string | null {
+  if (!libc) return "ENOSYS"; // no fd can have been opened by openSerial without libc
+  return libc.tcflush(fd, TCOFLUSH) === 0 ? null : lastErrno(libc);
+}
+
+/**
+ * Discards unsent output, releases the exclusive lock and closes the tty. Never throws (a
+ * vanished device has nothing left to release):
+ * - The flush comes first because a real UART's close() waits for pending output to drain, up
+ *   to the port's closing_wait (30 s by default), whatever O_NONBLOCK says: a stalled adapter
+ *   would otherwise freeze the event loop in stop() or on reconnect. Only bytes the driver
+ *   already handed to the hardware (FIFO, an in-flight USB transfer) are left to go out. The
+ *   bytes are lost either way (the device is being let go); a failed flush (EIO after a
+ *   hang-up) leaves nothing to drain. Returns its errno name (null on success) for diagnostics.
+ * - The lock lives on the kernel's tty, not on the fd: a tty that outlives this open (a pty
+ *   whose master stays open, a console) would otherwise stay locked against every later
+ *   non-root open.
+ */
+export function closeSerial(fd: number): string | null {
+  const flushError = discardPendingOutput(fd);
   if (libc) libc.ioctl(fd, TIOCNXCL, null); // fails harmlessly with EIO after a hang-up
   closeQuietly(fd);
+  return flushError;
 }
 
 /** An open, configured, exclusively locked tty. The caller releases it with closeSerial(fd). */

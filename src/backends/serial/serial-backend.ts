@@ -323,7 +323,10 @@ export class SerialBackend implements Backend {
     // Cancel before close so the stream stops polling the fd before its number can be reused.
     if (reader) reader.cancel().catch(() => {});
     if (this.fd >= 0) {
-      closeSerial(this.fd);
+      // closeSerial discards unsent TX first, so a stalled adapter cannot hold close() for
+      // the UART's closing_wait. After a hang-up the flush fails with EIO: nothing to drain.
+      const flushError = closeSerial(this.fd);
+      if (flushError !== null) this.log.debug("serial_tx_flush_failed", { error: flushError });
       this.fd = -1;
     }
   }

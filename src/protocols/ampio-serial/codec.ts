@@ -4,6 +4,8 @@
  * (L = 5..13): it takes chunks split anywhere, resynchronises on the next `2D D4` after garbage,
  * a bad length or a bad checksum without ever skipping a valid frame that follows, reports every
  * rejected candidate frame to its caller, and holds at most one partial frame between chunks.
+ * A listener that throws cannot make it lose bytes: the chunk is decoded to its end and the
+ * first error is rethrown from push() afterwards.
  * The encoder builds host→adapter frames `2D D4 | L | 02 | 80|dlc | id u32 BE | payload | checksum`
  * and refuses frames the adapter cannot carry (RTR, CAN FD, error frames). Pure: no I/O.
  */
@@ -51,6 +53,8 @@ function checksumOf(q: ByteQueue, len: number): number {
  */
 export class AmpioSerialDecoder {
   private readonly queue: ByteQueue;
+  /** First error a listener threw during the current push(); boxed because anything can be thrown. */
+  private listenerFailure: { readonly error: unknown } | null = null;
 
   constructor(
     private readonly events: AmpioDecoderEvents,
@@ -64,10 +68,20 @@ export class AmpioSerialDecoder {
     return this.queue.length;
   }
 
+  /**
+   * Decodes all of `chunk`. If a listener throws, decoding still runs to the end of the chunk
+   * (every later frame is delivered, nothing waits for the next chunk) and the first error is
+   * rethrown here afterwards; later errors of the same push() are dropped.
+   */
   push(chunk: Uint8Array): void {
     for (let off = 0; off < chunk.length; off += this.sliceBytes) {
       this.queue.push(off === 0 && chunk.length <= this.sliceBytes ? chunk : chunk.subarray(off, off + this.sliceBytes));
       this.drain();
+    }
+    const failure = this.listenerFailure;
+    if (failure !== null) {
+      this.listenerFailure = null;
+      throw failure.error;
     }
   }
 
@@ -100,7 +114,7 @@ export class AmpioSerialDecoder {
       if (q.length < 3) return;
       const len = q.at(2);
       if (len < AMPIO_RX_MIN_LEN || len > AMPIO_RX_MAX_LEN) {
-        this.events.reject("bad_length");
+        this.rejected("bad_length");
         // Resume right after the 2D D4 we rejected: a valid frame may start at the L byte.
         q.consume(2);
         continue;
@@ -108,7 +122,7 @@ export class AmpioSerialDecoder {
       const total = 3 + len;
       if (q.length < total) return; // partial frame: wait for more bytes
       if (checksumOf(q, len) !== q.at(total - 1)) {
-        this.events.reject("bad_checksum");
+        this.rejected("bad_checksum");
         // The "frame" may be a truncated one whose L swallowed the start of a valid frame:
         // resume scanning inside it, just past the rejected preamble, never after it.
         q.consume(2);
@@ -120,12 +134,34 @@ export class AmpioSerialDecoder {
       q.consume(total);
       // §4: the id is a 29-bit extended id. Bits above it would turn into RTR/ERR flags, which
       // the adapter cannot report, so they are masked rather than trusted.
-      this.events.frame({ canId: ((id & CAN_EFF_MASK) | CAN_EFF_FLAG) >>> 0, len: dlc, data, fd: false, fdFlags: 0 });
+      // The frame is consumed before it is delivered, so a throwing listener cannot see it twice.
+      try {
+        this.events.frame({ canId: ((id & CAN_EFF_MASK) | CAN_EFF_FLAG) >>> 0, len: dlc, data, fd: false, fdFlags: 0 });
+      } catch (e) {
+        this.listenerThrew(e);
+      }
+    }
+  }
+
+  private rejected(reason: AmpioRejectReason): void {
+    try {
+      this.events.reject(reason);
+    } catch (e) {
+      this.listenerThrew(e);
     }
   }
 
   private skipped(n: number): void {
-    if (n > 0) this.events.skip?.(n);
+    if (n <= 0) return;
+    try {
+      this.events.skip?.(n);
+    } catch (e) {
+      this.listenerThrew(e);
+    }
+  }
+
+  private listenerThrew(error: unknown): void {
+    this.listenerFailure ??= { error };
   }
 }
 

@@ -5,13 +5,24 @@
  * busy (exclusively locked) device. The last two need an unprivileged process, because root
  * bypasses both tty permissions and TIOCEXCL: the test runs the real open in a child process as
  * user `nobody` (setpriv); if that is impossible here, those two tests fail with the reason.
+ * closeSerial discards unsent output before closing (a UART's close() would wait for it to drain);
+ * a pty has no transmitter to wait for, so there the flush is observed as bytes that never reach
+ * the peer, against a control close without the flush that delivers every byte.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { closeSerial, describeSerialError, openSerial, SerialOpenError, serialSettings } from "../../../src/backends/serial/ffi.ts";
-import { createPtyPair, type PtyPair } from "../../helpers/pty.ts";
+import {
+  closeSerial,
+  describeSerialError,
+  discardPendingOutput,
+  loadSerialLibrary,
+  openSerial,
+  SerialOpenError,
+  serialSettings,
+} from "../../../src/backends/serial/ffi.ts";
+import { createPtyPair, openPeer, type PtyPair } from "../../helpers/pty.ts";
 
 // Linux termios bits (asm-generic).
 const CSIZE = 0o60;
@@ -169,7 +180,124 @@ describe("openSerial as an unprivileged user (root bypasses these checks)", () =
     expect(verdict.code).toBe("EBUSY");
     expect(verdict.message).toMatch(/busy/);
     closeTracked(fd);
-    // closeSerial released the lock: the next gateway may open it.
+    // closeSerial (flush, TIOCNXCL, close) released the lock: the next gateway may open it.
     expect((await openAsNobody(tty)).ok).toBe(true);
+  });
+});
+
+/** errno name of a node:fs error, or null. */
+function codeOf(e: unknown): string | null {
+  return e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : null;
+}
+
+/**
+ * Writes to `fd` until the whole path to the peer is full and stays full: EAGAIN on five tries in
+ * a row, 10 ms apart (socat stops reading once nobody reads the peer end). A pty slave's write room
+ * is the space left in the master's input buffer, so at that point unsent bytes sit on our side of
+ * the pair, where TCOFLUSH reaches them. Bounded to 4 MiB and 5 s. Returns the bytes accepted.
+ */
+async function fillUntilStalled(fd: number): Promise<number> {
+  const chunk = new Uint8Array(4096).fill(0x55);
+  const deadline = Date.now() + 5000;
+  let written = 0;
+  let refusals = 0;
+  while (refusals < 5) {
+    if (written > 4 << 20 || Date.now() > deadline) throw new Error(`the pty never stalled (${written} bytes accepted)`);
+    try {
+      written += fs.writeSync(fd, chunk);
+      refusals = 0;
+    } catch (e) {
+      if (codeOf(e) !== "EAGAIN") throw e;
+      refusals++;
+      await Bun.sleep(10);
+    }
+  }
+  return written;
+}
+
+/**
+ * Counts the 0x55 bytes that reach the peer end of `p` from an earlier writer: reopens the device
+ * end, sends one 0xAA marker behind them (retried while the full pair refuses it) and reads the
+ * peer until the marker arrives. The pair keeps byte order, so everything that survived is in
+ * front of the marker. Bounded to 5 s.
+ */
+async function bytesThatReachedThePeer(p: PtyPair): Promise<number> {
+  const writer = openPeer(p.deviceA);
+  const peer = openPeer(p.deviceB);
+  try {
+    const buf = new Uint8Array(65536);
+    let markerSent = false;
+    let got = 0;
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`no marker after ${got} bytes in 5 s (marker sent: ${markerSent})`);
+      if (!markerSent) {
+        try {
+          markerSent = fs.writeSync(writer, Uint8Array.of(0xaa)) === 1;
+        } catch (e) {
+          if (codeOf(e) !== "EAGAIN") throw e;
+        }
+      }
+      let n = 0;
+      try {
+        n = fs.readSync(peer, buf, 0, buf.length, null);
+      } catch (e) {
+        if (codeOf(e) !== "EAGAIN") throw e;
+      }
+      const marker = buf.subarray(0, n).indexOf(0xaa);
+      if (marker >= 0) return got + marker;
+      got += n;
+      if (n === 0) await Bun.sleep(2);
+    }
+  } finally {
+    fs.closeSync(writer);
+    fs.closeSync(peer);
+  }
+}
+
+describe("closeSerial discards unsent output (a UART's close() would wait for it to drain)", () => {
+  // The stall a UART shows (close() sleeping up to closing_wait) cannot happen on a pty: it has no
+  // transmitter and its close() never waits. What a pty does show is the flush itself: bytes
+  // written but not yet taken by the other side vanish instead of arriving after the close.
+  let own: PtyPair | null = null;
+  afterEach(async () => {
+    await own?.close();
+    own = null;
+  });
+
+  test("control: a plain close() of a stalled pty delivers every byte later", async () => {
+    own = await createPtyPair("flush-control");
+    const { fd } = openSerial(own.deviceA, 115200);
+    const written = await fillUntilStalled(fd);
+    fs.closeSync(fd); // no flush: shows the pty keeps unsent bytes, so the next test can fail
+    expect(await bytesThatReachedThePeer(own)).toBe(written);
+  });
+
+  test("closeSerial of a stalled pty: the flush succeeds and the unsent bytes never arrive", async () => {
+    own = await createPtyPair("flush");
+    const { fd } = openSerial(own.deviceA, 115200);
+    const written = await fillUntilStalled(fd);
+    expect(closeSerial(fd)).toBeNull();
+    const arrived = await bytesThatReachedThePeer(own);
+    expect(arrived).toBeLessThan(written);
+    expect(arrived).toBeGreaterThan(0); // what socat had already taken still arrives
+  });
+
+  test("flush errors are reported by name and never thrown", async () => {
+    loadSerialLibrary();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "can-server-flush-"));
+    try {
+      const fileFd = fs.openSync(path.join(dir, "notatty"), "w");
+      expect(discardPendingOutput(fileFd)).toBe("ENOTTY");
+      expect(closeSerial(fileFd)).toBe("ENOTTY");
+      expect(discardPendingOutput(fileFd)).toBe("EBADF"); // closeSerial did close it
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // A device that vanished (socat killed: the tty is hung up) has nothing left to drain.
+    own = await createPtyPair("flush-hangup");
+    const { fd } = openSerial(own.deviceA, 115200);
+    await own.kill();
+    expect(closeSerial(fd)).toBe("EIO");
   });
 });

@@ -3,7 +3,8 @@
  * the adapter): a hostile 20,000-frame RX stream delivered exactly, TX bytes exactly as spec §4,
  * a TX flood beyond the queue counted and survived, refused frames counted, hot-plug (the pair
  * killed mid-traffic and recreated at the same path) recovered without a restart, a device
- * missing at start-up picked up when it appears, and stop() releasing everything.
+ * missing at start-up picked up when it appears, stop() releasing everything, and a frame
+ * listener that throws costing no frames.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import fs from "node:fs";
@@ -101,6 +102,33 @@ describe("SerialBackend RX", () => {
     expect(h.stats.errors.get("serial_read")).toBe(0);
     expect(h.states).toEqual([{ up: true, reason: "" }]);
   }, 60_000);
+});
+
+describe("SerialBackend RX with a faulty listener", () => {
+  test("a frame listener that throws is logged, and the frames behind it in the same read still arrive", async () => {
+    const pair = await pty("rx-throw");
+    const stats = new Stats();
+    const { log, lines } = memoryLogger("debug");
+    const backend = new SerialBackend({ path: pair.deviceA, baud: 115200, stats, log });
+    const frames: CanFrame[] = [];
+    await backend.start({
+      frame: (f) => {
+        frames.push(f);
+        if (frames.length === 1) throw new Error("listener fault");
+      },
+      state: () => {},
+    });
+    cleanups.push(() => backend.stop());
+    const adapter = peer(pair.deviceB);
+    // One write, no more bytes after it: a decoder that stopped at the throw would keep the
+    // last two frames until a next chunk that never comes.
+    await writeAll(adapter, Uint8Array.from([...encodeAmpioRx(1, [1]), ...encodeAmpioRx(2, [2]), ...encodeAmpioRx(3, [3])]));
+    await waitFor(() => frames.length >= 3, 5000, "three frames at the listener");
+    expect(frames.map(formatFrame)).toEqual(["00000001#01", "00000002#02", "00000003#03"]);
+    expect(stats.serialRxFrames).toBe(3);
+    expect(lines.some((l) => l.includes("serial_rx_dispatch_failed") && l.includes("listener fault"))).toBe(true);
+    expect(backend.up).toBe(true);
+  });
 });
 
 describe("SerialBackend TX", () => {
