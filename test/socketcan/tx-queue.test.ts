@@ -4,7 +4,7 @@
  * write is the one scripted part here: a function returning the errno a real send() would. The
  * timers and everything else are real.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { decodeCanStruct } from "../../src/backends/socketcan/can-struct.ts";
 import { ERRNO } from "../../src/backends/socketcan/ffi.ts";
 import { TxQueue } from "../../src/backends/socketcan/tx-queue.ts";
@@ -17,11 +17,16 @@ function device() {
   const failures: number[] = [];
   const d = {
     full: false,
+    /** While full: how many more frames it still takes before refusing again (a draining queue). */
+    credit: 0,
     nextError: 0,
     accepted,
     failures,
     write(struct: Uint8Array, length: number): number {
-      if (d.full) return ERRNO.ENOBUFS;
+      if (d.full) {
+        if (d.credit === 0) return ERRNO.ENOBUFS;
+        d.credit--;
+      }
       if (d.nextError !== 0) {
         const e = d.nextError;
         d.nextError = 0;
@@ -100,6 +105,37 @@ describe("TxQueue", () => {
     q.send(frame(2));
     expect(dev.failures).toEqual([ERRNO.EINVAL]);
     expect(dev.accepted).toEqual(["102#02"]);
+  });
+
+  test("after a round that wrote frames the retry delay starts small again", async () => {
+    // The delays asked of setTimeout are observed (the real timers still run): they are what
+    // decides throughput when the device drains slowly, e.g. an MCP2515 at 50 kbit/s.
+    const delays: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    const spy = spyOn(globalThis, "setTimeout").mockImplementation(((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return realSetTimeout(fn, ms);
+    }) as typeof setTimeout);
+    const stats = new Stats();
+    const dev = device();
+    const q = new TxQueue({ write: dev.write, failed: (e) => dev.failures.push(e), limit: 10, stats, retry: { initialMs: 1, maxMs: 40, factor: 4 } });
+    try {
+      dev.full = true;
+      for (let i = 1; i <= 3; i++) q.send(frame(i));
+      await until(() => delays.includes(40), "the retry delay grown to its cap while the device is stuck");
+      expect(delays.slice(0, 4)).toEqual([1, 4, 16, 40]);
+      // The device drains one frame, then is full again: it is moving, so look again soon.
+      const before = delays.length;
+      dev.credit = 1;
+      await until(() => dev.accepted.length === 1 && delays.length > before, "one frame written and the next retry scheduled");
+      expect(delays[delays.length - 1]).toBe(1);
+      dev.full = false;
+      await until(() => q.pending === 0, "queue drained");
+      expect(dev.accepted).toEqual(["101#01", "102#02", "103#03"]);
+    } finally {
+      q.close();
+      spy.mockRestore();
+    }
   });
 
   test("close() drops waiting frames, counts them and stops retrying", async () => {

@@ -16,6 +16,11 @@ const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
 const SO_RCVTIMEO = 20;
+/** getsockopt: the socket's u32[SK_MEMINFO_VARS] memory counters (Linux 3.17+). */
+const SO_MEMINFO = 55;
+const SK_MEMINFO_VARS = 9;
+/** Index of sk_drops in SO_MEMINFO: datagrams the kernel dropped because the buffer was full. */
+const SK_MEMINFO_DROPS = 8;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCGIFMTU = 0x8921;
 const MSG_DONTWAIT = 0x40;
@@ -216,6 +221,19 @@ export function interfaceFlags(fd: number, iface: string): number {
   }
   return req[16]! | (req[17]! << 8);
 }
+
+/**
+ * How many frames the kernel has dropped for this socket so far because its receive buffer was
+ * full (cumulative, wrapping at 2^32). -1 if the kernel cannot say (no SO_MEMINFO).
+ */
+export function socketDrops(fd: number): number {
+  meminfoLen[0] = meminfo.byteLength;
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, meminfoLen) !== 0 || meminfoLen[0]! <= SK_MEMINFO_DROPS * 4) return -1;
+  return meminfo[SK_MEMINFO_DROPS]!;
+}
+/** Reused by socketDrops (read on every receive wake-up; each thread has its own module copy). */
+const meminfo = new Uint32Array(SK_MEMINFO_VARS);
+const meminfoLen = new Uint32Array(1);
 
 /** Interface MTU: 16 = classic CAN only, 72 = CAN FD capable. -1 if it cannot be read. */
 export function interfaceMtu(fd: number, iface: string): number {

@@ -5,8 +5,10 @@
  * the ring in batches, so the event loop never blocks. Transmitting is a non-blocking send; a
  * full device queue (EAGAIN/ENOBUFS, common on MCP2515) parks frames in a bounded queue retried
  * with a short backoff. When the interface goes down or vanishes, the backend reports itself down
- * once, closes the socket and reopens it with capped backoff until the interface is back; only a
- * kernel without SocketCAN is fatal. Classic frames only unless `fd` is set (CAN_RAW_FD_FRAMES).
+ * once, closes the socket and reopens it with capped backoff until the interface is back; an
+ * interface that is up without carrier (bus-off with restart-ms 0, a vxcan whose peer is down)
+ * counts as down too. Frames the kernel drops because the receive buffer overflowed (this thread
+ * fell behind) are read from SO_MEMINFO and counted. Only a kernel without SocketCAN is fatal. Classic frames only unless `fd` is set (CAN_RAW_FD_FRAMES).
  */
 import { existsSync } from "node:fs";
 import { frameProblem, type CanFrame } from "../../can/frame.ts";
@@ -20,12 +22,14 @@ import {
   closeSocket,
   describeErrno,
   ERRNO,
+  IFF_RUNNING,
   IFF_UP,
   interfaceFlags,
   interfaceMtu,
   openCanSocket,
   sendFrame,
   SocketCanError,
+  socketDrops,
 } from "./ffi.ts";
 import {
   createRxRing,
@@ -71,6 +75,14 @@ interface Session {
   /** Consumer counter (mirrors H_READ). */
   read: number;
   closing: boolean;
+  /** closeSession gave up waiting for the worker and left the fd open (closed once it exits). */
+  stuck: boolean;
+  /** The kernel's cumulative drop count last seen (SO_MEMINFO); -1 if this kernel cannot say. */
+  kernelDrops: number;
+  /** Whether this session's first kernel drops were already logged. */
+  dropsWarned: boolean;
+  /** When the interface flags were last looked at (performance.now()). */
+  linkCheckedAt: number;
 }
 
 const RX_BATCH = 64;
@@ -78,6 +90,8 @@ const RX_BATCH = 64;
 const PUMP_TIMEOUT_MS = 1000;
 /** How long stop() waits for the worker to leave its blocking receive. */
 const WORKER_EXIT_TIMEOUT_MS = 5000;
+/** How often a running session looks at the interface flags (carrier lost without ENETDOWN). */
+const LINK_CHECK_MS = 1000;
 
 /** rx-worker.ts's path inside a `bun build --compile` binary, relative to its embedded root. */
 const COMPILED_WORKER_PATHS = ["backends/socketcan/rx-worker.js", "src/backends/socketcan/rx-worker.js", "rx-worker.js"];
@@ -209,9 +223,8 @@ export class SocketCanBackend implements Backend {
     let ring: RxRing;
     try {
       // The socket is bound first, so a link that goes down from here on is reported to it.
-      if ((interfaceFlags(sock.fd, this.iface) & IFF_UP) === 0) {
-        throw new SocketCanError(`CAN interface ${this.iface} is down (ip link set ${this.iface} up)`, ERRNO.ENETDOWN);
-      }
+      const problem = linkStateProblem(this.iface, interfaceFlags(sock.fd, this.iface));
+      if (problem !== null) throw new SocketCanError(problem, ERRNO.ENETDOWN);
       if (this.fdCapable && !this.mtuWarned) {
         const mtu = interfaceMtu(sock.fd, this.iface);
         if (mtu !== -1 && mtu < CANFD_FRAME_SIZE) {
@@ -232,11 +245,21 @@ export class SocketCanBackend implements Backend {
       limit: this.txQueueLimit,
       stats: this.stats,
     });
-    const session: Session = { fd, ring, worker, tx, read: 0, closing: false };
-    worker.addEventListener("error", (event) => {
-      this.stats.error("socketcan_read");
-      this.fail(session, `receive worker failed: ${event.message}`);
-    });
+    const session: Session = {
+      fd,
+      ring,
+      worker,
+      tx,
+      read: 0,
+      closing: false,
+      stuck: false,
+      kernelDrops: socketDrops(fd),
+      dropsWarned: false,
+      linkCheckedAt: performance.now(),
+    };
+    // Bun reports an uncaught error in the worker as "error" followed by "close".
+    worker.addEventListener("error", (event) => this.workerGone(session, `receive worker failed: ${event.message}`));
+    worker.addEventListener("close", () => this.workerGone(session, "receive worker exited unexpectedly"));
     const startMessage: RxWorkerStart = { ring: ring.buffer, fd: sock.fd, batch: RX_BATCH };
     worker.postMessage(startMessage);
     this.session = session;
@@ -253,11 +276,18 @@ export class SocketCanBackend implements Backend {
       if (session.closing) return;
       const write = Atomics.load(h, H_WRITE);
       if (write !== session.read) this.drain(session, write);
+      if (session.closing) return;
+      this.countKernelDrops(session);
       const state = Atomics.load(h, H_STATE);
       if (state !== RX_RUNNING) {
+        // The worker may have published a last batch after `write` was read: deliver it too.
+        const last = Atomics.load(h, H_WRITE);
+        if (last !== session.read) this.drain(session, last);
+        if (session.closing) return;
         if (state === RX_FAILED) this.receiveFailed(session, Atomics.load(h, H_ERRNO));
         return;
       }
+      if (this.linkLost(session)) return;
       const wait = Atomics.waitAsync(h, H_WRITE, write, PUMP_TIMEOUT_MS);
       if (wait.async) {
         void wait.value.then(() => this.pump(session));
@@ -295,6 +325,71 @@ export class SocketCanBackend implements Backend {
     Atomics.store(ring.header, H_READ, read);
     // The worker sleeps on H_READ only when the ring was full.
     Atomics.notify(ring.header, H_READ);
+  }
+
+  /**
+   * Counts frames the kernel dropped since the last look: the socket buffer overflowed because
+   * the ring was full (this thread fell behind). Logged once per session, counted always.
+   */
+  private countKernelDrops(session: Session): void {
+    if (session.kernelDrops < 0) return;
+    const total = socketDrops(session.fd);
+    if (total < 0) return;
+    const fresh = (total - session.kernelDrops) >>> 0;
+    session.kernelDrops = total;
+    if (fresh === 0) return;
+    this.stats.error("socketcan_rx_overflow", fresh);
+    if (!session.dropsWarned) {
+      session.dropsWarned = true;
+      this.log.warn("socketcan_rx_overflow", {
+        frames: fresh,
+        hint: "the kernel receive buffer overflowed and dropped frames: this host is not keeping up with the bus (counted in errors_total)",
+      });
+    } else {
+      this.log.debug("socketcan_rx_overflow", { frames: fresh });
+    }
+  }
+
+  /**
+   * Looks at the interface flags now and then: losing the carrier (bus-off with restart-ms 0)
+   * does not fail the socket's receive, it just goes quiet. True when the session was failed.
+   */
+  private linkLost(session: Session): boolean {
+    const now = performance.now();
+    if (now - session.linkCheckedAt < LINK_CHECK_MS) return false;
+    session.linkCheckedAt = now;
+    let problem: string | null;
+    try {
+      problem = linkStateProblem(this.iface, interfaceFlags(session.fd, this.iface));
+    } catch {
+      return false; // the interface vanished: the worker's receive fails with ENODEV and says so
+    }
+    if (problem === null) return false;
+    this.fail(session, problem);
+    return true;
+  }
+
+  /**
+   * The worker thread ended by itself (uncaught error, or exited). It no longer touches the fd,
+   * so mark it failed: closeSession then closes the fd instead of leaking it after a timeout,
+   * and the backend goes down and reopens instead of staying up with nothing receiving.
+   */
+  private workerGone(session: Session, reason: string): void {
+    const h = session.ring.header;
+    const wasRunning = Atomics.compareExchange(h, H_STATE, RX_RUNNING, RX_FAILED) === RX_RUNNING;
+    Atomics.notify(h, H_STATE);
+    Atomics.notify(h, H_WRITE);
+    if (session.closing) {
+      if (session.stuck && wasRunning) {
+        // closeSession gave up on this worker; now that it is gone the fd is safe to close.
+        session.stuck = false;
+        closeSocket(session.fd);
+      }
+      return;
+    }
+    if (this.session !== session) return;
+    this.stats.error("socketcan_read");
+    this.fail(session, reason);
   }
 
   private receiveFailed(session: Session, errno: number): void {
@@ -335,10 +430,13 @@ export class SocketCanBackend implements Backend {
     const result = wait.async ? await wait.value : wait.value;
     session.worker.terminate();
     if (result === "timed-out" && Atomics.load(h, H_STATE) === RX_RUNNING) {
-      // Never close an fd a thread may still be blocked on (the number could be reused).
+      // Never close an fd a thread may still be blocked on (the number could be reused); it is
+      // closed if the worker does exit later (workerGone).
+      session.stuck = true;
       this.log.warn("socketcan_worker_stuck", { fd: session.fd });
       return;
     }
+    this.countKernelDrops(session);
     closeSocket(session.fd);
   }
 
@@ -392,6 +490,15 @@ export class SocketCanBackend implements Backend {
     this.stats.error(where);
     this.stats.backendTxDropped++;
   }
+}
+
+/** Why an interface with these flags cannot carry frames, or null if it can. */
+function linkStateProblem(iface: string, flags: number): string | null {
+  if ((flags & IFF_UP) === 0) return `CAN interface ${iface} is down (ip link set ${iface} up)`;
+  if ((flags & IFF_RUNNING) === 0) {
+    return `CAN interface ${iface} is up but not running: bus-off or no carrier (check the bus; ip link set ${iface} type can restart-ms 100 restarts after bus-off)`;
+  }
+  return null;
 }
 
 /** Errors that mean the interface is down or gone (as opposed to one bad frame). */

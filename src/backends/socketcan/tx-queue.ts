@@ -88,10 +88,14 @@ export class TxQueue {
   /** Writes waiting frames in order; stops at the first one the device still refuses. */
   private readonly flush = (): void => {
     this.timer = null;
+    const firstHead = this.head;
     while (!this.closed && this.head < this.queue.length) {
       const struct = this.queue[this.head]!;
       const errno = this.opts.write(struct, struct.length);
       if (isQueueFull(errno)) {
+        // The device took frames this round, so it is draining: retry soon instead of waiting
+        // the delay grown while it was stuck (that would cap throughput below the bus rate).
+        if (this.head !== firstHead) this.backoff.reset();
         // Keep the array from growing while the head advances under sustained load.
         if (this.head >= 256) {
           this.queue = this.queue.slice(this.head);
