@@ -16,6 +16,11 @@ export interface WireSessionEvents {
   reply(bytes: Uint8Array): void;
   /** Handshake complete: from now on the session receives bus frames. */
   ready(): void;
+  /**
+   * A frame the client sent that cannot go to the bus, in a protocol that reports the error and
+   * carries on (socketcand `< send >` with bad fields): counted as malformed, connection kept.
+   */
+  rejected(reason: string): void;
   /** A protocol violation: the server counts it and closes this connection only. */
   fail(kind: ViolationKind, reason: string): void;
 }

@@ -82,6 +82,11 @@ export class ClientSession implements HubClient {
           this.scheduleFlush();
         },
         ready: () => this.onHandshakeDone(),
+        rejected: (reason) => {
+          ctx.stats.malformedFrames++;
+          this.pstats.malformed++;
+          this.log.debug("frame_rejected", { reason });
+        },
         fail: (kind, reason) => this.onViolation(kind, reason),
       },
       { fd: ctx.options.fd, busName: ctx.options.busName },

@@ -315,6 +315,7 @@ function recorder(): { events: WireSessionEvents; rec: Recorded } {
       rec.frames.push(f);
       rec.log.push("frame");
     },
+    rejected: (reason) => rec.log.push(`rejected ${reason}`),
     reply: (b) => {
       rec.replies.push(b);
       rec.log.push("reply");

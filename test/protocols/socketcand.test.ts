@@ -193,6 +193,7 @@ function recorder(): { events: WireSessionEvents; rec: Recorded } {
     },
     reply: (b) => rec.log.push(text(b)),
     ready: () => rec.log.push("ready"),
+    rejected: (reason) => rec.log.push(`rejected ${reason}`),
     fail: (kind, reason) => {
       rec.fails.push([kind, reason]);
       rec.log.push(`fail ${kind}`);
@@ -310,7 +311,13 @@ describe("socketcand session", () => {
   test("bad send is answered with an error and the session continues", () => {
     const { s, rec } = opened();
     s.receive(ascii("< send 123 9 1 2 3 4 5 6 7 8 9 >< send 123 2 1 >< send 124 1 7 >"));
-    expect(rec.log).toEqual(["< error dlc 9 above 8 >", "< error dlc 2 but 1 data bytes >", "frame"]);
+    expect(rec.log).toEqual([
+      "rejected dlc 9 above 8",
+      "< error dlc 9 above 8 >",
+      "rejected dlc 2 but 1 data bytes",
+      "< error dlc 2 but 1 data bytes >",
+      "frame",
+    ]);
     expect(rec.frames).toEqual([dataFrame(0x124, [7])]);
   });
 

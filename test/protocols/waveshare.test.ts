@@ -141,6 +141,7 @@ function recorder() {
     frame: (f) => rec.frames.push(f),
     reply: () => rec.replies++,
     ready: () => rec.ready++,
+    rejected: () => rec.fails.push(["rejected", ""]),
     fail: (kind, reason) => rec.fails.push([kind, reason]),
   };
   return { events, rec };

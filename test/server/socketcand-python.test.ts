@@ -261,7 +261,9 @@ describe("socketcand handshake and commands (raw TCP client)", () => {
     expect(text(onBus)).toEqual(["123#AABB"]);
     gw!.backend.inject(dataFrame(0x9, [9]));
     expect(await c.waitFrames(1)).toEqual(["009#09"]);
-    expect(gw!.stats.malformedFrames).toBe(0);
+    // The two bad `< send >` lines are counted as malformed frames; the session stays open.
+    expect(gw!.stats.malformedFrames).toBe(2);
+    expect(gw!.stats.protocol("socketcand").malformed).toBe(2);
     expect(gw!.stats.handshakeFailures).toBe(0);
   });
 

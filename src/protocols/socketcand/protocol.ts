@@ -89,7 +89,10 @@ class SocketcandSession implements WireSession {
       case "send": {
         if (this.mode !== "raw") return this.error("send is only supported in raw mode");
         const frame = parseSend(words);
-        if (typeof frame === "string") return this.error(frame);
+        if (typeof frame === "string") {
+          this.events.rejected(frame);
+          return this.error(frame);
+        }
         this.events.frame(frame);
         return true;
       }
