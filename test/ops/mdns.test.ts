@@ -3,31 +3,17 @@
  * and joins with a veth pair (created inside the first namespace, so no interface ever appears in
  * the machine's own namespace and no packet reaches a real interface). The publisher (our
  * startMdns) runs in one namespace, an independent bonjour-service Browser in the other, both as
- * child processes via `ip netns exec`. Needs root and iproute2; otherwise the test is skipped with
+ * child processes via `ip netns exec`. The namespaces come from ../helpers/netns.ts, which holds
+ * the safety rules and the cleanup. Needs root and iproute2; otherwise the test is skipped with
  * the reason printed.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mdnsInstanceName, mdnsTxt } from "../../src/ops/mdns.ts";
+import { NETNS_TAG, type NetnsEnd, netnsSkipReason, useNetnsPair } from "../helpers/netns.ts";
 
 const BUN = process.execPath;
-const tag = `${process.pid % 100000}`;
-const NS_PUB = `csmdns-pub-${tag}`;
-const NS_BRW = `csmdns-brw-${tag}`;
-const IF_PUB = `csmp${tag}`;
-const IF_BRW = `csmb${tag}`;
 
-function run(cmd: string[]): { ok: boolean; out: string } {
-  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
-  return { ok: r.exitCode === 0, out: r.stdout.toString() + r.stderr.toString() };
-}
-
-function netnsUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return "not root";
-  if (!run(["ip", "netns", "list"]).ok) return "`ip netns` not available";
-  return null;
-}
-
-const skipReason = netnsUnavailable();
+const skipReason = netnsSkipReason();
 if (skipReason) console.warn(`test/ops/mdns.test.ts: skipping the namespace mDNS test (${skipReason})`);
 
 /** Reads a child's stdout as JSON lines; waitFor() resolves with the first line matching. */
@@ -86,52 +72,27 @@ describe("mdns naming and TXT", () => {
 });
 
 describe.skipIf(skipReason !== null)("mdns advertisement inside private network namespaces", () => {
-  const children: Bun.Subprocess[] = [];
-
-  beforeAll(() => {
-    const steps: string[][] = [
-      ["ip", "netns", "add", NS_PUB],
-      ["ip", "netns", "add", NS_BRW],
-      // The veth pair is born inside NS_PUB with its peer placed straight into NS_BRW.
-      ["ip", "-n", NS_PUB, "link", "add", IF_PUB, "type", "veth", "peer", "name", IF_BRW, "netns", NS_BRW],
-      ["ip", "-n", NS_PUB, "addr", "add", "10.213.0.1/24", "dev", IF_PUB],
-      ["ip", "-n", NS_BRW, "addr", "add", "10.213.0.2/24", "dev", IF_BRW],
-      ["ip", "-n", NS_PUB, "link", "set", "lo", "up"],
-      ["ip", "-n", NS_BRW, "link", "set", "lo", "up"],
-      ["ip", "-n", NS_PUB, "link", "set", IF_PUB, "up", "multicast", "on"],
-      ["ip", "-n", NS_BRW, "link", "set", IF_BRW, "up", "multicast", "on"],
-      // Multicast needs a route; these namespaces have no default route.
-      ["ip", "-n", NS_PUB, "route", "add", "224.0.0.0/4", "dev", IF_PUB],
-      ["ip", "-n", NS_BRW, "route", "add", "224.0.0.0/4", "dev", IF_BRW],
-    ];
-    for (const step of steps) {
-      const r = run(step);
-      if (!r.ok) throw new Error(`${step.join(" ")} failed: ${r.out}`);
-    }
+  const net = useNetnsPair({
+    a: { ns: `csmdns-pub-${NETNS_TAG}`, ifname: `csmp${NETNS_TAG}`, cidr: "10.213.0.1/24" },
+    b: { ns: `csmdns-brw-${NETNS_TAG}`, ifname: `csmb${NETNS_TAG}`, cidr: "10.213.0.2/24" },
+    multicast: true,
   });
+  const publisherSide = net.a;
+  const browserSide = net.b;
 
-  afterAll(async () => {
-    for (const c of children) c.kill("SIGKILL");
-    await Promise.all(children.map((c) => c.exited));
-    // Deleting a namespace destroys the veth pair in it.
-    run(["ip", "netns", "del", NS_PUB]);
-    run(["ip", "netns", "del", NS_BRW]);
-  });
-
-  const spawnIn = (ns: string, args: string[]): { proc: Bun.Subprocess<"ignore", "pipe", "inherit">; out: JsonLines } => {
-    const proc = Bun.spawn(["ip", "netns", "exec", ns, BUN, ...args], { stdout: "pipe", stderr: "inherit", stdin: "ignore" });
-    children.push(proc);
+  const spawnIn = (side: NetnsEnd, args: string[]): { proc: Bun.Subprocess<"ignore", "pipe", "inherit">; out: JsonLines } => {
+    const proc = net.track(Bun.spawn(net.argvIn(side, [BUN, ...args]), { stdout: "pipe", stderr: "inherit", stdin: "ignore" }));
     return { proc, out: new JsonLines(proc.stdout) };
   };
 
   test(
     "a browser in the other namespace sees the service with its port, TXT and address, and sees it withdrawn on SIGTERM",
     async () => {
-      const browser = spawnIn(NS_BRW, [`${import.meta.dir}/mdns-browser.ts`]);
+      const browser = spawnIn(browserSide, [`${import.meta.dir}/mdns-browser.ts`]);
       await browser.out.waitFor((l) => l["browsing"] === true, 5000, "browser start");
 
       const txt = { backend: "virtual", version: "9.8.7", commit: "deadbee", waveshare_port: "20001" };
-      const publisher = spawnIn(NS_PUB, [`${import.meta.dir}/mdns-publisher.ts`, "gw-under-test", "20000", "gw-host.local", JSON.stringify(txt)]);
+      const publisher = spawnIn(publisherSide, [`${import.meta.dir}/mdns-publisher.ts`, "gw-under-test", "20000", "gw-host.local", JSON.stringify(txt)]);
       await publisher.out.waitFor((l) => l["msg"] === "mdns_started", 5000, "publisher mdns_started");
 
       const up = await browser.out.waitFor((l) => l["event"] === "up" && l["name"] === "gw-under-test", 8000, "browser 'up' event");

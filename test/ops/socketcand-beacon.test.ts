@@ -6,14 +6,16 @@
  * is broadcast here); and real broadcast ONLY between two network namespaces this test creates
  * and joins with a veth pair (born inside the first namespace, so no interface or packet reaches
  * the machine's own network): the whole gateway (src/main.ts -socketcand-beacon) runs in one,
- * python-can's discovery and its real socketcand client (/usr/bin/python3) in the other. Needs
- * root, iproute2 and python3-can; otherwise that part is skipped with the reason printed.
+ * python-can's discovery and its real socketcand client (/usr/bin/python3) in the other (the
+ * namespaces, their safety rules and cleanup come from ../helpers/netns.ts). Needs root,
+ * iproute2 and python3-can; otherwise that part is skipped with the reason printed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
 import type { NetworkInterfaceInfo } from "node:os";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { beaconTargets, beaconXml, startSocketcandBeacon, type SocketcandBeacon } from "../../src/ops/socketcand-beacon.ts";
+import { NETNS_TAG, netnsSkipReason, run, useNetnsPair } from "../helpers/netns.ts";
 
 const iface = (address: string, netmask: string, extra: Partial<NetworkInterfaceInfo> = {}): NetworkInterfaceInfo =>
   ({ address, netmask, family: "IPv4", mac: "02:00:00:00:00:01", internal: false, cidr: null, ...extra }) as NetworkInterfaceInfo;
@@ -170,76 +172,48 @@ describe("startSocketcandBeacon over real UDP on loopback (unicast target, no br
 
 const PYTHON = "/usr/bin/python3";
 const BUN = process.execPath;
-const tag = `${process.pid % 100000}`;
-const NS_GW = `csbcn-gw-${tag}`;
-const NS_CL = `csbcn-cl-${tag}`;
-const IF_GW = `csbg${tag}`;
-const IF_CL = `csbc${tag}`;
 
-function run(cmd: string[]): { ok: boolean; out: string } {
-  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
-  return { ok: r.exitCode === 0, out: r.stdout.toString() + r.stderr.toString() };
-}
-
-function netnsUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return "not root";
-  if (!run(["ip", "netns", "list"]).ok) return "`ip netns` not available";
+function skipReasonHere(): string | null {
+  const reason = netnsSkipReason();
+  if (reason) return reason;
   if (!run([PYTHON, "-c", "import can.interfaces.socketcand"]).ok) return "python3-can not installed";
   return null;
 }
 
-const skipReason = netnsUnavailable();
+const skipReason = skipReasonHere();
 if (skipReason) console.warn(`test/ops/socketcand-beacon.test.ts: skipping the namespace broadcast test (${skipReason})`);
 
 describe.skipIf(skipReason !== null)("beacon broadcast between private network namespaces", () => {
-  const children: Bun.Subprocess[] = [];
-
-  beforeAll(() => {
-    const steps: string[][] = [
-      ["ip", "netns", "add", NS_GW],
-      ["ip", "netns", "add", NS_CL],
-      ["ip", "-n", NS_GW, "link", "add", IF_GW, "type", "veth", "peer", "name", IF_CL, "netns", NS_CL],
-      ["ip", "-n", NS_GW, "addr", "add", "10.214.0.1/24", "broadcast", "10.214.0.255", "dev", IF_GW],
-      ["ip", "-n", NS_CL, "addr", "add", "10.214.0.2/24", "broadcast", "10.214.0.255", "dev", IF_CL],
-      ["ip", "-n", NS_GW, "link", "set", "lo", "up"],
-      ["ip", "-n", NS_CL, "link", "set", "lo", "up"],
-      ["ip", "-n", NS_GW, "link", "set", IF_GW, "up"],
-      ["ip", "-n", NS_CL, "link", "set", IF_CL, "up"],
-    ];
-    for (const step of steps) {
-      const r = run(step);
-      if (!r.ok) throw new Error(`${step.join(" ")} failed: ${r.out}`);
-    }
+  const net = useNetnsPair({
+    a: { ns: `csbcn-gw-${NETNS_TAG}`, ifname: `csbg${NETNS_TAG}`, cidr: "10.214.0.1/24" },
+    b: { ns: `csbcn-cl-${NETNS_TAG}`, ifname: `csbc${NETNS_TAG}`, cidr: "10.214.0.2/24" },
+    broadcast: "10.214.0.255",
   });
-
-  afterAll(async () => {
-    for (const c of children) c.kill("SIGKILL");
-    await Promise.all(children.map((c) => c.exited));
-    // Deleting a namespace destroys the veth pair in it.
-    run(["ip", "netns", "del", NS_GW]);
-    run(["ip", "netns", "del", NS_CL]);
-  });
+  const gatewaySide = net.a;
+  const clientSide = net.b;
 
   test(
     "python-can's discovery finds the gateway's host, port and bus, and its socketcand client connects there",
     async () => {
-      const gw = Bun.spawn(
-        [
-          "ip", "netns", "exec", NS_GW, BUN, `${import.meta.dir}/../../src/main.ts`,
-          "-backend", "virtual", "-listen", ":20000", "-socketcand-listen", ":29536", "-socketcand-bus", "vcan7",
-          "-socketcand-beacon", "-log-format", "json", "-log-level", "debug",
-        ],
-        { stdout: "ignore", stderr: "pipe", stdin: "ignore" },
+      const gw = net.track(
+        Bun.spawn(
+          net.argvIn(gatewaySide, [
+            BUN, `${import.meta.dir}/../../src/main.ts`,
+            "-backend", "virtual", "-listen", ":20000", "-socketcand-listen", ":29536", "-socketcand-bus", "vcan7",
+            "-socketcand-beacon", "-log-format", "json", "-log-level", "debug",
+          ]),
+          { stdout: "ignore", stderr: "pipe", stdin: "ignore" },
+        ),
       );
-      children.push(gw);
       const gwLog = new Response(gw.stderr).text();
 
-      const receiver = Bun.spawn(["ip", "netns", "exec", NS_CL, PYTHON, `${import.meta.dir}/socketcand-beacon-receiver.py`, "10000"], {
-        stdout: "pipe",
-        stderr: "pipe",
-        stdin: "ignore",
-      });
-      children.push(receiver);
+      const receiver = net.track(
+        Bun.spawn(net.argvIn(clientSide, [PYTHON, `${import.meta.dir}/socketcand-beacon-receiver.py`, "10000"]), {
+          stdout: "pipe",
+          stderr: "pipe",
+          stdin: "ignore",
+        }),
+      );
       const timer = setTimeout(() => receiver.kill("SIGKILL"), 20_000);
       const [out, err] = await Promise.all([new Response(receiver.stdout).text(), new Response(receiver.stderr).text()]);
       clearTimeout(timer);
@@ -253,7 +227,7 @@ describe.skipIf(skipReason !== null)("beacon broadcast between private network n
       gw.kill("SIGTERM");
       expect(await gw.exited).toBe(0);
       const logText = await gwLog;
-      expect(logText).toContain('"msg":"socketcand_beacon_targets","targets":"' + IF_GW + ":10.214.0.1->10.214.0.255\"");
+      expect(logText).toContain('"msg":"socketcand_beacon_targets","targets":"' + gatewaySide.ifname + ":10.214.0.1->10.214.0.255\"");
       expect(logText).toContain('"msg":"socketcand_beacon_stopped"');
       expect(logText).not.toContain("socketcand_beacon_send_error");
     },

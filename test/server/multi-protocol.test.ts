@@ -311,8 +311,12 @@ describe("slow-client policies apply per client, whatever its protocol", () => {
     return sent;
   }
 
-  test("drop: non-reading Waveshare and socketcand clients lose frames but stay; fast clients get all", async () => {
-    await gateway({ hubPolicy: "drop", hubBuffer: 64 });
+  /**
+   * A gateway with `hubPolicy` and 64-frame client queues, two fast clients (cannelloni,
+   * Waveshare) and two that never read (Waveshare, socketcand), all attached to the hub.
+   */
+  async function fastAndSlowClients(hubPolicy: Config["hubPolicy"]): Promise<{ fastCnl: CannelloniTestClient; fastWs: WaveshareTestClient }> {
+    await gateway({ hubPolicy, hubBuffer: 64 });
     const fastCnl = await cannelloni();
     const fastWs = await waveshare();
     const slowWs = await startSlowWaveshareClient(gw!.gateway.port("waveshare")!);
@@ -320,6 +324,11 @@ describe("slow-client policies apply per client, whatever its protocol", () => {
     const slowScd = await startSlowSocketcandClient(gw!.gateway.port("socketcand")!);
     cleanups.push(slowScd.kill);
     await attached(4);
+    return { fastCnl, fastWs };
+  }
+
+  test("drop: non-reading Waveshare and socketcand clients lose frames but stay; fast clients get all", async () => {
+    const { fastCnl, fastWs } = await fastAndSlowClients("drop");
     const dropping = (): string[] => gw!.events().filter((e) => e.msg === "client_dropping").map((e) => String(e.protocol));
     const sent = await flood(400_000, () => dropping().length === 2 && gw!.stats.hubDroppedFrames > 2000);
     expect(dropping().sort()).toEqual(["socketcand", "waveshare"]);
@@ -333,14 +342,7 @@ describe("slow-client policies apply per client, whatever its protocol", () => {
   }, 30_000);
 
   test("kick: non-reading Waveshare and socketcand clients are disconnected; fast clients get all", async () => {
-    await gateway({ hubPolicy: "kick", hubBuffer: 64 });
-    const fastCnl = await cannelloni();
-    const fastWs = await waveshare();
-    const slowWs = await startSlowWaveshareClient(gw!.gateway.port("waveshare")!);
-    cleanups.push(slowWs.kill);
-    const slowScd = await startSlowSocketcandClient(gw!.gateway.port("socketcand")!);
-    cleanups.push(slowScd.kill);
-    await attached(4);
+    const { fastCnl, fastWs } = await fastAndSlowClients("kick");
     const sent = await flood(400_000, () => gw!.stats.hubKickedClients >= 2);
     expect(gw!.stats.hubKickedClients).toBe(2);
     expect(gw!.stats.hubDroppedFrames).toBe(0);

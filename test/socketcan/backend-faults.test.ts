@@ -10,32 +10,15 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { SocketCanBackend, type SocketCanBackendOptions } from "../../src/backends/socketcan/socketcan-backend.ts";
+import type { SocketCanBackend } from "../../src/backends/socketcan/socketcan-backend.ts";
 import { H_STATE, H_WRITE, RX_RUNNING } from "../../src/backends/socketcan/rx-ring.ts";
 import { formatFrame } from "../../src/can/frame.ts";
-import { memoryLogger } from "../../src/ops/log.ts";
-import { Stats } from "../../src/ops/stats.ts";
-import { CAN_MANAGE_LINKS, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, run, until } from "./vcan.ts";
+import { CAN_MANAGE_LINKS, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, run, TestBackends, until } from "./vcan.ts";
 
 noteSkipped();
 
-const open: SocketCanBackend[] = [];
-
-function backend(overrides: Partial<SocketCanBackendOptions> = {}) {
-  const stats = new Stats();
-  const { log, lines } = memoryLogger("debug");
-  const b = new SocketCanBackend({
-    iface: IFACE,
-    fd: false,
-    stats,
-    log,
-    reconnect: { initialMs: 20, maxMs: 200, factor: 2 },
-    ...overrides,
-  });
-  open.push(b);
-  const events = () => lines.map((l) => JSON.parse(l) as { msg: string; level: string; [k: string]: unknown });
-  return { backend: b, stats, events };
-}
+const backends = new TestBackends();
+const backend = backends.create;
 
 /** The live session's ring header and worker (private: see the module comment). */
 function session(b: SocketCanBackend) {
@@ -61,7 +44,7 @@ function spinUntil(cond: () => boolean, what: string, timeoutMs = 10_000): void 
 }
 
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((b) => b.stop()));
+  await backends.stopAll();
 });
 
 describe.skipIf(!HAVE_VCAN)(`SocketCAN faults on ${IFACE} (real kernel)`, () => {

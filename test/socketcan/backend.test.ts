@@ -6,32 +6,14 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { SocketCanBackend, type SocketCanBackendOptions } from "../../src/backends/socketcan/socketcan-backend.ts";
 import { formatFrame, parseFrame } from "../../src/can/frame.ts";
-import { memoryLogger } from "../../src/ops/log.ts";
-import { Stats } from "../../src/ops/stats.ts";
-import { CAN_MANAGE_LINKS, Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, run, until } from "./vcan.ts";
+import { CAN_MANAGE_LINKS, Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, run, TestBackends, until } from "./vcan.ts";
 
 noteSkipped();
 
-const open: SocketCanBackend[] = [];
+const backends = new TestBackends();
+const backend = backends.create;
 const dumps: Candump[] = [];
-
-function backend(overrides: Partial<SocketCanBackendOptions> = {}) {
-  const stats = new Stats();
-  const { log, lines } = memoryLogger("debug");
-  const b = new SocketCanBackend({
-    iface: IFACE,
-    fd: false,
-    stats,
-    log,
-    reconnect: { initialMs: 20, maxMs: 200, factor: 2 },
-    ...overrides,
-  });
-  open.push(b);
-  const events = () => lines.map((l) => JSON.parse(l) as { msg: string; level: string; [k: string]: unknown });
-  return { backend: b, stats, lines, events };
-}
 
 async function candump(iface = IFACE): Promise<Candump> {
   const d = await Candump.start(iface);
@@ -41,7 +23,7 @@ async function candump(iface = IFACE): Promise<Candump> {
 
 afterEach(async () => {
   for (const d of dumps.splice(0)) d.stop();
-  await Promise.all(open.splice(0).map((b) => b.stop()));
+  await backends.stopAll();
 });
 
 describe.skipIf(!HAVE_VCAN)(`SocketCAN on ${IFACE} (real kernel)`, () => {

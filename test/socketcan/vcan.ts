@@ -1,13 +1,17 @@
 /**
  * Helpers for the real-kernel SocketCAN tests: whether this machine has AF_CAN and vcan0 (inside
  * ../shared/vmcan it does; the development host does not), can-utils (cansend, candump, cangen)
- * and iproute2 as the independent other end, and a recording BackendListener.
+ * and iproute2 as the independent other end, a recording BackendListener, and the SocketCanBackends
+ * a test file opens (fast reconnects, fresh Stats, a debug memory log), stopped after each test.
  */
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import { kernelHasSocketCan } from "../../src/backends/socketcan/ffi.ts";
 import type { BackendListener } from "../../src/backends/backend.ts";
+import { SocketCanBackend, type SocketCanBackendOptions } from "../../src/backends/socketcan/socketcan-backend.ts";
 import { parseFrame, type CanFrame } from "../../src/can/frame.ts";
+import { memoryLogger } from "../../src/ops/log.ts";
+import { Stats } from "../../src/ops/stats.ts";
 
 export const IFACE = "vcan0";
 export const HAVE_AF_CAN = kernelHasSocketCan();
@@ -58,6 +62,40 @@ export function recorder(): Recorder {
     states,
     listener: { frame: (f) => frames.push(f), state: (up, reason) => states.push({ up, reason }) },
   };
+}
+
+export interface TestBackend {
+  readonly backend: SocketCanBackend;
+  readonly stats: Stats;
+  readonly lines: string[];
+  /** The log lines so far, parsed. */
+  events(): { msg: string; level: string; [k: string]: unknown }[];
+}
+
+/** The SocketCanBackends one test file opens; call stopAll() from afterEach. */
+export class TestBackends {
+  private readonly open: SocketCanBackend[] = [];
+
+  /** A backend on IFACE (unless overridden) with fast reconnects, fresh Stats and a debug memory log; not started. */
+  readonly create = (overrides: Partial<SocketCanBackendOptions> = {}): TestBackend => {
+    const stats = new Stats();
+    const { log, lines } = memoryLogger("debug");
+    const backend = new SocketCanBackend({
+      iface: IFACE,
+      fd: false,
+      stats,
+      log,
+      reconnect: { initialMs: 20, maxMs: 200, factor: 2 },
+      ...overrides,
+    });
+    this.open.push(backend);
+    const events = () => lines.map((l) => JSON.parse(l) as { msg: string; level: string; [k: string]: unknown });
+    return { backend, stats, lines, events };
+  };
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.open.splice(0).map((b) => b.stop()));
+  }
 }
 
 /** A frame the tests use to learn that candump is listening; filtered out of results. */

@@ -7,16 +7,16 @@
  * listener that throws costing no frames.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import fs from "node:fs";
 import type { BackendListener } from "../../../src/backends/backend.ts";
 import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
-import { type CanFrame, dataFrame, fdFrame, formatFrame, framesEqual, remoteFrame } from "../../../src/can/frame.ts";
+import { type CanFrame, dataFrame, fdFrame, formatFrame, remoteFrame } from "../../../src/can/frame.ts";
 import { memoryLogger } from "../../../src/ops/log.ts";
 import { Stats } from "../../../src/ops/stats.ts";
 import { encodeAmpioRx, encodeAmpioTx } from "../../../src/protocols/ampio-serial/codec.ts";
 import { hostileStream, prng, randomChunks } from "../../fixtures/ampio-stream.ts";
 import { TX_SPEC_EXAMPLE } from "../../fixtures/ampio-vectors.ts";
-import { createPtyPair, drainPeer, openPeer, type PtyPair, readBytes, waitFor, writeAll } from "../../helpers/pty.ts";
+import { drainPeer, readBytes, waitFor, writeAll } from "../../helpers/pty.ts";
+import { expectSameFrames, PtyScope } from "./harness.ts";
 
 interface Harness {
   backend: SerialBackend;
@@ -27,28 +27,9 @@ interface Harness {
   events(msg: string): Record<string, unknown>[];
 }
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function pty(name: string, start = true): Promise<PtyPair> {
-  const p = await createPtyPair(name, { start });
-  cleanups.push(() => p.close());
-  return p;
-}
-
-function peer(device: string): number {
-  const fd = openPeer(device);
-  cleanups.push(() => {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // The pty pair was already torn down.
-    }
-  });
-  return fd;
-}
+const scope = new PtyScope();
+const { pty, peer } = scope;
+afterEach(() => scope.release());
 
 async function startBackend(device: string, txQueueLimit?: number): Promise<Harness> {
   const stats = new Stats();
@@ -67,15 +48,8 @@ async function startBackend(device: string, txQueueLimit?: number): Promise<Harn
     state: (up, reason) => h.states.push({ up, reason }),
   };
   await backend.start(listener);
-  cleanups.push(() => backend.stop());
+  scope.defer(() => backend.stop());
   return h;
-}
-
-function expectSameFrames(got: CanFrame[], want: CanFrame[]): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    if (!framesEqual(got[i]!, want[i]!)) throw new Error(`frame ${i}: got ${formatFrame(got[i]!)}, want ${formatFrame(want[i]!)}`);
-  }
 }
 
 /** Nothing beyond what was expected reaches the adapter end. */
@@ -118,7 +92,7 @@ describe("SerialBackend RX with a faulty listener", () => {
       },
       state: () => {},
     });
-    cleanups.push(() => backend.stop());
+    scope.defer(() => backend.stop());
     const adapter = peer(pair.deviceB);
     // One write, no more bytes after it: a decoder that stopped at the throw would keep the
     // last two frames until a next chunk that never comes.

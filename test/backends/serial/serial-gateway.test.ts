@@ -6,9 +6,8 @@
  * a device missing at start-up and a bad -baud give clear errors.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import fs from "node:fs";
 import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
-import { type CanFrame, dataFrame, formatFrame, framesEqual } from "../../../src/can/frame.ts";
+import { type CanFrame, dataFrame } from "../../../src/can/frame.ts";
 import type { Config } from "../../../src/cli/config.ts";
 import { ConfigError, defaultConfig, parseConfig } from "../../../src/cli/parse.ts";
 import { type Gateway, startGateway } from "../../../src/gateway.ts";
@@ -17,12 +16,12 @@ import { Stats } from "../../../src/ops/stats.ts";
 import { encodeAmpioRx, encodeAmpioTx } from "../../../src/protocols/ampio-serial/codec.ts";
 import { hostileStream, prng, randomChunks } from "../../fixtures/ampio-stream.ts";
 import { CannelloniTestClient } from "../../helpers/cannelloni-client.ts";
-import { createPtyPair, drainPeer, openPeer, type PtyPair, readBytes, waitFor, writeAll } from "../../helpers/pty.ts";
+import { drainPeer, readBytes, waitFor, writeAll } from "../../helpers/pty.ts";
+import { expectSameFrames, PtyScope } from "./harness.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const scope = new PtyScope();
+const { pty, peer } = scope;
+afterEach(() => scope.release());
 
 interface SerialGateway {
   gateway: Gateway;
@@ -38,7 +37,7 @@ async function startSerialGateway(device: string, overrides: Partial<Config> = {
   const { log, lines } = memoryLogger("debug");
   const backend = new SerialBackend({ path: config.serial, baud: config.baud, stats, log });
   const gateway = await startGateway(config, { stats, log, backend });
-  cleanups.push(() => gateway.shutdown(500).then(() => undefined));
+  scope.defer(() => gateway.shutdown(500).then(() => undefined));
   return {
     gateway,
     stats,
@@ -48,27 +47,9 @@ async function startSerialGateway(device: string, overrides: Partial<Config> = {
   };
 }
 
-async function pty(name: string, start = true): Promise<PtyPair> {
-  const p = await createPtyPair(name, { start });
-  cleanups.push(() => p.close());
-  return p;
-}
-
-function peer(device: string): number {
-  const fd = openPeer(device);
-  cleanups.push(() => {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Already gone with its pty pair.
-    }
-  });
-  return fd;
-}
-
 async function client(port: number): Promise<CannelloniTestClient> {
   const c = await CannelloniTestClient.connect(port, { helloFirst: true });
-  cleanups.push(() => {
+  scope.defer(() => {
     if (!c.closed) c.close();
   });
   await c.handshake({ helloFirst: true });
@@ -79,13 +60,6 @@ async function client(port: number): Promise<CannelloniTestClient> {
 async function sentinel(adapter: number, clients: CannelloniTestClient[], id: number): Promise<void> {
   await writeAll(adapter, encodeAmpioRx(id, [0xee]));
   for (const c of clients) await c.until(() => c.frames.some((f) => f.canId === (id | 0x80000000) >>> 0), 3000, `sentinel ${id.toString(16)}`);
-}
-
-function expectSameFrames(got: CanFrame[], want: CanFrame[]): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    if (!framesEqual(got[i]!, want[i]!)) throw new Error(`frame ${i}: got ${formatFrame(got[i]!)}, want ${formatFrame(want[i]!)}`);
-  }
 }
 
 describe("gateway on the serial backend", () => {
