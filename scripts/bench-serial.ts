@@ -27,6 +27,7 @@ import { encodeAmpioRx } from "../src/protocols/ampio-serial/codec.ts";
 import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
 import { createPtyPair, openPeer, waitFor, writeAll } from "../test/helpers/pty.ts";
 import { LineReader } from "./bench/line-reader.ts";
+import { connectStampedClients, nowMs, percentile, sentAt, stampSendTime } from "./bench/measure.ts";
 
 export interface SerialBenchRow {
   scenario: string;
@@ -49,18 +50,11 @@ interface Scenario {
   count: number;
 }
 
-const nowMs = (): number => performance.timeOrigin + performance.now();
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /** Writer process: frame i has id i and its write time in the data; paced or flat out. */
 async function writer(device: string, rate: number, count: number): Promise<void> {
   const fd = openPeer(device);
-  const stamp = new DataView(new ArrayBuffer(8));
-  const data = new Uint8Array(stamp.buffer);
+  const data = new Uint8Array(8);
   const start = nowMs();
   const batch = rate === 0 ? 64 : 1; // flat out: 64 frames (1 KiB) per write
   const buf = new Uint8Array(16 * batch);
@@ -73,7 +67,7 @@ async function writer(device: string, rate: number, count: number): Promise<void
     const n = Math.min(batch, count - i);
     const t = nowMs();
     for (let k = 0; k < n; k++) {
-      stamp.setFloat64(0, t, true);
+      stampSendTime(data, t);
       buf.set(encodeAmpioRx(i + k, data), 16 * k);
     }
     await writeAll(fd, buf.subarray(0, 16 * n), 30_000);
@@ -98,7 +92,7 @@ async function measure(sc: Scenario): Promise<SerialBenchRow> {
         if (delivered === 0) first = t;
         last = t;
         if ((f.canId & 0x1fffffff) !== delivered) inOrder = false;
-        const sent = new DataView(f.data.buffer, f.data.byteOffset, 8).getFloat64(0, true);
+        const sent = sentAt(f.data);
         if (delivered < latencies.length) latencies[delivered] = t - sent;
         delivered++;
       },
@@ -217,16 +211,10 @@ async function measureFanout(sc: Scenario, nClients: number): Promise<SerialFano
   const pair = await createPtyPair("bench-fanout");
   const proc = Bun.spawn([process.execPath, import.meta.path, "--gateway", pair.deviceA, "100000"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const lines = new LineReader(proc.stdout.getReader());
-  const clients: CannelloniTestClient[] = [];
+  let clients: CannelloniTestClient[] = [];
   try {
     const port = Number((await lines.next()).split(" ")[1]);
-    for (let i = 0; i < nClients; i++) {
-      const c = await CannelloniTestClient.connect(port, { helloFirst: true });
-      await c.handshake({ helloFirst: true });
-      clients.push(c);
-    }
-    await Bun.sleep(100); // let every session attach
-    for (const c of clients) c.stampReceipts = true;
+    clients = await connectStampedClients(port, nClients);
     proc.stdin.write("mark\n");
     proc.stdin.flush();
     await lines.next();
@@ -249,7 +237,7 @@ async function measureFanout(sc: Scenario, nClients: number): Promise<SerialFano
     for (const c of clients) {
       c.frames.forEach((f, i) => {
         if ((f.canId & 0x1fffffff) !== i) inOrder = false;
-        latencies.push(c.receipts[i]! - new DataView(f.data.buffer, f.data.byteOffset, 8).getFloat64(0, true));
+        latencies.push(c.receipts[i]! - sentAt(f.data));
       });
       if (c.receipts.length) {
         first = Math.min(first, c.receipts[0]!);

@@ -9,9 +9,9 @@
  *   npm run bench                 # full matrix
  *   npm run bench -- --quick      # smaller counts (a smoke run)
  */
-import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
 import { arch, cpus, platform, totalmem } from "node:os";
 import { LineReader } from "./bench/line-reader.ts";
+import { connectStampedClients, percentile, sentAt } from "./bench/measure.ts";
 
 const quick = process.argv.includes("--quick");
 const CLIENTS = [1, 10, 100];
@@ -41,24 +41,13 @@ interface Row {
 }
 
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function measure(nClients: number, sc: Scenario): Promise<Row> {
   const proc = Bun.spawn(["bun", "scripts/bench/gateway-proc.ts", "100000"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const lines = new LineReader(proc.stdout.getReader());
   try {
     const port = Number((await lines.next()).split(" ")[1]);
-    const clients: CannelloniTestClient[] = [];
-    for (let i = 0; i < nClients; i++) {
-      const c = await CannelloniTestClient.connect(port, { helloFirst: true });
-      await c.handshake({ helloFirst: true });
-      clients.push(c);
-    }
-    await Bun.sleep(100); // let every session attach
-    for (const c of clients) c.stampReceipts = true;
+    const clients = await connectStampedClients(port, nClients);
     const t0 = performance.now();
     proc.stdin.write(`run ${sc.rate} ${sc.count}\n`);
     proc.stdin.flush();
@@ -74,7 +63,7 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
     // Latency: receipt time minus the injection time carried in the frame's data.
     const latencies: number[] = [];
     for (const c of clients) {
-      c.frames.forEach((f, i) => latencies.push(c.receipts[i]! - new DataView(f.data.buffer, f.data.byteOffset, 8).getFloat64(0)));
+      c.frames.forEach((f, i) => latencies.push(c.receipts[i]! - sentAt(f.data)));
     }
     const sorted = Float64Array.from(latencies).sort();
     const delivered = clients.reduce((s, c) => s + c.frames.length, 0);

@@ -2,7 +2,7 @@
  * Benchmark harness, gateway side: a real gateway on the virtual bus in its own process (so its
  * CPU and RSS are its own), driven by line commands on stdin:
  *   run RATE COUNT   inject COUNT frames at RATE frames/s (0 = flat out), each carrying its
- *                    injection time (float64 ms, performance.timeOrigin + now) in its 8 data bytes
+ *                    injection time in its 8 data bytes (stampSendTime)
  *   stats            print a JSON line with counters, RSS and CPU time
  * Prints "port N" once listening. Exits when stdin closes.
  */
@@ -12,6 +12,7 @@ import { defaultConfig } from "../../src/cli/parse.ts";
 import { startGateway } from "../../src/gateway.ts";
 import { createLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
+import { stampSendTime } from "./measure.ts";
 
 const hubBuffer = Number(process.argv[2] ?? 512);
 const stats = new Stats();
@@ -23,7 +24,7 @@ process.stdout.write(`port ${gateway.port("cannelloni")}\n`);
 
 function frameAt(seq: number): ReturnType<typeof dataFrame> {
   const data = new Uint8Array(8);
-  new DataView(data.buffer).setFloat64(0, performance.timeOrigin + performance.now());
+  stampSendTime(data);
   return dataFrame(0x100 + (seq % 0x600), data);
 }
 

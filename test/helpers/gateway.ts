@@ -3,6 +3,7 @@
  * counters and log lines exposed for assertions.
  */
 import { VirtualBackend } from "../../src/backends/virtual/virtual-backend.ts";
+import { dataFrame } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { defaultConfig } from "../../src/cli/parse.ts";
 import { startGateway, type Gateway } from "../../src/gateway.ts";
@@ -42,4 +43,18 @@ export async function startTestGateway(overrides: Partial<Config> = {}): Promise
       await gateway.shutdown(500);
     },
   };
+}
+
+/**
+ * Injects 8-byte frames in bursts of 2000 until `done()` or `count` frames; yields between bursts
+ * so sockets can flush. Returns how many were injected (bounded, stops by itself).
+ */
+export async function flood(backend: VirtualBackend, count: number, done: () => boolean): Promise<number> {
+  const payload = [1, 2, 3, 4, 5, 6, 7, 8];
+  let sent = 0;
+  while (sent < count && !done()) {
+    for (let i = 0; i < 2000; i++) backend.inject(dataFrame(0x100 + (sent++ % 0x600), payload));
+    await Bun.sleep(1);
+  }
+  return sent;
 }

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { dataFrame, fdFrame, formatFrame, remoteFrame, type CanFrame } from "../../src/can/frame.ts";
 import { CannelloniTestClient, HELLO } from "../helpers/cannelloni-client.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { flood, startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startSlowClient, type SlowClient } from "../helpers/slow-client.ts";
 
 let gw: TestGateway | null = null;
@@ -180,23 +180,12 @@ describe("limits and backpressure", () => {
     }
   });
 
-  /** Injects bursts until `done()` or the bound is reached; yields so sockets can flush. */
-  async function flood(count: number, done: () => boolean): Promise<number> {
-    const payload = [1, 2, 3, 4, 5, 6, 7, 8];
-    let sent = 0;
-    while (sent < count && !done()) {
-      for (let i = 0; i < 2000; i++) gw!.backend.inject(dataFrame(0x100 + (sent++ % 0x600), payload));
-      await Bun.sleep(1);
-    }
-    return sent;
-  }
-
   test("drop policy: a client that stops reading loses frames but stays; a fast client gets all", async () => {
     gw = await startTestGateway({ hubPolicy: "drop", hubBuffer: 64 });
     const fast = await client(gw.port);
     slow.push(await startSlowClient(gw.port));
     await attached(2);
-    const sent = await flood(400_000, () => gw!.stats.hubDroppedFrames > 1000);
+    const sent = await flood(gw.backend, 400_000, () => gw!.stats.hubDroppedFrames > 1000);
     expect(gw.stats.hubDroppedFrames).toBeGreaterThan(1000);
     expect(gw.stats.hubKickedClients).toBe(0);
     await fast.waitFrames(sent, 10_000);
@@ -211,7 +200,7 @@ describe("limits and backpressure", () => {
     const s = await startSlowClient(gw.port);
     slow.push(s);
     await attached(2);
-    const sent = await flood(400_000, () => gw!.stats.hubKickedClients > 0);
+    const sent = await flood(gw.backend, 400_000, () => gw!.stats.hubKickedClients > 0);
     expect(gw.stats.hubKickedClients).toBe(1);
     expect(gw.stats.hubDroppedFrames).toBe(0);
     await fast.waitFrames(sent, 10_000);

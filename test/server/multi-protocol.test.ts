@@ -10,7 +10,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { dataFrame, fdFrame, formatFrame, remoteFrame, CAN_ERR_FLAG, type CanFrame } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { flood, startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { RawSocketcandClient, startSlowSocketcandClient } from "../helpers/socketcand-clients.ts";
 import { startSlowWaveshareClient, WaveshareTestClient, wsBytes } from "../helpers/waveshare-client.ts";
 
@@ -300,17 +300,6 @@ describe("frames cross protocols", () => {
 });
 
 describe("slow-client policies apply per client, whatever its protocol", () => {
-  /** Injects bursts until `done()` or the bound is reached; yields so sockets can flush. */
-  async function flood(count: number, done: () => boolean): Promise<number> {
-    const payload = [1, 2, 3, 4, 5, 6, 7, 8];
-    let sent = 0;
-    while (sent < count && !done()) {
-      for (let i = 0; i < 2000; i++) gw!.backend.inject(dataFrame(0x100 + (sent++ % 0x600), payload));
-      await Bun.sleep(1);
-    }
-    return sent;
-  }
-
   /**
    * A gateway with `hubPolicy` and 64-frame client queues, two fast clients (cannelloni,
    * Waveshare) and two that never read (Waveshare, socketcand), all attached to the hub.
@@ -330,7 +319,7 @@ describe("slow-client policies apply per client, whatever its protocol", () => {
   test("drop: non-reading Waveshare and socketcand clients lose frames but stay; fast clients get all", async () => {
     const { fastCnl, fastWs } = await fastAndSlowClients("drop");
     const dropping = (): string[] => gw!.events().filter((e) => e.msg === "client_dropping").map((e) => String(e.protocol));
-    const sent = await flood(400_000, () => dropping().length === 2 && gw!.stats.hubDroppedFrames > 2000);
+    const sent = await flood(gw!.backend, 400_000, () => dropping().length === 2 && gw!.stats.hubDroppedFrames > 2000);
     expect(dropping().sort()).toEqual(["socketcand", "waveshare"]);
     expect(gw!.stats.hubKickedClients).toBe(0);
     await fastCnl.waitFrames(sent, 15_000);
@@ -343,7 +332,7 @@ describe("slow-client policies apply per client, whatever its protocol", () => {
 
   test("kick: non-reading Waveshare and socketcand clients are disconnected; fast clients get all", async () => {
     const { fastCnl, fastWs } = await fastAndSlowClients("kick");
-    const sent = await flood(400_000, () => gw!.stats.hubKickedClients >= 2);
+    const sent = await flood(gw!.backend, 400_000, () => gw!.stats.hubKickedClients >= 2);
     expect(gw!.stats.hubKickedClients).toBe(2);
     expect(gw!.stats.hubDroppedFrames).toBe(0);
     const kicked = gw!.events().filter((e) => e.msg === "client_kicked").map((e) => String(e.protocol));

@@ -1,0 +1,36 @@
+/**
+ * What the benchmark drivers share: the send-time stamp every measured frame carries in its data
+ * (float64 little-endian, ms on the performance.timeOrigin clock, comparable across processes on
+ * one machine), connecting N timestamping cannelloni clients, and percentiles.
+ */
+import { CannelloniTestClient } from "../../test/helpers/cannelloni-client.ts";
+
+export const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** Writes the current time into the first 8 bytes of `data`. */
+export function stampSendTime(data: Uint8Array, at = nowMs()): void {
+  new DataView(data.buffer, data.byteOffset, 8).setFloat64(0, at, true);
+}
+
+/** The send time stamped into a frame's data. */
+export function sentAt(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, 8).getFloat64(0, true);
+}
+
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Connects n clients (hello first, as python-can-cannelloni), lets them attach, then stamps receipts. */
+export async function connectStampedClients(port: number, n: number): Promise<CannelloniTestClient[]> {
+  const clients: CannelloniTestClient[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await CannelloniTestClient.connect(port, { helloFirst: true });
+    clients.push(c);
+    await c.handshake({ helloFirst: true });
+  }
+  await Bun.sleep(100); // let every session attach
+  for (const c of clients) c.stampReceipts = true;
+  return clients;
+}
