@@ -1,0 +1,109 @@
+/**
+ * The state-on-connect cache: the latest state-broadcast frame per (module id, subtype) and the
+ * latest SATEL status per module, so a client that connects late can be handed the bus's current
+ * picture at once (neither Home Assistant client library can ask a module for its state). Only
+ * frames the decoder understands as state are kept: commands (ids 0x0F000000 and 0x0F002000),
+ * events (subtype 0x2B), unknown, undecoded and too-short frames never are. Bounded: at most
+ * `maxEntries` entries; past that the least recently updated entry is evicted and counted.
+ * Pure: time is passed in, no timers. See docs/ampio.md.
+ */
+import { type CanFrame, dataFrame } from "../can/frame.ts";
+import { type DecodeResult, decodeAmpio } from "./decoder.ts";
+
+export interface StateCacheOptions {
+  /** Most (module, subtype) entries held. Default 4096. */
+  readonly maxEntries?: number;
+}
+
+export const STATE_CACHE_DEFAULTS = { maxEntries: 4096 } as const;
+
+export interface StateCacheCounters {
+  /** Frames stored (new entries and updates). */
+  stored: number;
+  /** Frames offered and refused (not a decodable state). */
+  refused: number;
+  /** Entries evicted to stay within maxEntries. */
+  evictions: number;
+  /** Entries removed by prune(). */
+  expired: number;
+}
+
+interface Entry {
+  readonly frame: CanFrame;
+  readonly at: number;
+}
+
+/** Key for (module id, state key): module ids are 29 bits, state keys 0..0x100 (9 bits). */
+function entryKey(moduleId: number, key: number): number {
+  return moduleId * 512 + key;
+}
+
+export class StateCache {
+  readonly maxEntries: number;
+  /** Insertion order = least recently updated first (an entry is re-inserted on update). */
+  private readonly entries = new Map<number, Entry>();
+  private readonly c: StateCacheCounters = { stored: 0, refused: 0, evictions: 0, expired: 0 };
+
+  constructor(opts: StateCacheOptions = {}) {
+    const max = opts.maxEntries ?? STATE_CACHE_DEFAULTS.maxEntries;
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxEntries must be a positive integer, got ${max}`);
+    this.maxEntries = max;
+  }
+
+  /**
+   * Offers a bus frame seen at `now`; pass `decoded` if the caller already decoded it. Returns
+   * whether it was stored. A stored frame is copied, so the caller may reuse its buffer.
+   */
+  offer(frame: CanFrame, now: number, decoded: DecodeResult = decodeAmpio(frame)): boolean {
+    if (decoded.kind !== "decoded") {
+      this.c.refused++;
+      return false;
+    }
+    const k = entryKey(decoded.moduleId, decoded.key);
+    if (!this.entries.delete(k) && this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done !== true) {
+        this.entries.delete(oldest.value);
+        this.c.evictions++;
+      }
+    }
+    this.entries.set(k, { frame: dataFrame(decoded.moduleId, frame.data.slice(0, frame.len), true), at: now });
+    this.c.stored++;
+    return true;
+  }
+
+  /**
+   * The current picture: every entry no older than `maxAgeMs` at `now`, least recently updated
+   * first (the order the bus last sent them). Entries from a clock that stepped back count as new.
+   */
+  snapshot(now: number, maxAgeMs: number): CanFrame[] {
+    const out: CanFrame[] = [];
+    for (const e of this.entries.values()) if (now - e.at <= maxAgeMs) out.push(e.frame);
+    return out;
+  }
+
+  /** Removes entries older than `maxAgeMs`; returns how many. */
+  prune(now: number, maxAgeMs: number): number {
+    let n = 0;
+    for (const [k, e] of this.entries) {
+      if (now - e.at > maxAgeMs) {
+        this.entries.delete(k);
+        n++;
+      }
+    }
+    this.c.expired += n;
+    return n;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  counters(): Readonly<StateCacheCounters> {
+    return { ...this.c };
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
