@@ -7,7 +7,7 @@
  */
 import { BackendFatalError } from "./backends/backend.ts";
 import { createBackend } from "./backends/create.ts";
-import { ConfigError, parseConfig, usage } from "./cli/parse.ts";
+import { ConfigError, parseConfigWithWarnings, usage, type ConfigWarning } from "./cli/parse.ts";
 import { startGateway } from "./gateway.ts";
 import { createLogger } from "./ops/log.ts";
 import { Stats } from "./ops/stats.ts";
@@ -16,8 +16,9 @@ import { buildInfo, versionLine } from "./ops/build-info.ts";
 
 async function main(argv: string[]): Promise<number> {
   let config;
+  let warnings: ConfigWarning[];
   try {
-    config = parseConfig(argv, process.env);
+    ({ config, warnings } = parseConfigWithWarnings(argv, process.env));
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`can-server: configuration error: ${e.message}\n`);
@@ -42,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const log = createLogger(config.logFormat, config.logLevel);
   const stats = new Stats();
+  // Invalid environment values kept their defaults (drop-in with go-ampio-server): say so once each.
+  for (const w of warnings) log.warn("config_warning", { variable: w.variable, value: w.value, kept: w.kept, reason: w.message });
   log.info("starting", { version: build.version, commit: build.commit, backend: config.backend });
 
   let gateway;

@@ -3,7 +3,14 @@
  * Go `flag` syntax: `-name value`, `-name=value`, `--name` too; a bool flag alone means true and
  * also takes `true|false` as the next word (the seed's unit passes `-mdns-enable true`).
  * Precedence: flag > CAN_SERVER_* variable > default.
+ *
+ * A bad flag is an error (exit 2). A bad environment variable is a warning and keeps the default,
+ * as go-ampio-server silently did for `CAN_SERVER_BAUD=0`, `CAN_SERVER_MDNS_ENABLE=enabled` and
+ * the like: an upgraded systemd unit whose EnvironmentFile the seed accepted must still start.
+ * Exception: variables whose default is more open than anything the operator could have meant
+ * (listen on every interface, allow everyone) stay errors — a typo must not widen access.
  */
+import { CidrList, splitList } from "../net/cidr.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 
 export class ConfigError extends Error {
@@ -54,12 +61,16 @@ function describe(spec: FlagSpec): string {
       return `a duration like 500ms, 3s, 1m${spec.min ? ` of at least ${spec.min}ms` : ""}, at most ${MAX_TIMER_MS}ms (about 24 days)`;
     case "addr":
       return spec.required ? "host:port or :port" : "host:port or :port (empty disables)";
+    case "cidrs":
+      return "CIDR[,CIDR...] such as 192.168.1.0/24,10.0.0.5,::1 (empty = no restriction)";
+    case "rate":
+      return "auto or an integer >= 0 (0 = unlimited)";
     default:
       return "a string";
   }
 }
 
-function convert(spec: FlagSpec, raw: string, source: string): string | number | boolean {
+function convert(spec: FlagSpec, raw: string, source: string): string | number | boolean | string[] {
   const fail = (): never => {
     throw new ConfigError(`invalid value ${JSON.stringify(raw)} for ${source}: expected ${describe(spec)}`);
   };
@@ -85,6 +96,23 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
       if (spec.max !== undefined && n > spec.max) fail();
       return n;
     }
+    case "cidrs": {
+      const entries = splitList(raw);
+      try {
+        CidrList.parse(entries);
+      } catch (e) {
+        throw new ConfigError(`invalid value ${JSON.stringify(raw)} for ${source}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return entries;
+    }
+    case "rate": {
+      const t = raw.trim().toLowerCase();
+      if (t === "auto") return "auto";
+      if (!/^\d+$/.test(t)) fail();
+      const n = Number(t);
+      if (!Number.isSafeInteger(n) || n > 100_000_000) fail();
+      return n;
+    }
     case "duration": {
       const ms = parseDuration(raw);
       if (ms === null) fail();
@@ -97,15 +125,49 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
 
 const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
 
+/**
+ * Environment variables that fail closed: their default (`:20000` on every interface, no
+ * allowlist) grants more than the operator asked for, so an invalid value exits 2 instead of
+ * falling back to it. go-ampio-server did not keep the default for these either (a bad
+ * CAN_SERVER_LISTEN failed at listen time; the allowlists are new).
+ */
+export const STRICT_ENV: ReadonlySet<string> = new Set(["CAN_SERVER_LISTEN", "CAN_SERVER_ALLOW", "CAN_SERVER_TX_ALLOW"]);
+
+/** An invalid environment value that was ignored: the default was kept. */
+export interface ConfigWarning {
+  /** The variable, e.g. `CAN_SERVER_BAUD`. */
+  readonly variable: string;
+  /** Its value as given (trimmed). */
+  readonly value: string;
+  /** The value kept instead (the flag's default, as text; "" for an empty default). */
+  readonly kept: string;
+  /** One line for a human: what was wrong, what was expected, what is kept. */
+  readonly message: string;
+}
+
 export function defaultConfig(): Config {
   const c: Record<string, unknown> = {};
   for (const f of FLAGS) c[f.key] = convert(f, f.def, `default of -${f.name}`);
   return c as unknown as Config;
 }
 
-/** Parses argv (without the program name) and env. Throws ConfigError naming the flag or variable. */
+/**
+ * Parses argv (without the program name) and env. Throws ConfigError naming the flag or variable;
+ * an invalid environment value is dropped with a warning (see the module comment), so callers
+ * that cannot log (tests, tools) lose nothing but the warnings. Use parseConfigWithWarnings to
+ * report them.
+ */
 export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Config {
+  return parseConfigWithWarnings(argv, env).config;
+}
+
+/** parseConfig, plus one warning per invalid environment value that was replaced by its default. */
+export function parseConfigWithWarnings(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): { config: Config; warnings: ConfigWarning[] } {
   const config = defaultConfig() as unknown as Record<string, unknown>;
+  const warnings: ConfigWarning[] = [];
   const fromFlags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -146,11 +208,22 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     // As in the seed, an empty variable means "not set" (systemd EnvironmentFile templates leave
     // them empty), except for optional addresses where empty is meaningful (disables the endpoint).
     if (v === "" && (spec.kind !== "addr" || spec.required)) continue;
-    config[spec.key] = convert(spec, v, `environment variable ${spec.env}`);
+    try {
+      config[spec.key] = convert(spec, v, `environment variable ${spec.env}`);
+    } catch (e) {
+      if (!(e instanceof ConfigError) || STRICT_ENV.has(spec.env)) throw e;
+      const kept = spec.def;
+      warnings.push({
+        variable: spec.env,
+        value: v,
+        kept,
+        message: `${e.message}; keeping the default ${kept === "" ? '""' : kept}`,
+      });
+    }
   }
   const parsed = config as unknown as Config;
   validateCombination(parsed);
-  return parsed;
+  return { config: parsed, warnings };
 }
 
 /**
