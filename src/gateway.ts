@@ -2,9 +2,13 @@
  * Composition of the running gateway: backend ⇄ hub ⇄ listeners. main.ts adds process concerns
  * (config, signals, HTTP, mDNS); tests and benchmarks start a Gateway directly on ephemeral ports.
  */
-import type { Backend } from "./backends/backend.ts";
+import { DEFAULT_BITRATE, type Backend } from "./backends/backend.ts";
 import type { Config } from "./cli/config.ts";
 import { Hub } from "./hub/hub.ts";
+import { busFrameRate } from "./hub/token-bucket.ts";
+import { droppedFields, type TxLimits } from "./hub/tx-scheduler.ts";
+import { CidrList } from "./net/cidr.ts";
+import { connectionCapacity } from "./server/fd-limit.ts";
 import type { Logger } from "./ops/log.ts";
 import type { ProtocolName, Stats } from "./ops/stats.ts";
 import { cannelloni } from "./protocols/cannelloni/protocol.ts";
@@ -46,6 +50,26 @@ export interface Gateway {
   shutdown(timeoutMs: number): Promise<ShutdownSummary>;
 }
 
+/** Frames a client may hold waiting for a busy backend. */
+export const CLIENT_TX_QUEUE_FRAMES = 256;
+
+/** The bus bit rate: -bitrate, else the backend's default. */
+export function busBitrate(config: Config): number {
+  return config.bitrate > 0 ? config.bitrate : DEFAULT_BITRATE[config.backend];
+}
+
+/**
+ * Per-client TX limits from the configuration. "auto" rate: half the frames the bus can carry,
+ * so one client can never take the whole bus (Ampio 50 kbit/s: 191 frames/s); "auto" burst: a
+ * quarter second of that rate, at least 32 frames (a Home Assistant scene sends a few dozen
+ * commands at once).
+ */
+export function txLimits(config: Config): TxLimits {
+  const rate = config.clientTxRate === "auto" ? Math.max(1, Math.floor(busFrameRate(busBitrate(config)) / 2)) : config.clientTxRate;
+  const burst = config.clientTxBurst === "auto" ? Math.max(32, Math.floor(rate / 4)) : Math.max(1, config.clientTxBurst);
+  return { rate, burst, maxAgeMs: config.txMaxAgeMs, queueFrames: CLIENT_TX_QUEUE_FRAMES };
+}
+
 /** The socketcand bus name: explicit, else the SocketCAN interface, else can0. */
 export function socketcandBusName(config: Config): string {
   if (config.socketcandBus) return config.socketcandBus;
@@ -54,16 +78,35 @@ export function socketcandBusName(config: Config): string {
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const { stats, log, backend } = deps;
-  const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, stats, log });
+  const tx = txLimits(config);
+  const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, tx, stats, log });
   hub.connectBus(backend);
-  const registry = new ClientRegistry(config.maxClients);
+  const registry = new ClientRegistry({
+    maxClients: config.maxClients,
+    maxHandshakes: config.maxHandshakes,
+    maxConnections: connectionCapacity(),
+    allow: CidrList.parse(config.allow),
+    txAllow: CidrList.parse(config.txAllow),
+  });
+  log.info("client_limits", {
+    max_clients: config.maxClients,
+    max_handshakes: config.maxHandshakes,
+    max_connections: registry.limits.maxConnections,
+    client_tx_rate: tx.rate,
+    client_tx_burst: tx.burst,
+    tx_max_age_ms: tx.maxAgeMs,
+    allow: registry.limits.allow.toString() || "any",
+    tx_allow: registry.limits.txAllow.toString() || "any",
+  });
 
   let lastState: boolean | null = null;
   let stopping = false;
   await backend.start({
     frame: (f) => hub.fromBus(f),
+    txReady: () => hub.busReady(),
     state: (up, reason) => {
       stats.backendUp = up;
+      hub.busState(up);
       if (up === lastState) return;
       if (up && lastState === false) stats.backendReconnects++;
       lastState = up;
@@ -114,7 +157,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       while (registry.sessions.size > 0 && Date.now() < deadline) await Bun.sleep(5);
       const abortedAtDeadline = registry.sessions.size;
       for (const s of [...registry.sessions]) s.abort();
-      await backend.stop();
+      // A backend that cannot stop in time must not hold the process past the deadline.
+      await Promise.race([backend.stop(), Bun.sleep(Math.max(0, deadline - Date.now()) + 250)]);
       const summary: ShutdownSummary = {
         accepted: stats.clientsAccepted,
         handshakeFailures: stats.handshakeFailures,
@@ -125,7 +169,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         rejectedClients: stats.hubRejectedClients,
         abortedAtDeadline,
       };
-      log.info("shutdown_summary", { ...summary });
+      // snake_case like every other event (the keys were camelCase before 0.2; README lists both).
+      log.info("shutdown_summary", {
+        accepted: summary.accepted,
+        handshake_failures: summary.handshakeFailures,
+        connected_at_shutdown: summary.connectedAtShutdown,
+        disconnected: summary.disconnected,
+        dropped_frames: summary.droppedFrames,
+        kicked_clients: summary.kickedClients,
+        rejected_clients: summary.rejectedClients,
+        aborted_at_deadline: summary.abortedAtDeadline,
+        client_tx_sent: stats.clientTxSent,
+        ...droppedFields(stats.txDropped, "client_tx_dropped_"),
+      });
       return summary;
     },
   };

@@ -1,20 +1,49 @@
 /**
  * The contract between the hub and whatever reaches the CAN bus (virtual bus, Ampio serial
  * adapter, SocketCAN). A backend delivers received frames and up/down changes to its listener,
- * accepts frames to transmit without ever blocking or throwing, and recovers from outages by
- * itself. Drops on transmit are counted by the backend in Stats (`backendTxDropped` plus its own
- * `errors_total{where}` site).
+ * takes frames to transmit without ever blocking or throwing, reports what became of each one,
+ * and recovers from outages by itself.
+ *
+ * Transmit is a conversation, so the hub can keep its promise that other clients only see
+ * (echo) frames that really went to the bus, and can share the bus fairly between clients:
+ * - `txRefusal(frame)`: can this backend ever carry the frame? (error frames never; RTR/FD where
+ *   the hardware cannot). The hub refuses such frames before queueing them.
+ * - `send(req)` answers at once: "accepted" — the backend owns the request and calls exactly one
+ *   of `req.sent()` (the frame was written to the tty / the CAN socket / the virtual bus) or
+ *   `req.lost(reason)` later, possibly before send() returns; "busy" — no room now, the hub
+ *   keeps the frame and offers it again after `listener.txReady()`; "down" — the bus is not
+ *   reachable; "unsupported" — see txRefusal.
+ * - Backends keep their own transmit queues short (a few write batches): the waiting happens in
+ *   the hub's per-client queues, where it can be fair and expire (`req.expiresAt`).
  */
-import type { CanFrame } from "../can/frame.ts";
+import { frameProblem, isError, type CanFrame } from "../can/frame.ts";
 
 export type BackendKind = "virtual" | "serial" | "socketcan";
 export const BACKEND_KINDS: readonly BackendKind[] = ["socketcan", "serial", "virtual"];
+
+/** Why an accepted frame did not reach the bus. */
+export type TxLoss = "expired" | "backend_down" | "write_failed";
+
+export type SendResult = "accepted" | "busy" | "down" | "unsupported";
+
+/** One client frame on its way to the bus. */
+export interface TxRequest {
+  readonly frame: CanFrame;
+  /** performance.now() after which the frame must not be written any more (report "expired"). */
+  readonly expiresAt: number;
+  /** The frame is on the bus (written to the device). Call once. */
+  sent(): void;
+  /** The frame was accepted but will not reach the bus. Call once, instead of sent(). */
+  lost(reason: TxLoss): void;
+}
 
 export interface BackendListener {
   /** A frame read from the bus. */
   frame(frame: CanFrame): void;
   /** The backend went up or down (reason says why, e.g. "device vanished: EIO"). */
   state(up: boolean, reason: string): void;
+  /** After send() answered "busy": there is room again. */
+  txReady(): void;
 }
 
 export interface Backend {
@@ -31,9 +60,11 @@ export interface Backend {
    * backend can never work on this system (e.g. a kernel without SocketCAN).
    */
   start(listener: BackendListener): Promise<void>;
-  /** Queues a frame for the bus. Never throws, never blocks; a frame that cannot go is counted. */
-  send(frame: CanFrame): void;
-  /** Stops reading and writing, releases the device. */
+  /** Why this backend can never carry the frame (a short reason for logs), or null if it can. */
+  txRefusal(frame: CanFrame): string | null;
+  /** Offers a frame for the bus; never throws, never blocks. See the module comment. */
+  send(req: TxRequest): SendResult;
+  /** Stops reading and writing, releases the device; accepted requests are lost("backend_down"). */
   stop(): Promise<void>;
 }
 
@@ -41,3 +72,19 @@ export interface Backend {
 export class BackendFatalError extends Error {
   override readonly name = "BackendFatalError";
 }
+
+/**
+ * The refusals every backend shares: error frames are never written to a bus (a client cannot
+ * forge bus errors), CAN FD only where enabled, and frames that break the frame model.
+ */
+export function commonTxRefusal(frame: CanFrame, fdCapable: boolean): string | null {
+  if (isError(frame)) return "error frames are never sent to the bus";
+  if (frame.fd && !fdCapable) return "CAN FD is not enabled (-fd) or not supported by the backend";
+  return frameProblem(frame);
+}
+
+/**
+ * Bus bit rate assumed when -bitrate is 0: the Ampio bus runs at 50 kbit/s (the serial adapter is
+ * Ampio's), 500 kbit/s is the most common SocketCAN set-up, the virtual bus models 1 Mbit/s.
+ */
+export const DEFAULT_BITRATE: Readonly<Record<BackendKind, number>> = { serial: 50_000, socketcan: 500_000, virtual: 1_000_000 };

@@ -6,7 +6,8 @@
 import type { BackendKind } from "../backends/backend.ts";
 import type { LogFormat, LogLevel } from "../ops/log.ts";
 
-export type HubPolicy = "drop" | "kick";
+import type { HubPolicy } from "../hub/hub.ts";
+export type { HubPolicy };
 
 export interface Config {
   backend: BackendKind;
@@ -38,9 +39,28 @@ export interface Config {
   socketcandBus: string;
   socketcandBeacon: boolean;
   shutdownTimeoutMs: number;
+  // isolation and access control
+  /** Bus bit rate in bit/s; 0 = the backend's default (serial/Ampio 50k, socketcan 500k, virtual 1M). */
+  bitrate: number;
+  /** Frames/s one client may send to the bus; "auto" derives it from the bus rate; 0 = unlimited. */
+  clientTxRate: number | "auto";
+  /** Token-bucket depth in frames; "auto" derives it from the rate. */
+  clientTxBurst: number | "auto";
+  /** A client frame not on the bus within this many ms is dropped instead of sent late. */
+  txMaxAgeMs: number;
+  /** Connections still in their handshake, over all listeners (0 = unlimited). */
+  maxHandshakes: number;
+  /** Who may connect at all (CIDR list; empty = everyone). */
+  allow: string[];
+  /** Who may transmit to the bus (CIDR list; empty = every connected client). */
+  txAllow: string[];
 }
 
-export type FlagKind = "string" | "int" | "duration" | "bool" | "enum" | "addr";
+/**
+ * `cidrs`: comma-separated CIDR list (IPv4 or IPv6, a bare address = one host), empty = no list.
+ * `rate`: "auto" or an integer >= 0.
+ */
+export type FlagKind = "string" | "int" | "duration" | "bool" | "enum" | "addr" | "cidrs" | "rate";
 
 export interface FlagSpec {
   readonly name: string;
@@ -87,4 +107,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
   { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000) for SavvyCAN/python-can; needs -socketcand-listen" },
   { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
+  { name: "bitrate", key: "bitrate", env: "CAN_SERVER_BITRATE", kind: "int", def: "0", min: 0, max: 8_000_000, isNew: true, help: "Bus bit rate in bit/s, for TX rate defaults and bus load (0 = backend default: serial 50000 (Ampio), socketcan 500000, virtual 1000000)" },
+  { name: "client-tx-rate", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },
+  { name: "client-tx-burst", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
+  { name: "tx-max-age", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
+  { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
+  { name: "allow", key: "allow", env: "CAN_SERVER_ALLOW", kind: "cidrs", def: "", isNew: true, help: "Who may connect to any listener or the HTTP endpoint: CIDR[,CIDR...] (e.g. 192.168.1.0/24,::1); empty = everyone" },
+  { name: "tx-allow", key: "txAllow", env: "CAN_SERVER_TX_ALLOW", kind: "cidrs", def: "", isNew: true, help: "Who may transmit to the bus: CIDR[,CIDR...]; other clients are read-only (their frames are dropped and counted); empty = every connected client" },
 ];

@@ -34,6 +34,11 @@ export class BoundedQueue<T> {
     return true;
   }
 
+  /** The oldest item, left in place. */
+  peek(): T | undefined {
+    return this.count === 0 ? undefined : this.items[this.head];
+  }
+
   poll(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];

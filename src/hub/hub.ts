@@ -1,27 +1,30 @@
 /**
- * The hub: fans every bus frame out to all attached clients and sends client frames to the bus
- * (and, as a real bus would, to every other client). Each client has its own bounded queue; when
+ * The hub: fans every bus frame out to all attached clients, and takes client frames to the bus
+ * through the fair TX scheduler (./tx-scheduler.ts). Each client has its own bounded queue; when
  * it is full the policy decides: `drop` loses the frame for that client only (counted), `kick`
  * disconnects the client (counted). Nothing here waits on a client, so a slow or dead client never
  * delays the bus or the others.
+ *
+ * Echo is truthful: a client frame reaches the other clients only once the backend reports it
+ * written to the bus (a real bus shows every node what was really on it), never a frame the bus
+ * refused, dropped or let expire.
  */
 import type { CanFrame } from "../can/frame.ts";
-import type { HubPolicy } from "../cli/config.ts";
 import type { Logger } from "../ops/log.ts";
-import type { ProtocolName, Stats } from "../ops/stats.ts";
+import type { Stats } from "../ops/stats.ts";
+import { TxScheduler, type TxBus, type TxLane, type TxLimits, type TxOrigin } from "./tx-scheduler.ts";
 
-/** What the hub needs of a connected client (implemented by server/session.ts). */
-export interface HubClient {
-  readonly id: number;
-  readonly protocol: ProtocolName;
-  readonly remote: string;
-  /** False until the handshake is done; such clients get no frames. */
+export type HubPolicy = "drop" | "kick";
+
+/** What the hub needs of a consumer of bus frames (TCP session, UDP peer, recorder, viewer…). */
+export interface HubClient extends TxOrigin {
+  /** False until the client may be sent frames (e.g. handshake done); such clients are skipped. */
   readonly receiving: boolean;
   /** Frames waiting in this client's queue. */
   readonly queued: number;
   /** Frames this client lost to the drop policy. */
   dropped: number;
-  /** Whether the client's protocol can carry the frame. */
+  /** Whether the client can (and wants to) be sent the frame (protocol support, filters). */
   accepts(frame: CanFrame): boolean;
   /** Queues a frame; false when the queue is full. */
   enqueue(frame: CanFrame): boolean;
@@ -29,27 +32,27 @@ export interface HubClient {
   kick(reason: string): void;
 }
 
-/** Where client frames go: the backend. */
-export interface BusSink {
-  send(frame: CanFrame): void;
-}
-
 export interface HubOptions {
   readonly policy: HubPolicy;
-  /** Deliver a frame from one client to the other clients too. */
+  /** Deliver a frame from one client to the other clients too, once it is on the bus. */
   readonly echoClients: boolean;
+  readonly tx: TxLimits;
   readonly stats: Stats;
   readonly log: Logger;
 }
 
 export class Hub {
   private readonly clients = new Set<HubClient>();
-  private bus: BusSink | null = null;
+  private readonly tx: TxScheduler;
 
-  constructor(private readonly opts: HubOptions) {}
+  constructor(private readonly opts: HubOptions) {
+    this.tx = new TxScheduler(opts.tx, opts.stats, opts.log, (frame, origin) => {
+      if (this.opts.echoClients) this.deliver(frame, origin);
+    });
+  }
 
-  connectBus(bus: BusSink): void {
-    this.bus = bus;
+  connectBus(bus: TxBus): void {
+    this.tx.connect(bus);
   }
 
   attach(client: HubClient): void {
@@ -64,18 +67,38 @@ export class Hub {
     return this.clients.size;
   }
 
+  /** All attached clients (for status pages); do not mutate. */
+  get attached(): ReadonlySet<HubClient> {
+    return this.clients;
+  }
+
+  /** A producer's way to the bus. Frames it sends are dropped and counted if readOnly. */
+  openTx(origin: TxOrigin, readOnly: boolean): TxLane {
+    return this.tx.openLane(origin, readOnly);
+  }
+
+  /** Client frames waiting for the backend, over all lanes. */
+  get txQueued(): number {
+    return this.tx.queued;
+  }
+
+  /** The backend has room again after answering "busy". */
+  busReady(): void {
+    this.tx.ready();
+  }
+
+  /** The backend went down or up; frames waiting for it are dropped when it goes down. */
+  busState(up: boolean): void {
+    if (!up) this.tx.busDown();
+    else this.tx.ready();
+  }
+
   /** A frame read from the bus: to every client. */
   fromBus(frame: CanFrame): void {
     this.deliver(frame, null);
   }
 
-  /** A frame sent by a client: to the bus, and to every other client unless echo is off. */
-  fromClient(origin: HubClient, frame: CanFrame): void {
-    this.bus?.send(frame);
-    if (this.opts.echoClients) this.deliver(frame, origin);
-  }
-
-  private deliver(frame: CanFrame, except: HubClient | null): void {
+  private deliver(frame: CanFrame, except: TxOrigin | null): void {
     const { stats, policy } = this.opts;
     let fanout = 0;
     for (const c of this.clients) {
@@ -109,9 +132,9 @@ export class Hub {
     return { max, avg: this.clients.size === 0 ? 0 : sum / this.clients.size };
   }
 
-  /** Clients currently attached, per protocol. */
-  countByProtocol(): Map<ProtocolName, number> {
-    const m = new Map<ProtocolName, number>();
+  /** Clients currently attached, per protocol (or consumer kind). */
+  countByProtocol(): Map<string, number> {
+    const m = new Map<string, number>();
     for (const c of this.clients) m.set(c.protocol, (m.get(c.protocol) ?? 0) + 1);
     return m;
   }

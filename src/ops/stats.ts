@@ -23,6 +23,19 @@ export const ERROR_SITES = [
 ] as const;
 export type ErrorSite = (typeof ERROR_SITES)[number];
 
+/**
+ * Why a frame sent by a client did not reach the bus (`client_tx_dropped_total{reason}`):
+ * refused at the hub (read_only: outside -tx-allow; rate_limited: over -client-tx-rate;
+ * tx_queue_full: the client's transmit queue is full; unsupported: the backend can never carry
+ * it; backend_down), or accepted and then lost (expired: older than -tx-max-age; write_failed).
+ */
+export const TX_DROP_REASONS = ["read_only", "rate_limited", "tx_queue_full", "unsupported", "backend_down", "expired", "write_failed"] as const;
+export type TxDropReason = (typeof TX_DROP_REASONS)[number];
+
+/** Why a connection was refused at accept (`clients_rejected_total{reason}`). */
+export const REJECT_REASONS = ["max_clients", "max_handshakes", "not_allowed", "fd_reserve"] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
 export const PROTOCOL_NAMES = ["cannelloni", "waveshare", "socketcand"] as const;
 export type ProtocolName = (typeof PROTOCOL_NAMES)[number];
 
@@ -61,6 +74,15 @@ export class Stats {
   clientsDisconnected = 0;
   handshakeFailures = 0;
 
+  /** Client frames that did not reach the bus, by reason. */
+  readonly txDropped = new Map<TxDropReason, number>(TX_DROP_REASONS.map((r) => [r, 0]));
+  /** Client frames written to the bus (and so echoed to the other clients when -echo-clients). */
+  clientTxSent = 0;
+  /** Connections refused at accept, by reason (hubRejectedClients keeps the seed's total). */
+  readonly rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
+  /** Sessions closed because they exceeded a per-client bound (replies owed, pending bytes). */
+  clientsOverLimit = 0;
+
   readonly errors = new Map<ErrorSite, number>(ERROR_SITES.map((s) => [s, 0]));
   readonly protocols = new Map<ProtocolName, ProtocolStats>(
     PROTOCOL_NAMES.map((p) => [p, { clients: 0, accepted: 0, rxFrames: 0, txFrames: 0, malformed: 0, handshakeFailures: 0 }]),
@@ -68,6 +90,15 @@ export class Stats {
 
   error(where: ErrorSite, n = 1): void {
     this.errors.set(where, (this.errors.get(where) ?? 0) + n);
+  }
+
+  txDrop(reason: TxDropReason, n = 1): void {
+    this.txDropped.set(reason, this.txDropped.get(reason)! + n);
+  }
+
+  reject(reason: RejectReason): void {
+    this.rejected.set(reason, this.rejected.get(reason)! + 1);
+    this.hubRejectedClients++;
   }
 
   protocol(name: ProtocolName): ProtocolStats {

@@ -1,12 +1,16 @@
 /**
- * The only `Bun.listen` file. A listener is (address, protocol): it accepts connections, enforces
- * `-max-clients` across all listeners, sets TCP_NODELAY and keepalive, and routes each socket
- * event to the ClientSession stored in `socket.data`. Protocol logic lives in the session.
+ * The only `Bun.listen` file. A listener is (address, protocol): it accepts connections, applies
+ * the admission rules shared by all listeners (the `-allow` list, `-max-clients` established
+ * clients, `-max-handshakes` connections still in their handshake, and the fd reserve so accept
+ * never runs into EMFILE), sets TCP_NODELAY and keepalive, and routes each socket event to the
+ * ClientSession stored in `socket.data`. Protocol logic lives in the session. A refused
+ * connection is closed at once, counted by reason, and logged once per burst.
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
-import type { Stats } from "../ops/stats.ts";
+import type { RejectReason, Stats } from "../ops/stats.ts";
+import type { CidrList } from "../net/cidr.ts";
 import type { WireProtocol } from "../protocols/protocol.ts";
 import { parseListenAddress } from "../cli/parse.ts";
 import { ClientSession, type SessionOptions } from "./session.ts";
@@ -18,20 +22,68 @@ interface SocketData {
   session: ClientSession | null;
 }
 
-/** All sessions of all listeners: ids, the max-clients limit and shutdown. */
+export interface AdmissionLimits {
+  /** Established clients (handshake done) over all listeners; 0 = unlimited. */
+  readonly maxClients: number;
+  /** Connections still in their handshake; 0 = unlimited. */
+  readonly maxHandshakes: number;
+  /** All connections, from the fd limit (fd-limit.ts); 0 = no cap known. */
+  readonly maxConnections: number;
+  /** Who may connect (empty = everyone). */
+  readonly allow: CidrList;
+  /** Who may transmit (empty = everyone connected). */
+  readonly txAllow: CidrList;
+}
+
+/** Rejections are logged once per this window; the rest are counted and summarised. */
+const REJECT_LOG_WINDOW_MS = 10_000;
+
+/** All sessions of all listeners: ids, admission limits and shutdown. */
 export class ClientRegistry {
   readonly sessions = new Set<ClientSession>();
+  /** Sessions whose handshake is not complete yet. */
+  handshaking = 0;
   private nextId = 1;
   accepted = 0;
+  private rejectWindowStart = -Infinity;
+  private rejectSuppressed = 0;
 
-  constructor(readonly maxClients: number) {}
+  constructor(readonly limits: AdmissionLimits) {}
+
+  get maxClients(): number {
+    return this.limits.maxClients;
+  }
+
+  get established(): number {
+    return this.sessions.size - this.handshaking;
+  }
 
   allocateId(): number {
     return this.nextId++;
   }
 
-  get full(): boolean {
-    return this.maxClients > 0 && this.sessions.size >= this.maxClients;
+  /** Why a new connection from `address` must be refused, or null to accept it. */
+  admission(address: string): RejectReason | null {
+    const l = this.limits;
+    if (!l.allow.allows(address)) return "not_allowed";
+    if (l.maxConnections > 0 && this.sessions.size >= l.maxConnections) return "fd_reserve";
+    if (l.maxClients > 0 && this.established >= l.maxClients) return "max_clients";
+    if (l.maxHandshakes > 0 && this.handshaking >= l.maxHandshakes) return "max_handshakes";
+    return null;
+  }
+
+  /** Counts a refusal; logs the first of a burst, and how many were not logged since. */
+  rejected(reason: RejectReason, fields: Record<string, unknown>, stats: Stats, log: Logger): void {
+    stats.reject(reason);
+    const now = performance.now();
+    if (now - this.rejectWindowStart < REJECT_LOG_WINDOW_MS) {
+      this.rejectSuppressed++;
+      return;
+    }
+    const suppressed = this.rejectSuppressed;
+    this.rejectWindowStart = now;
+    this.rejectSuppressed = 0;
+    log.warn("client_rejected", { ...fields, reason, ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
   }
 }
 
@@ -69,10 +121,10 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
     open(socket: Socket<SocketData>): void {
       socket.data = { session: null };
       const remote = remoteOf(socket);
-      if (registry.full) {
-        stats.hubRejectedClients++;
-        log.warn("client_rejected", { remote, protocol: protocol.name, reason: "max clients", max_clients: registry.maxClients });
-        socket.end();
+      const refusal = registry.admission(socket.remoteAddress);
+      if (refusal !== null) {
+        registry.rejected(refusal, { remote, protocol: protocol.name, max_clients: registry.maxClients }, stats, log);
+        socket.terminate();
         return;
       }
       socket.setNoDelay(true);
@@ -80,19 +132,36 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
       registry.accepted++;
       stats.clientsAccepted++;
       stats.protocol(protocol.name).accepted++;
-      const session = new ClientSession(registry.allocateId(), remote, socket, protocol, {
+      const readOnly = !registry.limits.txAllow.allows(socket.remoteAddress);
+      let inHandshake = true;
+      registry.handshaking++;
+      const leaveHandshake = (): void => {
+        if (!inHandshake) return;
+        inHandshake = false;
+        registry.handshaking--;
+      };
+      const session = new ClientSession({ id: registry.allocateId(), remote, readOnly }, socket, protocol, {
         hub,
         stats,
         log,
         options,
+        established: (s) => {
+          leaveHandshake();
+          // Several handshakes may finish while the limit is reached: the late ones are refused.
+          if (registry.maxClients > 0 && registry.established > registry.maxClients) {
+            registry.rejected("max_clients", { remote, protocol: protocol.name, max_clients: registry.maxClients }, stats, log);
+            s.close("rejected");
+          }
+        },
         closed: (s) => {
+          leaveHandshake();
           registry.sessions.delete(s);
           stats.clientsDisconnected++;
         },
       });
       socket.data.session = session;
       registry.sessions.add(session);
-      session.log.info("client_connected");
+      session.log.info("client_connected", readOnly ? { read_only: true } : {});
       session.start();
     },
     data(socket: Socket<SocketData>, data: Uint8Array): void {

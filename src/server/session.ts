@@ -1,13 +1,21 @@
 /**
- * One client connection, whatever its protocol: handshake → decode → hub (to the bus), and
- * hub → bounded queue → batched encode → write pump (to the client). The session never touches
- * `Bun.listen` itself; it talks to a SessionSocket, so it can be driven in memory as well as over
- * real TCP. Frames queued in one event-loop turn go out in one write (at most BATCH_FRAMES per
- * write), flushed in a microtask at the end of the turn instead of on a fixed tick.
+ * One client connection, whatever its protocol: handshake → decode → hub TX lane (to the bus),
+ * and hub → bounded queue → batched encode → write pump (to the client). The session never
+ * touches `Bun.listen` itself; it talks to a SessionSocket, so it can be driven in memory as well
+ * as over real TCP. Frames queued in one event-loop turn go out in one write (at most
+ * BATCH_FRAMES per write), flushed in a microtask at the end of the turn instead of on a tick.
+ *
+ * Every client is a tenant with hard limits: while the socket does not take what the session
+ * owes it, the session stops reading from it (so a client that never reads cannot make it pile
+ * up replies); replies owed are capped in bytes (past MAX_OWED_REPLY_BYTES the client is
+ * disconnected, counted); one flush does bounded work and yields; a session that failed its
+ * handshake or broke its protocol stops being read at once and is closed after flushing its
+ * error reply for at most CLOSE_GRACE_MS.
  */
 import type { CanFrame } from "../can/frame.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
+import type { TxLane } from "../hub/tx-scheduler.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ProtocolName, ProtocolStats, Stats } from "../ops/stats.ts";
 import type { ViolationKind, WireProtocol, WireSession } from "../protocols/protocol.ts";
@@ -15,10 +23,22 @@ import { WritePump, type ByteSink } from "./write-pump.ts";
 
 /** Frames encoded into one socket write at most. */
 export const BATCH_FRAMES = 64;
+const EMPTY = new Uint8Array(0);
+/** Reply bytes a session may owe its client; beyond this the client is disconnected. */
+export const MAX_OWED_REPLY_BYTES = 256 * 1024;
+/** Socket writes one flush makes before it yields to the event loop (a backlog never blocks it). */
+export const MAX_WRITES_PER_FLUSH = 32;
+/** How long a session closing after a violation may take to flush its error reply. */
+export const CLOSE_GRACE_MS = 1000;
 
 export interface SessionSocket extends ByteSink {
   /** Flushes what the kernel has and closes gracefully. */
   end(): void;
+  /** Closes at once, discarding unsent bytes. */
+  terminate(): void;
+  /** Stops reading from the client (TCP backpressure reaches it). */
+  pause(): void;
+  resume(): void;
 }
 
 export interface SessionOptions {
@@ -30,28 +50,62 @@ export interface SessionOptions {
   readonly busName: string;
 }
 
+/** Per-connection facts decided at accept. */
+export interface SessionIdentity {
+  readonly id: number;
+  readonly remote: string;
+  /** Outside -tx-allow: receives the bus, its frames are dropped and counted. */
+  readonly readOnly: boolean;
+}
+
 export interface SessionContext {
   readonly hub: Hub;
   readonly stats: Stats;
   readonly log: Logger;
   readonly options: SessionOptions;
+  /** Called once when the handshake is complete (the session now counts as a client). */
+  readonly established?: (session: ClientSession) => void;
   /** Called once when the session has closed (for whatever reason). */
   readonly closed: (session: ClientSession) => void;
 }
 
-export type CloseReason = "client_closed" | "handshake_failed" | "protocol_violation" | "kicked" | "stalled" | "shutdown" | "socket_error";
+export type CloseReason =
+  | "client_closed"
+  | "handshake_failed"
+  | "protocol_violation"
+  | "kicked"
+  | "stalled"
+  | "over_limit"
+  | "rejected"
+  | "shutdown"
+  | "socket_error";
 
 export class ClientSession implements HubClient {
   receiving = false;
   dropped = 0;
   rxFrames = 0;
   txFrames = 0;
+  readonly id: number;
+  readonly remote: string;
+  readonly readOnly: boolean;
   readonly log: Logger;
+  /** When the connection was accepted (Date.now()). */
+  readonly connectedAt = Date.now();
 
   private readonly queue: BoundedQueue<CanFrame>;
   private readonly batch: CanFrame[] = [];
-  private readonly replies: Uint8Array[] = [];
+  /** Replies owed, oldest at replyHead; replyBytes is their total size. */
+  private replies: Uint8Array[] = [];
+  private replyHead = 0;
+  private replyBytes = 0;
+  private readonly lane: TxLane;
   private readonly pump: WritePump;
+  private paused = false;
+  /** Bus frames wait in the queue until the protocol's start delay has passed. */
+  private holdFrames = false;
+  private yieldScheduled = false;
+  private attachedCounted = false;
+  private graceTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly wire: WireSession;
   private readonly pstats: ProtocolStats;
   private handshakeDone = false;
@@ -64,23 +118,23 @@ export class ClientSession implements HubClient {
   private readonly flushTask = (): void => this.flush();
 
   constructor(
-    readonly id: number,
-    readonly remote: string,
+    identity: SessionIdentity,
     private readonly socket: SessionSocket,
     private readonly wireProtocol: WireProtocol,
     private readonly ctx: SessionContext,
   ) {
+    this.id = identity.id;
+    this.remote = identity.remote;
+    this.readOnly = identity.readOnly;
     this.queue = new BoundedQueue<CanFrame>(ctx.options.queueFrames);
     this.pump = new WritePump(socket);
     this.pstats = ctx.stats.protocol(wireProtocol.name);
-    this.log = ctx.log.child({ conn_id: id, remote, protocol: wireProtocol.name });
+    this.log = ctx.log.child({ conn_id: this.id, remote: this.remote, protocol: wireProtocol.name });
+    this.lane = ctx.hub.openTx(this, this.readOnly);
     this.wire = wireProtocol.open(
       {
         frame: (f) => this.onClientFrame(f),
-        reply: (bytes) => {
-          this.replies.push(bytes);
-          this.scheduleFlush();
-        },
+        reply: (bytes) => this.onReply(bytes),
         ready: () => this.onHandshakeDone(),
         rejected: (reason) => {
           ctx.stats.malformedFrames++;
@@ -101,6 +155,16 @@ export class ClientSession implements HubClient {
     return this.queue.length;
   }
 
+  /** Whether the handshake is complete. */
+  get established(): boolean {
+    return this.handshakeDone;
+  }
+
+  /** Frames this client sent that reached the bus / were dropped (by reason). */
+  get txLane(): TxLane {
+    return this.lane;
+  }
+
   /** Called once the socket is open: greet and start the handshake clock. */
   start(): void {
     this.handshakeTimer = setTimeout(() => {
@@ -119,8 +183,10 @@ export class ClientSession implements HubClient {
   /** The socket can take more bytes. */
   onDrain(): void {
     if (this.finished) return;
+    const before = this.pump.pendingBytes;
     if (!this.pump.resume()) return this.close("socket_error");
-    if (!this.pump.busy) this.clearStallTimer();
+    // Progress, even partial, restarts the stall clock: a slow but steady reader is not stalled.
+    if (!this.pump.busy || this.pump.pendingBytes < before) this.clearStallTimer();
     this.flush();
   }
 
@@ -147,7 +213,39 @@ export class ClientSession implements HubClient {
     this.rxFrames++;
     this.pstats.rxFrames++;
     this.ctx.stats.tcpRxFrames++;
-    this.ctx.hub.fromClient(this, frame);
+    this.lane.send(frame);
+  }
+
+  private onReply(bytes: Uint8Array): void {
+    if (this.closing && this.closing !== "handshake_failed" && this.closing !== "protocol_violation") return;
+    if (this.replyBytes + bytes.length > MAX_OWED_REPLY_BYTES) {
+      this.overLimit(`owes more than ${MAX_OWED_REPLY_BYTES} reply bytes`);
+      return;
+    }
+    this.replies.push(bytes);
+    this.replyBytes += bytes.length;
+    this.scheduleFlush();
+  }
+
+  private nextReply(): Uint8Array | undefined {
+    if (this.replyHead >= this.replies.length) return undefined;
+    const r = this.replies[this.replyHead]!;
+    this.replies[this.replyHead++] = EMPTY;
+    this.replyBytes -= r.length;
+    if (this.replyHead === this.replies.length) {
+      this.replies = [];
+      this.replyHead = 0;
+    }
+    return r;
+  }
+
+  private overLimit(reason: string): void {
+    if (this.finished) return;
+    this.ctx.stats.clientsOverLimit++;
+    this.log.warn("client_over_limit", { reason, pending_bytes: this.pump.pendingBytes, queued: this.queue.length });
+    this.closing = "over_limit";
+    this.detachFromHub();
+    this.finish(true);
   }
 
   private onHandshakeDone(): void {
@@ -155,7 +253,8 @@ export class ClientSession implements HubClient {
     this.handshakeDone = true;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
-    this.log.info("client_ready");
+    this.log.info("client_ready", this.readOnly ? { read_only: true } : {});
+    this.ctx.established?.(this);
     this.scheduleFlush();
   }
 
@@ -182,18 +281,26 @@ export class ClientSession implements HubClient {
     queueMicrotask(this.flushTask);
   }
 
-  /** Writes replies, then queued frames in batches, until done or the socket pushes back. */
+  /**
+   * Writes replies, then queued frames in batches, until done, the socket pushes back, or
+   * MAX_WRITES_PER_FLUSH writes were made (then it yields and continues in a later turn).
+   */
   flush(): void {
     this.flushScheduled = false;
     if (this.finished) return;
     const { stats } = this.ctx;
+    let writes = 0;
     while (!this.pump.busy) {
-      const reply = this.replies.shift();
+      if (writes++ >= MAX_WRITES_PER_FLUSH) {
+        this.yieldFlush();
+        return;
+      }
+      const reply = this.nextReply();
       if (reply) {
         if (!this.pump.write(reply)) return this.close("socket_error");
         continue;
       }
-      if (!this.receiving) break;
+      if (!this.receiving || this.holdFrames) break;
       const n = this.queue.drainInto(this.batch, BATCH_FRAMES);
       if (n === 0) break;
       const bytes = this.wire.encode(this.batch, n);
@@ -204,30 +311,61 @@ export class ClientSession implements HubClient {
       if (!this.pump.write(bytes)) return this.close("socket_error");
     }
     if (this.pump.busy) {
+      // The client is not taking what it is owed: stop reading from it until it does.
+      this.setPaused(true);
       this.armStallTimer();
       return;
     }
+    this.setPaused(false);
     if (this.closing) {
       // Everything that was owed has been written: now close.
       this.finish();
       return;
     }
-    if (this.handshakeDone && !this.receiving && this.streamTimer === null) this.startStreaming();
+    if (this.handshakeDone && !this.receiving) this.startStreaming();
   }
 
-  /** Handshake replies are all written: from now on the hub may send frames. */
+  private yieldFlush(): void {
+    if (this.yieldScheduled) return;
+    this.yieldScheduled = true;
+    setImmediate(() => {
+      this.yieldScheduled = false;
+      this.flush();
+    });
+  }
+
+  private setPaused(paused: boolean): void {
+    if (paused === this.paused || this.finished) return;
+    // A closing session stays paused: nothing it sends is read any more.
+    if (!paused && this.closing) return;
+    this.paused = paused;
+    try {
+      if (paused) this.socket.pause();
+      else this.socket.resume();
+    } catch {
+      // socket already closed
+    }
+  }
+
+  /**
+   * Handshake replies are all written: from now on the hub queues bus frames for this client.
+   * A protocol with a start delay (socketcand) gets its frames queued during the delay and
+   * written after it, so nothing is lost in that window.
+   */
   private startStreaming(): void {
     const delay = this.wireProtocol.streamDelayMs ?? 0;
-    const go = (): void => {
-      this.streamTimer = null;
-      if (this.closing) return;
-      this.receiving = true;
-      this.pstats.clients++;
-      this.ctx.hub.attach(this);
-      this.scheduleFlush();
-    };
-    if (delay > 0) this.streamTimer = setTimeout(go, delay);
-    else go();
+    this.receiving = true;
+    this.pstats.clients++;
+    this.attachedCounted = true;
+    this.ctx.hub.attach(this);
+    if (delay > 0) {
+      this.holdFrames = true;
+      this.streamTimer = setTimeout(() => {
+        this.streamTimer = null;
+        this.holdFrames = false;
+        this.scheduleFlush();
+      }, delay);
+    }
   }
 
   private armStallTimer(): void {
@@ -248,8 +386,9 @@ export class ClientSession implements HubClient {
   }
 
   /**
-   * Closes the session. Handshake errors and shutdown first flush what is owed (an error reply,
-   * queued frames), bounded by the stall timer or the shutdown deadline; other reasons close now.
+   * Closes the session. Handshake errors and violations first flush their error reply (the
+   * socket is no longer read, and CLOSE_GRACE_MS bounds the wait); shutdown flushes queued frames
+   * too, bounded by the shutdown deadline; other reasons close now.
    */
   close(reason: CloseReason): void {
     if (this.closing) {
@@ -261,8 +400,20 @@ export class ClientSession implements HubClient {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.streamTimer) clearTimeout(this.streamTimer);
     this.handshakeTimer = this.streamTimer = null;
-    const flushFirst = reason === "shutdown" || reason === "handshake_failed" || reason === "protocol_violation";
-    if (flushFirst) {
+    this.holdFrames = false;
+    if (reason === "handshake_failed" || reason === "protocol_violation") {
+      // Nothing more is read from a client that broke the protocol.
+      this.setPaused(true);
+      this.queue.clear();
+      this.receiving = false;
+      this.graceTimer = setTimeout(() => {
+        this.graceTimer = null;
+        this.finish(true);
+      }, CLOSE_GRACE_MS);
+      this.flush();
+      return;
+    }
+    if (reason === "shutdown") {
       // Keep receiving=true on shutdown so queued frames are still written.
       this.flush();
       return;
@@ -270,11 +421,11 @@ export class ClientSession implements HubClient {
     this.finish();
   }
 
-  /** Ends the session now, without flushing (shutdown deadline passed). */
+  /** Ends the session now, discarding what was not written (shutdown deadline passed). */
   abort(): void {
     if (!this.closing) this.closing = "shutdown";
     this.detachFromHub();
-    this.finish();
+    this.finish(true);
   }
 
   /** Called by the listener when the socket has closed. */
@@ -292,25 +443,34 @@ export class ClientSession implements HubClient {
     this.ctx.hub.detach(this);
   }
 
-  private finish(): void {
+  /** Releases everything; `now` discards unwritten bytes instead of a graceful end. */
+  private finish(now = false): void {
     if (this.finished) return;
     this.finished = true;
     this.clearStallTimer();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.streamTimer) clearTimeout(this.streamTimer);
-    if (this.receiving) this.pstats.clients--;
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.attachedCounted) this.pstats.clients--;
+    this.attachedCounted = false;
     this.receiving = false;
     this.queue.clear();
+    this.replies = [];
+    this.replyHead = this.replyBytes = 0;
     try {
-      this.socket.end();
+      if (now) this.socket.terminate();
+      else this.socket.end();
     } catch {
       // already closed
     }
+    const lane = this.lane;
     this.log.info("client_disconnected", {
       reason: this.closing ?? "client_closed",
       rx_frames: this.rxFrames,
       tx_frames: this.txFrames,
       dropped: this.dropped,
+      bus_tx_frames: lane.sent,
+      ...lane.droppedFields("bus_tx_dropped_"),
     });
     this.ctx.closed(this);
   }

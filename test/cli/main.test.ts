@@ -210,5 +210,5 @@ test("life cycle: start on the virtual bus, exchange frames, SIGTERM → summary
   await a.waitClosed();
   await b.waitClosed();
   const summary = lines.find((l) => l.msg === "shutdown_summary");
-  expect(summary).toMatchObject({ accepted: 2, connectedAtShutdown: 2, abortedAtDeadline: 0 });
+  expect(summary).toMatchObject({ accepted: 2, connected_at_shutdown: 2, aborted_at_deadline: 0 });
 });

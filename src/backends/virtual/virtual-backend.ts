@@ -7,7 +7,7 @@
 import { dataFrame, type CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
-import type { Backend, BackendListener } from "../backend.ts";
+import { commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
 
 export interface VirtualBackendOptions {
   readonly stats: Stats;
@@ -50,21 +50,18 @@ export class VirtualBackend implements Backend {
     }
   }
 
-  /** A frame written to the bus by the gateway (from a client). */
-  send(frame: CanFrame): void {
-    if (!this.listener) {
-      this.opts.stats.backendTxDropped++;
-      this.opts.stats.error("backend_down_tx");
-      return;
-    }
-    if (frame.fd && !this.fdCapable) {
-      this.opts.stats.backendTxDropped++;
-      this.opts.stats.error("backend_unsupported_frame");
-      this.opts.log.debug("tx_refused", { reason: "CAN FD not enabled (-fd)" });
-      return;
-    }
+  txRefusal(frame: CanFrame): string | null {
+    return commonTxRefusal(frame, this.fdCapable);
+  }
+
+  /** A frame written to the bus by the gateway (from a client): on the bus at once. */
+  send(req: TxRequest): SendResult {
+    if (!this.listener) return "down";
+    if (this.txRefusal(req.frame) !== null) return "unsupported";
     this.opts.stats.virtualTxFrames++;
-    for (const o of this.observers) o(frame);
+    for (const o of this.observers) o(req.frame);
+    req.sent();
+    return "accepted";
   }
 
   /** Another node on the bus sends a frame: the gateway receives it. */
