@@ -11,9 +11,9 @@ import type { CanFrame } from "../can/frame.ts";
 import { type AmpioReading, type DecodeResult, decodeAmpio, stateKeyName } from "./decoder.ts";
 
 export interface InventoryOptions {
-  /** Most modules held; the least recently seen is evicted past it. Default 1024. */
+  /** Most modules held; the least recently seen is evicted past it. Default 256. */
   readonly maxModules?: number;
-  /** Most named values held per module. Default 512 (a module with every bank full has ~470). */
+  /** Most named values held per module. Default 600 (every listed subtype at full length gives 594). */
   readonly maxValuesPerModule?: number;
   /** A module silent for longer than this is stale. Default 5 minutes. */
   readonly staleAfterMs?: number;
@@ -22,8 +22,8 @@ export interface InventoryOptions {
 }
 
 export const INVENTORY_DEFAULTS = {
-  maxModules: 1024,
-  maxValuesPerModule: 512,
+  maxModules: 256,
+  maxValuesPerModule: 600,
   staleAfterMs: 5 * 60_000,
   rateTimeConstantMs: 10_000,
 } as const;
