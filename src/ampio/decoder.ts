@@ -14,7 +14,7 @@ export const SATEL_STATUS_MARKER = 0x10;
 export const SATEL_STATUS_SUBMARKER = 0xef;
 /** Extended id that carries commands to modules (first four data bytes: target id, big-endian). */
 export const AMPIO_COMMAND_ID = 0x0f000000;
-/** Extended id that carries SATEL alarm commands. */
+/** Declared by aioampio as the SATEL command id (it sends alarm commands to 0x0F000000); a command either way. */
 export const SATEL_COMMAND_ID = 0x0f002000;
 /**
  * State key of the SATEL status, beside the subtypes 0x00..0xFF of FE broadcasts: the inventory
