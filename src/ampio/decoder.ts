@@ -1,7 +1,7 @@
 /**
  * Ampio state-broadcast decoder: one CAN frame in, one typed result out. Table-driven (one row
- * per subtype of the `FE <subtype> …` broadcasts, plus the three-byte SATEL status frame), pure,
- * allocation-light, and total: any frame, however malformed, yields a result and never throws.
+ * per subtype of the `FE <subtype> …` broadcasts, plus the three-byte SATEL status frame), pure
+ * and total: any frame, however malformed, yields a result and never throws.
  * Subtypes nobody has documented come back as `unknown` (the caller counts them); nothing is
  * guessed. Byte layouts, scaling and the public sources they were checked against: docs/ampio.md.
  */
