@@ -8,6 +8,7 @@
 import type { Server } from "bun";
 import { parseListenAddress } from "../cli/parse.ts";
 import type { Logger } from "./log.ts";
+import type { CidrList } from "../net/cidr.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface Readiness {
@@ -22,6 +23,10 @@ export interface OpsHttpOptions {
   metrics: Pick<Metrics, "render" | "contentType">;
   readiness: () => Readiness;
   log: Logger;
+  /** Who may use the endpoint (-allow); others get 403 and are counted. Default: everyone. */
+  allow?: CidrList;
+  /** Called for each refused request (counted as http_rejected_requests_total). */
+  rejected?: () => void;
 }
 
 export interface OpsHttp {
@@ -47,7 +52,15 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
   const parsed = parseListenAddress(opts.addr);
   if (!parsed) throw new OpsHttpError(`metrics HTTP: invalid address ${JSON.stringify(opts.addr)} (expected host:port or :port)`);
 
-  const handle = async (req: Request): Promise<Response> => {
+  const allow = opts.allow;
+  const handle = async (req: Request, srv: Server<undefined>): Promise<Response> => {
+    if (allow && !allow.empty) {
+      const peer = srv.requestIP(req)?.address ?? "";
+      if (!allow.allows(peer)) {
+        opts.rejected?.();
+        return text(403, "forbidden\n");
+      }
+    }
     const path = new URL(req.url).pathname;
     if (path !== "/metrics" && path !== "/ready" && path !== "/healthz") return text(404, "not found\n");
     // Bun answers HEAD with the headers of the GET response and no body.

@@ -7,7 +7,7 @@
  * dropped or replaced and why.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import { ERROR_SITES, PROTOCOL_NAMES, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
+import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
 import type { BuildInfo } from "./build-info.ts";
 
 /** Hub figures that live in the hub rather than in Stats; sampled on every scrape. */
@@ -168,7 +168,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   statCounter("backend_reconnects_total", "Times the backend came back up after being down.", () => stats.backendReconnects);
   statCounter(
     "backend_tx_dropped_total",
-    "Frames from clients the backend could not take (backend down, unsupported frame, transmit overflow).",
+    "Frames from clients the bus did not take (backend down, unsupported frame, expired, write failed); by reason in client_tx_dropped_total.",
     () => stats.backendTxDropped,
   );
   statCounter("clients_accepted_total", "TCP client connections accepted over all listeners.", () => stats.clientsAccepted);
@@ -178,6 +178,40 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     "Client connections closed because the protocol handshake failed or timed out.",
     () => stats.handshakeFailures,
   );
+
+  const byLabel = <K extends string>(name: string, help: string, label: string, keys: readonly K[], read: (k: K) => number): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const k of keys) setCounter(this, read(k), { [label]: k });
+      },
+    });
+  };
+  byLabel(
+    "client_tx_dropped_total",
+    "Frames sent by clients that did not reach the bus, by reason (read_only, rate_limited, tx_queue_full, unsupported, backend_down, expired, write_failed).",
+    "reason",
+    TX_DROP_REASONS,
+    (r) => stats.txDropped.get(r) ?? 0,
+  );
+  statCounter("client_tx_sent_total", "Frames sent by clients that the backend wrote to the bus (and echoed to the other clients).", () => stats.clientTxSent);
+  byLabel(
+    "clients_rejected_total",
+    "Connections refused at accept, by reason (max_clients, max_handshakes, not_allowed, fd_reserve); hub_rejected_clients_total is their sum.",
+    "reason",
+    REJECT_REASONS,
+    (r) => stats.rejected.get(r) ?? 0,
+  );
+  statCounter(
+    "clients_over_limit_total",
+    "Client connections closed because they exceeded a per-client bound (reply bytes owed).",
+    () => stats.clientsOverLimit,
+  );
+  statCounter("http_rejected_requests_total", "HTTP requests refused because the peer is not in -allow.", () => stats.httpRejected);
 
   const perProtocol = (kind: "gauge" | "counter", name: string, help: string, field: keyof ProtocolStats): void => {
     const each = (fn: (protocol: ProtocolName, value: number) => void): void => {

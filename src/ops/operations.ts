@@ -41,7 +41,14 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
   let httpPort: number | undefined;
   try {
     if (config.metricsAddr) {
-      const http = startOpsHttp({ addr: config.metricsAddr, metrics, readiness: () => gateway.readiness(), log });
+      const http = startOpsHttp({
+        addr: config.metricsAddr,
+        metrics,
+        readiness: () => gateway.readiness(),
+        log,
+        allow: gateway.registry.limits.allow,
+        rejected: () => stats.httpRejected++,
+      });
       httpPort = http.port;
       stops.push(() => http.stop());
     }

@@ -80,6 +80,8 @@ export class Stats {
   clientTxSent = 0;
   /** Connections refused at accept, by reason (hubRejectedClients keeps the seed's total). */
   readonly rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
+  /** HTTP requests refused by the -allow list. */
+  httpRejected = 0;
   /** Sessions closed because they exceeded a per-client bound (replies owed, pending bytes). */
   clientsOverLimit = 0;
 
