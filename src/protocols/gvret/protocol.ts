@@ -1,0 +1,160 @@
+/**
+ * GVRET over TCP as a WireSession (docs/protocols.md §7; default port 23, which SavvyCAN has
+ * fixed). The gateway plays a one-bus GVRET device:
+ * - `ready()` fires at the first `E7` (binary mode; SavvyCAN opens with `E7 E7`). Before it, no
+ *   bus frame is sent, as a device in text mode sends none in binary.
+ * - Queries are answered at once and each answer goes out as part of one reply per received
+ *   chunk: `F1 01` time sync, `F1 06` bus parameters (SavvyCAN shows "connected" on this answer),
+ *   `F1 07` device info, `F1 09` keepalive (`F1 09 DE AD`; SavvyCAN drops the connection after 10
+ *   unanswered ones, sent every 250 ms), `F1 0C` number of buses (1), `F1 0D` extended buses
+ *   (zeros; SavvyCAN asks for it after the bus count and also counts its answer as connected).
+ * - `accepts(frame)`: data frames only (the format has no RTR or error bit); FD only with
+ *   `options.fd` (sent as command 20).
+ * - `rejected(reason)`: a frame the host sent that cannot go to the bus (bus other than 0, FD
+ *   without `-fd`, id or length out of range). Garbage bytes are skipped and counted in
+ *   `skippedBytes`, never reported as violations; `fail()` is never used.
+ * - `F1 05` (bus set-up) is acknowledged by silence, as devices do; the bus is not retuned.
+ * - `F1 0B` (echo) is answered with the frame as if received, to this client only.
+ */
+import type { CanFrame } from "../../can/frame.ts";
+import type { WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
+import {
+  encodeGvretFrames,
+  GvretCmd,
+  GvretHostDecoder,
+  gvretBusParamsReply,
+  gvretCanCarry,
+  gvretDeviceInfoReply,
+  gvretExtBusesReply,
+  gvretKeepaliveReply,
+  gvretNumBusesReply,
+  gvretTimeSyncReply,
+} from "./codec.ts";
+
+export const GVRET_NAME = "gvret";
+/** SavvyCAN connects to port 23 only; binding it needs CAP_NET_BIND_SERVICE (or root). */
+export const GVRET_DEFAULT_PORT = 23;
+/** Build number reported in the device-info answer (ESP32RET's current build is 618). */
+export const GVRET_BUILD = 618;
+
+export interface GvretOptions extends WireSessionOptions {
+  /** The bus bit rate reported in the bus-parameter answer; 0 (default) when unknown. */
+  readonly busBitrate?: number;
+  /** Monotonic clock in ms (may be fractional) for device timestamps; defaults to performance.now. */
+  readonly now?: () => number;
+  /** Something worth a log line that is not an error (a bus set-up the gateway will not apply). */
+  readonly notice?: (text: string) => void;
+}
+
+export class GvretSession implements WireSession {
+  private binary = false;
+  private readonly decoder: GvretHostDecoder;
+  private readonly now: () => number;
+  private readonly t0: number;
+  private out: Uint8Array[] = [];
+
+  constructor(
+    private readonly events: WireSessionEvents,
+    private readonly options: GvretOptions,
+  ) {
+    this.now = options.now ?? (() => performance.now());
+    this.t0 = this.now();
+    this.decoder = new GvretHostDecoder({
+      binaryMode: () => {
+        if (this.binary) return;
+        this.binary = true;
+        this.events.ready();
+      },
+      frame: (frame, bus) => this.hostFrame(frame, bus),
+      echo: (frame) => {
+        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([frame], 1, { fd: this.options.fd, timestampUs: this.deviceMicros() }));
+      },
+      query: (cmd) => this.query(cmd),
+      setupBuses: (can0) => {
+        const rate = can0 & 0xfffff;
+        if (rate !== 0 && this.options.busBitrate !== undefined && rate !== this.options.busBitrate) {
+          this.options.notice?.(`GVRET client asked for ${rate} bit/s, the bus runs at ${this.options.busBitrate} bit/s; the gateway does not retune the bus`);
+        }
+      },
+      rejected: (reason) => this.events.rejected(reason),
+    });
+  }
+
+  /** Whether the client has switched to binary mode (E7). */
+  get binaryMode(): boolean {
+    return this.binary;
+  }
+  /** Bytes skipped while looking for a command (garbage, text-mode input). */
+  get skippedBytes(): number {
+    return this.decoder.skipped;
+  }
+  get buffered(): number {
+    return this.decoder.buffered;
+  }
+
+  start(): void {
+    // A GVRET device speaks only when spoken to.
+  }
+
+  receive(chunk: Uint8Array): void {
+    this.decoder.push(chunk);
+    if (this.out.length === 0) return;
+    const parts = this.out;
+    this.out = [];
+    if (parts.length === 1) return this.events.reply(parts[0]!);
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const all = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    this.events.reply(all);
+  }
+
+  accepts(frame: CanFrame): boolean {
+    return gvretCanCarry(frame, this.options.fd);
+  }
+
+  encode(frames: readonly CanFrame[], count: number): Uint8Array {
+    return encodeGvretFrames(frames, count, { fd: this.options.fd, timestampUs: this.deviceMicros() });
+  }
+
+  private deviceMicros(): number {
+    return Math.floor((this.now() - this.t0) * 1000) >>> 0;
+  }
+
+  private hostFrame(frame: CanFrame, bus: number): void {
+    if (bus !== 0) return this.events.rejected(`frame for bus ${bus}: this device has one bus (0)`);
+    if (frame.fd && !this.options.fd) return this.events.rejected("CAN FD frame, but CAN FD is not enabled on this gateway");
+    this.events.frame(frame);
+  }
+
+  private query(cmd: number): void {
+    switch (cmd) {
+      case GvretCmd.timeSync:
+        this.out.push(gvretTimeSyncReply(this.deviceMicros()));
+        return;
+      case GvretCmd.getBusParams:
+        this.out.push(gvretBusParamsReply({ enabled: true, listenOnly: false, bitrate: this.options.busBitrate ?? 0 }));
+        return;
+      case GvretCmd.getDeviceInfo:
+        this.out.push(gvretDeviceInfoReply(GVRET_BUILD));
+        return;
+      case GvretCmd.keepalive:
+        this.out.push(gvretKeepaliveReply());
+        return;
+      case GvretCmd.getNumBuses:
+        this.out.push(gvretNumBusesReply(1));
+        return;
+      case GvretCmd.getExtBuses:
+        this.out.push(gvretExtBusesReply());
+        return;
+    }
+  }
+}
+
+export function open(events: WireSessionEvents, options: GvretOptions): GvretSession {
+  return new GvretSession(events, options);
+}
