@@ -14,11 +14,15 @@ import type { ProtocolName, Stats } from "./ops/stats.ts";
 import { cannelloni } from "./protocols/cannelloni/protocol.ts";
 import type { WireProtocol } from "./protocols/protocol.ts";
 import { ClientRegistry, startListener, type Listener } from "./server/listener.ts";
+import type { ClientSession } from "./server/session.ts";
+import type { CanFrame } from "./can/frame.ts";
 
 export interface GatewayDeps {
   readonly stats: Stats;
   readonly log: Logger;
   readonly backend: Backend;
+  /** Frames each new client gets right after its handshake (see SessionContext.initialFrames). */
+  readonly initialFrames?: (session: ClientSession) => readonly CanFrame[];
 }
 
 export interface ShutdownSummary {
@@ -130,7 +134,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   if (config.socketcandListen) wanted.push([config.socketcandListen, (await import("./protocols/socketcand/protocol.ts")).socketcand]);
   const listeners: Listener[] = [];
   try {
-    for (const [address, protocol] of wanted) listeners.push(startListener(address, protocol, { hub, stats, log, options, registry }));
+    for (const [address, protocol] of wanted) listeners.push(startListener(address, protocol, { hub, stats, log, options, registry, initialFrames: deps.initialFrames }));
   } catch (e) {
     for (const l of listeners) l.stop();
     await backend.stop();

@@ -27,7 +27,15 @@ export interface OpsHttpOptions {
   allow?: CidrList;
   /** Called for each refused request (counted as http_rejected_requests_total). */
   rejected?: () => void;
+  /**
+   * More routes by exact path (e.g. "/api/ampio/modules", "/capture.pcap", "/"): each handler
+   * gets the request and the server (peer address); its methods are its own business. The
+   * built-in paths above win, and -allow applies to every route.
+   */
+  routes?: Readonly<Record<string, HttpRoute>>;
 }
+
+export type HttpRoute = (req: Request, server: Server<undefined>) => Response | Promise<Response>;
 
 export interface OpsHttp {
   /** The bound port (the ephemeral one when addr asked for port 0). */
@@ -62,7 +70,11 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
       }
     }
     const path = new URL(req.url).pathname;
-    if (path !== "/metrics" && path !== "/ready" && path !== "/healthz") return text(404, "not found\n");
+    if (path !== "/metrics" && path !== "/ready" && path !== "/healthz") {
+      const route = opts.routes?.[path];
+      if (!route) return text(404, "not found\n");
+      return route(req, srv);
+    }
     // Bun answers HEAD with the headers of the GET response and no body.
     if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed\n", { allow: "GET, HEAD" });
     switch (path) {

@@ -7,6 +7,7 @@
  * connection is closed at once, counted by reason, and logged once per burst.
  */
 import type { Socket, TCPSocketListener } from "bun";
+import type { CanFrame } from "../can/frame.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
 import type { RejectReason, Stats } from "../ops/stats.ts";
@@ -93,6 +94,8 @@ export interface ListenerDeps {
   readonly log: Logger;
   readonly options: SessionOptions;
   readonly registry: ClientRegistry;
+  /** See SessionContext.initialFrames. */
+  readonly initialFrames?: (session: ClientSession) => readonly CanFrame[];
 }
 
 export interface Listener {
@@ -145,6 +148,7 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
         stats,
         log,
         options,
+        initialFrames: deps.initialFrames,
         established: (s) => {
           leaveHandshake();
           // Several handshakes may finish while the limit is reached: the late ones are refused.

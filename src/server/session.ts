@@ -63,6 +63,11 @@ export interface SessionContext {
   readonly stats: Stats;
   readonly log: Logger;
   readonly options: SessionOptions;
+  /**
+   * Frames a client gets first, right after its handshake, before any live bus frame (e.g. the
+   * latest Ampio state broadcasts with -ampio-state-replay). Optional.
+   */
+  readonly initialFrames?: (session: ClientSession) => readonly CanFrame[];
   /** Called once when the handshake is complete (the session now counts as a client). */
   readonly established?: (session: ClientSession) => void;
   /** Called once when the session has closed (for whatever reason). */
@@ -357,6 +362,7 @@ export class ClientSession implements HubClient {
     this.receiving = true;
     this.pstats.clients++;
     this.attachedCounted = true;
+    for (const f of this.ctx.initialFrames?.(this) ?? []) if (this.wire.accepts(f)) this.enqueue(f);
     this.ctx.hub.attach(this);
     if (delay > 0) {
       this.holdFrames = true;
