@@ -1,19 +1,37 @@
 /**
  * The Ampio USB adapter backend: a tty opened through ./ffi.ts, read with `Bun.file(fd).stream()`
- * into the Ampio streaming decoder, written with `fs.writeSync` on the non-blocking fd from a
- * bounded TX queue (short writes and EAGAIN resume on a short timer; never `Bun.write` or
- * `Bun.file(fd).writer()`, which restart at offset 0 after EAGAIN or clear O_NONBLOCK). When the
- * device vanishes (read stream ends or fails, EIO on write, ENOENT on open) the backend reports
- * down once, drops and counts client TX, and reopens with capped exponential backoff until the
- * adapter is back; a device missing at start-up is handled the same way.
+ * into the Ampio streaming decoder, written with `fs.writeSync` on the non-blocking fd from a short
+ * TX queue (short writes and EAGAIN resume on a short timer; never `Bun.write` or
+ * `Bun.file(fd).writer()`, which restart at offset 0 after EAGAIN or clear O_NONBLOCK).
+ *
+ * Transmit follows the Backend contract (../backend.ts): `send` answers "accepted" while the queue
+ * (DEFAULT_SERIAL_TX_QUEUE_LIMIT frames, a couple of write batches) has room and "busy" when it is
+ * full, then calls `listener.txReady()` once there is room again. A request is reported `sent()`
+ * once all of its bytes went into the tty with `fs.writeSync`; one that expired while it waited is
+ * `lost("expired")` instead of being written late; a failed write loses the frames of its batch
+ * (`write_failed`), and everything else still waiting is `lost("backend_down")` with the device or
+ * on stop(). The hub counts those drops; this file counts only its own I/O errors and the frames
+ * it really wrote.
+ *
+ * When the device vanishes (read stream ends or fails, EIO on write, ENOENT on open) the backend
+ * reports down once, and reopens with capped exponential backoff until the adapter is back; a
+ * device missing at start-up is handled the same way. The fd is closed only after its read loop
+ * has ended, so a reopened device that gets the same fd number never shares it with the old loop.
  */
 import fs from "node:fs";
 import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
-import { BoundedQueue } from "../../hub/bounded-queue.ts";
 import { AmpioSerialDecoder, ampioTxRefusal, encodeAmpioTx } from "../../protocols/ampio-serial/codec.ts";
-import { type Backend, BackendFatalError, type BackendListener } from "../backend.ts";
+import {
+  type Backend,
+  BackendFatalError,
+  type BackendListener,
+  commonTxRefusal,
+  type SendResult,
+  type TxLoss,
+  type TxRequest,
+} from "../backend.ts";
 import { Backoff, type BackoffOptions } from "../backoff.ts";
 import { closeSerial, loadSerialLibrary, openSerial, SerialOpenError } from "./ffi.ts";
 
@@ -23,7 +41,7 @@ export interface SerialBackendOptions {
   readonly baud: number;
   readonly stats: Stats;
   readonly log: Logger;
-  /** Frames waiting for the tty beyond this are dropped and counted (serial_tx_overflow). */
+  /** Accepted frames not yet written; past this send() answers "busy". */
   readonly txQueueLimit?: number;
   /** Reopen delays; defaults to 20 ms doubling up to 1 s. */
   readonly reconnect?: BackoffOptions;
@@ -31,11 +49,12 @@ export interface SerialBackendOptions {
   readonly writeRetryMs?: number;
 }
 
-export const DEFAULT_SERIAL_TX_QUEUE_LIMIT = 1024;
+/** Two write batches: about 100 ms of line time at 115200 baud. The real queueing is in the hub. */
+export const DEFAULT_SERIAL_TX_QUEUE_LIMIT = 64;
+/** One write syscall carries at most this many frames (≤ 32 × 18 bytes); the rest waits its turn. */
+export const SERIAL_TX_BATCH_FRAMES = 32;
 export const DEFAULT_SERIAL_RECONNECT: BackoffOptions = { initialMs: 20, maxMs: 1000, factor: 2 };
 const DEFAULT_WRITE_RETRY_MS = 2;
-/** One write syscall carries at most this many bytes (~250 frames); the rest waits its turn. */
-const TX_BATCH_BYTES = 4096;
 const MAX_TX_FRAME_BYTES = 18;
 /**
  * The backoff restarts from its first delay only after the device stayed up this long, so a
@@ -49,6 +68,16 @@ function errnoOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A frame accepted for the tty, with its wire bytes. */
+interface QueuedTx {
+  readonly req: TxRequest;
+  readonly bytes: Uint8Array;
+}
+
 export class SerialBackend implements Backend {
   readonly kind = "serial";
   readonly fdCapable = false;
@@ -59,7 +88,7 @@ export class SerialBackend implements Backend {
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private readonly writeRetryMs: number;
-  private readonly txQueue: BoundedQueue<Uint8Array>;
+  private readonly txLimit: number;
   private readonly decoder: AmpioSerialDecoder;
 
   private listener: BackendListener | null = null;
@@ -68,12 +97,17 @@ export class SerialBackend implements Backend {
   private fd = -1;
   /** Bumped on every close so a read loop of an older fd never acts on the new one. */
   private generation = 0;
-  /** The current fd's stream reader; cancelled before the fd is closed. */
+  /** The current fd's stream reader; cancelled (and its loop awaited) before the fd is closed. */
   private reader: { cancel(): Promise<void> } | null = null;
-  private readLoopDone: Promise<void> = Promise.resolve();
+  /** Settles once the current fd's read loop has left its last read. */
+  private readerExited: Promise<void> = Promise.resolve();
+  /** The close of a lost or stopped device in progress (the reopen waits for it). */
+  private closing: Promise<void> = Promise.resolve();
   private reopenTimer: ReturnType<typeof setTimeout> | null = null;
   private writeTimer: ReturnType<typeof setTimeout> | null = null;
   private pumpScheduled = false;
+  /** send() answered "busy": txReady() is owed once there is room. */
+  private busyReported = false;
   private everUp = false;
   private upSince = 0;
   /** Why the device was lost last ("" before the first loss); kept in downReason while reopening. */
@@ -82,11 +116,16 @@ export class SerialBackend implements Backend {
   /** errno of the last failed open that was logged, so a retry loop logs each cause once. */
   private lastOpenError = "";
 
-  // The write in flight: bytes [batchOff, batchLen) of batch still have to reach the tty.
-  private readonly batch = new Uint8Array(TX_BATCH_BYTES);
+  /** Accepted frames waiting for a write batch, oldest first. */
+  private txQueue: QueuedTx[] = [];
+  // The write in flight: bytes [batchOff, batchLen) of batch still have to reach the tty;
+  // batchReqs[i] is fully written once batchOff reaches batchEnds[i]; the first batchDone are.
+  private readonly batch = new Uint8Array(SERIAL_TX_BATCH_FRAMES * MAX_TX_FRAME_BYTES);
   private batchOff = 0;
   private batchLen = 0;
-  private batchFrames = 0;
+  private batchReqs: TxRequest[] = [];
+  private readonly batchEnds: number[] = [];
+  private batchDone = 0;
 
   private _up = false;
   private _downReason = "not started";
@@ -102,7 +141,7 @@ export class SerialBackend implements Backend {
     this.log = options.log.child({ backend: "serial", device: options.path });
     this.backoff = new Backoff(options.reconnect ?? DEFAULT_SERIAL_RECONNECT);
     this.writeRetryMs = options.writeRetryMs ?? DEFAULT_WRITE_RETRY_MS;
-    this.txQueue = new BoundedQueue<Uint8Array>(options.txQueueLimit ?? DEFAULT_SERIAL_TX_QUEUE_LIMIT);
+    this.txLimit = Math.max(1, options.txQueueLimit ?? DEFAULT_SERIAL_TX_QUEUE_LIMIT);
     this.decoder = new AmpioSerialDecoder({
       frame: (f) => {
         this.stats.serialRxFrames++;
@@ -131,12 +170,17 @@ export class SerialBackend implements Backend {
     return this.reconnectCount;
   }
 
+  /** Accepted requests not yet reported sent or lost. */
+  get txPending(): number {
+    return this.txQueue.length + this.batchReqs.length - this.batchDone;
+  }
+
   start(listener: BackendListener): Promise<void> {
     if (this.started) return Promise.resolve();
     try {
       loadSerialLibrary();
     } catch (e) {
-      return Promise.reject(new BackendFatalError(e instanceof Error ? e.message : String(e)));
+      return Promise.reject(new BackendFatalError(errorText(e)));
     }
     this.started = true;
     this.listener = listener;
@@ -144,24 +188,18 @@ export class SerialBackend implements Backend {
     return Promise.resolve();
   }
 
-  send(frame: CanFrame): void {
-    if (!this._up) {
-      this.stats.error("backend_down_tx");
-      this.stats.backendTxDropped++;
-      return;
+  txRefusal(frame: CanFrame): string | null {
+    return commonTxRefusal(frame, this.fdCapable) ?? ampioTxRefusal(frame);
+  }
+
+  send(req: TxRequest): SendResult {
+    if (!this._up) return "down";
+    if (this.txRefusal(req.frame) !== null) return "unsupported";
+    if (this.txPending >= this.txLimit) {
+      this.busyReported = true;
+      return "busy";
     }
-    const refusal = ampioTxRefusal(frame);
-    if (refusal !== null) {
-      this.stats.error("backend_unsupported_frame");
-      this.stats.backendTxDropped++;
-      if (this.log.enabled("debug")) this.log.debug("serial_tx_refused", { reason: refusal });
-      return;
-    }
-    if (!this.txQueue.offer(encodeAmpioTx(frame)!)) {
-      this.stats.error("serial_tx_overflow");
-      this.stats.backendTxDropped++;
-      return;
-    }
+    this.txQueue.push({ req, bytes: encodeAmpioTx(req.frame)! });
     if (!this.pumpScheduled && this.writeTimer === null) {
       // Frames sent in the same tick leave in one write.
       this.pumpScheduled = true;
@@ -170,6 +208,7 @@ export class SerialBackend implements Backend {
         this.pump();
       });
     }
+    return "accepted";
   }
 
   async stop(): Promise<void> {
@@ -177,12 +216,13 @@ export class SerialBackend implements Backend {
     if (this.reopenTimer !== null) clearTimeout(this.reopenTimer);
     this.reopenTimer = null;
     const wasOpen = this.fd >= 0;
-    this.closeDevice();
-    this.dropQueued(false);
     this._up = false;
     this._downReason = "stopped";
     this.stats.backendUp = false;
-    await this.readLoopDone;
+    const lost = this.takeUnwritten();
+    this.report(lost, "backend_down");
+    if (wasOpen) this.closing = this.closeDevice();
+    await this.closing;
     if (wasOpen) this.log.info("serial_closed");
   }
 
@@ -196,7 +236,7 @@ export class SerialBackend implements Backend {
       ({ fd, baud } = openSerial(this.path, this.baud));
     } catch (e) {
       const code = e instanceof SerialOpenError ? e.code : errnoOf(e);
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorText(e);
       const delay = this.backoff.next();
       this._downReason = this.lostReason ? `${this.lostReason}; reopening: ${message}` : message;
       if (code !== this.lastOpenError) {
@@ -225,11 +265,21 @@ export class SerialBackend implements Backend {
       this.log.info("serial_up", { baud });
     }
     this.everUp = true;
+    const exited = this.readLoop(fd, generation);
+    this.readerExited = exited.then(() => undefined);
+    void exited.then((reason) => {
+      if (reason !== null) this.deviceLost(reason);
+    });
     this.listener?.state(true, "");
-    this.readLoopDone = this.readLoop(fd, generation);
+    this.txReadyIfRoom();
   }
 
-  private async readLoop(fd: number, generation: number): Promise<void> {
+  /**
+   * Reads until the stream ends, fails or is cancelled. Resolves with the reason the device was
+   * lost, or null when this loop was ended on purpose (its fd is being closed). Never rejects.
+   */
+  private async readLoop(fd: number, generation: number): Promise<string | null> {
+    // Runs synchronously up to the first await: this.reader is set before tryOpen() goes on.
     const reader = Bun.file(fd).stream().getReader();
     this.reader = reader;
     let reason: string;
@@ -238,31 +288,37 @@ export class SerialBackend implements Backend {
       try {
         chunk = await reader.read();
       } catch (e) {
-        if (generation !== this.generation) return;
+        if (generation !== this.generation) break;
         this.stats.error("serial_read");
         reason = `device vanished: read failed: ${errnoOf(e)}`;
-        break;
+        return this.readerGone(generation, reason);
       }
-      if (generation !== this.generation) return;
-      if (chunk.done) {
-        reason = "device vanished: read stream ended (hang-up)";
-        break;
-      }
+      if (generation !== this.generation) break;
+      if (chunk.done) return this.readerGone(generation, "device vanished: read stream ended (hang-up)");
       try {
         this.decoder.push(chunk.value);
       } catch (e) {
         // A listener fault must not be mistaken for a device fault: log and keep reading.
-        this.log.error("serial_rx_dispatch_failed", { error: e instanceof Error ? e.message : String(e) });
+        this.log.error("serial_rx_dispatch_failed", { error: errorText(e) });
       }
     }
-    this.deviceLost(reason);
+    if (this.log.enabled("debug")) this.log.debug("serial_reader_done", { generation });
+    return null;
+  }
+
+  private readerGone(generation: number, reason: string): string {
+    if (this.log.enabled("debug")) this.log.debug("serial_reader_done", { generation });
+    return reason;
   }
 
   /** Writes queued frames until the queue is empty, the tty is full (EAGAIN) or the device fails. */
   private pump(): void {
     this.writeTimer = null;
+    const written: TxRequest[] = [];
+    const expired = this.expireQueued();
+    let failure = "";
     while (this.fd >= 0) {
-      if (this.batchOff >= this.batchLen && !this.fillBatch()) return;
+      if (this.batchOff >= this.batchLen && !this.fillBatch()) break;
       let n: number;
       try {
         n = fs.writeSync(this.fd, this.batch, this.batchOff, this.batchLen - this.batchOff);
@@ -272,73 +328,136 @@ export class SerialBackend implements Backend {
           // The tty's output buffer is full: the UART drains it at line rate.
           this.txRetries++;
           this.writeTimer = setTimeout(() => this.pump(), this.writeRetryMs);
-          return;
+          break;
         }
-        this.stats.error("serial_write");
-        this.deviceLost(`device vanished: write failed: ${code}`);
-        return;
+        failure = code;
+        break;
       }
       this.batchOff += n;
-      if (this.batchOff >= this.batchLen) {
-        this.stats.serialTxFrames += this.batchFrames;
-        this.batchOff = this.batchLen = this.batchFrames = 0;
+      while (this.batchDone < this.batchReqs.length && this.batchEnds[this.batchDone]! <= this.batchOff) {
+        written.push(this.batchReqs[this.batchDone++]!);
       }
+      if (this.batchOff >= this.batchLen) this.clearBatch();
     }
+    this.stats.serialTxFrames += written.length;
+    this.report(written, "sent");
+    this.report(expired, "expired");
+    if (failure !== "") {
+      this.stats.error("serial_write");
+      // The frames of the failed batch never fully reached the tty.
+      const failed = this.batchReqs.slice(this.batchDone);
+      this.clearBatch();
+      this.report(failed, "write_failed");
+      this.deviceLost(`device vanished: write failed: ${failure}`);
+      return;
+    }
+    this.txReadyIfRoom();
+  }
+
+  /** Takes queued requests that expired while they waited out of the queue. */
+  private expireQueued(): TxRequest[] {
+    const now = performance.now();
+    if (!this.txQueue.some((q) => now > q.req.expiresAt)) return [];
+    const expired: TxRequest[] = [];
+    this.txQueue = this.txQueue.filter((q) => {
+      if (now <= q.req.expiresAt) return true;
+      expired.push(q.req);
+      return false;
+    });
+    return expired;
   }
 
   /** Moves queued frames into the write buffer; false if there is nothing to write. */
   private fillBatch(): boolean {
-    this.batchOff = this.batchLen = this.batchFrames = 0;
-    while (this.txQueue.length > 0 && this.batchLen + MAX_TX_FRAME_BYTES <= TX_BATCH_BYTES) {
-      const bytes = this.txQueue.poll()!;
+    this.clearBatch();
+    let taken = 0;
+    while (taken < this.txQueue.length && this.batchReqs.length < SERIAL_TX_BATCH_FRAMES) {
+      const { req, bytes } = this.txQueue[taken++]!;
       this.batch.set(bytes, this.batchLen);
       this.batchLen += bytes.length;
-      this.batchFrames++;
+      this.batchReqs.push(req);
+      this.batchEnds.push(this.batchLen);
     }
+    this.txQueue.splice(0, taken);
     return this.batchLen > 0;
   }
 
-  /** The device is gone: release it, report down once, and start reopening. */
+  private clearBatch(): void {
+    this.batchOff = this.batchLen = this.batchDone = 0;
+    this.batchReqs = [];
+    this.batchEnds.length = 0;
+  }
+
+  /** Every accepted request not yet written, taken out of the queue and the batch. */
+  private takeUnwritten(): TxRequest[] {
+    const out = this.batchReqs.slice(this.batchDone);
+    for (const q of this.txQueue) out.push(q.req);
+    this.txQueue = [];
+    this.clearBatch();
+    return out;
+  }
+
+  /** Tells the hub there is room again, once after each "busy", while the device is up. */
+  private txReadyIfRoom(): void {
+    if (!this.busyReported || !this._up || this.txPending >= this.txLimit) return;
+    this.busyReported = false;
+    try {
+      this.listener?.txReady();
+    } catch (e) {
+      this.log.error("serial_tx_callback_failed", { error: errorText(e) });
+    }
+  }
+
+  /** Reports outcomes; a throwing callback is logged and never stops the others. */
+  private report(reqs: readonly TxRequest[], outcome: TxLoss | "sent"): void {
+    for (const req of reqs) {
+      try {
+        if (outcome === "sent") req.sent();
+        else req.lost(outcome);
+      } catch (e) {
+        this.log.error("serial_tx_callback_failed", { error: errorText(e) });
+      }
+    }
+  }
+
+  /** The device is gone: report down once, release it, and reopen once it is closed. */
   private deviceLost(reason: string): void {
     if (this.fd < 0 || this.stopped) return;
-    this.closeDevice();
-    this.dropQueued(true);
-    this.decoder.reset();
     this._up = false;
     this._downReason = this.lostReason = reason;
     this.stats.backendUp = false;
+    this.report(this.takeUnwritten(), "backend_down");
     this.log.warn("serial_down", { reason });
     this.listener?.state(false, reason);
     if (Date.now() - this.upSince >= STABLE_UP_MS) this.backoff.reset();
     const delay = this.backoff.next();
-    this.reopenTimer = setTimeout(() => this.tryOpen(), delay);
+    this.closing = this.closeDevice().then(() => {
+      if (!this.stopped) this.reopenTimer = setTimeout(() => this.tryOpen(), delay);
+    });
   }
 
-  private closeDevice(): void {
+  /**
+   * Stops writing, ends the read loop and waits for it, then closes the fd. Closing first would
+   * let a read still in flight on the old stream run on whatever file next gets the fd number
+   * (the reopened adapter), swallowing its bytes.
+   */
+  private async closeDevice(): Promise<void> {
     this.generation++;
     if (this.writeTimer !== null) clearTimeout(this.writeTimer);
     this.writeTimer = null;
+    // Released at once, so nothing writes to it or closes it twice while the reader winds down.
+    const fd = this.fd;
+    this.fd = -1;
     const reader = this.reader;
     this.reader = null;
-    // Cancel before close so the stream stops polling the fd before its number can be reused.
-    if (reader) reader.cancel().catch(() => {});
-    if (this.fd >= 0) {
+    if (reader) await reader.cancel().catch(() => {});
+    await this.readerExited;
+    if (fd >= 0) {
       // closeSerial discards unsent TX first, so a stalled adapter cannot hold close() for
       // the UART's closing_wait. After a hang-up the flush fails with EIO: nothing to drain.
-      const flushError = closeSerial(this.fd);
+      const flushError = closeSerial(fd);
       if (flushError !== null) this.log.debug("serial_tx_flush_failed", { error: flushError });
-      this.fd = -1;
-    }
-  }
-
-  /** Frames accepted but not yet written: lost with the device, counted if `count`. */
-  private dropQueued(count: boolean): void {
-    const lost = this.txQueue.length + this.batchFrames;
-    this.txQueue.clear();
-    this.batchOff = this.batchLen = this.batchFrames = 0;
-    if (count && lost > 0) {
-      this.stats.error("backend_down_tx", lost);
-      this.stats.backendTxDropped += lost;
+      if (this.log.enabled("debug")) this.log.debug("serial_fd_closed", { fd });
     }
   }
 }

@@ -2,21 +2,25 @@
  * The SocketCAN backend: a CAN_RAW socket on a kernel interface (can0 on a Pi HAT, USB adapters
  * with kernel drivers, vcan for tests). Receiving happens in a worker thread (rx-worker.ts) that
  * blocks in recvmmsg and fills a shared ring; this thread sleeps in Atomics.waitAsync and decodes
- * the ring in batches, so the event loop never blocks. Transmitting is a non-blocking send; a
- * full device queue (EAGAIN/ENOBUFS, common on MCP2515) parks frames in a bounded queue retried
- * with a short backoff. When the interface goes down or vanishes, the backend reports itself down
- * once, closes the socket and reopens it with capped backoff until the interface is back; an
- * interface that is up without carrier (bus-off with restart-ms 0, a vxcan whose peer is down)
- * counts as down too. Frames the kernel drops because the receive buffer overflowed (this thread
- * fell behind) are read from SO_MEMINFO and counted. Only a kernel without SocketCAN is fatal. Classic frames only unless `fd` is set (CAN_RAW_FD_FRAMES).
- */
+ * the ring in bounded batches, yielding to the event loop after each (timers, HTTP and signals
+ * keep running under a saturated bus). Transmitting follows the Backend contract (../backend.ts)
+ * through tx-queue.ts: a non-blocking send is `sent()`; a full device queue (EAGAIN/ENOBUFS,
+ * common on MCP2515) parks frames in a short retry queue ("busy" when it is full, `txReady()`
+ * once it drains); error frames are refused. When the interface goes down or vanishes, the
+ * backend reports itself down once, loses what waits to be sent (`lost("backend_down")`), closes
+ * the socket and reopens it with capped backoff until the interface is back; the backoff starts
+ * small again only after the socket stayed up for a while, so a flapping link is not reopened in
+ * a tight loop. An interface that is up without carrier (bus-off with restart-ms 0, a vxcan whose
+ * peer is down) counts as down too. Frames the kernel drops because the receive buffer overflowed
+ * (this thread fell behind) are read from SO_MEMINFO and counted. Only a kernel without SocketCAN
+ * is fatal. Classic frames only unless `fd` is set (CAN_RAW_FD_FRAMES). */
 import { existsSync } from "node:fs";
-import { frameProblem, type CanFrame } from "../../can/frame.ts";
+import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
-import { BackendFatalError, type Backend, type BackendListener } from "../backend.ts";
+import { BackendFatalError, commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
 import { Backoff, type BackoffOptions } from "../backoff.ts";
-import { TxQueue } from "./tx-queue.ts";
+import { DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT, TxQueue } from "./tx-queue.ts";
 import { CANFD_FRAME_SIZE, decodeCanStruct } from "./can-struct.ts";
 import {
   closeSocket,
@@ -54,7 +58,7 @@ export interface SocketCanBackendOptions {
   readonly fd: boolean;
   readonly stats: Stats;
   readonly log: Logger;
-  /** Frames waiting for a full device queue to drain (default 1024); beyond it they are dropped. */
+  /** Frames waiting for a full device queue to drain (default 64); beyond it send() answers "busy". */
   readonly txQueueLimit?: number;
   /** Reopen delays after the interface went down or is missing (default 50 ms doubling to 1 s). */
   readonly reconnect?: BackoffOptions;
@@ -64,6 +68,8 @@ export interface SocketCanBackendOptions {
   readonly rcvBufBytes?: number;
   /** Longest a receive blocks before the worker looks at its stop flag (default 100 ms). */
   readonly rcvTimeoutMs?: number;
+  /** The reconnect backoff starts small again only after a socket stayed up this long (default 1 s). */
+  readonly stableUpMs?: number;
 }
 
 /** One open socket and the worker reading it. */
@@ -83,9 +89,14 @@ interface Session {
   dropsWarned: boolean;
   /** When the interface flags were last looked at (performance.now()). */
   linkCheckedAt: number;
+  /** When the session was opened (performance.now()). */
+  readonly openedAt: number;
 }
 
 const RX_BATCH = 64;
+/** Most frames delivered per event-loop turn; the pump yields after each drain. */
+const DRAIN_PER_TURN = 512;
+const DEFAULT_STABLE_UP_MS = 1000;
 /** Main-thread safety net: wake up this often even without a notify. */
 const PUMP_TIMEOUT_MS = 1000;
 /** How long stop() waits for the worker to leave its blocking receive. */
@@ -128,6 +139,9 @@ export class SocketCanBackend implements Backend {
   private readonly rcvBufBytes: number;
   private readonly rcvTimeoutMs: number;
   private readonly reconnectBackoff: Backoff;
+  private readonly stableUpMs: number;
+  /** send() answered "busy": txReady() is owed, also across a reconnect. */
+  private txBusy = false;
 
   private listener: BackendListener | null = null;
   private session: Session | null = null;
@@ -149,11 +163,12 @@ export class SocketCanBackend implements Backend {
     this.fdCapable = options.fd;
     this.stats = options.stats;
     this.log = options.log.child({ backend: "socketcan", iface: options.iface });
-    this.txQueueLimit = options.txQueueLimit ?? 1024;
+    this.txQueueLimit = options.txQueueLimit ?? DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT;
     this.rxRingSlots = options.rxRingSlots ?? 4096;
     this.rcvBufBytes = options.rcvBufBytes ?? 4 * 1024 * 1024;
     this.rcvTimeoutMs = options.rcvTimeoutMs ?? 100;
     this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 50, maxMs: 1000, factor: 2 });
+    this.stableUpMs = options.stableUpMs ?? DEFAULT_STABLE_UP_MS;
   }
 
   get up(): boolean {
@@ -185,21 +200,17 @@ export class SocketCanBackend implements Backend {
     }
   }
 
-  send(frame: CanFrame): void {
-    if (frame.fd && !this.fdCapable) {
-      this.refuse("backend_unsupported_frame");
-      return;
-    }
-    if (frameProblem(frame) !== null) {
-      this.refuse("backend_unsupported_frame");
-      return;
-    }
+  txRefusal(frame: CanFrame): string | null {
+    return commonTxRefusal(frame, this.fdCapable);
+  }
+
+  send(req: TxRequest): SendResult {
     const session = this.session;
-    if (!this.isUp || session === null) {
-      this.refuse("backend_down_tx");
-      return;
-    }
-    session.tx.send(frame);
+    if (!this.isUp || session === null) return "down";
+    if (this.txRefusal(req.frame) !== null) return "unsupported";
+    const result = session.tx.send(req);
+    if (result === "busy") this.txBusy = true;
+    return result;
   }
 
   async stop(): Promise<void> {
@@ -242,8 +253,10 @@ export class SocketCanBackend implements Backend {
     const tx = new TxQueue({
       write: (struct, length) => sendFrame(fd, struct, length),
       failed: (errno) => this.writeFailed(session, errno),
+      ready: () => this.txReady(),
       limit: this.txQueueLimit,
       stats: this.stats,
+      log: this.log,
     });
     const session: Session = {
       fd,
@@ -256,6 +269,7 @@ export class SocketCanBackend implements Backend {
       kernelDrops: socketDrops(fd),
       dropsWarned: false,
       linkCheckedAt: performance.now(),
+      openedAt: performance.now(),
     };
     // Bun reports an uncaught error in the worker as "error" followed by "close".
     worker.addEventListener("error", (event) => this.workerGone(session, `receive worker failed: ${event.message}`));
@@ -263,44 +277,51 @@ export class SocketCanBackend implements Backend {
     const startMessage: RxWorkerStart = { ring: ring.buffer, fd: sock.fd, batch: RX_BATCH };
     worker.postMessage(startMessage);
     this.session = session;
-    this.reconnectBackoff.reset();
+    // The backoff is not reset here but in fail(), and only after a stable-up window: a link
+    // that fails right after every open is retried at the grown delay.
     this.log.debug("socketcan_open", { fd: sock.fd, ifindex: sock.ifindex });
     this.wentUp(sock.rcvBufBytes);
     this.pump(session);
+    if (this.txBusy && this.session === session) this.txReady();
   }
 
-  /** Drains the ring whenever the worker publishes, until the session ends. */
+  /**
+   * One turn of the receive pump: delivers at most DRAIN_PER_TURN frames, checks the worker and
+   * the link, then either yields (setImmediate, when frames are waiting: a saturated bus must
+   * not starve timers, /metrics or SIGTERM) or sleeps until the worker publishes.
+   */
   private pump(session: Session): void {
+    if (session.closing) return;
     const h = session.ring.header;
-    for (;;) {
+    const write = Atomics.load(h, H_WRITE);
+    if (write !== session.read) this.drain(session, write);
+    if (session.closing) return;
+    this.countKernelDrops(session);
+    const state = Atomics.load(h, H_STATE);
+    if (state !== RX_RUNNING) {
+      // The worker may have published a last batch after `write` was read: deliver it too.
+      while (Atomics.load(h, H_WRITE) !== session.read && !session.closing) this.drain(session, Atomics.load(h, H_WRITE));
       if (session.closing) return;
-      const write = Atomics.load(h, H_WRITE);
-      if (write !== session.read) this.drain(session, write);
-      if (session.closing) return;
-      this.countKernelDrops(session);
-      const state = Atomics.load(h, H_STATE);
-      if (state !== RX_RUNNING) {
-        // The worker may have published a last batch after `write` was read: deliver it too.
-        const last = Atomics.load(h, H_WRITE);
-        if (last !== session.read) this.drain(session, last);
-        if (session.closing) return;
-        if (state === RX_FAILED) this.receiveFailed(session, Atomics.load(h, H_ERRNO));
-        return;
-      }
-      if (this.linkLost(session)) return;
-      const wait = Atomics.waitAsync(h, H_WRITE, write, PUMP_TIMEOUT_MS);
-      if (wait.async) {
-        void wait.value.then(() => this.pump(session));
-        return;
-      }
+      if (state === RX_FAILED) this.receiveFailed(session, Atomics.load(h, H_ERRNO));
+      return;
     }
+    if (this.linkLost(session)) return;
+    if (session.read !== Atomics.load(h, H_WRITE)) {
+      setImmediate(() => this.pump(session));
+      return;
+    }
+    const wait = Atomics.waitAsync(h, H_WRITE, session.read, PUMP_TIMEOUT_MS);
+    if (wait.async) void wait.value.then(() => this.pump(session));
+    else setImmediate(() => this.pump(session));
   }
 
+  /** Delivers frames up to `write`, at most DRAIN_PER_TURN of them. */
   private drain(session: Session, write: number): void {
     const ring = session.ring;
     const bytes = ring.bytes;
     const listener = this.listener;
     let read = session.read;
+    if (((write - read) | 0) > DRAIN_PER_TURN) write = (read + DRAIN_PER_TURN) | 0;
     while (read !== write) {
       const at = slotOffset(ring, read);
       const size = bytes[at + SLOT_SIZE_OFFSET]! | (bytes[at + SLOT_SIZE_OFFSET + 1]! << 8);
@@ -399,7 +420,6 @@ export class SocketCanBackend implements Backend {
 
   private writeFailed(session: Session, errno: number): void {
     this.stats.error("socketcan_write");
-    this.stats.backendTxDropped++;
     if (isLinkGone(errno)) {
       // The send may have consumed the socket error the receiver would have seen: act on it here.
       this.fail(session, linkProblem(this.iface, errno, "send"));
@@ -412,6 +432,7 @@ export class SocketCanBackend implements Backend {
   private fail(session: Session, reason: string): void {
     if (session.closing || this.session !== session) return;
     this.session = null;
+    if (performance.now() - session.openedAt >= this.stableUpMs) this.reconnectBackoff.reset();
     this.wentDown(reason);
     const done = this.closeSession(session).then(() => {
       this.closing.delete(done);
@@ -422,6 +443,7 @@ export class SocketCanBackend implements Backend {
 
   private async closeSession(session: Session): Promise<void> {
     session.closing = true;
+    // Accepted frames still waiting will not reach the bus: lost("backend_down").
     const dropped = session.tx.close();
     if (dropped > 0) this.log.debug("socketcan_tx_discarded", { frames: dropped });
     const h = session.ring.header;
@@ -486,9 +508,15 @@ export class SocketCanBackend implements Backend {
     }
   }
 
-  private refuse(where: "backend_unsupported_frame" | "backend_down_tx"): void {
-    this.stats.error(where);
-    this.stats.backendTxDropped++;
+  /** There is room for frames again (the retry queue drained, or a new session after "busy"). */
+  private txReady(): void {
+    if (!this.txBusy) return;
+    this.txBusy = false;
+    try {
+      this.listener?.txReady();
+    } catch (err) {
+      this.log.error("socketcan_tx_callback_failed", { error: errorMessage(err) });
+    }
   }
 }
 
