@@ -4,6 +4,9 @@
  * decode to exactly the same frames; random garbage must never throw out of the decoder, must end
  * in a violation or in buffered bytes that stay within the codec's bound, and must not hang
  * (every loop here is bounded in count). Deterministic: a failure names its seed.
+ * Two kinds of codec: strict ones stop at the first violation (`violation`: cannelloni, whose
+ * length bytes can desync the stream), resynchronising ones skip a bad unit, count it and carry on
+ * (`malformed`: Waveshare's fixed 13 bytes, socketcand's `< … >` elements).
  */
 import { describe, expect, test } from "bun:test";
 import { type CanFrame, formatFrame, framesEqual } from "../../src/can/frame.ts";
@@ -43,6 +46,8 @@ export interface DecoderUnderTest {
   push(chunk: Uint8Array): string | null;
   /** Bytes held between pushes; must stay ≤ maxBuffered. */
   buffered(): number;
+  /** Resynchronising codecs: bad units skipped so far (what the session counts as malformed). */
+  rejected?(): number;
 }
 
 export interface CodecUnderTest {
@@ -59,6 +64,11 @@ export interface CodecUnderTest {
    * resynchronise instead of stopping (e.g. a serial line); the stop-on-violation tests are skipped.
    */
   violation?: Uint8Array;
+  /**
+   * Resynchronising codecs: bytes of one bad unit (a frame or command) that the decoder must
+   * reject once and skip without losing any frame around it, at any chunking. Needs `rejected`.
+   */
+  malformed?: Uint8Array;
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
@@ -97,7 +107,10 @@ function describeMismatch(want: readonly CanFrame[], got: readonly CanFrame[]): 
   return "";
 }
 
-function decodeChunks(c: CodecUnderTest, chunks: readonly Uint8Array[]): { frames: CanFrame[]; violation: string | null; maxHeld: number } {
+function decodeChunks(
+  c: CodecUnderTest,
+  chunks: readonly Uint8Array[],
+): { frames: CanFrame[]; violation: string | null; maxHeld: number; rejected: number } {
   const frames: CanFrame[] = [];
   const dec = c.makeDecoder((f) => frames.push(f));
   let violation: string | null = null;
@@ -107,7 +120,7 @@ function decodeChunks(c: CodecUnderTest, chunks: readonly Uint8Array[]): { frame
     maxHeld = Math.max(maxHeld, dec.buffered());
     if (violation !== null) break;
   }
-  return { frames, violation, maxHeld };
+  return { frames, violation, maxHeld, rejected: dec.rejected?.() ?? 0 };
 }
 
 export function runCodecConformance(c: CodecUnderTest): void {
@@ -161,6 +174,39 @@ export function runCodecConformance(c: CodecUnderTest): void {
         }).not.toThrow();
         expect(got!.maxHeld).toBeLessThanOrEqual(c.maxBuffered);
       }
+    });
+
+    const skips = c.malformed !== undefined;
+    test.if(skips)("a bad unit between frames is rejected once and skipped; every frame around it arrives (seeded chunking)", () => {
+      for (let seed = 1; seed <= 40; seed++) {
+        const rng = new Rng(seed * 31);
+        const before = Array.from({ length: 1 + rng.int(20) }, () => c.genFrame(rng));
+        const after = Array.from({ length: 1 + rng.int(20) }, () => c.genFrame(rng));
+        const wire = concat([c.encode(before), c.malformed!, c.encode(after)]);
+        const got = decodeChunks(c, randomChunks(rng, wire, 1 + rng.int(40)));
+        expect(got.violation).toBeNull();
+        const mismatch = describeMismatch([...before, ...after], got.frames);
+        if (mismatch) throw new Error(`seed ${seed}: ${mismatch}`);
+        expect(got.rejected).toBe(1);
+        expect(got.maxHeld).toBeLessThanOrEqual(c.maxBuffered);
+      }
+    });
+
+    test.if(skips)("a flood of bad units: each counted, memory bounded, the next good frame still decodes", () => {
+      const rng = new Rng(5150);
+      const frames: CanFrame[] = [];
+      const dec = c.makeDecoder((f) => frames.push(f));
+      const flood = concat(Array.from({ length: 100 }, () => c.malformed!));
+      let maxHeld = 0;
+      for (let i = 0; i < 50; i++) {
+        expect(dec.push(flood)).toBeNull();
+        maxHeld = Math.max(maxHeld, dec.buffered());
+      }
+      expect(dec.rejected!()).toBe(5000);
+      expect(maxHeld).toBeLessThanOrEqual(c.maxBuffered);
+      const good = c.genFrame(rng);
+      expect(dec.push(c.encode([good]))).toBeNull();
+      expect(describeMismatch([good], frames)).toBe("");
     });
 
     const stops = c.violation !== undefined;

@@ -1,9 +1,14 @@
 /**
  * socketcand ASCII codec (shared/spec/PROTOCOLS.md §6): a resumable reader that cuts the client's
- * byte stream into `< … >` commands (whitespace between them is allowed, anything else is a
- * framing violation, as is a command longer than SOCKETCAND_MAX_COMMAND bytes), a parser for the
- * raw-mode `< send ID DLC b0 … >` command, and the batch encoder for bus frames
- * `< frame ID SEC.USEC DATA >`. No I/O; the session state machine lives in protocol.ts.
+ * byte stream into `< … >` commands, a parser for the raw-mode `< send ID DLC b0 … >` command, and
+ * the batch encoder for bus frames `< frame ID SEC.USEC DATA >`. No I/O; the session state machine
+ * lives in protocol.ts.
+ *
+ * Framing follows socketcand's `receive_command()` (src/socketcand.c): an element runs from a `<`
+ * to the first `>` after it (a `<` inside is part of the body), and bytes before the next `<` are
+ * thrown away without a reply. So garbage between elements is skipped, never fatal. socketcand
+ * stalls on an element longer than its buffer; this reader instead skips an element longer than
+ * SOCKETCAND_MAX_COMMAND up to its `>`, reporting it once, and keeps nothing of it.
  */
 import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_ERR_FLAG, CAN_MAX_DLEN, CAN_RTR_FLAG, CAN_SFF_MASK, type CanFrame } from "../../can/frame.ts";
 import { ByteQueue } from "../byte-queue.ts";
@@ -26,51 +31,72 @@ export function socketcandReply(text: string): Uint8Array {
 /**
  * Cuts a byte stream into command bodies (the text between `<` and `>`, untrimmed). The handler
  * returns false to stop reading (e.g. the session failed); the reader then ignores all input.
- * `push()` returns the framing violation once the stream is broken, otherwise null.
+ * Never fails: bytes outside `< … >` are skipped (counted in `garbage`), an over-long command is
+ * reported to `onReject` once and skipped up to its `>`. Holds at most SOCKETCAND_MAX_COMMAND bytes.
  */
 export class CommandReader {
   // Holds the body of at most one unfinished command (≤ SOCKETCAND_MAX_COMMAND bytes).
   private readonly pending = new ByteQueue(64, SOCKETCAND_MAX_COMMAND);
-  private inCommand = false;
+  /** outside: between elements; body: inside `< …`; skip: inside an over-long element. */
+  private state: "outside" | "body" | "skip" = "outside";
   private stopped = false;
-  private broken: string | null = null;
+  private garbageBytes = 0;
+  private rejectedCount = 0;
 
-  constructor(private readonly onCommand: (body: string) => boolean) {}
-
-  get violation(): string | null {
-    return this.broken;
-  }
+  constructor(
+    private readonly onCommand: (body: string) => boolean,
+    private readonly onReject: (reason: string) => void = () => {},
+  ) {}
 
   /** Bytes held for an unfinished command. */
   get buffered(): number {
     return this.pending.length;
   }
 
-  push(chunk: Uint8Array): string | null {
-    if (this.broken !== null || this.stopped) return this.broken;
+  /** Non-whitespace bytes skipped outside `< … >` so far (whitespace between elements is normal). */
+  get garbage(): number {
+    return this.garbageBytes;
+  }
+
+  /** Over-long commands skipped so far. */
+  get rejected(): number {
+    return this.rejectedCount;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.stopped) return;
     const q = this.pending;
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
-      if (!this.inCommand) {
-        const b = chunk[pos]!;
-        if (isSpace(b)) {
-          pos++;
-          continue;
-        }
-        if (b !== LT) return this.fail(`unexpected byte 0x${b.toString(16).padStart(2, "0")} outside < … >`);
-        this.inCommand = true;
-        pos++;
+      if (this.state === "outside") {
+        const lt = chunk.indexOf(LT, pos);
+        const stop = lt < 0 ? end : lt;
+        for (let i = pos; i < stop; i++) if (!isSpace(chunk[i]!)) this.garbageBytes++;
+        if (lt < 0) return;
+        this.state = "body";
+        pos = lt + 1;
         continue;
       }
       const gt = chunk.indexOf(GT, pos);
+      if (this.state === "skip") {
+        if (gt < 0) return;
+        this.state = "outside";
+        pos = gt + 1;
+        continue;
+      }
       const stop = gt < 0 ? end : gt;
       if (q.length + (stop - pos) > SOCKETCAND_MAX_COMMAND) {
-        return this.fail(`command longer than ${SOCKETCAND_MAX_COMMAND} bytes`);
+        // Reported when the bound is crossed, so an endless element counts too; nothing is kept.
+        q.clear();
+        this.state = "skip";
+        this.rejectedCount++;
+        this.onReject(`command longer than ${SOCKETCAND_MAX_COMMAND} bytes skipped`);
+        continue;
       }
       if (gt < 0) {
         q.push(chunk.subarray(pos, end));
-        return null;
+        return;
       }
       let body: string;
       if (q.length === 0) body = latin1(chunk, pos, gt);
@@ -79,20 +105,13 @@ export class CommandReader {
         body = latin1(q.view(q.length), 0, q.length);
         q.clear();
       }
-      this.inCommand = false;
+      this.state = "outside";
       pos = gt + 1;
       if (!this.onCommand(body)) {
         this.stopped = true;
-        return null;
+        return;
       }
     }
-    return null;
-  }
-
-  private fail(reason: string): string {
-    this.broken = reason;
-    this.pending.clear();
-    return reason;
   }
 }
 

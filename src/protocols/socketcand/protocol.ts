@@ -4,9 +4,10 @@
  * the handshake) and `< rawmode >` with `< ok >`, and is ready after that last reply; the server
  * layer writes each reply separately and streams frames only once they are flushed, because
  * python-can matches each reply against one recv(). In raw mode `< send … >` becomes a bus frame.
- * Framing violations (bytes outside `< … >`, over-long commands) fail the session as malformed;
+ * Bytes outside `< … >` are skipped silently, as socketcand does; a command over the length bound
+ * is skipped, reported through `rejected` (counted as malformed) and answered with `< error … >`;
  * a bad or unsupported command is answered with `< error … >` and the session continues, as
- * socketcand does.
+ * socketcand does. Only a handshake failure (a bus this gateway does not serve) ends the session.
  */
 import type { CanFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
@@ -44,7 +45,13 @@ class SocketcandSession implements WireSession {
     private readonly events: WireSessionEvents,
     private readonly options: WireSessionOptions,
   ) {
-    this.reader = new CommandReader((body) => this.command(body));
+    this.reader = new CommandReader(
+      (body) => this.command(body),
+      (reason) => {
+        this.events.rejected(reason);
+        this.error(reason);
+      },
+    );
   }
 
   start(): void {
@@ -53,11 +60,7 @@ class SocketcandSession implements WireSession {
 
   receive(chunk: Uint8Array): void {
     if (this.failed) return;
-    const violation = this.reader.push(chunk);
-    if (violation !== null && !this.failed) {
-      this.failed = true;
-      this.events.fail("malformed", violation);
-    }
+    this.reader.push(chunk);
   }
 
   accepts(frame: CanFrame): boolean {

@@ -2,8 +2,13 @@
  * Waveshare CAN-to-Ethernet 13-byte codec (shared/spec/PROTOCOLS.md §5): every frame is
  * `info u8 | id u32 BE (no flag bits) | data[8] zero-padded`, info = 0x80 extended, 0x40 RTR,
  * low nibble DLC. Resumable decoder (complete frames are parsed straight out of each chunk, only
- * the tail of one partial frame is kept in a ByteQueue) that stops at the first violation, and a
- * batch encoder writing one pre-sized buffer. No I/O.
+ * the tail of one partial frame is kept in a ByteQueue) and a batch encoder writing one pre-sized
+ * buffer. No I/O.
+ *
+ * The format is fixed-size, so a bad frame (reserved info bits, DLC above 8, an id out of range)
+ * cannot desynchronise the stream: the decoder reports it, skips its 13 bytes and carries on with
+ * the next frame. A client glitch costs one frame, not the connection (Home Assistant's Ampio
+ * client notices a closed socket only through a 10 s watchdog).
  */
 import {
   CAN_EFF_FLAG,
@@ -25,19 +30,25 @@ const DLC_MASK = 0x0f;
 const EMPTY = new Uint8Array(0);
 
 export type FrameSink = (frame: CanFrame) => void;
+/** Told why one 13-byte frame was skipped. */
+export type RejectSink = (reason: string) => void;
 
 /**
- * Streaming decoder. `push()` delivers every complete frame to the sink in order and returns the
- * violation reason once the stream is broken (then and on every later call), otherwise null.
+ * Streaming decoder. `push()` delivers every complete valid frame to the sink in order and
+ * reports every invalid one to `onReject` (then skips it); it never stops. Holds at most 12 bytes.
  */
 export class WaveshareDecoder {
   private readonly pending = new ByteQueue(WAVESHARE_FRAME_BYTES, WAVESHARE_FRAME_BYTES);
-  private broken: string | null = null;
+  private rejectedCount = 0;
 
-  constructor(private readonly sink: FrameSink) {}
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly onReject: RejectSink = () => {},
+  ) {}
 
-  get violation(): string | null {
-    return this.broken;
+  /** Frames skipped as invalid so far. */
+  get rejected(): number {
+    return this.rejectedCount;
   }
 
   /** Bytes held for an incomplete frame (always < 13). */
@@ -45,8 +56,7 @@ export class WaveshareDecoder {
     return this.pending.length;
   }
 
-  push(chunk: Uint8Array): string | null {
-    if (this.broken !== null) return this.broken;
+  push(chunk: Uint8Array): void {
     const end = chunk.length;
     let pos = 0;
     const q = this.pending;
@@ -54,42 +64,38 @@ export class WaveshareDecoder {
       const take = Math.min(WAVESHARE_FRAME_BYTES - q.length, end);
       q.push(chunk.subarray(0, take));
       pos = take;
-      if (q.length < WAVESHARE_FRAME_BYTES) return null;
-      const ok = this.parseAt(q.view(WAVESHARE_FRAME_BYTES), 0);
+      if (q.length < WAVESHARE_FRAME_BYTES) return;
+      this.parseAt(q.view(WAVESHARE_FRAME_BYTES), 0);
       q.consume(WAVESHARE_FRAME_BYTES);
-      if (!ok) return this.broken;
     }
     while (end - pos >= WAVESHARE_FRAME_BYTES) {
-      if (!this.parseAt(chunk, pos)) return this.broken;
+      this.parseAt(chunk, pos);
       pos += WAVESHARE_FRAME_BYTES;
     }
     if (pos < end) q.push(chunk.subarray(pos, end));
-    return null;
   }
 
-  /** Parses the 13 bytes at b[off]; false on a violation (`broken` set). */
-  private parseAt(b: Uint8Array, off: number): boolean {
+  /** Parses the 13 bytes at b[off]: one frame to the sink, or one reason to onReject. */
+  private parseAt(b: Uint8Array, off: number): void {
     const info = b[off]!;
     const dlc = info & DLC_MASK;
-    if ((info & WAVESHARE_INFO_RESERVED) !== 0) return this.fail(`reserved info bits set (0x${info.toString(16)})`);
-    if (dlc > CAN_MAX_DLEN) return this.fail(`DLC ${dlc} above 8`);
+    if ((info & WAVESHARE_INFO_RESERVED) !== 0) return this.reject(`reserved info bits set (0x${info.toString(16)})`);
+    if (dlc > CAN_MAX_DLEN) return this.reject(`DLC ${dlc} above 8`);
     const id = ((b[off + 1]! << 24) | (b[off + 2]! << 16) | (b[off + 3]! << 8) | b[off + 4]!) >>> 0;
     const ext = (info & WAVESHARE_INFO_EXTENDED) !== 0;
     if (ext ? id > CAN_EFF_MASK : id > CAN_SFF_MASK) {
-      return this.fail(`${ext ? "extended" : "standard"} id 0x${id.toString(16)} out of range`);
+      return this.reject(`${ext ? "extended" : "standard"} id 0x${id.toString(16)} out of range`);
     }
     const rtr = (info & WAVESHARE_INFO_RTR) !== 0;
     const canId = ((ext ? id | CAN_EFF_FLAG : id) | (rtr ? CAN_RTR_FLAG : 0)) >>> 0;
     // An RTR frame has a DLC but no data; its padding bytes are ignored.
     const data = rtr || dlc === 0 ? EMPTY : b.slice(off + 5, off + 5 + dlc);
     this.sink({ canId, len: dlc, data, fd: false, fdFlags: 0 });
-    return true;
   }
 
-  private fail(reason: string): false {
-    this.broken = reason;
-    this.pending.clear();
-    return false;
+  private reject(reason: string): void {
+    this.rejectedCount++;
+    this.onReject(reason);
   }
 }
 

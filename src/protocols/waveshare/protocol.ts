@@ -1,19 +1,23 @@
 /**
  * Waveshare 13-byte format as a WireProtocol (shared/spec/PROTOCOLS.md §5, default port 20001):
- * no handshake, so a session is ready on accept. A frame violation fails the session as malformed
- * and further input is ignored. FD and error frames are never sent: the format has no bits for
- * them, and the Home Assistant client drops a frame it cannot parse without reconnecting.
+ * no handshake, so a session is ready on accept. A bad frame (reserved bits, DLC above 8, an
+ * invalid id) is reported through `rejected` (counted as malformed) and skipped; the session stays
+ * open, because the fixed-size format cannot lose its framing. FD and error frames are never
+ * sent: the format has no bits for them, and the Home Assistant client drops a frame it cannot
+ * parse without reconnecting.
  */
 import type { CanFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents } from "../protocol.ts";
 import { encodeWaveshare, WaveshareDecoder, waveshareCanCarry } from "./codec.ts";
 
 class WaveshareSession implements WireSession {
-  private failed = false;
   private readonly decoder: WaveshareDecoder;
 
   constructor(private readonly events: WireSessionEvents) {
-    this.decoder = new WaveshareDecoder((f) => events.frame(f));
+    this.decoder = new WaveshareDecoder(
+      (f) => events.frame(f),
+      (reason) => events.rejected(reason),
+    );
   }
 
   start(): void {
@@ -21,12 +25,7 @@ class WaveshareSession implements WireSession {
   }
 
   receive(chunk: Uint8Array): void {
-    if (this.failed) return;
-    const violation = this.decoder.push(chunk);
-    if (violation !== null) {
-      this.failed = true;
-      this.events.fail("malformed", violation);
-    }
+    this.decoder.push(chunk);
   }
 
   accepts(frame: CanFrame): boolean {
