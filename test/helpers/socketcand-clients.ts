@@ -157,6 +157,20 @@ export class RawSocketcandClient {
     if (this.socket.write(bytes) !== bytes.length) throw new Error("short write on loopback");
   }
 
+  /** Writes what the socket takes now (a flooder that does not wait): bytes accepted, <0 closed. */
+  tryWrite(bytes: Uint8Array): number {
+    return this.socket.write(bytes);
+  }
+
+  /** Stops reading: the gateway sees a client that never reads (TCP backpressure). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   /** Waits until at least n elements have arrived and returns them. */
   async waitElements(n: number, timeoutMs = 3000): Promise<string[]> {
     await waitUntil(() => this.elements.length >= n, timeoutMs, `${n} elements (have ${JSON.stringify(this.elements)})`);
