@@ -54,6 +54,23 @@ export interface Config {
   allow: string[];
   /** Who may transmit to the bus (CIDR list; empty = every connected client). */
   txAllow: string[];
+  // Ampio decoder and MQTT bridge (src/consumers/)
+  /** "auto" = on with -backend serial (or when -mqtt-url / -ampio-state-replay need it). */
+  ampioDecode: "auto" | "true" | "false";
+  ampioStaleAfterMs: number;
+  ampioStateReplay: boolean;
+  ampioStateMaxAgeMs: number;
+  mqttUrl: string;
+  mqttUsername: string;
+  mqttPassword: string;
+  mqttClientId: string;
+  mqttPrefix: string;
+  mqttQos: number;
+  /** Milliseconds; 0 disables MQTT keepalive pings. */
+  mqttKeepaliveMs: number;
+  mqttRaw: boolean;
+  mqttTx: boolean;
+  mqttHaDiscovery: boolean;
 }
 
 /**
@@ -114,4 +131,19 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
   { name: "allow", key: "allow", env: "CAN_SERVER_ALLOW", kind: "cidrs", def: "", isNew: true, help: "Who may connect to any listener or the HTTP endpoint: CIDR[,CIDR...] (e.g. 192.168.1.0/24,::1); empty = everyone" },
   { name: "tx-allow", key: "txAllow", env: "CAN_SERVER_TX_ALLOW", kind: "cidrs", def: "", isNew: true, help: "Who may transmit to the bus: CIDR[,CIDR...]; other clients are read-only (their frames are dropped and counted); empty = every connected client" },
+  // Ampio decoder and MQTT bridge (src/consumers/, README "Ampio decoding and MQTT")
+  { name: "ampio-decode", key: "ampioDecode", env: "CAN_SERVER_AMPIO_DECODE", kind: "enum", def: "auto", values: ["auto", "true", "false"], isNew: true, help: "Decode Ampio state broadcasts (module inventory, /api/ampio/modules, ampio_* metrics); auto = on with -backend serial or when -mqtt-url or -ampio-state-replay is set" },
+  { name: "ampio-stale-after", key: "ampioStaleAfterMs", env: "CAN_SERVER_AMPIO_STALE_AFTER", kind: "duration", def: "5m", min: 1000, isNew: true, help: "An Ampio module silent this long is reported stale (offline over MQTT)" },
+  { name: "ampio-state-replay", key: "ampioStateReplay", env: "CAN_SERVER_AMPIO_STATE_REPLAY", kind: "bool", def: "false", isNew: true, help: "Send each new Waveshare client the latest Ampio state broadcasts right after its handshake (state on connect for Home Assistant)" },
+  { name: "ampio-state-max-age", key: "ampioStateMaxAgeMs", env: "CAN_SERVER_AMPIO_STATE_MAX_AGE", kind: "duration", def: "1h", min: 1, isNew: true, help: "With -ampio-state-replay: never replay a state broadcast older than this" },
+  { name: "mqtt-url", key: "mqttUrl", env: "CAN_SERVER_MQTT_URL", kind: "string", def: "", isNew: true, help: "MQTT broker to bridge the bus to: mqtt://host:1883 or mqtts://host:8883; empty disables" },
+  { name: "mqtt-username", key: "mqttUsername", env: "CAN_SERVER_MQTT_USERNAME", kind: "string", def: "", isNew: true, help: "MQTT user name" },
+  { name: "mqtt-password", key: "mqttPassword", env: "CAN_SERVER_MQTT_PASSWORD", kind: "string", def: "", isNew: true, help: "MQTT password (never logged; prefer the environment variable: flags show in ps)" },
+  { name: "mqtt-client-id", key: "mqttClientId", env: "CAN_SERVER_MQTT_CLIENT_ID", kind: "string", def: "", isNew: true, help: "MQTT client id (default can-server-<hostname>-<random>; must differ between gateways)" },
+  { name: "mqtt-prefix", key: "mqttPrefix", env: "CAN_SERVER_MQTT_PREFIX", kind: "string", def: "can-server", isNew: true, help: "Topic prefix; one per bus when several gateways share a broker" },
+  { name: "mqtt-qos", key: "mqttQos", env: "CAN_SERVER_MQTT_QOS", kind: "int", def: "0", min: 0, max: 2, isNew: true, help: "QoS of every published message and of the command subscription" },
+  { name: "mqtt-keepalive", key: "mqttKeepaliveMs", env: "CAN_SERVER_MQTT_KEEPALIVE", kind: "duration", def: "30s", min: 0, isNew: true, help: "MQTT keepalive (whole seconds; 0 disables)" },
+  { name: "mqtt-raw", key: "mqttRaw", env: "CAN_SERVER_MQTT_RAW", kind: "bool", def: "true", isNew: true, help: "With -mqtt-url: publish every bus frame on <prefix>/raw/<id>" },
+  { name: "mqtt-tx", key: "mqttTx", env: "CAN_SERVER_MQTT_TX", kind: "bool", def: "false", isNew: true, help: "Accept frames to transmit on <prefix>/tx (same validation and rate limit as TCP clients; refusals counted)" },
+  { name: "mqtt-ha-discovery", key: "mqttHaDiscovery", env: "CAN_SERVER_MQTT_HA_DISCOVERY", kind: "bool", def: "false", isNew: true, help: "Publish Home Assistant MQTT discovery for decoded temperatures and diagnostics" },
 ];
