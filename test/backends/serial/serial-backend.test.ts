@@ -1,14 +1,14 @@
 /**
  * SerialBackend on real kernel ttys (socat pty pairs, end `a` for the backend, end `b` playing
  * the adapter): a hostile 20,000-frame RX stream delivered exactly, TX bytes exactly as spec §4,
- * a TX flood beyond the queue counted and survived, refused frames counted, hot-plug (the pair
- * killed mid-traffic and recreated at the same path) recovered without a restart, a device
- * missing at start-up picked up when it appears, stop() releasing everything, and a frame
- * listener that throws costing no frames.
+ * a TX flood answered "busy" past the short queue and survived, refused frames never written,
+ * hot-plug (the pair killed mid-traffic and recreated at the same path) recovered without a
+ * restart, a device missing at start-up picked up when it appears, stop() releasing everything
+ * (the fd closed only after its reader ended), and a frame listener that throws costing no
+ * frames. The transmit contract itself is test/backends/contract.ts, run in contract.test.ts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import type { BackendListener } from "../../../src/backends/backend.ts";
-import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
+import { DEFAULT_SERIAL_TX_QUEUE_LIMIT, SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
 import { type CanFrame, dataFrame, fdFrame, formatFrame, remoteFrame } from "../../../src/can/frame.ts";
 import { memoryLogger } from "../../../src/ops/log.ts";
 import { Stats } from "../../../src/ops/stats.ts";
@@ -16,6 +16,7 @@ import { encodeAmpioRx, encodeAmpioTx } from "../../../src/protocols/ampio-seria
 import { hostileStream, prng, randomChunks } from "../../fixtures/ampio-stream.ts";
 import { TX_SPEC_EXAMPLE } from "../../fixtures/ampio-vectors.ts";
 import { drainPeer, readBytes, waitFor, writeAll } from "../../helpers/pty.ts";
+import { type RecordingListener, recordingListener, TxLog } from "../../helpers/tx-request.ts";
 import { expectSameFrames, PtyScope } from "./harness.ts";
 
 interface Harness {
@@ -24,6 +25,10 @@ interface Harness {
   lines: string[];
   frames: CanFrame[];
   states: { up: boolean; reason: string }[];
+  listener: RecordingListener;
+  tx: TxLog;
+  /** Offers a frame (expiring in a minute) and returns the backend's answer. */
+  send(frame: CanFrame): string;
   events(msg: string): Record<string, unknown>[];
 }
 
@@ -35,17 +40,18 @@ async function startBackend(device: string, txQueueLimit?: number): Promise<Harn
   const stats = new Stats();
   const { log, lines } = memoryLogger("debug");
   const backend = new SerialBackend({ path: device, baud: 115200, stats, log, txQueueLimit });
+  const listener = recordingListener();
+  const tx = new TxLog();
   const h: Harness = {
     backend,
     stats,
     lines,
-    frames: [],
-    states: [],
+    frames: listener.frames,
+    states: listener.states,
+    listener,
+    tx,
+    send: (frame) => backend.send(tx.request(frame)),
     events: (msg) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === msg),
-  };
-  const listener: BackendListener = {
-    frame: (f) => h.frames.push(f),
-    state: (up, reason) => h.states.push({ up, reason }),
   };
   await backend.start(listener);
   scope.defer(() => backend.stop());
@@ -85,13 +91,12 @@ describe("SerialBackend RX with a faulty listener", () => {
     const { log, lines } = memoryLogger("debug");
     const backend = new SerialBackend({ path: pair.deviceA, baud: 115200, stats, log });
     const frames: CanFrame[] = [];
-    await backend.start({
-      frame: (f) => {
+    await backend.start(
+      recordingListener((f) => {
         frames.push(f);
         if (frames.length === 1) throw new Error("listener fault");
-      },
-      state: () => {},
-    });
+      }),
+    );
     scope.defer(() => backend.stop());
     const adapter = peer(pair.deviceB);
     // One write, no more bytes after it: a decoder that stopped at the throw would keep the
@@ -106,83 +111,98 @@ describe("SerialBackend RX with a faulty listener", () => {
 });
 
 describe("SerialBackend TX", () => {
-  test("frames appear on the adapter end as the exact bytes of spec §4, in order", async () => {
+  test("frames appear on the adapter end as the exact bytes of spec §4, in order, each reported sent once", async () => {
     const pair = await pty("tx");
     const h = await startBackend(pair.deviceA);
     const adapter = peer(pair.deviceB);
     const frames = [dataFrame(0x123, [0xaa, 0xbb, 0xcc])];
     for (let dlc = 0; dlc <= 8; dlc++) frames.push(dataFrame(0x1000000 + dlc, Array.from({ length: dlc }, (_, i) => 0x2d + i), true));
-    for (const f of frames) h.backend.send(f);
+    for (const f of frames) expect(h.send(f)).toBe("accepted");
     const want = frames.map((f) => [...encodeAmpioTx(f)!]).flat();
     const got = await readBytes(adapter, want.length, 2000);
     expect([...got.subarray(0, TX_SPEC_EXAMPLE.length)]).toEqual([...TX_SPEC_EXAMPLE]);
     expect([...got]).toEqual(want);
     await expectNothingMore(adapter);
+    expect(h.tx.with("sent")).toHaveLength(frames.length);
+    expect(h.tx.overReported()).toEqual([]);
     expect(h.stats.serialTxFrames).toBe(frames.length);
-    expect(h.stats.backendTxDropped).toBe(0);
+    expect(h.backend.txPending).toBe(0);
   });
 
-  test("RTR, CAN FD and error frames are refused and counted, not sent", async () => {
+  test("RTR, CAN FD and error frames are refused (\"unsupported\"), not sent; the hub counts them, not the backend", async () => {
     const pair = await pty("txref");
     const h = await startBackend(pair.deviceA);
     const adapter = peer(pair.deviceB);
-    h.backend.send(remoteFrame(0x123, 2));
-    h.backend.send(fdFrame(0x123, new Uint8Array(16)));
-    h.backend.send({ canId: 0x20000004, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 });
-    h.backend.send(dataFrame(0x7, [1]));
+    const refused = [remoteFrame(0x123, 2), fdFrame(0x123, new Uint8Array(16)), { canId: 0x20000004, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 }];
+    for (const f of refused) {
+      expect(h.backend.txRefusal(f)).not.toBeNull();
+      expect(h.send(f)).toBe("unsupported");
+    }
+    expect(h.backend.txRefusal(refused[0]!)).toContain("RTR");
+    expect(h.backend.txRefusal(refused[2]!)).toContain("error frames");
+    expect(h.send(dataFrame(0x7, [1]))).toBe("accepted");
     const want = [...encodeAmpioTx(dataFrame(0x7, [1]))!];
     expect([...(await readBytes(adapter, want.length, 2000))]).toEqual(want);
     await expectNothingMore(adapter);
-    expect(h.stats.errors.get("backend_unsupported_frame")).toBe(3);
-    expect(h.stats.backendTxDropped).toBe(3);
-    expect(h.events("serial_tx_refused")).toHaveLength(3);
+    expect(h.tx.requests.slice(0, 3).map((r) => r.calls)).toEqual([0, 0, 0]);
+    expect(h.stats.errors.get("backend_unsupported_frame")).toBe(0);
+    expect(h.stats.backendTxDropped).toBe(0);
   });
 
-  test("a flood beyond the TX queue is counted, the accepted frames go out intact, RX keeps working", async () => {
+  test("a burst beyond the short TX queue is answered \"busy\", the accepted frames go out intact, RX keeps working", async () => {
     const pair = await pty("flood");
-    const h = await startBackend(pair.deviceA, 1024);
+    const h = await startBackend(pair.deviceA);
     const adapter = peer(pair.deviceB);
     const flood: CanFrame[] = [];
     for (let i = 0; i < 10_000; i++) flood.push(dataFrame(0x100000 + i, [i & 0xff, (i >> 8) & 0xff, 1, 2, 3, 4, 5, 6], true));
-    for (const f of flood) h.backend.send(f); // one tick: the queue takes 1024, the rest overflows
-    expect(h.stats.errors.get("serial_tx_overflow")).toBe(10_000 - 1024);
-    expect(h.stats.backendTxDropped).toBe(10_000 - 1024);
-    const want = flood.slice(0, 1024).map((f) => [...encodeAmpioTx(f)!]).flat();
+    const answers = flood.map((f) => h.send(f)); // one tick: the queue takes its limit, the rest is busy
+    expect(answers.filter((a) => a === "accepted")).toHaveLength(DEFAULT_SERIAL_TX_QUEUE_LIMIT);
+    expect(answers.slice(DEFAULT_SERIAL_TX_QUEUE_LIMIT).every((a) => a === "busy")).toBe(true);
+    const want = flood.slice(0, DEFAULT_SERIAL_TX_QUEUE_LIMIT).map((f) => [...encodeAmpioTx(f)!]).flat();
     const got = await readBytes(adapter, want.length, 10_000);
-    expect(got.length).toBe(want.length);
     expect([...got]).toEqual(want);
     await expectNothingMore(adapter);
-    await waitFor(() => h.stats.serialTxFrames === 1024, 2000, "TX counter");
+    await waitFor(() => h.tx.with("sent").length === DEFAULT_SERIAL_TX_QUEUE_LIMIT, 2000, "sent reports");
+    expect(h.stats.serialTxFrames).toBe(DEFAULT_SERIAL_TX_QUEUE_LIMIT);
+    expect(h.listener.txReadyCalls).toBe(1);
+    expect(h.stats.errors.get("serial_tx_overflow")).toBe(0);
+    expect(h.stats.backendTxDropped).toBe(0);
     expect(h.backend.up).toBe(true);
     await writeAll(adapter, encodeAmpioRx(0x42, [9]));
     await waitFor(() => h.frames.length === 1, 2000, "RX after the flood");
     expect(formatFrame(h.frames[0]!)).toBe("00000042#09");
   }, 20_000);
 
-  test("a sustained flood into a tty nobody reads never blocks: EAGAIN is waited out on a timer", async () => {
+  test("a sustained flood into a tty nobody reads never blocks: EAGAIN is waited out on a timer, busy until there is room", async () => {
     const pair = await pty("eagain");
-    const h = await startBackend(pair.deviceA, 64);
+    const h = await startBackend(pair.deviceA);
     const adapter = peer(pair.deviceB);
-    let sent = 0;
+    let offered = 0;
+    let busy = 0;
     // Nobody reads the adapter end: the pty fills and writes hit EAGAIN. The loop keeps running.
-    for (let round = 0; round < 40; round++) {
-      for (let i = 0; i < 64; i++) h.backend.send(dataFrame(0x200000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
+    for (let round = 0; round < 200 && h.backend.txRetries === 0; round++) {
+      for (let i = 0; i < 64; i++) if (h.send(dataFrame(0x200000 + offered++, [1, 2, 3, 4, 5, 6, 7, 8], true)) === "busy") busy++;
       await Bun.sleep(1);
     }
-    const accepted = sent - h.stats.errors.get("serial_tx_overflow")!;
+    for (let i = 0; i < 64; i++) if (h.send(dataFrame(0x200000 + offered++, [1, 2, 3, 4, 5, 6, 7, 8], true)) === "busy") busy++;
+    const accepted = offered - busy;
     expect(h.backend.txRetries).toBeGreaterThan(0);
-    expect(h.stats.errors.get("serial_tx_overflow")).toBeGreaterThan(0);
+    expect(busy).toBeGreaterThan(0);
+    expect(h.tx.with("pending").length).toBeGreaterThan(0);
+    expect(h.backend.txPending).toBeLessThanOrEqual(DEFAULT_SERIAL_TX_QUEUE_LIMIT);
     expect(h.stats.errors.get("serial_write")).toBe(0);
     expect(h.backend.up).toBe(true);
-    // Once the adapter end reads, every accepted frame arrives.
+    // Once the adapter end reads, every accepted frame arrives and is reported sent.
     const deadline = Date.now() + 10_000;
     let received = 0;
     while (received < accepted * 18 && Date.now() < deadline) {
       received += drainPeer(adapter);
       await Bun.sleep(2);
     }
-    await waitFor(() => h.stats.serialTxFrames === accepted, 5000, `TX counter ${h.stats.serialTxFrames}/${accepted}`);
+    await waitFor(() => h.tx.with("sent").length === accepted, 5000, `sent ${h.tx.with("sent").length}/${accepted}`);
     expect(received).toBe(accepted * 18);
+    expect(h.stats.serialTxFrames).toBe(accepted);
+    await waitFor(() => h.listener.txReadyCalls > 0, 2000, "txReady after busy");
   }, 30_000);
 });
 
@@ -212,12 +232,11 @@ describe("SerialBackend hot-plug", () => {
     expect(h.stats.backendUp).toBe(false);
     expect(h.backend.downReason).toMatch(/device vanished/);
 
-    // Client TX during the outage: dropped and counted, never thrown.
-    const droppedBefore = h.stats.backendTxDropped;
-    h.backend.send(dataFrame(0x1, [1]));
-    h.backend.send(dataFrame(0x2, [2]));
-    expect(h.stats.backendTxDropped - droppedBefore).toBe(2);
-    expect(h.stats.errors.get("backend_down_tx")).toBeGreaterThanOrEqual(2);
+    // Client TX during the outage: answered "down" (the hub counts it), never thrown.
+    expect(h.send(dataFrame(0x1, [1]))).toBe("down");
+    expect(h.send(dataFrame(0x2, [2]))).toBe("down");
+    expect(h.stats.backendTxDropped).toBe(0);
+    expect(h.stats.errors.get("backend_down_tx")).toBe(0);
 
     // Several reopen attempts fail (ENOENT) while the pair is gone: retried, logged at debug only.
     await Bun.sleep(300);
@@ -230,7 +249,7 @@ describe("SerialBackend hot-plug", () => {
     await writeAll(adapter, encodeAmpioRx(0x3000, [7, 7]));
     await waitFor(() => h.frames.length === before + 1, 5000, "frame after recovery");
     expect(formatFrame(h.frames[before]!)).toBe("00003000#0707");
-    h.backend.send(dataFrame(0x123, [0xaa, 0xbb, 0xcc]));
+    expect(h.send(dataFrame(0x123, [0xaa, 0xbb, 0xcc]))).toBe("accepted");
     expect([...(await readBytes(adapter, TX_SPEC_EXAMPLE.length, 1000))]).toEqual([...TX_SPEC_EXAMPLE]);
 
     // The outage is visible once in logs and states, however many retries it took.
@@ -243,28 +262,32 @@ describe("SerialBackend hot-plug", () => {
     expect(h.backend.reconnects).toBe(1);
   }, 30_000);
 
-  test("unplugged during a TX flood: queued frames are dropped and counted, nothing throws, TX resumes after replug", async () => {
+  test("unplugged during a TX flood: every accepted frame is either sent or lost(\"backend_down\"), nothing throws, TX resumes after replug", async () => {
     const pair = await pty("txplug");
-    const h = await startBackend(pair.deviceA, 256);
+    const h = await startBackend(pair.deviceA);
     peer(pair.deviceB); // opened, never read: the tty fills up and writes wait on EAGAIN
     let sent = 0;
     for (let round = 0; round < 200 && h.backend.txRetries === 0; round++) {
-      for (let i = 0; i < 256; i++) h.backend.send(dataFrame(0x300000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
+      for (let i = 0; i < 32; i++) h.send(dataFrame(0x300000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
       await Bun.sleep(1);
     }
     expect(h.backend.txRetries).toBeGreaterThan(0);
-    for (let i = 0; i < 256; i++) h.backend.send(dataFrame(0x300000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
-    const accepted = sent - h.stats.errors.get("serial_tx_overflow")!;
+    for (let i = 0; i < 32; i++) h.send(dataFrame(0x300000 + sent++, [1, 2, 3, 4, 5, 6, 7, 8], true));
+    const accepted = h.tx.requests.length - h.tx.with("pending").length + h.backend.txPending;
+    expect(h.backend.txPending).toBeGreaterThan(0);
     await pair.kill();
     await waitFor(() => !h.backend.up, 5000, "backend down");
-    // Every accepted frame is either written or counted as lost with the device.
-    await Bun.sleep(20);
-    expect(h.stats.serialTxFrames + h.stats.errors.get("backend_down_tx")!).toBe(accepted);
-    expect(h.stats.backendTxDropped).toBe(h.stats.errors.get("serial_tx_overflow")! + h.stats.errors.get("backend_down_tx")!);
+    // Every accepted frame is either written or lost with the device; busy ones were never accepted.
+    expect(h.backend.txPending).toBe(0);
+    expect(h.tx.with("sent").length + h.tx.with("backend_down").length).toBe(accepted);
+    expect(h.tx.with("backend_down").length).toBeGreaterThan(0);
+    expect(h.stats.serialTxFrames).toBe(h.tx.with("sent").length);
+    expect(h.tx.overReported()).toEqual([]);
+    expect(h.stats.backendTxDropped).toBe(0);
     await pair.recreate();
     await waitFor(() => h.backend.up, 5000, "backend up again");
     const adapter = peer(pair.deviceB);
-    h.backend.send(dataFrame(0x123, [0xaa, 0xbb, 0xcc]));
+    expect(h.send(dataFrame(0x123, [0xaa, 0xbb, 0xcc]))).toBe("accepted");
     expect([...(await readBytes(adapter, TX_SPEC_EXAMPLE.length, 2000))]).toEqual([...TX_SPEC_EXAMPLE]);
   }, 20_000);
 
@@ -277,8 +300,7 @@ describe("SerialBackend hot-plug", () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]!.level).toBe("error");
     expect(String(failed[0]!.error)).toContain(pair.deviceA);
-    h.backend.send(dataFrame(0x1, [1]));
-    expect(h.stats.errors.get("backend_down_tx")).toBe(1);
+    expect(h.send(dataFrame(0x1, [1]))).toBe("down");
 
     await Bun.sleep(150); // a few retries, logged once
     expect(h.events("serial_open_failed")).toHaveLength(1);
@@ -307,5 +329,40 @@ describe("SerialBackend hot-plug", () => {
     const h2 = await startBackend(pair.deviceA);
     expect(h2.backend.up).toBe(true);
     expect(h.events("serial_down")).toHaveLength(0);
+  });
+
+  test("the fd is closed only after its read loop ended, so a reopened device on the same fd number gets every byte", async () => {
+    // Closing first would leave the old stream's read in flight on a number the next open()
+    // reuses (the replugged adapter, or another backend here): bytes read by a dead loop are lost.
+    const first = await pty("reuse-1");
+    const second = await pty("reuse-2");
+    const a = await startBackend(first.deviceA);
+    const fdOf = (h: Harness) => h.events("serial_fd_closed").map((e) => e.fd);
+    await a.backend.stop();
+    const order = a.lines.map((l) => (JSON.parse(l) as { msg: string }).msg).filter((m) => m === "serial_reader_done" || m === "serial_fd_closed");
+    expect(order).toEqual(["serial_reader_done", "serial_fd_closed"]);
+    // The next open takes the lowest free number, the one just closed.
+    const b = await startBackend(second.deviceA);
+    const adapter = peer(second.deviceB);
+    const frames = Array.from({ length: 200 }, (_, i) => encodeAmpioRx(0x4000 + i, [i & 0xff]));
+    for (const f of frames) await writeAll(adapter, f);
+    await waitFor(() => b.frames.length === frames.length, 5000, `all frames at the new backend (have ${b.frames.length})`);
+    expect(fdOf(a)).toHaveLength(1);
+    await b.backend.stop();
+    expect(fdOf(b)).toEqual(fdOf(a));
+  });
+
+  test("after a hang-up the device is closed after its reader ended, then reopened", async () => {
+    const pair = await pty("hangup-order");
+    const h = await startBackend(pair.deviceA);
+    await pair.kill();
+    await waitFor(() => h.events("serial_open_failed").length + h.events("serial_open_retry").length > 0, 5000, "a reopen attempt");
+    const msgs = h.lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs.indexOf("serial_reader_done")).toBeGreaterThan(-1);
+    expect(msgs.indexOf("serial_reader_done")).toBeLessThan(msgs.indexOf("serial_fd_closed"));
+    expect(msgs.indexOf("serial_down")).toBeLessThan(msgs.indexOf("serial_fd_closed"));
+    // No reopen attempt before the close: the next open logs come after it.
+    const firstRetry = msgs.findIndex((m, i) => i > msgs.indexOf("serial_down") && (m === "serial_open_failed" || m === "serial_open_retry" || m === "serial_up"));
+    expect(firstRetry).toBeGreaterThan(msgs.indexOf("serial_fd_closed"));
   });
 });

@@ -3,11 +3,13 @@
  * plays the adapter, cannelloni clients connect over TCP on 127.0.0.1. A hostile 20,000-frame
  * stream reaches two clients exactly; client frames reach the tty as spec §4 bytes; unplugging
  * the adapter mid-traffic keeps clients connected, flips /ready's verdict and recovers by itself;
- * a device missing at start-up and a bad -baud give clear errors.
+ * a device missing at start-up and a bad -baud give clear errors. Echo is truthful: another
+ * client sees a client's frame only once the backend wrote it to the tty; frames the adapter
+ * cannot carry (RTR) or sent while it is unplugged are never echoed, and are counted by reason.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
-import { type CanFrame, dataFrame } from "../../../src/can/frame.ts";
+import { type CanFrame, dataFrame, remoteFrame } from "../../../src/can/frame.ts";
 import type { Config } from "../../../src/cli/config.ts";
 import { ConfigError, defaultConfig, parseConfig } from "../../../src/cli/parse.ts";
 import { type Gateway, startGateway } from "../../../src/gateway.ts";
@@ -87,21 +89,66 @@ describe("gateway on the serial backend", () => {
     expect(gw.stats.hubDroppedFrames).toBe(0);
   }, 60_000);
 
-  test("TX: frames from a TCP client appear on the tty as the exact spec §4 bytes, in order", async () => {
+  test("TX: frames from a TCP client appear on the tty as the exact spec §4 bytes, in order, and are echoed only once written", async () => {
     const pair = await pty("gw-tx");
-    const gw = await startSerialGateway(pair.deviceA);
+    // No rate limit: this test is about the serial path, not the hub's per-client token bucket.
+    const gw = await startSerialGateway(pair.deviceA, { clientTxRate: 0 });
     const adapter = peer(pair.deviceB);
     const c = await client(gw.port);
+    const other = await client(gw.port);
+    await sentinel(adapter, [c, other], 0x1eeeeee);
+    other.frames.length = 0;
     const frames: CanFrame[] = [dataFrame(0x123, [0xaa, 0xbb, 0xcc])];
     for (let i = 0; i < 200; i++) frames.push(dataFrame(0x10000 + i, Array.from({ length: i % 9 }, (_, k) => (i + k) & 0xff), true));
-    c.send(...frames);
+    // An RTR frame in the middle: the adapter cannot carry it, so nobody may see it.
+    c.send(...frames.slice(0, 100), remoteFrame(0x7ff, 1), ...frames.slice(100));
     const want = frames.flatMap((f) => [...encodeAmpioTx(f)!]);
     const got = await readBytes(adapter, want.length, 5000);
     expect([...got]).toEqual(want);
     await Bun.sleep(30);
     expect(drainPeer(adapter)).toBe(0);
     await waitFor(() => gw.stats.serialTxFrames === frames.length, 2000, "serial TX counter");
+    await other.waitFrames(frames.length, 5000);
+    await Bun.sleep(30);
+    expectSameFrames(other.frames, frames);
+    expect(gw.stats.clientTxSent).toBe(frames.length);
+    expect(gw.stats.txDropped.get("unsupported")).toBe(1);
+    expect(gw.stats.errors.get("backend_unsupported_frame")).toBe(1);
   });
+
+  test("TX while the adapter does not read: nothing is echoed before it was written to the tty", async () => {
+    const pair = await pty("gw-stall");
+    const gw = await startSerialGateway(pair.deviceA, { hubBuffer: 50_000, clientTxRate: 0 });
+    const adapter = peer(pair.deviceB);
+    const c = await client(gw.port);
+    const other = await client(gw.port);
+    await sentinel(adapter, [c, other], 0x1eeeeef);
+    other.frames.length = 0;
+    // Far more than the pty and socat buffer: most of it waits in the hub while nobody reads.
+    const frames = Array.from({ length: 6000 }, (_, i) => dataFrame(0x200000 + i, [1, 2, 3, 4, 5, 6, 7, 8], true));
+    c.send(...frames);
+    await Bun.sleep(500);
+    // Everything echoed so far was written to the tty (the hub's promise, the backend's report).
+    expect(other.frames.length).toBeLessThan(frames.length);
+    expect(other.frames.length).toBeLessThanOrEqual(gw.stats.serialTxFrames);
+    const dropped = () => [...gw.stats.txDropped.values()].reduce((a, b) => a + b, 0);
+    let received = 0;
+    const deadline = Date.now() + 20_000;
+    while (gw.stats.clientTxSent + dropped() < frames.length && Date.now() < deadline) {
+      received += drainPeer(adapter);
+      await Bun.sleep(2);
+    }
+    await Bun.sleep(50);
+    received += drainPeer(adapter);
+    expect(received).toBe(gw.stats.serialTxFrames * 18);
+    await other.waitFrames(gw.stats.serialTxFrames, 5000);
+    expect(other.frames.length).toBe(gw.stats.serialTxFrames);
+    expect(gw.stats.txDropped.get("rate_limited")).toBe(0);
+    // What was not written is accounted for by reason (frames that outlived -tx-max-age, or
+    // that did not fit the client's TX queue), never echoed.
+    expect(gw.stats.clientTxSent + dropped()).toBe(frames.length);
+    expect(gw.stats.clientTxSent).toBe(gw.stats.serialTxFrames);
+  }, 30_000);
 
   test("hot-plug: clients stay connected through an outage, /ready reflects it, traffic resumes by itself", async () => {
     const pair = await pty("gw-hotplug");
@@ -130,9 +177,13 @@ describe("gateway on the serial backend", () => {
     expect(ready.ready).toBe(false);
     expect(ready.reason).toMatch(/backend serial down: device vanished/);
 
-    // A client frame during the outage is dropped and counted; the client stays connected.
+    // A client frame during the outage is dropped and counted, never echoed; the client stays connected.
+    const watcher = await client(gw.port);
     a.send(dataFrame(0x321, [1]));
     await waitFor(() => (gw.stats.errors.get("backend_down_tx") ?? 0) >= 1, 2000, "backend_down_tx");
+    expect(gw.stats.txDropped.get("backend_down")).toBe(1);
+    await Bun.sleep(30);
+    expect(watcher.frames.filter((f) => f.canId === 0x321)).toEqual([]);
     expect(a.closed).toBe(false);
 
     await Bun.sleep(200);
