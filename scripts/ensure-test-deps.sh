@@ -16,5 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "can-server: installing Debian packages: ${need[*]}" >&2
   apt-get update -qq
+  # tshark's wireshark-common asks whether non-root users may capture: answer no, unattended.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi

@@ -5,7 +5,7 @@
  * GET and HEAD only; everything else is 404 or 405. Port 0 binds an ephemeral port, reported
  * back in `port` (tests and the release smoke test use it).
  */
-import type { Server } from "bun";
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { parseListenAddress } from "../cli/parse.ts";
 import type { Logger } from "./log.ts";
 import type { CidrList } from "../net/cidr.ts";
@@ -35,7 +35,35 @@ export interface OpsHttpOptions {
   routes?: Readonly<Record<string, HttpRoute>>;
 }
 
-export type HttpRoute = (req: Request, server: Server<undefined>) => Response | Promise<Response>;
+/**
+ * One upgraded WebSocket's behaviour: a route that upgrades (`server.upgrade(req, { data })`)
+ * hands in the object that serves that socket, so the endpoint stays ignorant of what runs on it.
+ */
+export interface WsPeer {
+  open(ws: ServerWebSocket<WsPeer>): void;
+  message(ws: ServerWebSocket<WsPeer>, message: string | Uint8Array): void;
+  drain(ws: ServerWebSocket<WsPeer>): void;
+  close(ws: ServerWebSocket<WsPeer>, code: number, reason: string): void;
+}
+
+/** A route handler; one that upgraded the request to a WebSocket returns undefined. */
+export type HttpRoute = (req: Request, server: Server<WsPeer>) => Response | undefined | Promise<Response | undefined>;
+
+/** Largest message a browser may send us (commands, a frame to send). */
+const WS_MAX_PAYLOAD = 16 * 1024;
+/** Bun closes a socket whose unsent output grows past this; consumers stay well below it. */
+const WS_BACKPRESSURE_LIMIT = 4 * 1024 * 1024;
+
+const websocket: WebSocketHandler<WsPeer> = {
+  maxPayloadLength: WS_MAX_PAYLOAD,
+  backpressureLimit: WS_BACKPRESSURE_LIMIT,
+  closeOnBackpressureLimit: true,
+  idleTimeout: 120,
+  open: (ws) => ws.data.open(ws),
+  message: (ws, m) => ws.data.message(ws, typeof m === "string" ? m : new Uint8Array(m)),
+  drain: (ws) => ws.data.drain(ws),
+  close: (ws, code, reason) => ws.data.close(ws, code, reason),
+};
 
 export interface OpsHttp {
   /** The bound port (the ephemeral one when addr asked for port 0). */
@@ -61,7 +89,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
   if (!parsed) throw new OpsHttpError(`metrics HTTP: invalid address ${JSON.stringify(opts.addr)} (expected host:port or :port)`);
 
   const allow = opts.allow;
-  const handle = async (req: Request, srv: Server<undefined>): Promise<Response> => {
+  const handle = async (req: Request, srv: Server<WsPeer>): Promise<Response | undefined> => {
     if (allow && !allow.empty) {
       const peer = srv.requestIP(req)?.address ?? "";
       if (!allow.allows(peer)) {
@@ -89,7 +117,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
     }
   };
 
-  let server: Server<undefined>;
+  let server: Server<WsPeer>;
   try {
     server = Bun.serve({
       hostname: parsed.host,
@@ -97,6 +125,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
       // No `development: false`: with it Bun 1.4.5 lets a second Bun.serve in the same process
       // bind an occupied port silently instead of failing with EADDRINUSE.
       fetch: handle,
+      websocket,
       error(err) {
         log.error("metrics_http_error", { error: err.message });
         return text(500, "internal error\n");

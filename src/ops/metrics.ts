@@ -9,6 +9,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
 import type { BuildInfo } from "./build-info.ts";
+import { CONSUMER_KINDS, type ConsumerCounters } from "../capture/counters.ts";
 
 /** Hub figures that live in the hub rather than in Stats; sampled on every scrape. */
 export interface HubGauges {
@@ -21,6 +22,8 @@ export interface MetricsOptions {
   stats: Stats;
   hubGauges: () => HubGauges;
   build: BuildInfo;
+  /** Totals of the in-process consumers (pcap capture, recorder, dashboard), when running. */
+  consumers?: ConsumerCounters;
   /** Include the process_* and event-loop metrics (default true; tests may turn them off). */
   processMetrics?: boolean;
 }
@@ -246,6 +249,25 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   perProtocol("counter", "protocol_tx_frames_total", "CAN frames sent to clients per wire protocol.", "txFrames");
   perProtocol("counter", "protocol_malformed_frames_total", "Malformed frames rejected per wire protocol.", "malformed");
   perProtocol("counter", "protocol_handshake_failures_total", "Failed or timed-out handshakes per wire protocol.", "handshakeFailures");
+
+  const consumers = opts.consumers;
+  if (consumers) {
+    for (const [name, help, field] of [
+      ["consumer_frames_total", "Frames delivered by the in-process consumers (pcap capture streams, recorder, dashboard).", "frames"],
+      ["consumer_dropped_frames_total", "Frames the in-process consumers lost to their own full queue or a failing disk (never counted as hub drops).", "dropped"],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        labelNames: ["consumer"],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const consumer of CONSUMER_KINDS) setCounter(this, consumers.byKind[consumer][field], { consumer });
+        },
+      });
+    }
+  }
 
   if (opts.processMetrics ?? true) registerProcessMetrics(registry);
 

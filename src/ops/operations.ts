@@ -15,12 +15,16 @@ import { createMetrics, type HubGauges, type Metrics } from "./metrics.ts";
 import { startMetricsLogger } from "./metrics-logger.ts";
 import { startSocketcandBeacon } from "./socketcand-beacon.ts";
 import type { Stats } from "./stats.ts";
+import { ConsumerCounters } from "../capture/counters.ts";
+import { busViewRoutes } from "../web/routes.ts";
 
 export interface OperationsDeps {
   readonly gateway: Gateway;
   readonly stats: Stats;
   readonly log: Logger;
   readonly build: BuildInfo;
+  /** Totals of the in-process consumers (capture, recorder, dashboard); one set per process. */
+  readonly counters?: ConsumerCounters;
 }
 
 export interface Operations {
@@ -36,7 +40,8 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
     const depth = gateway.hub.queueDepth();
     return { activeClients: gateway.hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
   };
-  const metrics = createMetrics({ stats, build, hubGauges });
+  const counters = deps.counters ?? new ConsumerCounters();
+  const metrics = createMetrics({ stats, build, hubGauges, consumers: counters });
   const stops: (() => Promise<void> | void)[] = [];
   let httpPort: number | undefined;
   try {
@@ -48,6 +53,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         log,
         allow: gateway.registry.limits.allow,
         rejected: () => stats.httpRejected++,
+        routes: busViewRoutes(config, { gateway, log, counters, build, stats }),
       });
       httpPort = http.port;
       stops.push(() => http.stop());

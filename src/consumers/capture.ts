@@ -1,0 +1,123 @@
+/**
+ * A live pcap stream of the bus (`GET /capture.pcap`): a hub client whose bounded queue holds
+ * stamped frames until the HTTP response body pulls them. The body is pulled only as fast as the
+ * reader takes bytes, so a slow reader fills this queue, and then frames are dropped *here*
+ * (counted on the stream and in ConsumerCounters) — `enqueue` always answers true, so the hub
+ * never counts this stream as a slow TCP client and never kicks it, whatever -hub-policy says.
+ */
+import type { CanFrame } from "../can/frame.ts";
+import type { HubClient } from "../hub/hub.ts";
+import { BoundedQueue } from "../hub/bounded-queue.ts";
+import type { ConsumerCounters } from "../capture/counters.ts";
+import { nowUs } from "../capture/counters.ts";
+import type { IdFilter } from "../capture/filter.ts";
+import { PCAP_MAX_RECORD, pcapGlobalHeader, writePcapRecord } from "../capture/pcap.ts";
+
+/** Frames one pcap chunk carries at most (≈ 8 KiB of classic frames). */
+const FRAMES_PER_CHUNK = 256;
+
+export interface CaptureStreamOptions {
+  readonly id: number;
+  readonly remote: string;
+  /** Frames held for a slow reader before dropping. */
+  readonly queueFrames: number;
+  readonly filter: IdFilter;
+  readonly counters: ConsumerCounters;
+  /** Called once when the stream ends (reader gone or kicked): detach from the hub here. */
+  readonly closed: (stream: CaptureStream) => void;
+}
+
+interface Stamped {
+  readonly frame: CanFrame;
+  readonly tUs: number;
+}
+
+export class CaptureStream implements HubClient {
+  readonly protocol = "pcap";
+  readonly id: number;
+  readonly remote: string;
+  readonly connectedAt = Date.now();
+  readonly body: ReadableStream<Uint8Array>;
+  dropped = 0;
+  /** Frames written to the response body. */
+  txFrames = 0;
+  private readonly queue: BoundedQueue<Stamped>;
+  private wake: (() => void) | null = null;
+  private ended = false;
+
+  constructor(private readonly opts: CaptureStreamOptions) {
+    this.id = opts.id;
+    this.remote = opts.remote;
+    this.queue = new BoundedQueue<Stamped>(opts.queueFrames);
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => c.enqueue(pcapGlobalHeader()),
+        pull: (c) => this.pull(c),
+        cancel: () => this.end(),
+      },
+      // One chunk in flight: the next pull waits for the reader.
+      { highWaterMark: 1 },
+    );
+  }
+
+  get receiving(): boolean {
+    return !this.ended;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  accepts(frame: CanFrame): boolean {
+    return this.opts.filter.matches(frame);
+  }
+
+  enqueue(frame: CanFrame): boolean {
+    if (!this.queue.offer({ frame, tUs: nowUs() })) {
+      this.dropped++;
+      this.opts.counters.byKind.pcap.dropped++;
+    } else if (this.wake) {
+      const w = this.wake;
+      this.wake = null;
+      w();
+    }
+    return true;
+  }
+
+  kick(_reason: string): void {
+    this.end();
+  }
+
+  /** Ends the stream (reader gone, shutdown). */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.clear();
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+    this.opts.closed(this);
+  }
+
+  private async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    if (this.queue.length === 0 && !this.ended) await new Promise<void>((r) => (this.wake = r));
+    if (this.ended) {
+      try {
+        c.close();
+      } catch {
+        // Already closed or errored by a cancelled reader.
+      }
+      return;
+    }
+    const n = Math.min(this.queue.length, FRAMES_PER_CHUNK);
+    const out = new Uint8Array(n * PCAP_MAX_RECORD);
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const s = this.queue.poll()!;
+      at = writePcapRecord(out, at, s.frame, s.tUs);
+    }
+    this.txFrames += n;
+    this.opts.counters.byKind.pcap.frames += n;
+    c.enqueue(out.subarray(0, at));
+  }
+}
