@@ -13,4 +13,21 @@ export function configTableMarkdown(): string {
   return ["| flag | environment variable | default | meaning |", "|---|---|---|---|", ...rows].join("\n");
 }
 
-if (import.meta.main) console.log(configTableMarkdown());
+/** Replaces the table in README text (from its header row to its last row). */
+export function withConfigTable(readme: string): string {
+  const lines = readme.split("\n");
+  const start = lines.findIndex((l) => l.startsWith("| flag | environment variable |"));
+  if (start < 0) throw new Error("README has no configuration table");
+  let end = start + 2;
+  while (end < lines.length && lines[end]!.startsWith("| `-")) end++;
+  lines.splice(start, end - start, configTableMarkdown());
+  return lines.join("\n");
+}
+
+// `bun src/cli/config-table.ts` prints the table; with --write it updates README.md in place.
+if (import.meta.main) {
+  if (process.argv.includes("--write")) {
+    const path = new URL("../../README.md", import.meta.url);
+    await Bun.write(path, withConfigTable(await Bun.file(path).text()));
+  } else console.log(configTableMarkdown());
+}
