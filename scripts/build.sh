@@ -16,6 +16,12 @@
 #
 # The binaries are not stripped: `strip` removes the embedded application.
 #
+# A daemon reads only the configuration it was given (flags, CAN_SERVER_* variables): a compiled
+# Bun binary would otherwise load .env/.env.local/.env.production and bunfig.toml (preload
+# scripts included) from whatever directory it is started in. Turned off with
+# --no-compile-autoload-dotenv and --no-compile-autoload-bunfig (and, explicitly, tsconfig.json
+# and package.json, off by default in Bun 1.4.5); test/release/smoke.ts proves it.
+#
 # Usage: scripts/build.sh                  both architectures
 #        ARCHES=x64 scripts/build.sh       one
 #        ENTRY=path/to/entry.ts ...        another entrypoint (default src/main.ts)
@@ -88,6 +94,8 @@ for arch in $ARCHES; do
   rm -rf "$out" && mkdir -p "$out"
   start=$(date +%s%N)
   bun build --compile --minify --bytecode --format=esm \
+    --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+    --no-compile-autoload-tsconfig --no-compile-autoload-package-json \
     --target="$(target_for "$arch")" \
     --compile-executable-path="$runtime" \
     --define "CAN_SERVER_VERSION=\"$VERSION\"" \

@@ -3,7 +3,10 @@
 # then proves them:
 #   - x64 binary: end-to-end smoke test (test/release/smoke.ts: virtual bus, cannelloni exchange,
 #     /metrics, /ready, SIGTERM → exit 0 within 1 s), run as an unprivileged user without any
-#     capability (the premise of the unit's DynamicUser=, empty CapabilityBoundingSet=);
+#     capability (the premise of the unit's DynamicUser=, empty CapabilityBoundingSet=); it also
+#     starts the binary in a directory holding a .env (CAN_SERVER_LISTEN=127.0.0.1:<port>, …) and
+#     a bunfig.toml with a preload script, and requires that neither changes anything (build.sh
+#     compiles with --no-compile-autoload-dotenv --no-compile-autoload-bunfig);
 #   - arm64 binary: the same smoke test under qemu-aarch64-static -cpu cortex-a53 (ARMv8.0, the
 #     Raspberry Pi 3 / Zero 2 W core);
 #   - mDNS from the x64 binary: advertised and withdrawn, seen by a browser in a second private

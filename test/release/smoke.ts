@@ -5,12 +5,19 @@
  * frames between two cannelloni clients through the gateway (the virtual bus echoes client frames
  * to the other clients), scrapes /metrics, /ready and /healthz, then sends SIGTERM and requires
  * exit code 0 within a second. The cannelloni client here is a few lines written against the
- * spec, independent of src/protocols. Prints one JSON line of measurements at the end.
+ * spec, independent of src/protocols. Then the binary reads only the configuration it was given:
+ * started in a directory holding a `.env` (CAN_SERVER_LISTEN=127.0.0.1:<free port> and more) and a
+ * `bunfig.toml` with a preload script, it must behave exactly as without them (issue 9 item 8;
+ * scripts/build.sh compiles with --no-compile-autoload-dotenv --no-compile-autoload-bunfig).
+ * Prints one JSON line of measurements at the end.
  *
  * Usage: bun test/release/smoke.ts <binary> [expected-version] [-- runner args...]
  *   e.g. bun test/release/smoke.ts dist/can-server-linux-arm64/can-server 0.1.0 -- qemu-aarch64-static -cpu cortex-a53
  */
 import type { Socket, Subprocess } from "bun";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 
 const argv = process.argv.slice(2);
 const dashdash = argv.indexOf("--");
@@ -237,6 +244,86 @@ check(code === 0, `exit code 0 after SIGTERM (got ${code})`);
 check(exitMs <= EXIT_LIMIT_MS, `exited within ${EXIT_LIMIT_MS} ms of SIGTERM (${exitMs.toFixed(0)} ms)`);
 a.close();
 b.close();
+
+// --- the binary reads only the configuration it was given: .env / bunfig.toml in its cwd ignored ---
+async function freePort(): Promise<number> {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+async function configIsolation(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "can-server-cwd-"));
+  try {
+    const listenPort = await freePort();
+    const wavesharePort = await freePort();
+    const marker = join(dir, "preload-ran");
+    // Every file name Bun's loader reads (.env, .env.production, .env.local) and its bunfig.
+    const dotenv = `CAN_SERVER_LISTEN=127.0.0.1:${listenPort}\nCAN_SERVER_WAVESHARE_LISTEN=127.0.0.1:${wavesharePort}\nCAN_SERVER_LOG_FORMAT=json\n`;
+    for (const name of [".env", ".env.production", ".env.local"]) writeFileSync(join(dir, name), dotenv);
+    writeFileSync(join(dir, "bunfig.toml"), `preload = ["./preload.js"]\n`);
+    writeFileSync(join(dir, "preload.js"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "1");\nconsole.error("PRELOAD RAN");\n`);
+    // Readable by the unprivileged runner too, or the test could not fail under it.
+    chmodSync(dir, 0o777);
+    for (const name of [".env", ".env.production", ".env.local", "bunfig.toml", "preload.js"]) chmodSync(join(dir, name), 0o644);
+
+    // No -listen or -log-format flag and no CAN_SERVER_* in the environment: only the .env could
+    // move the listener or switch the logs to JSON. Without it the gateway logs text and listens
+    // on the default :20000 (or, if another program holds that port, fails naming it): either
+    // way it never touches the .env's port.
+    const p = Bun.spawn([...runner, resolve(binary!), "-backend", "virtual", "-metrics-addr", "127.0.0.1:0", "-mdns-enable", "false"], {
+      cwd: dir,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    });
+    let text = "";
+    const drained = (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of p.stderr) text += dec.decode(chunk, { stream: true });
+    })();
+    void (async () => {
+      for await (const _ of p.stdout);
+    })();
+    const startDeadline = performance.now() + STARTUP_TIMEOUT_MS;
+    let exited: number | null = null;
+    void p.exited.then((c) => (exited = c));
+    while (!/ msg=ready( |$)/m.test(text) && !text.includes('"msg":"ready"') && exited === null && performance.now() < startDeadline) await Bun.sleep(20);
+    if (exited === null) p.kill("SIGTERM");
+    const code = await Promise.race([p.exited, Bun.sleep(STEP_TIMEOUT_MS).then(() => null)]);
+    if (code === null) p.kill("SIGKILL");
+    await Promise.race([drained, Bun.sleep(1000)]);
+    // logfmt (key=value or key="quoted"); JSON lines are read too, so a failure says what happened.
+    const logfmt = (line: string): Record<string, string> =>
+      Object.fromEntries(Array.from(line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g), (m) => [m[1]!, m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!]));
+    const raw = text.split("\n").filter((l) => l !== "" && !l.startsWith("can-server: "));
+    const parse = (l: string): Record<string, string> => {
+      if (!l.startsWith("{")) return logfmt(l);
+      try {
+        return Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+      } catch {
+        return {};
+      }
+    };
+    const lines = raw.map(parse);
+    const startedOk = lines.some((l) => l["msg"] === "ready");
+    check(raw.length > 0 && raw.every((l) => l.startsWith("time=")), "CAN_SERVER_LOG_FORMAT=json in ./.env is ignored (logs stay text, the default)");
+    // On the raw text, so a line in any format counts (the metrics port is ephemeral: skipped).
+    const mentionsPort = (port: number) => raw.some((l) => !l.includes("metrics_listen") && new RegExp(`:${port}(?!\\d)`).test(l));
+    check(!mentionsPort(listenPort), `CAN_SERVER_LISTEN=127.0.0.1:${listenPort} in ./.env is ignored`);
+    check(!mentionsPort(wavesharePort) && !raw.some((l) => l.includes("waveshare")), "CAN_SERVER_WAVESHARE_LISTEN in ./.env is ignored (no Waveshare listener)");
+    const cnl = lines.find((l) => l["msg"] === "tcp_listen" && l["protocol"] === "cannelloni");
+    const triedDefault = cnl !== undefined ? /:20000$/.test(cnl["addr"] ?? "") : !startedOk && text.includes(":20000");
+    check(triedDefault, `the cannelloni listener is on the default :20000 (${cnl ? cnl["addr"] : startedOk ? "no tcp_listen line" : "start failed on it: port held by another program"})`);
+    check(!existsSync(marker) && !text.includes("PRELOAD RAN"), "the preload script named by ./bunfig.toml does not run");
+    if (startedOk) check(code === 0, `exit code 0 after SIGTERM in the .env directory (got ${code})`);
+    if (failures.length > 0) console.log(`--- gateway output in the .env directory ---\n${text}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+await configIsolation();
 
 console.log(JSON.stringify({ smoke: label, startupMs: Math.round(startupMs), idleRssKb: rssKb, exitMs: Math.round(exitMs), failures: failures.length }));
 if (failures.length > 0) {
