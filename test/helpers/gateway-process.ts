@@ -35,11 +35,23 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
-export async function startGatewayProcess(args: string[], opts: { shellPrefix?: string } = {}): Promise<GatewayProcess> {
+export interface GatewayProcessOptions {
+  /** Shell commands run before exec, e.g. "ulimit -n 256;". */
+  readonly shellPrefix?: string;
+  /** A compiled can-server binary to run instead of `bun src/main.ts`. */
+  readonly binary?: string;
+  /**
+   * Which log lines to keep in `lines` (default all); every line is still passed to `onLine`.
+   * A long soak keeps only the few it reads, so the harness's memory stays bounded.
+   */
+  readonly keep?: (line: LogLine) => boolean;
+  readonly onLine?: (line: LogLine) => void;
+}
+
+export async function startGatewayProcess(args: string[], opts: GatewayProcessOptions = {}): Promise<GatewayProcess> {
   const all = ["-backend", "virtual", "-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", ...args, "-log-format", "json"];
-  const cmd = opts.shellPrefix
-    ? ["bash", "-c", `${opts.shellPrefix} exec "$0" "$@"`, process.execPath, MAIN, ...all]
-    : [process.execPath, MAIN, ...all];
+  const exe = opts.binary ? [opts.binary] : [process.execPath, MAIN];
+  const cmd = opts.shellPrefix ? ["bash", "-c", `${opts.shellPrefix} exec "$0" "$@"`, ...exe, ...all] : [...exe, ...all];
   const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: cleanEnv() });
   const lines: LogLine[] = [];
   void (async () => {
@@ -51,11 +63,14 @@ export async function startGatewayProcess(args: string[], opts: { shellPrefix?: 
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
+        let parsed: LogLine;
         try {
-          lines.push(JSON.parse(line) as LogLine);
+          parsed = JSON.parse(line) as LogLine;
         } catch {
-          lines.push({ msg: "unparsed", line });
+          parsed = { msg: "unparsed", line };
         }
+        opts.onLine?.(parsed);
+        if (!opts.keep || opts.keep(parsed)) lines.push(parsed);
       }
     }
   })();
