@@ -73,6 +73,7 @@ describe.skipIf(!HAVE_VCAN)(`SocketCAN faults on ${IFACE} (real kernel)`, () => 
         if (got === 1) expect(Bun.spawnSync(["cangen", IFACE, "-g", "0", "-n", "2000", "-I", "123", "-L", "8"]).exitCode).toBe(0);
       },
       state: () => {},
+      txReady: () => {},
     });
     cansend(IFACE, "7FE#01");
     const overflow = () => stats.errors.get("socketcan_rx_overflow") ?? 0;
@@ -126,6 +127,92 @@ describe.skipIf(!HAVE_VCAN)(`SocketCAN faults on ${IFACE} (real kernel)`, () => 
   });
 });
 
+describe.skipIf(!HAVE_VCAN)(`SocketCAN receive pump and reconnect pacing on ${IFACE} (real kernel)`, () => {
+  test("a saturated receive path still yields to the event loop: timers keep firing while frames pour in", async () => {
+    // The listener costs 50 µs a frame, so cangen -g 0 outruns this thread and the ring never
+    // runs dry for seconds. A pump that loops while frames are waiting would run all that time
+    // without letting a timer (or /metrics, or SIGTERM) in.
+    const { backend: b, stats } = backend();
+    let got = 0;
+    await b.start({
+      frame: () => {
+        got++;
+        const t = performance.now();
+        while (performance.now() - t < 0.05) {
+          // busy: a slow consumer
+        }
+      },
+      state: () => {},
+      txReady: () => {},
+    });
+    cansend(IFACE, "7FE#01");
+    await until(() => got >= 1, "the warm-up frame");
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 5);
+    const started = performance.now();
+    const gen = Bun.spawn(["cangen", IFACE, "-g", "0", "-n", "30000", "-I", "123", "-L", "8"], { stdout: "ignore", stderr: "ignore" });
+    try {
+      await gen.exited;
+      // Until the backlog is drained: the frame count stands still.
+      for (let last = -1; last !== got; ) {
+        last = got;
+        await Bun.sleep(300);
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    const busyMs = performance.now() - started;
+    const delivered = got - 1;
+    // Enough load to have starved the loop for well over a second without the yield.
+    expect(delivered).toBeGreaterThan(10_000);
+    expect(busyMs).toBeGreaterThan(1000);
+    let maxGap = 0;
+    for (let i = 1; i < ticks.length; i++) maxGap = Math.max(maxGap, ticks[i]! - ticks[i - 1]!);
+    expect(ticks[0]! - started).toBeLessThan(300);
+    expect(maxGap).toBeLessThan(300);
+    expect(delivered + (stats.errors.get("socketcan_rx_overflow") ?? 0)).toBe(30_000);
+  }, 60_000);
+
+  test("a link that dies right after every open is reopened at a growing delay; a stable session starts the backoff over", async () => {
+    const { backend: b } = backend({ reconnect: { initialMs: 20, maxMs: 320, factor: 2 } });
+    const downAt: number[] = [];
+    const gaps: number[] = [];
+    let dying = true;
+    const killSession = () => {
+      const s = b["session"];
+      s?.worker.terminate();
+    };
+    await b.start({
+      frame: () => {},
+      state: (up) => {
+        const now = performance.now();
+        if (!up) downAt.push(now);
+        else if (downAt.length > 0) gaps.push(now - downAt[downAt.length - 1]!);
+        // A dying adapter: the socket opens, then its receive fails at once.
+        if (up && dying) setTimeout(killSession, 0);
+      },
+      txReady: () => {},
+    });
+    await until(() => gaps.length >= 5, () => `five reopens (gaps ${gaps.map(Math.round)})`, 30_000);
+    dying = false;
+    // 20, 40, 80, 160, 320 ms: without the stable-up window every gap would be the first delay.
+    expect(gaps[4]!).toBeGreaterThanOrEqual(300);
+    expect(gaps[4]!).toBeGreaterThan(gaps[0]! * 4);
+    for (let i = 1; i < 5; i++) expect(gaps[i]!).toBeGreaterThan(gaps[i - 1]!);
+    // Up for longer than the stable window (1 s): the next outage is retried at the first delay.
+    // (The session that was up when `dying` was cleared may still have been killed: let the
+    // reopen after it happen first.)
+    await Bun.sleep(800);
+    await until(() => b.up, "up again");
+    const before = gaps.length;
+    await Bun.sleep(1300);
+    expect(gaps.length).toBe(before);
+    killSession();
+    await until(() => gaps.length > before, "reopened after the stable session failed", 10_000);
+    expect(gaps[before]!).toBeLessThan(200);
+  }, 60_000);
+});
+
 describe.skipIf(!CAN_MANAGE_LINKS)(`SocketCAN link faults on a real kernel`, () => {
   const VXA = "vxa0";
   const VXB = "vxb0";
@@ -150,6 +237,7 @@ describe.skipIf(!CAN_MANAGE_LINKS)(`SocketCAN link faults on a real kernel`, () 
           spinUntil(() => Atomics.load(h, H_STATE) !== RX_RUNNING, "the worker to fail");
         },
         state: (up, reason) => rec.states.push({ up, reason }),
+        txReady: () => {},
       });
       cansend(IFACE, "111#01");
       await until(() => !b.up, "backend down");

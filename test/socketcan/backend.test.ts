@@ -7,6 +7,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { formatFrame, parseFrame } from "../../src/can/frame.ts";
+import { TxLog } from "../helpers/tx-request.ts";
 import { CAN_MANAGE_LINKS, Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, run, TestBackends, until } from "./vcan.ts";
 
 noteSkipped();
@@ -78,23 +79,42 @@ describe.skipIf(!HAVE_VCAN)(`SocketCAN on ${IFACE} (real kernel)`, () => {
     await b.start(recorder().listener);
     const dump = await candump();
     const sent = ["123#DEADBEEF", "1ABCDEF0#0102030405060708", "321#R", "00000042#R2", "000#", "456##1AABB", `7AB##2${"C3".repeat(64)}`];
-    for (const t of sent) b.send(parseFrame(t));
+    const log = new TxLog();
+    for (const t of sent) expect(b.send(log.request(parseFrame(t)))).toBe("accepted");
+    // vcan takes every frame synchronously: each is reported sent before send() returns.
+    expect(log.with("sent")).toHaveLength(sent.length);
     const got = await dump.waitFrames(sent.length);
     expect(got.map(formatFrame)).toEqual(sent);
     expect(stats.socketcanTxFrames).toBe(sent.length);
     expect(stats.backendTxDropped).toBe(0);
   });
 
-  test("an FD frame on a classic backend is refused and counted, the next frame still goes", async () => {
-    const { backend: b, stats } = backend();
+  test("an FD frame on a classic backend and error frames are refused (never written), the next frame still goes", async () => {
+    const { backend: b, stats } = backend({ fd: true });
+    const classic = backend();
     await b.start(recorder().listener);
+    await classic.backend.start(recorder().listener);
     const dump = await candump();
-    b.send(parseFrame("456##1AABB"));
-    b.send(parseFrame("123#01"));
+    const log = new TxLog();
+    const fdFrame = parseFrame("456##1AABB");
+    expect(classic.backend.txRefusal(fdFrame)).toContain("CAN FD");
+    expect(classic.backend.send(log.request(fdFrame))).toBe("unsupported");
+    // CAN_ERR_FLAG (0x20000000): a client must never be able to put error frames on the bus.
+    for (const id of [0x20000004, 0xa0000080]) {
+      const err = { canId: id, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
+      expect(b.txRefusal(err)).toContain("error frames");
+      expect(b.send(log.request(err))).toBe("unsupported");
+      expect(classic.backend.send(log.request(err))).toBe("unsupported");
+    }
+    expect(classic.backend.send(log.request(parseFrame("123#01")))).toBe("accepted");
     expect((await dump.waitFrames(1)).map(formatFrame)).toEqual(["123#01"]);
-    expect(stats.errors.get("backend_unsupported_frame")).toBe(1);
-    expect(stats.backendTxDropped).toBe(1);
-    expect(stats.socketcanTxFrames).toBe(1);
+    await Bun.sleep(100);
+    expect(dump.frames().map(formatFrame)).toEqual(["123#01"]);
+    expect(log.requests.map((r) => r.calls)).toEqual([0, 0, 0, 0, 0, 1]);
+    // The hub counts refusals; the backend does not count them a second time.
+    expect(classic.stats.errors.get("backend_unsupported_frame")).toBe(0);
+    expect(stats.backendTxDropped + classic.stats.backendTxDropped).toBe(0);
+    expect(classic.stats.socketcanTxFrames).toBe(1);
   });
 
   test("10,000 frames at a steady rate arrive complete and in order", async () => {
@@ -149,8 +169,9 @@ describe.skipIf(!CAN_MANAGE_LINKS)(`SocketCAN link changes on a real kernel`, ()
     expect(b.downReason).toContain(IFACE);
     expect(b.downReason).toContain("down");
     expect(stats.backendUp).toBe(false);
-    b.send(parseFrame("123#01"));
-    expect(stats.errors.get("backend_down_tx")).toBe(1);
+    const down = new TxLog();
+    expect(b.send(down.request(parseFrame("123#01")))).toBe("down");
+    expect(stats.errors.get("backend_down_tx")).toBe(0); // the hub counts it
     await Bun.sleep(300); // several reopen attempts while the link stays down
     run("ip", "link", "set", IFACE, "up");
     await until(() => b.up, "backend back up");
@@ -173,11 +194,15 @@ describe.skipIf(!CAN_MANAGE_LINKS)(`SocketCAN link changes on a real kernel`, ()
       await b.start(recorder().listener);
       expect(events().filter((e) => e.msg === "socketcan_not_fd_capable")).toHaveLength(1);
       const dump = await candump(CLASSIC);
-      b.send(parseFrame("456##1AABB"));
-      b.send(parseFrame("123#01"));
+      const log = new TxLog();
+      const fd = log.request(parseFrame("456##1AABB"));
+      expect(b.send(fd)).toBe("accepted");
+      expect(b.send(log.request(parseFrame("123#01")))).toBe("accepted");
       expect((await dump.waitFrames(1)).map(formatFrame)).toEqual(["123#01"]);
+      // The kernel refuses the FD struct on an MTU-16 interface: a hard write error.
+      expect(fd.outcome).toBe("write_failed");
       expect(stats.errors.get("socketcan_write")).toBe(1);
-      expect(stats.backendTxDropped).toBe(1);
+      expect(stats.backendTxDropped).toBe(0);
       expect(b.up).toBe(true); // one refused frame is not an outage
       await b.stop();
     } finally {

@@ -49,6 +49,7 @@ await backend.start({
       done();
     }
   },
+  txReady() {},
   state() {},
 });
 // Wait until the worker demonstrably receives (its start-up takes a while under emulation).

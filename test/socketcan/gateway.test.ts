@@ -1,6 +1,7 @@
 /**
  * End to end on a real kernel: cansend → vcan0 → SocketCanBackend → gateway → real cannelloni
- * TCP clients on 127.0.0.1 (inside the VM), and back: client → gateway → vcan0 → candump.
+ * TCP clients on 127.0.0.1 (inside the VM), and back: client → gateway → vcan0 → candump, echoed
+ * to the other clients only once written; error frames from a client never reach the bus.
  * Skipped, with a notice, on a kernel without AF_CAN or without vcan0.
  */
 import { afterEach, describe, expect, test } from "bun:test";
@@ -22,7 +23,8 @@ afterEach(async () => {
 });
 
 async function gatewayOnVcan(fd: boolean): Promise<{ gateway: Gateway; stats: Stats; port: number }> {
-  const config: Config = { ...defaultConfig(), backend: "socketcan", canIf: IFACE, listen: "127.0.0.1:0", fd };
+  // No per-client rate limit: these tests are about the SocketCAN path, not the token bucket.
+  const config: Config = { ...defaultConfig(), backend: "socketcan", canIf: IFACE, listen: "127.0.0.1:0", fd, clientTxRate: 0 };
   const stats = new Stats();
   const { log } = memoryLogger("info");
   const backend = new SocketCanBackend({ iface: IFACE, fd, stats, log });
@@ -83,15 +85,26 @@ describe.skipIf(!HAVE_VCAN)("gateway on SocketCAN (real kernel, real cannelloni 
     expect(await busFrames(a, 1)).toEqual(["124#01"]);
   });
 
-  test("client → bus: frames from a cannelloni client appear in candump exactly", async () => {
+  test("client → bus: frames from a cannelloni client appear in candump exactly, are echoed once written; error frames never go", async () => {
     const { stats, port } = await gatewayOnVcan(true);
     const a = await client(port);
-    await attached(a);
+    const b = await client(port);
+    await attached(a, b);
     const dump = await Candump.start(IFACE);
     cleanups.push(() => dump.stop());
     const sent = ["123#DEADBEEF", "1ABCDEF0#0102030405060708", "321#R", "000#", "456##1AABB", `7AB##2${"5A".repeat(48)}`];
-    a.send(...sent.map(parseFrame));
+    const errorFrame = { canId: 0x20000004, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
+    a.send(...sent.slice(0, 3).map(parseFrame), errorFrame, ...sent.slice(3).map(parseFrame));
     expect((await dump.waitFrames(sent.length)).map(formatFrame)).toEqual(sent);
     await until(() => stats.socketcanTxFrames === sent.length, "tx counter");
+    // What b saw besides the attach markers and candump's start-up sentinel (7FE#5E, from the bus).
+    const echoed = () => b.frames.map(formatFrame).filter((t) => t !== MARKER && t !== "7FE#5E");
+    await until(() => echoed().length >= sent.length, () => `echo at b (have ${echoed().join(" ")})`);
+    await Bun.sleep(200);
+    expect(echoed()).toEqual(sent);
+    expect(dump.frames().map(formatFrame)).toEqual(sent);
+    expect(stats.txDropped.get("unsupported")).toBe(1);
+    expect(stats.errors.get("backend_unsupported_frame")).toBe(1);
+    expect(stats.clientTxSent).toBe(sent.length);
   });
 });

@@ -7,11 +7,11 @@
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import { kernelHasSocketCan } from "../../src/backends/socketcan/ffi.ts";
-import type { BackendListener } from "../../src/backends/backend.ts";
 import { SocketCanBackend, type SocketCanBackendOptions } from "../../src/backends/socketcan/socketcan-backend.ts";
 import { parseFrame, type CanFrame } from "../../src/can/frame.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
+import { type RecordingListener, recordingListener } from "../helpers/tx-request.ts";
 
 export const IFACE = "vcan0";
 export const HAVE_AF_CAN = kernelHasSocketCan();
@@ -49,19 +49,14 @@ export async function until(cond: () => boolean, what: string | (() => string), 
 }
 
 export interface Recorder {
-  readonly listener: BackendListener;
+  readonly listener: RecordingListener;
   readonly frames: CanFrame[];
   readonly states: { up: boolean; reason: string }[];
 }
 
 export function recorder(): Recorder {
-  const frames: CanFrame[] = [];
-  const states: { up: boolean; reason: string }[] = [];
-  return {
-    frames,
-    states,
-    listener: { frame: (f) => frames.push(f), state: (up, reason) => states.push({ up, reason }) },
-  };
+  const listener = recordingListener();
+  return { frames: listener.frames, states: listener.states, listener };
 }
 
 export interface TestBackend {
