@@ -10,10 +10,11 @@ import { droppedFields, type TxLimits } from "./hub/tx-scheduler.ts";
 import { CidrList } from "./net/cidr.ts";
 import { connectionCapacity } from "./server/fd-limit.ts";
 import type { Logger } from "./ops/log.ts";
-import type { ProtocolName, Stats } from "./ops/stats.ts";
-import { cannelloni } from "./protocols/cannelloni/protocol.ts";
-import type { WireProtocol } from "./protocols/protocol.ts";
+import type { Stats } from "./ops/stats.ts";
+import { PROTOCOLS, type ProtocolName } from "./protocols/registry.ts";
 import { ClientRegistry, startListener, type Listener } from "./server/listener.ts";
+import type { SessionOptions } from "./server/session.ts";
+import { UdpEndpoint } from "./server/udp-peer.ts";
 import type { ClientSession } from "./server/session.ts";
 import type { CanFrame } from "./can/frame.ts";
 
@@ -45,7 +46,10 @@ export interface Gateway {
   readonly hub: Hub;
   readonly backend: Backend;
   readonly registry: ClientRegistry;
+  /** Every bound listener, TCP and UDP, in registry order. */
   readonly listeners: readonly Listener[];
+  /** The cannelloni UDP endpoint with its peers, when -cannelloni-udp-listen is set. */
+  readonly udp: UdpEndpoint | undefined;
   /** Bound port of a protocol's listener (undefined when not enabled). */
   port(protocol: ProtocolName): number | undefined;
   /** Ready = every listener bound and the backend up. */
@@ -121,20 +125,45 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   });
 
   // After start: a backend learns what the hardware can carry (e.g. FD) only once it is open.
-  const options = {
+  const fd = config.fd && backend.fdCapable;
+  const options: SessionOptions = {
     queueFrames: config.hubBuffer,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     stallTimeoutMs: config.clientReadTimeoutMs,
-    fd: config.fd && backend.fdCapable,
+    fd,
     busName: socketcandBusName(config),
+    busBitrate: busBitrate(config),
   };
-  const wanted: [string, WireProtocol][] = [[config.listen, cannelloni]];
-  // Optional protocols load only when enabled.
-  if (config.waveshareListen) wanted.push([config.waveshareListen, (await import("./protocols/waveshare/protocol.ts")).waveshare]);
-  if (config.socketcandListen) wanted.push([config.socketcandListen, (await import("./protocols/socketcand/protocol.ts")).socketcand]);
+  // Every registered protocol whose listen address is set (src/protocols/registry.ts); each
+  // protocol's code loads only when enabled.
   const listeners: Listener[] = [];
+  let udp: UdpEndpoint | undefined;
   try {
-    for (const [address, protocol] of wanted) listeners.push(startListener(address, protocol, { hub, stats, log, options, registry, initialFrames: deps.initialFrames }));
+    for (const p of PROTOCOLS) {
+      const address = config[p.configKey];
+      if (!address) continue;
+      if (p.transport === "tcp") {
+        const protocol = await p.load();
+        const own = p.minHandshakeTimeoutMs !== undefined ? { ...options, handshakeTimeoutMs: Math.max(options.handshakeTimeoutMs, p.minHandshakeTimeoutMs) } : options;
+        listeners.push(startListener(address, protocol, { hub, stats, log, options: own, registry, initialFrames: deps.initialFrames }));
+      } else {
+        udp = await UdpEndpoint.start(
+          address,
+          await p.load(),
+          {
+            peers: config.cannelloniUdpPeer,
+            acceptAny: config.cannelloniUdpAcceptAny,
+            mtu: config.cannelloniUdpMtu,
+            queueFrames: config.hubBuffer,
+            fd,
+            allow: registry.limits.allow,
+            txAllow: registry.limits.txAllow,
+          },
+          { hub, stats, log, allocateId: () => registry.allocateId() },
+        );
+        listeners.push(udp);
+      }
+    }
   } catch (e) {
     for (const l of listeners) l.stop();
     await backend.stop();
@@ -146,6 +175,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     backend,
     registry,
     listeners,
+    udp,
     port: (p) => listeners.find((l) => l.protocol.name === p)?.port,
     readiness(): Readiness {
       if (stopping) return { ready: false, reason: "shutting down" };

@@ -7,9 +7,11 @@ import type { BackendKind } from "../backends/backend.ts";
 import type { LogFormat, LogLevel } from "../ops/log.ts";
 
 import type { HubPolicy } from "../hub/hub.ts";
+import { PROTOCOLS, type AnyProtocolDescriptor, type ProtocolListenConfig } from "../protocols/registry.ts";
 export type { HubPolicy };
 
-export interface Config {
+/** The listen address of every registered protocol (src/protocols/registry.ts) is a Config key too. */
+export interface Config extends ProtocolListenConfig {
   backend: BackendKind;
   canIf: string;
   serial: string;
@@ -38,6 +40,14 @@ export interface Config {
   socketcandListen: string;
   socketcandBus: string;
   socketcandBeacon: boolean;
+  /** Broadcast GVRET discovery datagrams (UDP 17222) for SavvyCAN; needs -gvret-listen. */
+  gvretDiscovery: boolean;
+  /** cannelloni UDP peers, host:port each. */
+  cannelloniUdpPeer: string[];
+  /** Accept cannelloni UDP datagrams from any address (each sender becomes a peer). */
+  cannelloniUdpAcceptAny: boolean;
+  /** Link MTU the cannelloni UDP datagrams are sized for (bytes). */
+  cannelloniUdpMtu: number;
   shutdownTimeoutMs: number;
   // isolation and access control
   /** Bus bit rate in bit/s; 0 = the backend's default (serial/Ampio 50k, socketcan 500k, virtual 1M). */
@@ -77,7 +87,7 @@ export interface Config {
  * `cidrs`: comma-separated CIDR list (IPv4 or IPv6, a bare address = one host), empty = no list.
  * `rate`: "auto" or an integer >= 0.
  */
-export type FlagKind = "string" | "int" | "duration" | "bool" | "enum" | "addr" | "cidrs" | "rate";
+export type FlagKind = "string" | "int" | "duration" | "bool" | "enum" | "addr" | "cidrs" | "rate" | "peers";
 
 export interface FlagSpec {
   readonly name: string;
@@ -94,6 +104,27 @@ export interface FlagSpec {
   readonly required?: boolean;
   /** Added by can-server (not in go-ampio-server). */
   readonly isNew?: boolean;
+  /** addr: the port `true`, a bare port-less host or a bare flag means (a protocol's default port). */
+  readonly defaultPort?: number;
+}
+
+/** The listen flag of a registered protocol. */
+function protocolFlag(p: AnyProtocolDescriptor): FlagSpec {
+  return {
+    name: p.flag,
+    key: p.configKey,
+    env: p.env,
+    kind: "addr",
+    def: p.defaultAddress,
+    help: p.help,
+    ...(p.required ? { required: true } : { defaultPort: p.defaultPort }),
+    ...(p.isNew ? { isNew: true } : {}),
+  };
+}
+
+/** The listen flags of the registered protocols that `pick` selects, in registry order. */
+function protocolFlags(pick: (p: AnyProtocolDescriptor) => boolean): FlagSpec[] {
+  return PROTOCOLS.filter(pick).map(protocolFlag);
 }
 
 export const FLAGS: readonly FlagSpec[] = [
@@ -101,7 +132,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
   { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
   { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
-  { name: "listen", key: "listen", env: "CAN_SERVER_LISTEN", kind: "addr", def: ":20000", required: true, help: "cannelloni TCP listen address (host:port, :port)" },
+  ...protocolFlags((p) => p.name === "cannelloni"),
   { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
   { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
   { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
@@ -119,10 +150,14 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "fd", key: "fd", env: "CAN_SERVER_FD", kind: "bool", def: "false", isNew: true, help: "Enable CAN FD (SocketCAN CAN_RAW_FD_FRAMES; FD frames to cannelloni clients)" },
   { name: "echo-clients", key: "echoClients", env: "CAN_SERVER_ECHO_CLIENTS", kind: "bool", def: "true", isNew: true, help: "Deliver a frame sent by one client to the other clients too, as a real bus does" },
   { name: "virtual-demo", key: "virtualDemo", env: "CAN_SERVER_VIRTUAL_DEMO", kind: "bool", def: "false", isNew: true, help: "With -backend virtual: emit demo Ampio-like state broadcasts (about 2 frames/s)" },
-  { name: "waveshare-listen", key: "waveshareListen", env: "CAN_SERVER_WAVESHARE_LISTEN", kind: "addr", def: "", isNew: true, help: "Waveshare 13-byte TCP listen address (e.g. :20001); empty disables" },
-  { name: "socketcand-listen", key: "socketcandListen", env: "CAN_SERVER_SOCKETCAND_LISTEN", kind: "addr", def: "", isNew: true, help: "socketcand (raw mode) TCP listen address (e.g. :29536); empty disables" },
+  // Every other protocol's listen flag, from the registry (src/protocols/registry.ts).
+  ...protocolFlags((p) => p.name !== "cannelloni"),
   { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
   { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000) for SavvyCAN/python-can; needs -socketcand-listen" },
+  { name: "gvret-discovery", key: "gvretDiscovery", env: "CAN_SERVER_GVRET_DISCOVERY", kind: "bool", def: "false", isNew: true, help: "Broadcast GVRET discovery datagrams (UDP 17222, once a second) so SavvyCAN lists the gateway; needs -gvret-listen" },
+  { name: "cannelloni-udp-peer", key: "cannelloniUdpPeer", env: "CAN_SERVER_CANNELLONI_UDP_PEER", kind: "peers", def: "", isNew: true, help: "cannelloni UDP peer host:port (repeatable or comma-separated): gets the bus, may send to it; datagrams from other addresses are dropped and counted" },
+  { name: "cannelloni-udp-accept-any", key: "cannelloniUdpAcceptAny", env: "CAN_SERVER_CANNELLONI_UDP_ACCEPT_ANY", kind: "bool", def: "false", isNew: true, help: "Accept cannelloni UDP datagrams from any address (-allow still applies); each sender becomes a peer until 60 s of silence" },
+  { name: "cannelloni-udp-mtu", key: "cannelloniUdpMtu", env: "CAN_SERVER_CANNELLONI_UDP_MTU", kind: "int", def: "1500", min: 128, max: 65535, isNew: true, help: "Link MTU cannelloni UDP datagrams are filled up to (as cannelloni -m)" },
   { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
   { name: "bitrate", key: "bitrate", env: "CAN_SERVER_BITRATE", kind: "int", def: "0", min: 0, max: 8_000_000, isNew: true, help: "Bus bit rate in bit/s, for TX rate defaults and bus load (0 = backend default: serial 50000 (Ampio), socketcan 500000, virtual 1000000)" },
   { name: "client-tx-rate", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },

@@ -11,6 +11,7 @@
  * (listen on every interface, allow everyone) stay errors — a typo must not widen access.
  */
 import { CidrList, splitList } from "../net/cidr.ts";
+import { PROTOCOLS } from "../protocols/registry.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 
 export class ConfigError extends Error {
@@ -49,6 +50,27 @@ export function parseListenAddress(text: string): { host: string; port: number }
   return { host: host === "" ? "0.0.0.0" : host, port };
 }
 
+/**
+ * A protocol listen flag also takes `true`/`on`/`yes` (every interface, the protocol's default
+ * port; a bare flag means the same) and `false`/`off`/`no` (disabled). A bare number stays
+ * invalid: `20001` could mean a port or a mistyped address.
+ */
+function listenShorthand(raw: string, defaultPort: number): string {
+  const t = raw.trim().toLowerCase();
+  if (t === "true" || t === "on" || t === "yes") return `:${defaultPort}`;
+  if (t === "false" || t === "off" || t === "no") return "";
+  return raw;
+}
+
+/** A peer address "host:port" / "[v6]:port" with a non-empty host and port 1..65535. */
+export function parsePeerAddress(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1] ?? m[2]!, port };
+}
+
 function describe(spec: FlagSpec): string {
   switch (spec.kind) {
     case "enum":
@@ -60,7 +82,12 @@ function describe(spec: FlagSpec): string {
     case "duration":
       return `a duration like 500ms, 3s, 1m${spec.min ? ` of at least ${spec.min}ms` : ""}, at most ${MAX_TIMER_MS}ms (about 24 days)`;
     case "addr":
-      return spec.required ? "host:port or :port" : "host:port or :port (empty disables)";
+      if (spec.required) return "host:port or :port";
+      return spec.defaultPort !== undefined
+        ? `host:port, :port, or true for :${spec.defaultPort} (empty or false disables)`
+        : "host:port or :port (empty disables)";
+    case "peers":
+      return "host:port[,host:port...] (IPv6 as [addr]:port)";
     case "cidrs":
       return "CIDR[,CIDR...] such as 192.168.1.0/24,10.0.0.5,::1 (empty = no restriction)";
     case "rate":
@@ -77,9 +104,16 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
   switch (spec.kind) {
     case "string":
       return raw;
-    case "addr":
-      if (raw === "" ? spec.required === true : !parseListenAddress(raw)) fail();
-      return raw;
+    case "addr": {
+      const addr = spec.defaultPort !== undefined ? listenShorthand(raw, spec.defaultPort) : raw;
+      if (addr === "" ? spec.required === true : !parseListenAddress(addr)) fail();
+      return addr;
+    }
+    case "peers": {
+      const entries = splitList(raw);
+      for (const e of entries) if (!parsePeerAddress(e)) throw new ConfigError(`invalid value ${JSON.stringify(raw)} for ${source}: ${JSON.stringify(e)} is not ${describe(spec)}`);
+      return entries;
+    }
     case "enum":
       if (!spec.values!.includes(raw)) fail();
       return raw;
@@ -192,12 +226,18 @@ export function parseConfigWithWarnings(
           raw = next;
           i++;
         } else raw = "true";
+      } else if (spec.defaultPort !== undefined && (argv[i + 1] === undefined || /^--?[a-zA-Z]/.test(argv[i + 1]!))) {
+        // A protocol listen flag alone enables it on its default port (`-gvret-listen -fd`).
+        raw = "true";
       } else {
         if (i + 1 >= argv.length) throw new ConfigError(`flag -${name} needs a value: ${describe(spec)}`);
         raw = argv[++i]!;
       }
     }
-    config[spec.key] = convert(spec, raw, `flag -${name}`);
+    const value = convert(spec, raw, `flag -${name}`);
+    // A repeated list flag adds to the list (`-cannelloni-udp-peer a:1 -cannelloni-udp-peer b:2`).
+    const prev = config[spec.key];
+    config[spec.key] = spec.kind === "peers" && fromFlags.has(spec.name) && Array.isArray(prev) && Array.isArray(value) ? [...(prev as string[]), ...value] : value;
     fromFlags.add(spec.name);
   }
   for (const spec of FLAGS) {
@@ -235,14 +275,23 @@ export function validateCombination(config: Config): void {
   if (config.socketcandBeacon && !config.socketcandListen) {
     throw new ConfigError("-socketcand-beacon (CAN_SERVER_SOCKETCAND_BEACON) needs -socketcand-listen: the beacon advertises that listener");
   }
+  if (config.gvretDiscovery && !config.gvretListen) {
+    throw new ConfigError("-gvret-discovery (CAN_SERVER_GVRET_DISCOVERY) needs -gvret-listen: the datagrams advertise that listener");
+  }
+  if ((config.cannelloniUdpPeer.length > 0 || config.cannelloniUdpAcceptAny) && !config.cannelloniUdpListen) {
+    throw new ConfigError("-cannelloni-udp-peer and -cannelloni-udp-accept-any need -cannelloni-udp-listen (the local UDP address, e.g. :20000)");
+  }
 }
 
 export function usage(): string {
   const lines = [
     "Usage: can-server [flags]",
     "",
-    "CAN bus <-> TCP gateway (cannelloni, Waveshare 13-byte, socketcand). Flags take -name value,",
-    "-name=value or --name; precedence: flag > environment variable > default.",
+    "CAN bus <-> network gateway. Flags take -name value, -name=value or --name; precedence:",
+    "flag > environment variable > default.",
+    "",
+    "Client protocols (all on the same bus; listen flag, default port when enabled):",
+    ...PROTOCOLS.map((p) => `  ${p.title.padEnd(52)} -${p.flag} ${p.required ? `(always on, ${p.defaultAddress})` : `(off; :${p.defaultPort})`}`),
     "",
   ];
   for (const f of FLAGS) {

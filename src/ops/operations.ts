@@ -3,20 +3,18 @@
  * HTTP endpoint (/metrics, /ready, /healthz) when -metrics-addr is set, periodic counter logs
  * when -log-metrics-interval > 0, the mDNS advertisement when -mdns-enable is on, and the
  * socketcand discovery beacon when -socketcand-beacon is on (with the socketcand listener bound).
+ * Each of these is imported only when configured (prom-client, Bun.serve routes, bonjour-service,
+ * dgram): a gateway without them neither loads their code nor runs their timers (prom-client's
+ * event-loop delay monitor alone woke an idle process 50 times a second).
  */
 import type { Config } from "../cli/config.ts";
 import { parseListenAddress } from "../cli/parse.ts";
 import { socketcandBusName, type Gateway } from "../gateway.ts";
 import type { BuildInfo } from "./build-info.ts";
-import { startOpsHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
-import { startMdns } from "./mdns.ts";
-import { createMetrics, type HubGauges, type Metrics } from "./metrics.ts";
-import { startMetricsLogger } from "./metrics-logger.ts";
-import { startSocketcandBeacon } from "./socketcand-beacon.ts";
+import type { HubGauges, Metrics } from "./metrics.ts";
 import type { Stats } from "./stats.ts";
 import { ConsumerCounters } from "../capture/counters.ts";
-import { busViewRoutes } from "../web/routes.ts";
 
 export interface OperationsDeps {
   readonly gateway: Gateway;
@@ -28,7 +26,8 @@ export interface OperationsDeps {
 }
 
 export interface Operations {
-  readonly metrics: Metrics;
+  /** The Prometheus registry, when the HTTP endpoint is enabled. */
+  readonly metrics: Metrics | undefined;
   /** Bound HTTP port, when the endpoint is enabled. */
   readonly httpPort: number | undefined;
   stop(): Promise<void>;
@@ -41,11 +40,13 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
     return { activeClients: gateway.hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
   };
   const counters = deps.counters ?? new ConsumerCounters();
-  const metrics = createMetrics({ stats, build, hubGauges, consumers: counters });
   const stops: (() => Promise<void> | void)[] = [];
   let httpPort: number | undefined;
+  let metrics: Metrics | undefined;
   try {
     if (config.metricsAddr) {
+      const [{ createMetrics }, { startOpsHttp }, { busViewRoutes }] = await Promise.all([import("./metrics.ts"), import("./http.ts"), import("../web/routes.ts")]);
+      metrics = createMetrics({ stats, build, hubGauges, consumers: counters });
       const http = startOpsHttp({
         addr: config.metricsAddr,
         metrics,
@@ -59,6 +60,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       stops.push(() => http.stop());
     }
     if (config.logMetricsIntervalMs > 0) {
+      const { startMetricsLogger } = await import("./metrics-logger.ts");
       stops.push(startMetricsLogger({ stats, intervalMs: config.logMetricsIntervalMs, log, hubGauges }));
     }
     if (config.mdnsEnable) {
@@ -67,11 +69,13 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       const sc = gateway.port("socketcand");
       if (ws !== undefined) txt.waveshare_port = String(ws);
       if (sc !== undefined) txt.socketcand_port = String(sc);
+      const { startMdns } = await import("./mdns.ts");
       const mdns = await startMdns({ name: config.mdnsName, port: gateway.port("cannelloni")!, txt, log });
       stops.push(() => mdns.stop());
     }
     const socketcandPort = gateway.port("socketcand");
     if (config.socketcandBeacon && socketcandPort !== undefined) {
+      const { startSocketcandBeacon } = await import("./socketcand-beacon.ts");
       const beacon = startSocketcandBeacon({
         port: socketcandPort,
         busName: socketcandBusName(config),

@@ -4,6 +4,7 @@
  * synchronously, and src/ops/metrics.ts exposes it to Prometheus under go-ampio-server's
  * metric names at scrape time.
  */
+import { PROTOCOL_NAMES, type ProtocolName } from "../protocols/registry.ts";
 
 /** Label values of `errors_total{where}`, pre-registered so every series exists from the start. */
 export const ERROR_SITES = [
@@ -36,8 +37,12 @@ export type TxDropReason = (typeof TX_DROP_REASONS)[number];
 export const REJECT_REASONS = ["max_clients", "max_handshakes", "not_allowed", "fd_reserve"] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
-export const PROTOCOL_NAMES = ["cannelloni", "waveshare", "socketcand"] as const;
-export type ProtocolName = (typeof PROTOCOL_NAMES)[number];
+// The protocol list lives with the protocols (src/protocols/registry.ts); re-exported for metrics.
+export { PROTOCOL_NAMES, type ProtocolName };
+
+/** cannelloni UDP datagrams that were not used, by reason (`udp_refused_datagrams_total{reason}`). */
+export const UDP_REFUSE_REASONS = ["unknown_peer", "not_allowed", "truncated"] as const;
+export type UdpRefuseReason = (typeof UDP_REFUSE_REASONS)[number];
 
 export interface ProtocolStats {
   clients: number; // currently connected
@@ -84,6 +89,14 @@ export class Stats {
   httpRejected = 0;
   /** Sessions closed because they exceeded a per-client bound (replies owed, pending bytes). */
   clientsOverLimit = 0;
+
+  /** cannelloni UDP: datagrams received from / sent to peers, lost (sequence gaps), refused by reason. */
+  udpRxDatagrams = 0;
+  udpTxDatagrams = 0;
+  udpLostDatagrams = 0;
+  /** Datagrams the socket could not send (kernel buffer full or an error); their frames are lost. */
+  udpSendFailures = 0;
+  readonly udpRefused = new Map<UdpRefuseReason, number>(UDP_REFUSE_REASONS.map((r) => [r, 0]));
 
   readonly errors = new Map<ErrorSite, number>(ERROR_SITES.map((s) => [s, 0]));
   readonly protocols = new Map<ProtocolName, ProtocolStats>(

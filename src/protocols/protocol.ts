@@ -1,11 +1,13 @@
 /**
- * What a client wire protocol (cannelloni, Waveshare 13-byte, socketcand) provides to the server
- * layer. A WireSession is one connection's protocol state: it turns received bytes into frames
- * and control replies and encodes batches of bus frames. It does no I/O itself; the server
- * session owns the socket, the write pump and the timers. A listener is (address, protocol).
+ * What a client wire protocol provides to the server layer. A stream protocol (TCP: cannelloni,
+ * Waveshare 13-byte, socketcand, slcan, GVRET, canlogserver) gives a WireSession per connection:
+ * it turns received bytes into frames and control replies and encodes batches of bus frames. A
+ * datagram protocol (UDP: cannelloni v2) gives a DatagramProtocol: stateless datagram encode and
+ * decode. Neither does I/O; the server layer (src/server/) owns sockets, queues and timers. Which
+ * protocols exist, and their flags and ports, is declared in ./registry.ts.
  */
 import type { CanFrame } from "../can/frame.ts";
-import type { ProtocolName } from "../ops/stats.ts";
+import type { ProtocolName } from "./registry.ts";
 
 export type ViolationKind = "handshake" | "malformed";
 
@@ -28,8 +30,12 @@ export interface WireSessionEvents {
 export interface WireSessionOptions {
   /** Whether CAN FD frames may be exchanged (configuration `-fd` and an FD-capable backend). */
   readonly fd: boolean;
-  /** socketcand: the bus name answered to `< open NAME >`. */
+  /** socketcand: the bus name answered to `< open NAME >`; canlogserver: the interface name. */
   readonly busName: string;
+  /** The bus bit rate (slcan and GVRET report or compare it); undefined when unknown. */
+  readonly busBitrate?: number;
+  /** Something worth a log line that is not an error (e.g. a bit rate the gateway will not apply). */
+  readonly notice?: (text: string) => void;
 }
 
 export interface WireSession {
@@ -53,3 +59,83 @@ export interface WireProtocol {
   readonly streamDelayMs?: number;
   open(events: WireSessionEvents, options: WireSessionOptions): WireSession;
 }
+
+/** One decoded datagram: its sequence number (null if the header is unusable), frames, problems. */
+export interface DecodedDatagram {
+  readonly seq: number | null;
+  readonly frames: CanFrame[];
+  /** Each problem is one counted malformed item; the datagram's valid frames are still used. */
+  readonly problems: string[];
+}
+
+/** A datagram protocol (cannelloni UDP): pure encode/decode, no sockets. */
+export interface DatagramProtocol {
+  readonly name: ProtocolName;
+  readonly defaultPort: number;
+  /** Whether a peer can be sent this frame (FD only when enabled). */
+  accepts(frame: CanFrame, fd: boolean): boolean;
+  /** Encodes frames into datagrams of at most the link `mtu`, numbered from `seq` (mod 256). */
+  encode(frames: readonly CanFrame[], seq: number, mtu: number, ipv6: boolean): Uint8Array[];
+  /** Never throws. */
+  decode(datagram: Uint8Array): DecodedDatagram;
+  /** Sequence distance → datagrams lost before this one (see SeqTracker in the codec). */
+  newSeqTracker(): { observe(seq: number): number; readonly lost: number };
+}
+
+/** What a protocol can carry besides classic data frames (for docs, help and tests). */
+export interface FrameSupport {
+  /** Remote requests (RTR). */
+  readonly rtr: boolean;
+  /** CAN FD frames (only ever exchanged with -fd). */
+  readonly fd: boolean;
+  /** Error frames (CAN_ERR_FLAG). */
+  readonly error: boolean;
+}
+
+/**
+ * A protocol's entry in the registry (./registry.ts): everything the configuration, the listener
+ * wiring, metrics labels, mDNS TXT records and -help need to know about it. `load` imports the
+ * session factory only when the listener is enabled.
+ */
+interface DescriptorBase<N extends string, K extends string> {
+  readonly name: N;
+  /** Human name for help texts, e.g. "slcan (Lawicel ASCII)". */
+  readonly title: string;
+  /** The listen flag without its dash, e.g. "slcan-listen" (cannelloni keeps go-ampio-server's "listen"). */
+  readonly flag: string;
+  readonly env: string;
+  /** The Config key holding the listen address ("" = disabled). */
+  readonly configKey: K;
+  /** Port used when the flag names none (`-slcan-listen true`, `-slcan-listen 0.0.0.0`). */
+  readonly defaultPort: number;
+  /** The address when the flag is not given: "" (off) for every protocol except cannelloni TCP. */
+  readonly defaultAddress: string;
+  /** The listener cannot be disabled (cannelloni TCP). */
+  readonly required?: boolean;
+  readonly carries: FrameSupport;
+  /** The flag's help text. */
+  readonly help: string;
+  /** mDNS TXT key advertising this listener's port, or null (cannelloni TCP is the service port). */
+  readonly txtKey: string | null;
+  /**
+   * The handshake timeout this protocol needs at least (the larger of this and
+   * -handshake-timeout applies). slcan: a client opens the channel when it likes.
+   */
+  readonly minHandshakeTimeoutMs?: number;
+  /** Added by can-server (not in go-ampio-server). */
+  readonly isNew: boolean;
+}
+
+export interface StreamProtocolDescriptor<N extends string = string, K extends string = string> extends DescriptorBase<N, K> {
+  readonly transport: "tcp";
+  load(): Promise<WireProtocol>;
+}
+
+export interface DatagramProtocolDescriptor<N extends string = string, K extends string = string> extends DescriptorBase<N, K> {
+  readonly transport: "udp";
+  load(): Promise<DatagramProtocol>;
+}
+
+export type ProtocolDescriptor<N extends string = string, K extends string = string> =
+  | StreamProtocolDescriptor<N, K>
+  | DatagramProtocolDescriptor<N, K>;

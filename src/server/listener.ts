@@ -13,6 +13,7 @@ import type { Logger } from "../ops/log.ts";
 import type { RejectReason, Stats } from "../ops/stats.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { WireProtocol } from "../protocols/protocol.ts";
+import type { ProtocolName } from "../protocols/registry.ts";
 import { parseListenAddress } from "../cli/parse.ts";
 import { ClientSession, type SessionOptions } from "./session.ts";
 
@@ -99,7 +100,8 @@ export interface ListenerDeps {
 }
 
 export interface Listener {
-  readonly protocol: WireProtocol;
+  /** The protocol served (a WireProtocol for TCP listeners, a DatagramProtocol for UDP endpoints). */
+  readonly protocol: { readonly name: ProtocolName };
   readonly hostname: string;
   readonly port: number;
   /** Stops accepting; open sessions are left to the caller. */

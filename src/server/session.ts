@@ -48,6 +48,8 @@ export interface SessionOptions {
   readonly stallTimeoutMs: number;
   readonly fd: boolean;
   readonly busName: string;
+  /** The bus bit rate, for protocols that report it (slcan, GVRET). */
+  readonly busBitrate?: number;
 }
 
 /** Per-connection facts decided at accept. */
@@ -148,7 +150,12 @@ export class ClientSession implements HubClient {
         },
         fail: (kind, reason) => this.onViolation(kind, reason),
       },
-      { fd: ctx.options.fd, busName: ctx.options.busName },
+      {
+        fd: ctx.options.fd,
+        busName: ctx.options.busName,
+        busBitrate: ctx.options.busBitrate,
+        notice: (text) => this.log.info("client_notice", { note: text }),
+      },
     );
   }
 

@@ -9,7 +9,7 @@
  */
 import { formatCandumpLogLine } from "../../can/candump-log.ts";
 import type { CanFrame } from "../../can/frame.ts";
-import type { WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
+import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 
 export const CANLOGSERVER_NAME = "canlogserver";
 export const CANLOGSERVER_DEFAULT_PORT = 28700;
@@ -81,3 +81,5 @@ function sanitizeIface(name: string): string {
 export function open(events: WireSessionEvents, options: CanlogserverOptions): CanlogserverSession {
   return new CanlogserverSession(events, options);
 }
+
+export const canlogserver: WireProtocol = { name: "canlogserver", defaultPort: CANLOGSERVER_DEFAULT_PORT, open };

@@ -17,7 +17,7 @@
  * - `F1 0B` (echo) is answered with the frame as if received, to this client only.
  */
 import type { CanFrame } from "../../can/frame.ts";
-import type { WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
+import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 import {
   encodeGvretFrames,
   GvretCmd,
@@ -158,3 +158,5 @@ export class GvretSession implements WireSession {
 export function open(events: WireSessionEvents, options: GvretOptions): GvretSession {
   return new GvretSession(events, options);
 }
+
+export const gvret: WireProtocol = { name: "gvret", defaultPort: GVRET_DEFAULT_PORT, open };

@@ -17,7 +17,7 @@
  * acknowledged (CR) and reported through `options.notice` so the server can log it.
  */
 import type { CanFrame } from "../../can/frame.ts";
-import type { WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
+import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 import {
   encodeSlcanFrames,
   isSlcanFrameCommand,
@@ -223,3 +223,5 @@ export class SlcanSession implements WireSession {
 export function open(events: WireSessionEvents, options: SlcanOptions): SlcanSession {
   return new SlcanSession(events, options);
 }
+
+export const slcan: WireProtocol = { name: "slcan", defaultPort: SLCAN_DEFAULT_PORT, open };
