@@ -200,6 +200,11 @@ export class RawSocketcandClient {
   close(): void {
     this.socket.end();
   }
+
+  /** Vanishes without FIN: the connection is reset. */
+  reset(): void {
+    this.socket.terminate();
+  }
 }
 
 const SLOW_SCRIPT = `

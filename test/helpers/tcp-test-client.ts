@@ -27,6 +27,16 @@ export abstract class TcpTestClient {
     this.socket.end();
   }
 
+  /** This end's port (how the gateway's logs name this client: remote 127.0.0.1:PORT). */
+  get localPort(): number {
+    return this.socket.localPort;
+  }
+
+  /** Vanishes without FIN: the connection is reset. */
+  reset(): void {
+    this.socket.terminate();
+  }
+
   async waitFrames(n: number, timeoutMs = 5000): Promise<CanFrame[]> {
     await this.until(() => this.frames.length >= n, timeoutMs, `${n} frames (have ${this.frames.length})`);
     return this.frames.slice(0, n);
