@@ -97,6 +97,7 @@ async function measure(sc: Scenario): Promise<SerialBenchRow> {
         delivered++;
       },
       state: () => {},
+      txReady: () => {},
     });
     if (!backend.up) throw new Error(`serial backend did not open ${pair.deviceA}: ${backend.downReason}`);
     const cpu0 = process.cpuUsage();
