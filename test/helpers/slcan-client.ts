@@ -1,0 +1,250 @@
+/**
+ * A real slcan-over-TCP client for tests and benchmarks (docs/protocols.md §6), over Bun.connect
+ * on loopback. Encoder and decoder are written here independently of src/protocols/slcan from the
+ * Lawicel command set, so a codec bug cannot hide by being on both ends of a test. The decoder
+ * splits the stream at CR and BEL as python-can does; every answer (CR, BEL, a value line) goes
+ * to `replies` in order, every frame line to `frames`; anything it cannot parse goes to
+ * `problems` (a test failure). Also PythonSlcanClient: the real python-can `slcan` interface
+ * (Debian's python3-can) in a /usr/bin/python3 subprocess, driven by slcan-python-client.py.
+ */
+import type { Socket, Subprocess } from "bun";
+import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_RTR_FLAG, CAN_SFF_MASK, CANFD_BRS, type CanFrame } from "../../src/can/frame.ts";
+import { TcpTestClient } from "./tcp-test-client.ts";
+
+const FD_LENGTHS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64];
+const hex = (n: number, digits: number): string => n.toString(16).toUpperCase().padStart(digits, "0");
+
+/** One frame as an slcan command line (without the CR). */
+export function slcanLine(f: CanFrame): string {
+  const ext = (f.canId & CAN_EFF_FLAG) !== 0;
+  const id = ext ? hex(f.canId & CAN_EFF_MASK, 8) : hex(f.canId & CAN_SFF_MASK, 3);
+  const data = Array.from(f.data, (b) => hex(b, 2)).join("");
+  if (f.fd) {
+    const letter = (f.fdFlags & CANFD_BRS) !== 0 ? "b" : "d";
+    return `${ext ? letter.toUpperCase() : letter}${id}${hex(FD_LENGTHS.indexOf(f.data.length), 1)}${data}`;
+  }
+  if ((f.canId & CAN_RTR_FLAG) !== 0) return `${ext ? "R" : "r"}${id}${f.len}`;
+  return `${ext ? "T" : "t"}${id}${f.len}${data}`;
+}
+
+/** Parses a frame line the way a careful host would; null if it is not one. */
+export function parseSlcanLine(line: string): { frame: CanFrame; timestamp: number | null } | null {
+  const m = /^([tTrRdDbB])([0-9A-F]+)$/.exec(line);
+  if (!m) return null;
+  const kind = m[1]!;
+  const ext = kind === kind.toUpperCase();
+  const body = m[2]!;
+  const idLen = ext ? 8 : 3;
+  if (body.length < idLen + 1) return null;
+  const id = parseInt(body.slice(0, idLen), 16);
+  const code = parseInt(body[idLen]!, 16);
+  const rest = body.slice(idLen + 1);
+  const lower = kind.toLowerCase();
+  const fd = lower === "d" || lower === "b";
+  const rtr = lower === "r";
+  const n = fd ? FD_LENGTHS[code]! : rtr ? 0 : code;
+  if (!fd && code > 8) return null;
+  const dataHex = rest.slice(0, n * 2);
+  if (dataHex.length !== n * 2) return null;
+  const tail = rest.slice(n * 2);
+  if (tail !== "" && tail.length !== 4) return null;
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i++) data[i] = parseInt(dataHex.slice(i * 2, i * 2 + 2), 16);
+  const canId = ((ext ? id | CAN_EFF_FLAG : id) | (rtr ? CAN_RTR_FLAG : 0)) >>> 0;
+  return {
+    frame: { canId, len: fd ? n : code, data, fd, fdFlags: lower === "b" ? CANFD_BRS : 0 },
+    timestamp: tail === "" ? null : parseInt(tail, 16),
+  };
+}
+
+export class SlcanTestClient extends TcpTestClient {
+  protected socket!: Socket<undefined>;
+  /** Answers in order: "\r" (ok), "\x07" (error), or a value line such as "V1013". */
+  readonly replies: string[] = [];
+  /** Timestamps (Z1) of the frames, in order; null when none was sent. */
+  readonly timestamps: (number | null)[] = [];
+  readonly problems: string[] = [];
+  /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
+  stampReceipts = false;
+  readonly receipts: number[] = [];
+  private pending = "";
+
+  static async connect(port: number, host = "127.0.0.1"): Promise<SlcanTestClient> {
+    const c = new SlcanTestClient();
+    c.socket = await Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        data: (_s, data) => c.onData(data),
+        close: () => c.onClose(),
+        error: () => c.onClose(),
+      },
+    });
+    return c;
+  }
+
+  /** Writes command lines, each ended with CR, in one write. */
+  command(...lines: string[]): void {
+    this.write(new TextEncoder().encode(lines.map((l) => l + "\r").join("")));
+  }
+
+  /** Sends frames as command lines in one write. */
+  send(...frames: CanFrame[]): void {
+    this.command(...frames.map(slcanLine));
+  }
+
+  /** Waits until `n` answers have arrived in total and returns them all. */
+  async waitReplies(n: number, timeoutMs = 3000): Promise<string[]> {
+    await this.until(() => this.replies.length >= n, timeoutMs, `${n} replies (have ${JSON.stringify(this.replies)})`);
+    return this.replies.slice(0, n);
+  }
+
+  /** The python-can sequence: C, S<n>, O; resolves when all three are answered. */
+  async open(bitrateCode = 6): Promise<void> {
+    const before = this.replies.length;
+    this.command("C", `S${bitrateCode}`, "O");
+    await this.waitReplies(before + 3);
+  }
+
+  private onData(data: Uint8Array): void {
+    const arrived = this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
+    for (let i = 0; i < data.length; i++) {
+      const ch = String.fromCharCode(data[i]!);
+      if (ch === "\x07") {
+        if (this.pending !== "") this.problems.push(`text before BEL: ${JSON.stringify(this.pending)}`);
+        this.pending = "";
+        this.replies.push("\x07");
+      } else if (ch === "\r") {
+        const line = this.pending;
+        this.pending = "";
+        if (line === "") this.replies.push("\r");
+        else if (/^[tTrRdDbB]/.test(line)) {
+          const parsed = parseSlcanLine(line);
+          if (!parsed) this.problems.push(`unparsable frame line ${JSON.stringify(line)}`);
+          else {
+            this.frames.push(parsed.frame);
+            this.timestamps.push(parsed.timestamp);
+            if (this.stampReceipts) this.receipts.push(arrived);
+          }
+        } else this.replies.push(line);
+      } else this.pending += ch;
+    }
+    this.wake();
+  }
+}
+
+/** The interpreter that has Debian's python3-can (the pyenv python3 on PATH does not). */
+const SYSTEM_PYTHON = "/usr/bin/python3";
+const PY_SCRIPT = new URL("./slcan-python-client.py", import.meta.url).pathname;
+
+/** A message as python-can reported it. */
+export interface PyMessage {
+  readonly id: number;
+  readonly extended: boolean;
+  readonly remote: boolean;
+  readonly dlc: number;
+  readonly data: Uint8Array;
+}
+
+/** python-can's `slcan` Bus on `socket://127.0.0.1:PORT` in a subprocess. */
+export class PythonSlcanClient {
+  readonly received: PyMessage[] = [];
+  readonly stderr: string[] = [];
+  sent = 0;
+  /** Seconds python-can's Bus constructor took (its 2 s start-up pause included). */
+  openSeconds: number | null = null;
+  error: string | null = null;
+  exited = false;
+  private constructor(private readonly proc: Subprocess<"pipe", "pipe", "pipe">) {}
+
+  static async start(port: number, bitrate = 500000, timeoutMs = 15_000): Promise<PythonSlcanClient> {
+    const proc = Bun.spawn([SYSTEM_PYTHON, PY_SCRIPT, String(port), String(bitrate)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const c = new PythonSlcanClient(proc);
+    void c.readLines(proc.stdout, (l) => c.onLine(l));
+    void c.readLines(proc.stderr, (l) => c.stderr.push(l));
+    void proc.exited.then(() => (c.exited = true));
+    try {
+      await c.until(() => c.openSeconds !== null || c.error !== null || c.exited, timeoutMs, "python-can slcan Bus");
+    } catch (e) {
+      c.kill();
+      throw e;
+    }
+    if (c.openSeconds === null && c.error === null) {
+      await Bun.sleep(50);
+      throw new Error(`python-can client exited: ${c.stderr.join("\n")}`);
+    }
+    return c;
+  }
+
+  send(f: CanFrame): void {
+    const ext = (f.canId & CAN_EFF_FLAG) !== 0;
+    const rtr = (f.canId & CAN_RTR_FLAG) !== 0;
+    const id = f.canId & (ext ? CAN_EFF_MASK : CAN_SFF_MASK);
+    const data = f.data.length === 0 ? "-" : Buffer.from(f.data).toString("hex");
+    this.proc.stdin.write(`send ${id.toString(16)} ${ext ? 1 : 0} ${rtr ? 1 : 0} ${f.len} ${data}\n`);
+    this.proc.stdin.flush();
+  }
+
+  async waitReceived(n: number, timeoutMs = 5000): Promise<PyMessage[]> {
+    await this.until(() => this.received.length >= n, timeoutMs, `${n} messages in python-can (have ${this.received.length})`);
+    return this.received.slice(0, n);
+  }
+
+  async waitSent(n: number, timeoutMs = 5000): Promise<void> {
+    await this.until(() => this.sent >= n, timeoutMs, `python-can to send ${n} messages`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    try {
+      this.proc.stdin.write("quit\n");
+      this.proc.stdin.end();
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => this.kill(), 3000);
+    await this.proc.exited;
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    if (!this.exited) this.proc.kill();
+  }
+
+  private async until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; python stderr: ${this.stderr.join(" | ")}`);
+      await Bun.sleep(10);
+    }
+  }
+
+  private onLine(line: string): void {
+    const w = line.split(" ");
+    if (w[0] === "ready") this.openSeconds = Number(w[1]);
+    else if (w[0] === "error") this.error = line.slice(6);
+    else if (w[0] === "sent") this.sent = Number(w[1]);
+    else if (w[0] === "rx") {
+      this.received.push({
+        id: parseInt(w[1]!, 16),
+        extended: w[2] === "1",
+        remote: w[3] === "1",
+        dlc: Number(w[4]),
+        data: w[5] === "-" ? new Uint8Array(0) : Uint8Array.from(Buffer.from(w[5]!, "hex")),
+      });
+    }
+  }
+
+  private async readLines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
+    const decoder = new TextDecoder();
+    let buf = "";
+    for await (const chunk of stream) {
+      buf += decoder.decode(chunk, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  }
+}
