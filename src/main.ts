@@ -13,6 +13,9 @@ import { createLogger } from "./ops/log.ts";
 import { Stats } from "./ops/stats.ts";
 import { startOperations } from "./ops/operations.ts";
 import { buildInfo, versionLine } from "./ops/build-info.ts";
+import { ConsumerCounters } from "./capture/counters.ts";
+import { startRecorder } from "./consumers/recorder.ts";
+import { socketcandBusName } from "./gateway.ts";
 
 async function main(argv: string[]): Promise<number> {
   let config;
@@ -58,13 +61,19 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
+  const counters = new ConsumerCounters();
+  const g = gateway;
+  const recording = config.record
+    ? await startRecorder(config, { hub: g.hub, allocateId: () => g.registry.allocateId(), iface: socketcandBusName(config), counters, log })
+    : null;
   let ops;
   try {
-    ops = await startOperations(config, { gateway, stats, log, build });
+    ops = await startOperations(config, { gateway, stats, log, build, counters });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.error("startup_failed", { error: msg });
     process.stderr.write(`can-server: ${msg}\n`);
+    await recording?.stop();
     await gateway.shutdown(0);
     return 1;
   }
@@ -73,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
   log.info("shutdown", { signal: await signal });
   await ops.stop();
   await gateway.shutdown(config.shutdownTimeoutMs);
+  await recording?.stop();
   return 0;
 }
 

@@ -18,8 +18,8 @@
  */
 import { frameProblem, isError, type CanFrame } from "../can/frame.ts";
 
-export type BackendKind = "virtual" | "serial" | "socketcan";
-export const BACKEND_KINDS: readonly BackendKind[] = ["socketcan", "serial", "virtual"];
+export type BackendKind = "virtual" | "serial" | "socketcan" | "replay";
+export const BACKEND_KINDS: readonly BackendKind[] = ["socketcan", "serial", "virtual", "replay"];
 
 /** Why an accepted frame did not reach the bus. */
 export type TxLoss = "expired" | "backend_down" | "write_failed";
@@ -85,6 +85,7 @@ export function commonTxRefusal(frame: CanFrame, fdCapable: boolean): string | n
 
 /**
  * Bus bit rate assumed when -bitrate is 0: the Ampio bus runs at 50 kbit/s (the serial adapter is
- * Ampio's), 500 kbit/s is the most common SocketCAN set-up, the virtual bus models 1 Mbit/s.
+ * Ampio's), 500 kbit/s is the most common SocketCAN set-up, the virtual bus models 1 Mbit/s, a
+ * replayed log is taken to come from an Ampio bus (the demo log does).
  */
-export const DEFAULT_BITRATE: Readonly<Record<BackendKind, number>> = { serial: 50_000, socketcan: 500_000, virtual: 1_000_000 };
+export const DEFAULT_BITRATE: Readonly<Record<BackendKind, number>> = { serial: 50_000, socketcan: 500_000, virtual: 1_000_000, replay: 50_000 };

@@ -5,7 +5,7 @@
 import type { Config } from "../cli/config.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats } from "../ops/stats.ts";
-import type { Backend } from "./backend.ts";
+import { BackendFatalError, type Backend } from "./backend.ts";
 import { VirtualBackend } from "./virtual/virtual-backend.ts";
 
 export async function createBackend(config: Config, stats: Stats, log: Logger): Promise<Backend> {
@@ -20,6 +20,11 @@ export async function createBackend(config: Config, stats: Stats, log: Logger): 
     case "socketcan": {
       const { SocketCanBackend } = await import("./socketcan/socketcan-backend.ts");
       return new SocketCanBackend({ iface: config.canIf, fd: config.fd, stats, log: blog });
+    }
+    case "replay": {
+      const { ReplayBackend, parseReplaySpeed } = await import("./replay/replay-backend.ts");
+      if (!config.replayFile) throw new BackendFatalError("-backend replay needs -replay-file FILE (a candump log)");
+      return new ReplayBackend({ file: config.replayFile, loop: config.replayLoop, speed: parseReplaySpeed(config.replaySpeed), fd: config.fd, stats, log: blog });
     }
   }
 }

@@ -81,6 +81,19 @@ export interface Config extends ProtocolListenConfig {
   mqttRaw: boolean;
   mqttTx: boolean;
   mqttHaDiscovery: boolean;
+  // Bus views: recorder, replay backend, web dashboard (src/consumers/, src/backends/replay/, src/web/)
+  /** Directory for candump log files; empty disables recording. */
+  record: string;
+  recordMaxBytes: number;
+  recordMaxFiles: number;
+  /** Milliseconds; 0 = rotate by size only. */
+  recordMaxAgeMs: number;
+  replayFile: string;
+  replayLoop: boolean;
+  /** A positive decimal (kept as text: the flag table has no decimal kind); checked by the replay backend. */
+  replaySpeed: string;
+  webTx: boolean;
+  webToken: string;
 }
 
 /**
@@ -128,7 +141,7 @@ function protocolFlags(pick: (p: AnyProtocolDescriptor) => boolean): FlagSpec[] 
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", def: "socketcan", values: ["socketcan", "serial", "virtual"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware)" },
+  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file)" },
   { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
   { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
   { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
@@ -181,4 +194,14 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "mqtt-raw", key: "mqttRaw", env: "CAN_SERVER_MQTT_RAW", kind: "bool", def: "true", isNew: true, help: "With -mqtt-url: publish every bus frame on <prefix>/raw/<id>" },
   { name: "mqtt-tx", key: "mqttTx", env: "CAN_SERVER_MQTT_TX", kind: "bool", def: "false", isNew: true, help: "Accept frames to transmit on <prefix>/tx (same validation and rate limit as TCP clients; refusals counted)" },
   { name: "mqtt-ha-discovery", key: "mqttHaDiscovery", env: "CAN_SERVER_MQTT_HA_DISCOVERY", kind: "bool", def: "false", isNew: true, help: "Publish Home Assistant MQTT discovery for decoded temperatures and diagnostics" },
+  // Bus views: recorder, replay backend, web dashboard (README "Dashboard, capture, recording and replay")
+  { name: "record", key: "record", env: "CAN_SERVER_RECORD", kind: "string", def: "", isNew: true, help: "Record every bus frame (R) and every client frame sent to the bus (T) to candump log files in this directory; empty disables" },
+  { name: "record-max-bytes", key: "recordMaxBytes", env: "CAN_SERVER_RECORD_MAX_BYTES", kind: "int", def: "16777216", min: 4096, max: 1_099_511_627_776, isNew: true, help: "Start a new record file once one holds this many bytes" },
+  { name: "record-max-files", key: "recordMaxFiles", env: "CAN_SERVER_RECORD_MAX_FILES", kind: "int", def: "8", min: 1, max: 100_000, isNew: true, help: "Record files kept (oldest deleted): disk use stays under max-files x max-bytes" },
+  { name: "record-max-age", key: "recordMaxAgeMs", env: "CAN_SERVER_RECORD_MAX_AGE", kind: "duration", def: "1h", min: 0, isNew: true, help: "Start a new record file after this long (0 = by size only)" },
+  { name: "replay-file", key: "replayFile", env: "CAN_SERVER_REPLAY_FILE", kind: "string", def: "", isNew: true, help: "With -backend replay: the candump log (candump -l, python-can, -record) to play onto the bus" },
+  { name: "replay-loop", key: "replayLoop", env: "CAN_SERVER_REPLAY_LOOP", kind: "bool", def: "false", isNew: true, help: "With -backend replay: start again at the end of the file" },
+  { name: "replay-speed", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
+  { name: "web-tx", key: "webTx", env: "CAN_SERVER_WEB_TX", kind: "bool", def: "false", isNew: true, help: "Let the dashboard send frames to the bus (needs -web-token); otherwise it is read-only" },
+  { name: "web-token", key: "webToken", env: "CAN_SERVER_WEB_TOKEN", kind: "string", def: "", isNew: true, help: "Token the dashboard must present to send frames (with -web-tx; prefer the environment variable)" },
 ];
