@@ -24,7 +24,7 @@ import { startGatewayProcess, type GatewayProcess, type LogLine } from "../test/
 import { createPtyPair, openPeer, type PtyPair } from "../test/helpers/pty.ts";
 import { WaveshareTestClient } from "../test/helpers/waveshare-client.ts";
 import { churnOnce, count, HOSTILE, type Ports, type Tally } from "./soak/clients.ts";
-import { SequenceChecker, sequencedFrame } from "./soak/sequence.ts";
+import { SequenceChecker, sequencedFrame } from "../test/helpers/sequence.ts";
 
 const ROOT = path.resolve(import.meta.dir, "..");
 const HEALTHZ_BOUND_MS = 1000;
@@ -259,20 +259,27 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
     }
   })();
 
-  // Churn and hostile clients for the first 75 % of the run, bounded concurrency.
-  let inflight = 0;
-  const actions: Promise<void>[] = [];
-  const launcher = (async () => {
-    const hostileKinds = Object.keys(HOSTILE);
-    let i = 0;
+  // Churn (about 20 client lives per second) and hostile clients (about 3 attacks per second)
+  // for the first 75 % of the run, each with bounded concurrency.
+  const actions = new Set<Promise<void>>();
+  const launch = async (everyMs: number, maxInflight: number, job: () => Promise<void>): Promise<void> => {
+    let inflight = 0;
     while (elapsed() < churnUntil) {
-      await Bun.sleep(100);
-      if (inflight >= 24) continue;
-      const job = i++ % 3 === 0 ? HOSTILE[hostileKinds[Math.floor(Math.random() * hostileKinds.length)]!]!(ports, tally) : churnOnce(ports, tally);
+      await Bun.sleep(everyMs);
+      if (inflight >= maxInflight) continue;
       inflight++;
-      actions.push(job.finally(() => inflight--));
+      const p: Promise<void> = job().finally(() => {
+        inflight--;
+        actions.delete(p);
+      });
+      actions.add(p);
     }
-  })();
+  };
+  const hostileKinds = Object.keys(HOSTILE);
+  const launcher = Promise.all([
+    launch(50, 24, () => churnOnce(ports, tally)),
+    launch(300, 4, () => HOSTILE[hostileKinds[Math.floor(Math.random() * hostileKinds.length)]!]!(ports, tally)),
+  ]);
 
   // Sampling.
   const samples: Sample[] = [];
@@ -310,7 +317,7 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
     tPrev = now;
   }
   await Promise.all([bus, faults, launcher]);
-  await Promise.race([Promise.all(actions), Bun.sleep(8000)]);
+  await Promise.race([Promise.all([...actions]), Bun.sleep(8000)]);
   producing = false;
   // Quiet: let every reference client catch up.
   const catchUp = performance.now() + 5000;
