@@ -7,7 +7,7 @@
  * dropped or replaced and why.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
+import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, UDP_REFUSE_REASONS, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
 import type { BuildInfo } from "./build-info.ts";
 import { CONSUMER_KINDS, type ConsumerCounters } from "../capture/counters.ts";
 
@@ -215,6 +215,18 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     () => stats.clientsOverLimit,
   );
   statCounter("http_rejected_requests_total", "HTTP requests refused because the peer is not in -allow.", () => stats.httpRejected);
+  // cannelloni UDP peers (src/server/udp-peer.ts)
+  statCounter("udp_rx_datagrams_total", "cannelloni UDP datagrams received from peers.", () => stats.udpRxDatagrams);
+  statCounter("udp_tx_datagrams_total", "cannelloni UDP datagrams sent to peers.", () => stats.udpTxDatagrams);
+  statCounter("udp_lost_datagrams_total", "cannelloni UDP datagrams from peers that never arrived (sequence-number gaps).", () => stats.udpLostDatagrams);
+  statCounter("udp_send_failures_total", "cannelloni UDP datagrams the socket could not send (their frames are lost for that peer).", () => stats.udpSendFailures);
+  byLabel(
+    "udp_refused_datagrams_total",
+    "cannelloni UDP datagrams refused, by reason (unknown_peer: not a configured peer; not_allowed: outside -allow; truncated).",
+    "reason",
+    UDP_REFUSE_REASONS,
+    (r) => stats.udpRefused.get(r) ?? 0,
+  );
 
   const perProtocol = (kind: "gauge" | "counter", name: string, help: string, field: keyof ProtocolStats): void => {
     const each = (fn: (protocol: ProtocolName, value: number) => void): void => {
