@@ -420,7 +420,22 @@ async function main(): Promise<number> {
     console.log(`soak: ${backend} done in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
   const command = `npm run soak -- ${process.argv.slice(2).join(" ")}`.trim();
-  const text = report(results, profile, command);
+  let vm: Check | null = null;
+  if (profile.name === "long" || process.argv.includes("--vm")) {
+    // SocketCAN: vcan0 down/up cycles under traffic in the VM, one cycle per ~10 s of the profile.
+    const cycles = Math.max(8, Math.min(500, Math.floor(profile.seconds / 10)));
+    console.log(`soak: SocketCAN link cycles in the VM (${cycles} cycles)`);
+    const p = Bun.spawn(["bash", "scripts/test-socketcan.sh"], {
+      cwd: ROOT,
+      env: { ...process.env, SOCKETCAN_TESTS: "test/socketcan/link-cycles.test.ts", SOAK_VM_CYCLES: String(cycles) },
+      stdout: "inherit",
+      stderr: "inherit",
+    });
+    const code = await p.exited;
+    vm = { name: `socketcan (VM): ${cycles} vcan0 down/up cycles under traffic, every frame exact`, ok: code === 0, detail: `exit ${code}` };
+  }
+  const end = `<!-- /soak:${profile.name} -->`;
+  const text = report(results, profile, command).replace(end, vm ? `- ${vm.ok ? "PASS" : "FAIL"} ${vm.name} — ${vm.detail}\n${end}` : end);
   console.log(text);
   if (write) {
     const file = path.join(ROOT, "RELIABILITY.md");
@@ -429,7 +444,7 @@ async function main(): Promise<number> {
     fs.writeFileSync(file, re.test(old) ? old.replace(re, text) : `${old.trimEnd()}\n\n${text}\n`);
     console.log(`soak: wrote ${path.relative(ROOT, file)}`);
   }
-  const checks = results.flatMap((r) => r.checks);
+  const checks = [...results.flatMap((r) => r.checks), ...(vm ? [vm] : [])];
   const failed = checks.filter((c) => !c.ok).length;
   console.log(`soak: ${checks.length - failed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;

@@ -31,7 +31,8 @@ else
   fi
 fi
 
-TEST_CMD="bun test --timeout 60000 test/socketcan $*"
+# SOCKETCAN_TESTS narrows the run (e.g. the soak's link-cycle test); SOAK_VM_CYCLES passes through.
+TEST_CMD="${SOAK_VM_CYCLES:+SOAK_VM_CYCLES=$SOAK_VM_CYCLES }bun test --timeout 600000 ${SOCKETCAN_TESTS:-test/socketcan} $*"
 if [ -d /proc/net/can ] && [ -e /sys/class/net/vcan0 ]; then
   echo "== SocketCAN suite on this host's kernel: $TEST_CMD"
   bash -c "$TEST_CMD" || rc=1
