@@ -13,6 +13,7 @@ import { createLogger } from "./ops/log.ts";
 import { Stats } from "./ops/stats.ts";
 import { startOperations } from "./ops/operations.ts";
 import { buildInfo, versionLine } from "./ops/build-info.ts";
+import { createConsumers, validateConsumerConfig } from "./consumers/consumers.ts";
 import { ConsumerCounters } from "./capture/counters.ts";
 import { startRecorder } from "./consumers/recorder.ts";
 import { socketcandBusName } from "./gateway.ts";
@@ -22,6 +23,7 @@ async function main(argv: string[]): Promise<number> {
   let warnings: ConfigWarning[];
   try {
     ({ config, warnings } = parseConfigWithWarnings(argv, process.env));
+    validateConsumerConfig(config);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`can-server: configuration error: ${e.message}\n`);
@@ -50,10 +52,12 @@ async function main(argv: string[]): Promise<number> {
   for (const w of warnings) log.warn("config_warning", { variable: w.variable, value: w.value, kept: w.kept, reason: w.message });
   log.info("starting", { version: build.version, commit: build.commit, backend: config.backend });
 
+  // Ampio decoder and MQTT bridge (src/consumers/): created first, the replay hook goes to the gateway.
+  const consumers = createConsumers(config, log);
   let gateway;
   try {
     const backend = await createBackend(config, stats, log);
-    gateway = await startGateway(config, { stats, log, backend });
+    gateway = await startGateway(config, { stats, log, backend, initialFrames: consumers.initialFrames });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.error(e instanceof BackendFatalError ? "backend_fatal" : "startup_failed", { error: msg });
@@ -66,14 +70,16 @@ async function main(argv: string[]): Promise<number> {
   const recording = config.record
     ? await startRecorder(config, { hub: g.hub, allocateId: () => g.registry.allocateId(), iface: socketcandBusName(config), counters, log })
     : null;
+  await consumers.start(gateway);
   let ops;
   try {
-    ops = await startOperations(config, { gateway, stats, log, build, counters });
+    ops = await startOperations(config, { gateway, stats, log, build, counters, consumers });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.error("startup_failed", { error: msg });
     process.stderr.write(`can-server: ${msg}\n`);
     await recording?.stop();
+    await consumers.stop();
     await gateway.shutdown(0);
     return 1;
   }
@@ -81,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
 
   log.info("shutdown", { signal: await signal });
   await ops.stop();
+  await consumers.stop();
   await gateway.shutdown(config.shutdownTimeoutMs);
   await recording?.stop();
   return 0;

@@ -11,7 +11,9 @@ import type { Config } from "../cli/config.ts";
 import { parseListenAddress } from "../cli/parse.ts";
 import { socketcandBusName, type Gateway } from "../gateway.ts";
 import type { BuildInfo } from "./build-info.ts";
+import type { HttpRoute } from "./http.ts";
 import type { Logger } from "./log.ts";
+import type { Registry } from "prom-client";
 import type { HubGauges, Metrics } from "./metrics.ts";
 import type { Stats } from "./stats.ts";
 import { ConsumerCounters } from "../capture/counters.ts";
@@ -23,6 +25,11 @@ export interface OperationsDeps {
   readonly build: BuildInfo;
   /** Totals of the in-process consumers (capture, recorder, dashboard); one set per process. */
   readonly counters?: ConsumerCounters;
+  /** The Ampio decoder and MQTT bridge (src/consumers/consumers.ts): their HTTP routes and metrics. */
+  readonly consumers?: {
+    readonly routes: Readonly<Record<string, HttpRoute>>;
+    registerMetrics(registry: Registry): Promise<void>;
+  };
 }
 
 export interface Operations {
@@ -47,6 +54,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
     if (config.metricsAddr) {
       const [{ createMetrics }, { startOpsHttp }, { busViewRoutes }] = await Promise.all([import("./metrics.ts"), import("./http.ts"), import("../web/routes.ts")]);
       metrics = createMetrics({ stats, build, hubGauges, consumers: counters });
+      await deps.consumers?.registerMetrics(metrics.registry);
       const http = startOpsHttp({
         addr: config.metricsAddr,
         metrics,
@@ -54,7 +62,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         log,
         allow: gateway.registry.limits.allow,
         rejected: () => stats.httpRejected++,
-        routes: busViewRoutes(config, { gateway, log, counters, build, stats }),
+        routes: { ...busViewRoutes(config, { gateway, log, counters, build, stats }), ...deps.consumers?.routes },
       });
       httpPort = http.port;
       stops.push(() => http.stop());

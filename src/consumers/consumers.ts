@@ -1,0 +1,125 @@
+/**
+ * Composition of the in-process consumers from the Config, for main.ts (and tests): the Ampio
+ * decoder (-ampio-decode; state on connect with -ampio-state-replay) and the MQTT bridge
+ * (-mqtt-url, loaded only when enabled). create() runs before the gateway (the replay hook must
+ * be passed to startGateway), start() attaches to the gateway's hub, stop() runs before the
+ * gateway shuts down so the bridge can still say "offline".
+ */
+import { hostname } from "node:os";
+import type { Registry } from "prom-client";
+import type { CanFrame } from "../can/frame.ts";
+import type { Config } from "../cli/config.ts";
+import { ConfigError } from "../cli/parse.ts";
+import type { Gateway } from "../gateway.ts";
+import type { HttpRoute } from "../ops/http.ts";
+import type { Logger } from "../ops/log.ts";
+import type { ClientSession } from "../server/session.ts";
+import { AmpioDecoder, ampioDecodeEnabled } from "./ampio-decoder.ts";
+import type { MqttBridge } from "./mqtt/bridge.ts";
+import { normalizePrefix } from "./mqtt/topics.ts";
+
+export interface Consumers {
+  readonly decoder: AmpioDecoder | null;
+  /** For startGateway's initialFrames (undefined when -ampio-state-replay is off). */
+  readonly initialFrames: ((session: ClientSession) => readonly CanFrame[]) | undefined;
+  /** Extra HTTP routes (GET /api/ampio/modules). */
+  readonly routes: Readonly<Record<string, HttpRoute>>;
+  bridge(): MqttBridge | null;
+  /** Registers the ampio_* and mqtt_* series (loads prom-client only when called). */
+  registerMetrics(registry: Registry): Promise<void>;
+  start(gateway: Gateway): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Checks what the flag parser cannot (URL scheme, prefix); throws ConfigError (exit 2). */
+export function validateConsumerConfig(config: Config): void {
+  if (config.help || config.version) return;
+  if (config.mqttUrl !== "") {
+    let u: URL;
+    try {
+      u = new URL(config.mqttUrl);
+    } catch {
+      throw new ConfigError(`invalid value for -mqtt-url (CAN_SERVER_MQTT_URL): expected mqtt://host[:port] or mqtts://host[:port]`);
+    }
+    if ((u.protocol !== "mqtt:" && u.protocol !== "mqtts:") || u.hostname === "") {
+      throw new ConfigError(`invalid value for -mqtt-url (CAN_SERVER_MQTT_URL): expected mqtt://host[:port] or mqtts://host[:port], got scheme ${u.protocol}`);
+    }
+    try {
+      normalizePrefix(config.mqttPrefix);
+    } catch (e) {
+      throw new ConfigError(e instanceof Error ? e.message : String(e));
+    }
+  } else if (config.mqttTx || config.mqttHaDiscovery) {
+    throw new ConfigError("-mqtt-tx and -mqtt-ha-discovery need -mqtt-url");
+  }
+}
+
+export interface ConsumerOverrides {
+  /** Bridge reconnect backoff (tests shorten it). */
+  readonly mqttBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Wall clock for the decoder (tests). */
+  readonly now?: () => number;
+}
+
+export function createConsumers(config: Config, log: Logger, overrides: ConsumerOverrides = {}): Consumers {
+  const decode = ampioDecodeEnabled(config);
+  const decoder = decode
+    ? new AmpioDecoder({ id: 0, staleAfterMs: config.ampioStaleAfterMs, stateMaxAgeMs: config.ampioStateMaxAgeMs, log, now: overrides.now })
+    : null;
+  if (config.ampioStateReplay && decoder === null) log.warn("ampio_state_replay_disabled", { reason: "-ampio-decode false" });
+  if (config.mqttUrl !== "" && decoder === null) log.info("mqtt_raw_only", { reason: "-ampio-decode false: no decoded states over MQTT" });
+  let bridge: MqttBridge | null = null;
+  const route: HttpRoute = decoder
+    ? decoder.httpRoute()
+    : () => new Response('{"error":"Ampio decoding is off (-ampio-decode)"}\n', { status: 503, headers: { "content-type": "application/json" } });
+
+  return {
+    decoder,
+    initialFrames: decoder !== null && config.ampioStateReplay ? (s) => decoder.replayFor(s.protocol) : undefined,
+    routes: { "/api/ampio/modules": route },
+    bridge: () => bridge,
+    async registerMetrics(registry) {
+      if (decoder === null && bridge === null) return;
+      const prom = await import("prom-client");
+      decoder?.registerMetrics(registry, prom);
+      bridge?.registerMetrics(registry, prom);
+    },
+    async start(gateway) {
+      if (decoder !== null) {
+        decoder.setId(gateway.registry.allocateId());
+        decoder.attach(gateway.hub);
+        log.info("ampio_decoder", {
+          stale_after_ms: config.ampioStaleAfterMs,
+          state_replay: config.ampioStateReplay,
+          state_max_age_ms: config.ampioStateMaxAgeMs,
+        });
+      }
+      if (config.mqttUrl !== "") {
+        const { MqttBridge } = await import("./mqtt/bridge.ts");
+        bridge = new MqttBridge({
+          url: config.mqttUrl,
+          username: config.mqttUsername,
+          password: config.mqttPassword,
+          clientId: config.mqttClientId || `can-server-${hostname()}-${Math.random().toString(16).slice(2, 8)}`,
+          prefix: config.mqttPrefix,
+          qos: config.mqttQos === 2 ? 2 : config.mqttQos === 1 ? 1 : 0,
+          keepaliveMs: config.mqttKeepaliveMs,
+          raw: config.mqttRaw,
+          tx: config.mqttTx,
+          haDiscovery: config.mqttHaDiscovery,
+          hub: gateway.hub,
+          decoder,
+          log,
+          id: gateway.registry.allocateId(),
+          txId: gateway.registry.allocateId(),
+          backoff: overrides.mqttBackoff,
+        });
+        bridge.start();
+      }
+    },
+    async stop() {
+      await bridge?.stop();
+      decoder?.detach();
+    },
+  };
+}

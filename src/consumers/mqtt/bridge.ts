@@ -1,0 +1,530 @@
+/**
+ * The MQTT bridge (mqtt.js): bus frames, decoded Ampio states, module and gateway availability
+ * to a broker; optionally frames from a command topic to the bus. Topics and payloads:
+ * ./topics.ts.
+ *
+ * Nothing here can slow the hub or the TCP clients. The bridge is a hub client whose enqueue()
+ * only stores the frame and its arrival time in a fixed ring (RAW_OUTBOX_FRAMES; when full the
+ * oldest frame is dropped and counted — while the broker is away the newest traffic is the
+ * useful one). Decoded values go to a second outbox keyed by topic (the latest value wins, so an
+ * outage costs one message per value, bounded by STATE_OUTBOX_TOPICS), published before raw
+ * frames. A pump publishes while connected, with at most MAX_INFLIGHT messages written but not
+ * yet taken by the socket (QoS 0) or acknowledged (QoS 1/2), and at most PUMP_BUDGET per
+ * event-loop turn; mqtt.js's own offline queue is off. Values are published only when they change
+ * (and all of them again after every connect, since a broker may have lost its retained store).
+ *
+ * Connection: one mqtt.js client per attempt (its own reconnect is off), capped exponential
+ * backoff between attempts, a retained "offline" last will on <prefix>/availability and
+ * "online" after each connect. Credentials are never logged (the URL is logged without them).
+ * Transmit requests (-mqtt-tx) go through a hub TX lane like a TCP client's: validation, rate
+ * limit, fair scheduling, expiry; every refusal is counted by reason. Retained messages on the
+ * command topic are refused: a command kept by the broker would be re-sent on every reconnect.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type * as Prom from "prom-client";
+import type { DecodeResult } from "../../ampio/index.ts";
+import { Backoff } from "../../backends/backoff.ts";
+import type { CanFrame } from "../../can/frame.ts";
+import type { Hub, HubClient } from "../../hub/hub.ts";
+import type { TxLane, TxOrigin } from "../../hub/tx-scheduler.ts";
+import type { Logger } from "../../ops/log.ts";
+import { TX_DROP_REASONS } from "../../ops/stats.ts";
+import type { AmpioDecoder, AmpioListener } from "../ampio-decoder.ts";
+import { type CommandRefusal, discoverable, discoveryMessage, framePayload, parseCommand, type Topics, topicsFor, valuePayload } from "./topics.ts";
+
+/** Bus frames held for the broker; ~1 s of a saturated 1 Mbit/s bus, ~26 s of an Ampio bus. */
+export const RAW_OUTBOX_FRAMES = 10_000;
+/** Distinct retained topics (values, availability, discovery) waiting for the broker. */
+export const STATE_OUTBOX_TOPICS = 50_000;
+/** Messages handed to mqtt.js and not yet written (QoS 0) or acknowledged (QoS 1/2). */
+export const MAX_INFLIGHT = 1024;
+/** Messages published per event-loop turn at most. */
+export const PUMP_BUDGET = 2048;
+/** Remembered last-published payloads for change detection; cleared (all re-sent once) past it. */
+const LAST_SENT_MAX = 200_000;
+
+export const MQTT_DROP_REASONS = ["outbox_full", "state_outbox_full", "unconfirmed", "publish_failed"] as const;
+export type MqttDropReason = (typeof MQTT_DROP_REASONS)[number];
+export const MQTT_TX_REFUSALS = ["malformed", "invalid", "retained", ...TX_DROP_REASONS] as const;
+
+export interface MqttBridgeOptions {
+  readonly url: string;
+  readonly username: string;
+  readonly password: string;
+  readonly clientId: string;
+  readonly prefix: string;
+  readonly qos: 0 | 1 | 2;
+  readonly keepaliveMs: number;
+  /** Publish every bus frame on <prefix>/raw/<id>. */
+  readonly raw: boolean;
+  /** Subscribe to <prefix>/tx and send what arrives to the bus. */
+  readonly tx: boolean;
+  readonly haDiscovery: boolean;
+  readonly hub: Hub;
+  /** Source of decoded states (null: raw frames only). */
+  readonly decoder: AmpioDecoder | null;
+  readonly log: Logger;
+  /** Hub client id of the bridge and origin id of its TX lane (distinct, so its own commands show on raw topics once on the bus). */
+  readonly id: number;
+  readonly txId: number;
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly connectTimeoutMs?: number;
+}
+
+export interface MqttCounters {
+  published: number;
+  reconnects: number;
+  connectFailures: number;
+  authFailures: number;
+  txReceived: number;
+}
+
+/** The broker URL without credentials, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = "";
+    u.password = "";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return "(invalid url)";
+  }
+}
+
+interface Attempt {
+  readonly client: MqttClient;
+  done: boolean;
+  connected: boolean;
+}
+
+export class MqttBridge implements HubClient, AmpioListener {
+  readonly protocol = "mqtt";
+  readonly remote: string;
+  readonly receiving = true;
+  dropped = 0;
+  readonly topics: Topics;
+  private readonly brokerLabel: string;
+
+  // Raw outbox: a ring of frames and their arrival times.
+  private readonly rawFrames: (CanFrame | undefined)[] = new Array<CanFrame | undefined>(RAW_OUTBOX_FRAMES);
+  private readonly rawTs = new Float64Array(RAW_OUTBOX_FRAMES);
+  private rawHead = 0;
+  private rawLen = 0;
+  /** Retained messages waiting, by topic (insertion order = publish order). */
+  private readonly pending = new Map<string, string>();
+  private readonly lastSent = new Map<string, string>();
+  private readonly discovered = new Set<string>();
+
+  private attempt: Attempt | null = null;
+  private everConnected = false;
+  private stopping = false;
+  private inflight = 0;
+  private pumping = false;
+  private pumpScheduled = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly backoff: Backoff;
+  private lastError = "";
+  private droppingLogged = false;
+  private readonly lane: TxLane | null;
+  private readonly refusedLogged = new Set<string>();
+  readonly drops = new Map<MqttDropReason, number>(MQTT_DROP_REASONS.map((r) => [r, 0]));
+  readonly txRefused = new Map<string, number>([["malformed", 0], ["invalid", 0], ["retained", 0]]);
+  private readonly c: MqttCounters = { published: 0, reconnects: 0, connectFailures: 0, authFailures: 0, txReceived: 0 };
+
+  constructor(private readonly opts: MqttBridgeOptions) {
+    this.topics = topicsFor(opts.prefix);
+    this.brokerLabel = redactUrl(opts.url);
+    this.remote = this.brokerLabel;
+    this.backoff = new Backoff({ initialMs: opts.backoff?.initialMs ?? 500, maxMs: opts.backoff?.maxMs ?? 30_000, factor: 2 });
+    const origin: TxOrigin = { id: opts.txId, protocol: "mqtt", remote: this.brokerLabel };
+    this.lane = opts.tx ? opts.hub.openTx(origin, false) : null;
+  }
+
+  get id(): number {
+    return this.opts.id;
+  }
+
+  get queued(): number {
+    return this.rawLen + this.pending.size;
+  }
+
+  get connected(): boolean {
+    return this.attempt?.connected === true;
+  }
+
+  counters(): Readonly<MqttCounters> {
+    return { ...this.c };
+  }
+
+  droppedTotal(): number {
+    let n = 0;
+    for (const v of this.drops.values()) n += v;
+    return n;
+  }
+
+  /** Starts connecting (returns at once; the first connect is logged when it happens). */
+  start(): void {
+    if (this.opts.raw) this.opts.hub.attach(this);
+    this.opts.decoder?.addListener(this);
+    this.opts.log.info("mqtt_starting", {
+      broker: this.brokerLabel,
+      client_id: this.opts.clientId,
+      prefix: this.topics.prefix,
+      qos: this.opts.qos,
+      raw: this.opts.raw,
+      tx: this.opts.tx,
+      ha_discovery: this.opts.haDiscovery,
+      decoded: this.opts.decoder !== null,
+    });
+    this.connect();
+  }
+
+  /** Publishes "offline" (best effort, at most timeoutMs) and disconnects. */
+  async stop(timeoutMs = 1000): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.opts.hub.detach(this);
+    const a = this.attempt;
+    if (a === null || a.done) return;
+    if (a.connected) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, timeoutMs);
+        a.client.publish(this.topics.availability, "offline", { qos: this.opts.qos, retain: true }, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    a.done = true;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      a.client.end(!a.connected, {}, () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    this.opts.log.info("mqtt_stopped", { broker: this.brokerLabel, published: this.c.published, dropped: this.droppedTotal() });
+  }
+
+  // --- Hub client (raw frames) -----------------------------------------------------------------
+
+  accepts(): boolean {
+    return true;
+  }
+
+  enqueue(f: CanFrame): boolean {
+    const cap = RAW_OUTBOX_FRAMES;
+    let i = this.rawHead + this.rawLen;
+    if (i >= cap) i -= cap;
+    if (this.rawLen === cap) {
+      // Full: the oldest goes (its slot is the one we write).
+      this.rawHead = this.rawHead + 1 === cap ? 0 : this.rawHead + 1;
+      this.drop("outbox_full", 1);
+    } else this.rawLen++;
+    this.rawFrames[i] = f;
+    this.rawTs[i] = Date.now();
+    this.schedulePump();
+    return true;
+  }
+
+  /** Never refuses a frame, so the hub's kick policy cannot apply; nothing to do. */
+  kick(): void {}
+
+  // --- Decoded states ---------------------------------------------------------------------------
+
+  decoded(r: Extract<DecodeResult, { kind: "decoded" }>): void {
+    for (const v of r.values) {
+      const topic = this.topics.value(r.moduleId, v.name);
+      const payload = valuePayload(v.value);
+      if (this.opts.haDiscovery && discoverable(v)) {
+        const d = discoveryMessage(this.topics, r.moduleId, v);
+        if (!this.discovered.has(d.topic) && this.queueRetained(d.topic, d.payload)) this.discovered.add(d.topic);
+      }
+      if (this.lastSent.get(topic) === payload && !this.pending.has(topic)) continue;
+      this.queueRetained(topic, payload);
+    }
+  }
+
+  moduleState(moduleId: number, online: boolean): void {
+    this.queueRetained(this.topics.moduleAvailability(moduleId), online ? "online" : "offline");
+  }
+
+  private queueRetained(topic: string, payload: string): boolean {
+    if (!this.pending.has(topic) && this.pending.size >= STATE_OUTBOX_TOPICS) {
+      this.drop("state_outbox_full", 1);
+      return false;
+    }
+    this.pending.set(topic, payload);
+    this.schedulePump();
+    return true;
+  }
+
+  /** After a connect: every module's availability and every value again (the broker may have forgotten). */
+  private requeueAll(): void {
+    const dec = this.opts.decoder;
+    if (dec === null) return;
+    this.discovered.clear();
+    const online = new Set(dec.onlineModules());
+    const snap = dec.inventory.snapshot(Date.now());
+    for (const m of snap.modules) {
+      this.queueRetained(this.topics.moduleAvailability(m.id), online.has(m.id) ? "online" : "offline");
+      for (const v of m.values) {
+        const reading = v.unit === undefined ? { name: v.name, value: v.value } : { name: v.name, value: v.value, unit: v.unit as "°C" | "V" };
+        if (this.opts.haDiscovery && discoverable(reading)) {
+          const d = discoveryMessage(this.topics, m.id, reading);
+          if (this.queueRetained(d.topic, d.payload)) this.discovered.add(d.topic);
+        }
+        this.queueRetained(this.topics.value(m.id, v.name), valuePayload(v.value));
+      }
+    }
+  }
+
+  // --- Publishing -------------------------------------------------------------------------------
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.pumping || !this.connected) return;
+    this.pumpScheduled = true;
+    setImmediate(this.pumpTurn);
+  }
+
+  private readonly pumpTurn = (): void => {
+    this.pumpScheduled = false;
+    this.pump();
+  };
+
+  private pump(): void {
+    const a = this.attempt;
+    if (this.pumping || a === null || !a.connected) return;
+    this.pumping = true;
+    try {
+      let budget = PUMP_BUDGET;
+      while (a.connected && this.inflight < MAX_INFLIGHT && budget > 0) {
+        budget--;
+        const first = this.pending.entries().next();
+        if (first.done !== true) {
+          const [topic, payload] = first.value;
+          this.pending.delete(topic);
+          if (this.lastSent.size >= LAST_SENT_MAX) this.lastSent.clear();
+          this.lastSent.set(topic, payload);
+          this.publish(a, topic, payload, true);
+          continue;
+        }
+        if (this.rawLen === 0) break;
+        const i = this.rawHead;
+        const f = this.rawFrames[i]!;
+        this.rawFrames[i] = undefined;
+        this.rawHead = i + 1 === RAW_OUTBOX_FRAMES ? 0 : i + 1;
+        this.rawLen--;
+        this.publish(a, this.topics.raw(f), framePayload(f, this.rawTs[i]!), false);
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (a.connected && this.inflight < MAX_INFLIGHT && (this.rawLen > 0 || this.pending.size > 0)) this.schedulePump();
+  }
+
+  private publish(a: Attempt, topic: string, payload: string, retain: boolean): void {
+    this.inflight++;
+    a.client.publish(topic, payload, { qos: this.opts.qos, retain }, (err) => {
+      if (a !== this.attempt || a.done) return; // counted as unconfirmed when that connection closed
+      this.inflight--;
+      if (err) this.drop("publish_failed", 1);
+      else this.c.published++;
+      if (!this.pumping) this.schedulePump();
+    });
+  }
+
+  private drop(reason: MqttDropReason, n: number): void {
+    this.drops.set(reason, this.drops.get(reason)! + n);
+    this.dropped += n;
+    if (!this.droppingLogged) {
+      this.droppingLogged = true;
+      this.opts.log.warn("mqtt_dropping", { broker: this.brokerLabel, reason, connected: this.connected });
+    }
+  }
+
+  // --- Connection -------------------------------------------------------------------------------
+
+  private connect(): void {
+    if (this.stopping) return;
+    const o = this.opts;
+    const options: IClientOptions = {
+      clientId: o.clientId,
+      keepalive: Math.round(o.keepaliveMs / 1000),
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: o.connectTimeoutMs ?? 10_000,
+      queueQoSZero: false,
+      resubscribe: false,
+      will: { topic: this.topics.availability, payload: Buffer.from("offline"), qos: o.qos, retain: true },
+    };
+    if (o.username !== "") options.username = o.username;
+    if (o.password !== "") options.password = o.password;
+    const client = mqtt.connect(o.url, options);
+    const a: Attempt = { client, done: false, connected: false };
+    this.attempt = a;
+    client.on("connect", () => this.onConnect(a));
+    client.on("error", (e) => this.onError(a, e));
+    client.on("close", () => this.retire(a));
+    client.on("message", (topic, payload, packet) => this.onMessage(a, topic, payload, packet.retain));
+  }
+
+  private onConnect(a: Attempt): void {
+    if (a.done) return;
+    a.connected = true;
+    this.backoff.reset();
+    this.lastError = "";
+    this.droppingLogged = false;
+    if (this.everConnected) this.c.reconnects++;
+    this.opts.log.info(this.everConnected ? "mqtt_reconnected" : "mqtt_connected", {
+      broker: this.brokerLabel,
+      client_id: this.opts.clientId,
+      dropped: this.droppedTotal(),
+    });
+    this.everConnected = true;
+    // Availability first: a subscriber that sees values also knows the gateway is up.
+    this.publish(a, this.topics.availability, "online", true);
+    if (this.lane !== null) {
+      a.client.subscribe(this.topics.tx, { qos: this.opts.qos }, (err) => {
+        if (err) this.opts.log.error("mqtt_subscribe_failed", { topic: this.topics.tx, error: err.message });
+      });
+    }
+    this.requeueAll();
+    this.pump();
+  }
+
+  private onError(a: Attempt, e: Error): void {
+    if (a.done) return;
+    const code = (e as { code?: unknown }).code;
+    // MQTT 3.1.1 CONNACK 4 = bad user name or password, 5 = not authorized (MQTT 5: 134, 135).
+    const auth = code === 4 || code === 5 || code === 134 || code === 135;
+    const msg = e.message;
+    if (!a.connected) {
+      this.c.connectFailures++;
+      if (auth) this.c.authFailures++;
+    }
+    if (msg !== this.lastError) {
+      this.lastError = msg;
+      if (auth) {
+        this.opts.log.error("mqtt_auth_failed", {
+          broker: this.brokerLabel,
+          username: this.opts.username || "(none)",
+          error: `the broker refused the credentials (${msg}); check -mqtt-username and -mqtt-password`,
+        });
+      } else this.opts.log.warn(a.connected ? "mqtt_error" : "mqtt_connect_failed", { broker: this.brokerLabel, error: msg });
+    }
+    if (!a.connected) this.retire(a);
+  }
+
+  /** The attempt's connection is over: count what it did not confirm, schedule the next one. */
+  private retire(a: Attempt): void {
+    if (a.done) return;
+    a.done = true;
+    const wasConnected = a.connected;
+    a.connected = false;
+    if (this.inflight > 0) this.drop("unconfirmed", this.inflight);
+    this.inflight = 0;
+    a.client.removeAllListeners("message");
+    a.client.on("error", () => {}); // late errors of a retired client are not ours to report
+    a.client.end(true);
+    if (this.stopping) return;
+    if (wasConnected) this.opts.log.warn("mqtt_disconnected", { broker: this.brokerLabel });
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, delay);
+  }
+
+  // --- Transmit requests ----------------------------------------------------------------------
+
+  private onMessage(a: Attempt, topic: string, payload: Buffer, retained: boolean): void {
+    if (a.done || topic !== this.topics.tx || this.lane === null) return;
+    this.c.txReceived++;
+    if (retained) return this.refuse("retained", "retained message on the command topic (publish without -r)");
+    const r = parseCommand(payload.toString("utf8"));
+    if ("refusal" in r) return this.refuse(r.refusal, r.reason);
+    this.lane.send(r.frame); // refusals counted by the lane (client_tx_dropped_total) and below
+  }
+
+  private refuse(reason: CommandRefusal | "retained", detail: string): void {
+    this.txRefused.set(reason, this.txRefused.get(reason)! + 1);
+    if (!this.refusedLogged.has(reason)) {
+      this.refusedLogged.add(reason);
+      this.opts.log.warn("mqtt_tx_refused", { reason, detail, topic: this.topics.tx });
+    }
+  }
+
+  /** Refusals by reason: the bridge's own and the TX lane's. */
+  txRefusals(): Map<string, number> {
+    const m = new Map(this.txRefused);
+    for (const r of TX_DROP_REASONS) m.set(r, this.lane?.dropped.get(r) ?? 0);
+    return m;
+  }
+
+  get txSent(): number {
+    return this.lane?.sent ?? 0;
+  }
+
+  // --- Metrics ----------------------------------------------------------------------------------
+
+  registerMetrics(registry: Prom.Registry, prom: typeof Prom): void {
+    const { Counter, Gauge } = prom;
+    const self = this;
+    const counter = (name: string, help: string, read: () => number): Prom.Counter => {
+      return new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    new Gauge({
+      name: "mqtt_connected",
+      help: "1 while the MQTT bridge is connected to its broker, else 0.",
+      registers: [registry],
+      collect() {
+        this.set(self.connected ? 1 : 0);
+      },
+    });
+    counter("mqtt_published_messages_total", "Messages the MQTT bridge handed to the broker connection (written for QoS 0, acknowledged for QoS 1/2).", () => this.c.published);
+    new Counter({
+      name: "mqtt_dropped_messages_total",
+      help: "Messages the MQTT bridge lost, by reason (outbox_full: oldest raw frame dropped; state_outbox_full; unconfirmed: in flight when the connection closed; publish_failed).",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of self.drops) this.inc({ reason }, n);
+      },
+    });
+    counter("mqtt_reconnects_total", "Times the MQTT bridge connected again after losing its broker.", () => this.c.reconnects);
+    counter("mqtt_connect_failures_total", "MQTT connection attempts that failed (network, refused, bad credentials).", () => this.c.connectFailures);
+    new Gauge({
+      name: "mqtt_outbox_messages",
+      help: "Messages waiting for the broker, by kind (raw frames, retained states).",
+      labelNames: ["kind"],
+      registers: [registry],
+      collect() {
+        this.set({ kind: "raw" }, self.rawLen);
+        this.set({ kind: "state" }, self.pending.size);
+      },
+    });
+    counter("mqtt_tx_received_total", "Messages received on the MQTT command topic.", () => this.c.txReceived);
+    counter("mqtt_tx_sent_total", "Frames from the MQTT command topic written to the bus.", () => this.txSent);
+    new Counter({
+      name: "mqtt_tx_refused_total",
+      help: "Messages on the MQTT command topic that did not reach the bus, by reason (malformed, invalid, retained, and the TX lane's reasons).",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of self.txRefusals()) this.inc({ reason }, n);
+      },
+    });
+  }
+}
