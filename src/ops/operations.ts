@@ -2,7 +2,8 @@
  * Starts the operations side of a running gateway from its Config: the metrics registry, the
  * HTTP endpoint (/metrics, /ready, /healthz) when -metrics-addr is set, periodic counter logs
  * when -log-metrics-interval > 0, the mDNS advertisement when -mdns-enable is on, and the
- * socketcand discovery beacon when -socketcand-beacon is on (with the socketcand listener bound).
+ * socketcand discovery beacon when -socketcand-beacon is on (with the socketcand listener bound),
+ * and GVRET discovery datagrams when -gvret-discovery is on (with the GVRET listener bound).
  * Each of these is imported only when configured (prom-client, Bun.serve routes, bonjour-service,
  * dgram): a gateway without them neither loads their code nor runs their timers (prom-client's
  * event-loop delay monitor alone woke an idle process 50 times a second).
@@ -17,6 +18,7 @@ import type { Registry } from "prom-client";
 import type { HubGauges, Metrics } from "./metrics.ts";
 import type { Stats } from "./stats.ts";
 import { ConsumerCounters } from "../capture/counters.ts";
+import { PROTOCOLS } from "../protocols/registry.ts";
 
 export interface OperationsDeps {
   readonly gateway: Gateway;
@@ -73,10 +75,11 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
     }
     if (config.mdnsEnable) {
       const txt: Record<string, string> = { backend: config.backend, version: build.version, commit: build.commit };
-      const ws = gateway.port("waveshare");
-      const sc = gateway.port("socketcand");
-      if (ws !== undefined) txt.waveshare_port = String(ws);
-      if (sc !== undefined) txt.socketcand_port = String(sc);
+      // One `<protocol>_port` record per enabled listener, from the protocol registry.
+      for (const p of PROTOCOLS) {
+        const port = gateway.port(p.name);
+        if (p.txtKey !== null && port !== undefined) txt[p.txtKey] = String(port);
+      }
       const { startMdns } = await import("./mdns.ts");
       const mdns = await startMdns({ name: config.mdnsName, port: gateway.port("cannelloni")!, txt, log });
       stops.push(() => mdns.stop());
@@ -91,6 +94,12 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         log,
       });
       stops.push(() => beacon.stop());
+    }
+    const gvretPort = gateway.port("gvret");
+    if (config.gvretDiscovery && gvretPort !== undefined) {
+      const { startGvretDiscovery } = await import("./gvret-discovery.ts");
+      const discovery = startGvretDiscovery({ port: gvretPort, listenHost: parseListenAddress(config.gvretListen)?.host ?? "0.0.0.0", log });
+      stops.push(() => discovery.stop());
     }
   } catch (e) {
     for (const s of [...stops].reverse()) await s();
