@@ -95,7 +95,19 @@ interface Attempt {
   readonly client: MqttClient;
   done: boolean;
   connected: boolean;
+  /** Waiting for the socket's 'drain' (one listener at most). */
+  draining: boolean;
 }
+
+/** The bit of the socket the pump looks at: a full write buffer means wait for 'drain'. */
+interface WritableView {
+  readonly writableNeedDrain?: boolean;
+  readonly writableLength?: number;
+  once(event: "drain", cb: () => void): unknown;
+}
+
+/** Bytes buffered in the socket above which the pump waits for 'drain' even if it was not asked to. */
+const SOCKET_HIGH_WATER = 1 << 20;
 
 export class MqttBridge implements HubClient, AmpioListener {
   readonly protocol = "mqtt";
@@ -146,6 +158,11 @@ export class MqttBridge implements HubClient, AmpioListener {
 
   get queued(): number {
     return this.rawLen + this.pending.size;
+  }
+
+  /** Bus frames waiting for the broker (at most RAW_OUTBOX_FRAMES). */
+  get rawQueued(): number {
+    return this.rawLen;
   }
 
   get connected(): boolean {
@@ -299,7 +316,17 @@ export class MqttBridge implements HubClient, AmpioListener {
     this.pumping = true;
     try {
       let budget = PUMP_BUDGET;
-      while (a.connected && this.inflight < MAX_INFLIGHT && budget > 0) {
+      const stream = a.client.stream as unknown as WritableView;
+      while (a.connected && !a.draining && this.inflight < MAX_INFLIGHT && budget > 0) {
+        if (stream.writableNeedDrain === true || (stream.writableLength ?? 0) > SOCKET_HIGH_WATER) {
+          // The broker is not reading fast enough: stop here, the outboxes (bounded) hold the rest.
+          a.draining = true;
+          stream.once("drain", () => {
+            a.draining = false;
+            this.schedulePump();
+          });
+          break;
+        }
         budget--;
         const first = this.pending.entries().next();
         if (first.done !== true) {
@@ -321,7 +348,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     } finally {
       this.pumping = false;
     }
-    if (a.connected && this.inflight < MAX_INFLIGHT && (this.rawLen > 0 || this.pending.size > 0)) this.schedulePump();
+    if (a.connected && !a.draining && this.inflight < MAX_INFLIGHT && (this.rawLen > 0 || this.pending.size > 0)) this.schedulePump();
   }
 
   private publish(a: Attempt, topic: string, payload: string, retain: boolean): void {
@@ -362,7 +389,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     if (o.username !== "") options.username = o.username;
     if (o.password !== "") options.password = o.password;
     const client = mqtt.connect(o.url, options);
-    const a: Attempt = { client, done: false, connected: false };
+    const a: Attempt = { client, done: false, connected: false, draining: false };
     this.attempt = a;
     client.on("connect", () => this.onConnect(a));
     client.on("error", (e) => this.onError(a, e));
