@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: fan-out throughput and latency of the gateway, measured side by side in one
- * run. The gateway runs in its own process (scripts/bench/gateway-proc.ts) on the virtual bus;
+ * run, then every client protocol side by side (scripts/bench-protocols.ts). The gateway runs in its own process (scripts/bench/gateway-proc.ts) on the virtual bus;
  * this process connects N cannelloni clients (1, 10, 100) over loopback and records, for every
  * frame at every client, the time from injection on the bus to receipt. Scenarios: fixed rates
  * (the Ampio bus maximum ~382 frames/s, a saturated 1 Mbit/s bus ~7,634 frames/s) and flat out.
@@ -137,6 +137,29 @@ if (!only || only === "fanout") {
       ...table,
     ].join("\n"),
   );
+}
+
+if (!only || only === "protocols") {
+  // Its own process, like the serial run below (a fresh heap, no GC pause from the fan-out run).
+  const { protocolsTable } = await import("./bench-protocols.ts");
+  const child = Bun.spawn([process.execPath, "scripts/bench-protocols.ts", "--json", ...(quick ? ["--quick"] : [])], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(child.stdout).text();
+  if ((await child.exited) !== 0) throw new Error("protocol benchmark failed");
+  const rows = JSON.parse(out.slice(out.indexOf("["))) as Parameters<typeof protocolsTable>[0];
+  const text = [
+    "## Client protocols side by side (virtual bus → one client over loopback)",
+    "",
+    `Measured ${today} on ${machine}. Command: \`npm run bench${quick ? " -- --quick" : ""}\` (or \`bun scripts/bench-protocols.ts\`).`,
+    "One gateway process per row with every listener on 127.0.0.1 (scripts/bench/protocols-gateway.ts); one client of the row's",
+    "protocol, from test/helpers/ (each decodes independently of the gateway's codecs), timestamps every received chunk.",
+    "Latency = injection on the virtual bus → the client has the bytes. 8-byte frames. At flat out the JavaScript test client",
+    "is often the limit, not the gateway (compare the gateway CPU column): the slcan and canlogserver clients parse text byte",
+    "by byte.",
+    "",
+    protocolsTable(rows),
+  ].join("\n");
+  console.log(text);
+  await writeSection("protocols", text);
 }
 
 if (!only || only === "serial") {
