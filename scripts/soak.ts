@@ -23,7 +23,7 @@ import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
 import { startGatewayProcess, type GatewayProcess, type LogLine } from "../test/helpers/gateway-process.ts";
 import { createPtyPair, openPeer, type PtyPair } from "../test/helpers/pty.ts";
 import { WaveshareTestClient } from "../test/helpers/waveshare-client.ts";
-import { churnOnce, count, HOSTILE, type Ports, type Tally } from "./soak/clients.ts";
+import { churnOnce, count, HOSTILE, offerUdpPeerPorts, type Ports, type Tally } from "./soak/clients.ts";
 import { SequenceChecker, sequencedFrame } from "../test/helpers/sequence.ts";
 
 const ROOT = path.resolve(import.meta.dir, "..");
@@ -58,14 +58,38 @@ function parseArgs(argv: string[]): { profile: Profile; write: boolean; binary: 
   };
 }
 
+/** Newest modification time of any file under dir (ms). */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) newest = Math.max(newest, fs.statSync(path.join(e.parentPath, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
 async function ensureBinary(explicit: string | null): Promise<string> {
   const bin = explicit ?? path.join(ROOT, "dist/can-server-linux-x64/can-server");
-  if (fs.existsSync(bin)) return bin;
-  if (explicit) throw new Error(`no binary at ${bin}`);
+  if (explicit) {
+    if (!fs.existsSync(bin)) throw new Error(`no binary at ${bin}`);
+    return bin;
+  }
+  // A binary older than the sources would soak yesterday's code: rebuild it.
+  if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= newestMtime(path.join(ROOT, "src"))) return bin;
   console.log("soak: building the x64 binary (ARCHES=x64 scripts/build.sh)");
   const p = Bun.spawn(["bash", "scripts/build.sh"], { cwd: ROOT, env: { ...process.env, ARCHES: "x64" }, stdout: "inherit", stderr: "inherit" });
   if ((await p.exited) !== 0 || !fs.existsSync(bin)) throw new Error("build failed");
   return bin;
+}
+
+/** n distinct UDP ports free on 127.0.0.1 right now (bound and released). */
+async function freeUdpPorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+    out.push(s.port);
+    s.close();
+  }
+  return out;
 }
 
 interface Sample {
@@ -127,9 +151,16 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
   let sumHubDropped = 0;
   const sumTxDropped = new Map<string, number>();
   const events = new Map<string, number>();
+  // Every client protocol on, on ephemeral ports; UDP peers on fixed free ports the churn borrows.
+  const udpPeerPorts = await freeUdpPorts(4);
   const args = [
     "-waveshare-listen", "127.0.0.1:0",
     "-socketcand-listen", "127.0.0.1:0",
+    "-slcan-listen", "127.0.0.1:0",
+    "-gvret-listen", "127.0.0.1:0",
+    "-canlogserver-listen", "127.0.0.1:0",
+    "-cannelloni-udp-listen", "127.0.0.1:0",
+    "-cannelloni-udp-peer", udpPeerPorts.map((p) => `127.0.0.1:${p}`).join(","),
     "-handshake-timeout", "2s",
     "-client-read-timeout", "5s",
     ...(backend === "serial" ? ["-backend", "serial", "-serial", pty!.deviceA] : ["-backend", "virtual"]),
@@ -148,7 +179,23 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
       perClient.set(String(l.remote), l);
     },
   });
-  const ports: Ports = { cannelloni: gw.ports.cannelloni!, waveshare: gw.ports.waveshare!, socketcand: gw.ports.socketcand!, http: gw.ports.http! };
+  const port = (name: string): number => {
+    const p = gw.ports[name];
+    if (p === undefined) throw new Error(`soak: the gateway reported no ${name} listener (have ${Object.keys(gw.ports).join(", ")})`);
+    return p;
+  };
+  const ports: Ports = {
+    cannelloni: port("cannelloni"),
+    waveshare: port("waveshare"),
+    socketcand: port("socketcand"),
+    slcan: port("slcan"),
+    gvret: port("gvret"),
+    canlogserver: port("canlogserver"),
+    cannelloniUdp: port("cannelloni-udp"),
+    udpPeerPorts,
+    http: port("http"),
+  };
+  offerUdpPeerPorts(udpPeerPorts);
 
   // Reference clients, for the whole run.
   const refCnl = await CannelloniTestClient.connect(ports.cannelloni);

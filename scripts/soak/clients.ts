@@ -5,7 +5,11 @@
  * socket it opens is closed (or reset) before it returns. Counts of what was sent go to `tally`.
  */
 import { dataFrame } from "../../src/can/frame.ts";
+import { CanlogserverTestClient } from "../../test/helpers/canlogserver-client.ts";
 import { CannelloniTestClient } from "../../test/helpers/cannelloni-client.ts";
+import { CannelloniUdpPeer } from "../../test/helpers/cannelloni-udp-peer.ts";
+import { GvretTestClient } from "../../test/helpers/gvret-client.ts";
+import { SlcanTestClient } from "../../test/helpers/slcan-client.ts";
 import { RawSocketcandClient, startSlowSocketcandClient } from "../../test/helpers/socketcand-clients.ts";
 import { WaveshareTestClient, wsBytes } from "../../test/helpers/waveshare-client.ts";
 
@@ -19,7 +23,19 @@ export interface Ports {
   readonly cannelloni: number;
   readonly waveshare: number;
   readonly socketcand: number;
+  readonly slcan: number;
+  readonly gvret: number;
+  readonly canlogserver: number;
+  /** The gateway's cannelloni UDP port; peers must bind one of `udpPeerPorts`. */
+  readonly cannelloniUdp: number;
+  readonly udpPeerPorts: readonly number[];
   readonly http: number;
+}
+
+/** Peer ports the soak configures with -cannelloni-udp-peer; a churned peer borrows a free one. */
+const freeUdpPorts: number[] = [];
+export function offerUdpPeerPorts(ports: readonly number[]): void {
+  freeUdpPorts.push(...ports);
 }
 
 const HOST = "127.0.0.1";
@@ -61,7 +77,7 @@ async function rawTcp(port: number, fn: (write: (b: Uint8Array) => number) => Pr
 /** One well-behaved client life: connect, handshake, exchange a few frames, leave (some without FIN). */
 export async function churnOnce(ports: Ports, tally: Tally): Promise<void> {
   const vanish = rand() < 0.3;
-  const kind = pick(["cannelloni", "waveshare", "socketcand"] as const);
+  const kind = pick(["cannelloni", "waveshare", "socketcand", "slcan", "gvret", "canlogserver", "cannelloni_udp"] as const);
   const frame = dataFrame(0x700 + Math.floor(rand() * 0xff), [1, 2, 3]);
   try {
     if (kind === "cannelloni") {
@@ -75,12 +91,43 @@ export async function churnOnce(ports: Ports, tally: Tally): Promise<void> {
       c.send(frame);
       await Bun.sleep(20 + rand() * 200);
       vanish ? c.reset() : c.close();
-    } else {
+    } else if (kind === "socketcand") {
       const c = await RawSocketcandClient.connect(ports.socketcand);
       await c.handshake();
       c.write("< send 701 1 01 >");
       await Bun.sleep(20 + rand() * 200);
       vanish ? c.reset() : c.close();
+    } else if (kind === "slcan") {
+      const c = await SlcanTestClient.connect(ports.slcan);
+      await c.open();
+      c.send(frame);
+      await Bun.sleep(20 + rand() * 200);
+      vanish ? c.reset() : c.close();
+    } else if (kind === "gvret") {
+      const c = await GvretTestClient.connect(ports.gvret);
+      await c.openLikeSavvyCan();
+      c.send(frame);
+      await Bun.sleep(20 + rand() * 200);
+      vanish ? c.reset() : c.close();
+    } else if (kind === "canlogserver") {
+      const c = await CanlogserverTestClient.connect(ports.canlogserver);
+      await Bun.sleep(20 + rand() * 200);
+      vanish ? c.reset() : c.close();
+    } else {
+      // UDP has no connection: a peer borrows one of the configured ports, sends, listens, leaves.
+      const port = freeUdpPorts.shift();
+      if (port === undefined) {
+        count(tally, "churn_cannelloni_udp_busy");
+        return;
+      }
+      try {
+        const peer = await CannelloniUdpPeer.bind(port);
+        peer.send(ports.cannelloniUdp, frame);
+        await Bun.sleep(20 + rand() * 200);
+        peer.close();
+      } finally {
+        freeUdpPorts.push(port);
+      }
     }
     count(tally, `churn_${kind}${vanish ? "_vanished" : ""}`);
   } catch {

@@ -18,6 +18,7 @@ export const ERROR_SITES = [
   "socketcan_write",
   "socketcan_tx_overflow",
   "socketcan_rx_overflow",
+  "udp_send",
   "backend_down_tx",
   "backend_unsupported_frame",
   "internal",

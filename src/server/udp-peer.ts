@@ -28,6 +28,22 @@ import type { Logger } from "../ops/log.ts";
 import type { ProtocolStats, Stats, UdpRefuseReason } from "../ops/stats.ts";
 import type { DatagramProtocol } from "../protocols/protocol.ts";
 import { parseListenAddress, parsePeerAddress } from "../cli/parse.ts";
+
+/** Logs "peer unreachable" once per 10 s burst, with how many were not logged in between. */
+class BurstLog {
+  private windowStart = -Infinity;
+  private suppressed = 0;
+  note(log: Logger, protocol: string): void {
+    const now = performance.now();
+    if (now - this.windowStart < 10_000) {
+      this.suppressed++;
+      return;
+    }
+    this.windowStart = now;
+    log.warn("udp_peer_unreachable", { protocol, hint: "a configured peer is not listening (ICMP port unreachable); datagrams to it are lost", not_logged_before: this.suppressed });
+    this.suppressed = 0;
+  }
+}
 import { ListenError, type Listener } from "./listener.ts";
 
 /** Senders learned with accept-any, at most. */
@@ -182,12 +198,23 @@ export class UdpEndpoint implements Listener {
     }
 
     let endpoint: UdpEndpoint | null = null;
+    const unreachableLog = new BurstLog();
     const handler: udp.SocketHandler<"uint8array"> = {
       data: (_s, data, port, addr, flags) => endpoint?.onDatagram(data, port, addr, flags.truncated),
       drain: () => endpoint?.onDrain(),
-      error: (_s, error) => {
+      // Bun 1.4.5 calls this with the error as the first argument (its types say second), so take
+      // whichever is an Error. ECONNREFUSED is the ICMP "port unreachable" of a peer that is not
+      // listening (yet): normal for UDP, counted, logged once per burst, never fatal.
+      error: (first: unknown, second?: unknown) => {
+        const err = second instanceof Error ? second : first instanceof Error ? first : null;
+        const code = err !== null && "code" in err ? String(err.code) : "";
+        if (code === "ECONNREFUSED") {
+          deps.stats.error("udp_send");
+          unreachableLog.note(deps.log, protocol.name);
+          return;
+        }
         deps.stats.error("internal");
-        deps.log.error("udp_socket_error", { protocol: protocol.name, error: error.message });
+        deps.log.error("udp_socket_error", { protocol: protocol.name, error: err?.message ?? String(second ?? first) });
       },
     };
     const hosts = address.startsWith(":") ? ["::", "0.0.0.0"] : [parsed.host];
