@@ -302,6 +302,11 @@ describe("broker failures", () => {
     const good = await gatewayWith("p2", { mqttUsername: "gateway", mqttPassword: "right-secret" }, secured);
     await connected(good);
     expect(good.lines.join("\n")).not.toContain("right-secret");
+    // Credentials in the URL work too and are not logged either.
+    const inUrl = await gatewayWith("p3", { mqttUrl: secured.url.replace("mqtt://", "mqtt://gateway:right-secret@") }, secured);
+    await connected(inUrl);
+    expect(inUrl.lines.join("\n")).not.toContain("right-secret");
+    expect(inUrl.events().find((e) => e.msg === "mqtt_connected")!.broker).toBe(secured.url);
   }, 20_000);
 });
 

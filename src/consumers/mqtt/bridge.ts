@@ -386,9 +386,17 @@ export class MqttBridge implements HubClient, AmpioListener {
       resubscribe: false,
       will: { topic: this.topics.availability, payload: Buffer.from("offline"), qos: o.qos, retain: true },
     };
-    if (o.username !== "") options.username = o.username;
-    if (o.password !== "") options.password = o.password;
-    const client = mqtt.connect(o.url, options);
+    // Parsed here with the WHATWG URL (mqtt.js would use the deprecated url.parse and warn on stderr).
+    const u = new URL(o.url);
+    options.protocol = u.protocol === "mqtts:" ? "mqtts" : "mqtt";
+    options.host = u.hostname.replace(/^\[|\]$/g, "");
+    options.port = u.port !== "" ? Number(u.port) : u.protocol === "mqtts:" ? 8883 : 1883;
+    if (u.protocol === "mqtts:") options.servername = options.host;
+    const username = o.username !== "" ? o.username : decodeURIComponent(u.username);
+    const password = o.password !== "" ? o.password : decodeURIComponent(u.password);
+    if (username !== "") options.username = username;
+    if (password !== "") options.password = password;
+    const client = mqtt.connect(options);
     const a: Attempt = { client, done: false, connected: false, draining: false };
     this.attempt = a;
     client.on("connect", () => this.onConnect(a));
