@@ -57,6 +57,8 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       const [{ createMetrics }, { startOpsHttp }, { busViewRoutes }] = await Promise.all([import("./metrics.ts"), import("./http.ts"), import("../web/routes.ts")]);
       metrics = createMetrics({ stats, build, hubGauges, consumers: counters });
       await deps.consumers?.registerMetrics(metrics.registry);
+      const views = busViewRoutes(config, { gateway, log, counters, build, stats });
+      stops.push(() => views.stop());
       const http = startOpsHttp({
         addr: config.metricsAddr,
         metrics,
@@ -64,7 +66,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         log,
         allow: gateway.registry.limits.allow,
         rejected: () => stats.httpRejected++,
-        routes: { ...busViewRoutes(config, { gateway, log, counters, build, stats }), ...deps.consumers?.routes },
+        routes: { ...views.routes, ...deps.consumers?.routes },
       });
       httpPort = http.port;
       stops.push(() => http.stop());

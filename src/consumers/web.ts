@@ -1,0 +1,283 @@
+/**
+ * The dashboard's live view of the bus: one hub client ("web") for all open dashboards, which
+ * meters the bus (frames/s, bits/s), keeps a cansniffer-style table per id (count, last data,
+ * last time; at most MAX_IDS ids), and hands frames to each browser's own bounded queue. A
+ * browser never slows the hub: every FLUSH_MS its queue goes out as one JSON message; at most
+ * TAIL_PER_FLUSH frames per message (the rest are sampled away and counted, and the page says
+ * so), and nothing is sent while the socket still holds more than MAX_BUFFERED bytes unsent
+ * (those frames are dropped and counted). `enqueue` always answers true: the hub never counts
+ * or kicks the dashboard.
+ */
+import type { ServerWebSocket } from "bun";
+import { arbitrationId, formatFrame, isExtended, isRemote, type CanFrame } from "../can/frame.ts";
+import { parseFrame, FrameSyntaxError } from "../can/frame.ts";
+import type { Hub, HubClient } from "../hub/hub.ts";
+import { BoundedQueue } from "../hub/bounded-queue.ts";
+import type { TxLane } from "../hub/tx-scheduler.ts";
+import type { WsPeer } from "../ops/http.ts";
+import type { Logger } from "../ops/log.ts";
+import { nowUs, type ConsumerCounters } from "../capture/counters.ts";
+import { IdFilter, IdFilterError } from "../capture/filter.ts";
+
+export const FLUSH_MS = 100;
+/** Frames per message at most: 2,000 frames/s per browser; beyond that the tail is sampled. */
+export const TAIL_PER_FLUSH = 200;
+export const VIEWER_QUEUE_FRAMES = 1024;
+export const MAX_BUFFERED = 512 * 1024;
+export const MAX_IDS = 4096;
+
+/** Nominal bits of a frame on the wire (no stuff bits): SOF..EOF + IFS. FD counted at the nominal rate. */
+export function frameBits(f: CanFrame): number {
+  return (isExtended(f) ? 67 : 47) + 8 * (isRemote(f) ? 0 : f.len);
+}
+
+interface IdStat {
+  count: number;
+  data: string;
+  lastUs: number;
+  /** Count at the previous rate sample. */
+  prevCount: number;
+  rate: number;
+  changed: boolean;
+}
+
+export interface WebTxPolicy {
+  /** -web-tx */
+  readonly enabled: boolean;
+  /** -web-token ("" = sending impossible). */
+  readonly token: string;
+}
+
+function tokenMatches(given: string, want: string): boolean {
+  if (want === "" || given.length !== want.length) return false;
+  let d = 0;
+  for (let i = 0; i < want.length; i++) d |= given.charCodeAt(i) ^ want.charCodeAt(i);
+  return d === 0;
+}
+
+export class WebViewer implements WsPeer {
+  readonly protocol = "web";
+  readonly connectedAt = Date.now();
+  readonly queue = new BoundedQueue<{ f: CanFrame; tUs: number }>(VIEWER_QUEUE_FRAMES);
+  filter: IdFilter = IdFilter.parse("");
+  dropped = 0;
+  sampled = 0;
+  txFrames = 0;
+  ws: ServerWebSocket<WsPeer> | null = null;
+  lane: TxLane | null = null;
+
+  constructor(
+    private readonly bus: WebBus,
+    readonly id: number,
+    readonly remote: string,
+  ) {}
+
+  open(ws: ServerWebSocket<WsPeer>): void {
+    this.ws = ws;
+    this.bus.add(this);
+  }
+
+  message(ws: ServerWebSocket<WsPeer>, message: string | Uint8Array): void {
+    if (typeof message !== "string") return;
+    let m: { type?: unknown; filter?: unknown; frame?: unknown; token?: unknown };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      return;
+    }
+    if (m.type === "filter" && typeof m.filter === "string") {
+      try {
+        this.filter = IdFilter.parse(m.filter);
+        this.queue.clear();
+        ws.sendText(JSON.stringify({ type: "filter", ok: true, filter: this.filter.toString() }));
+      } catch (e) {
+        ws.sendText(JSON.stringify({ type: "filter", ok: false, error: e instanceof IdFilterError ? e.message : String(e) }));
+      }
+    } else if (m.type === "send" && typeof m.frame === "string") {
+      ws.sendText(JSON.stringify({ type: "sent", ...this.bus.send(this, m.frame, typeof m.token === "string" ? m.token : "") }));
+    }
+  }
+
+  drain(_ws: ServerWebSocket<WsPeer>): void {}
+
+  close(_ws: ServerWebSocket<WsPeer>, _code: number, _reason: string): void {
+    this.ws = null;
+    this.bus.remove(this);
+  }
+
+  offer(f: CanFrame, tUs: number): void {
+    if (!this.filter.matches(f)) return;
+    if (!this.queue.offer({ f, tUs })) {
+      this.dropped++;
+      this.bus.counters.byKind.web.dropped++;
+    }
+  }
+
+  flush(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    const n = this.queue.length;
+    if (n === 0) return;
+    if (ws.getBufferedAmount() > MAX_BUFFERED) {
+      this.dropped += n;
+      this.bus.counters.byKind.web.dropped += n;
+      this.queue.clear();
+      return;
+    }
+    // Sampling: keep an even spread of TAIL_PER_FLUSH frames when more arrived.
+    const keep = Math.min(n, TAIL_PER_FLUSH);
+    const step = n / keep;
+    const rows: [number, string][] = [];
+    let nextPick = 0;
+    for (let i = 0; i < n; i++) {
+      const e = this.queue.poll()!;
+      if (i >= Math.floor(nextPick) && rows.length < keep) {
+        rows.push([e.tUs / 1000, formatFrame(e.f)]);
+        nextPick += step;
+      }
+    }
+    this.sampled += n - rows.length;
+    this.txFrames += rows.length;
+    this.bus.counters.byKind.web.frames += rows.length;
+    ws.sendText(JSON.stringify({ type: "frames", frames: rows, sampled: n - rows.length, dropped: this.dropped }));
+  }
+}
+
+export interface WebBusDeps {
+  readonly hub: Hub;
+  readonly counters: ConsumerCounters;
+  readonly log: Logger;
+  readonly allocateId: () => number;
+  readonly tx: WebTxPolicy;
+}
+
+/** The shared hub client behind every open dashboard. */
+export class WebBus implements HubClient {
+  readonly protocol = "web";
+  readonly remote = "dashboard";
+  readonly id: number;
+  readonly connectedAt = Date.now();
+  readonly receiving = true;
+  dropped = 0;
+  /** Frames and bits seen since start (the meter). */
+  frames = 0;
+  bits = 0;
+  readonly viewers = new Set<WebViewer>();
+  readonly ids = new Map<number, IdStat>();
+  /** Ids not tracked because MAX_IDS were already. */
+  idsOverflow = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private attached = false;
+
+  constructor(private readonly deps: WebBusDeps) {
+    this.id = deps.allocateId();
+  }
+
+  get counters(): ConsumerCounters {
+    return this.deps.counters;
+  }
+
+  get queued(): number {
+    let q = 0;
+    for (const v of this.viewers) q += v.queue.length;
+    return q;
+  }
+
+  get txAllowed(): boolean {
+    return this.deps.tx.enabled && this.deps.tx.token !== "";
+  }
+
+  /** Starts metering (the overview's rates run even with no dashboard open). */
+  start(): void {
+    if (this.attached) return;
+    this.attached = true;
+    this.deps.hub.attach(this);
+    this.timer = setInterval(() => {
+      for (const v of this.viewers) v.flush();
+    }, FLUSH_MS);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.attached) this.deps.hub.detach(this);
+    this.attached = false;
+    for (const v of this.viewers) v.ws?.close(1001, "shutting down");
+  }
+
+  newViewer(remote: string): WebViewer {
+    return new WebViewer(this, this.deps.allocateId(), remote);
+  }
+
+  add(v: WebViewer): void {
+    this.viewers.add(v);
+    this.deps.log.info("web_viewer_connected", { conn_id: v.id, remote: v.remote });
+  }
+
+  remove(v: WebViewer): void {
+    this.viewers.delete(v);
+    this.deps.log.info("web_viewer_disconnected", { conn_id: v.id, remote: v.remote, frames: v.txFrames, dropped: v.dropped, sampled: v.sampled });
+  }
+
+  accepts(_frame: CanFrame): boolean {
+    return true;
+  }
+
+  enqueue(frame: CanFrame): boolean {
+    const tUs = nowUs();
+    this.frames++;
+    this.bits += frameBits(frame);
+    const key = frame.canId >>> 0;
+    let s = this.ids.get(key);
+    if (!s) {
+      if (this.ids.size >= MAX_IDS) {
+        this.idsOverflow++;
+      } else {
+        s = { count: 0, data: "", lastUs: 0, prevCount: 0, rate: 0, changed: true };
+        this.ids.set(key, s);
+      }
+    }
+    if (s) {
+      s.count++;
+      s.lastUs = tUs;
+      s.changed = true;
+      s.data = formatFrame(frame);
+    }
+    for (const v of this.viewers) v.offer(frame, tUs);
+    return true;
+  }
+
+  kick(_reason: string): void {}
+
+  /** Rates per id over the last interval; returns the sniffer rows (changed ones first). */
+  sniffer(intervalS: number): { id: string; ext: boolean; count: number; rate: number; frame: string; ageMs: number }[] {
+    const now = nowUs();
+    const rows = [];
+    for (const [key, s] of this.ids) {
+      s.rate = intervalS > 0 ? (s.count - s.prevCount) / intervalS : 0;
+      s.prevCount = s.count;
+      const f = { canId: key, len: 0, data: new Uint8Array(0), fd: false, fdFlags: 0 };
+      const ext = isExtended(f);
+      rows.push({ id: arbitrationId(f).toString(16).toUpperCase().padStart(ext ? 8 : 3, "0"), ext, count: s.count, rate: s.rate, frame: s.data, ageMs: (now - s.lastUs) / 1000 });
+    }
+    return rows;
+  }
+
+  /** A frame from a dashboard: only with -web-tx and the right token, through a TX lane. */
+  send(v: WebViewer, text: string, token: string): { ok: boolean; error?: string } {
+    if (!this.deps.tx.enabled) return { ok: false, error: "sending is disabled (start the gateway with -web-tx and -web-token)" };
+    if (!tokenMatches(token, this.deps.tx.token)) {
+      this.deps.log.warn("web_tx_refused", { conn_id: v.id, remote: v.remote, reason: "bad token" });
+      return { ok: false, error: "wrong token" };
+    }
+    let frame: CanFrame;
+    try {
+      frame = parseFrame(text);
+    } catch (e) {
+      return { ok: false, error: e instanceof FrameSyntaxError ? e.message : String(e) };
+    }
+    v.lane ??= this.deps.hub.openTx({ id: v.id, protocol: "web", remote: v.remote }, false);
+    const ok = v.lane.send(frame);
+    return ok ? { ok: true } : { ok: false, error: `dropped: ${[...v.lane.dropped.keys()].join(",") || "refused"}` };
+  }
+}
