@@ -171,12 +171,13 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
     keep: (l) => KEEP.has(l.msg),
     onLine: (l) => {
       events.set(l.msg, (events.get(l.msg) ?? 0) + 1);
-      if (l.msg !== "client_disconnected") return;
+      // A client's final line, a UDP peer's, and the settlement of frames it left queued.
+      if (l.msg !== "client_disconnected" && l.msg !== "udp_peer_removed" && l.msg !== "client_tx_settled") return;
       sumHubDropped += Number(l.dropped ?? 0);
       for (const [k, v] of Object.entries(l)) {
         if (k.startsWith("bus_tx_dropped_")) sumTxDropped.set(k.slice("bus_tx_dropped_".length), (sumTxDropped.get(k.slice("bus_tx_dropped_".length)) ?? 0) + Number(v));
       }
-      perClient.set(String(l.remote), l);
+      if (l.msg === "client_disconnected") perClient.set(String(l.remote), l);
     },
   });
   const port = (name: string): number => {
@@ -407,7 +408,13 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
   check("per-client hub drops add up to hub_dropped_frames_total", sumHubDropped === Number(summary.dropped_frames), `sum of client lines ${sumHubDropped}, summary ${summary.dropped_frames}`);
   const txReasons = new Set([...sumTxDropped.keys(), ...Object.keys(summary).filter((k) => k.startsWith("client_tx_dropped_")).map((k) => k.slice("client_tx_dropped_".length))]);
   const txMismatch = [...txReasons].filter((r) => (sumTxDropped.get(r) ?? 0) !== Number(summary[`client_tx_dropped_${r}`] ?? 0));
-  check("per-client TX drops add up to client_tx_dropped_total by reason", txMismatch.length === 0, txMismatch.length ? `mismatch: ${txMismatch.join(",")}` : `${[...txReasons].map((r) => `${r}=${sumTxDropped.get(r) ?? 0}`).join(" ") || "none"}`);
+  check(
+    "per-client TX drops add up to client_tx_dropped_total by reason",
+    txMismatch.length === 0,
+    txMismatch.length
+      ? `mismatch: ${txMismatch.map((r) => `${r}: clients ${sumTxDropped.get(r) ?? 0} vs total ${summary[`client_tx_dropped_${r}`] ?? 0}`).join(", ")}`
+      : `${[...txReasons].map((r) => `${r}=${sumTxDropped.get(r) ?? 0}`).join(" ") || "none"}`,
+  );
   if (backend === "serial") {
     const worst = Math.max(0, ...recoveries);
     check(`backend recovered after every pty vanish/return within ${RECOVERY_BOUND_MS} ms`, recoveries.length > 0 && worst <= RECOVERY_BOUND_MS, `${recoveries.length} cycles, worst ${worst.toFixed(0)} ms`);

@@ -81,6 +81,10 @@ export class TxLane {
   readonly dropped = new Map<TxDropReason, number>();
   /** In the scheduler's round-robin ring. */
   active = false;
+  /** Accepted by the backend, not yet reported sent or lost. */
+  inflight = 0;
+  /** Counts when the producer closed (its final log line); null while open. */
+  closedWith: { sent: number; dropped: Map<TxDropReason, number> } | null = null;
 
   constructor(
     readonly scheduler: TxScheduler,
@@ -96,6 +100,17 @@ export class TxLane {
   /** Offers a frame for the bus; false if it was dropped (counted with its reason). */
   send(frame: CanFrame): boolean {
     return this.scheduler.submit(this, frame);
+  }
+
+  /**
+   * The producer is gone (its log line is written). Frames it already handed over still go to
+   * the bus (as TCP delivers what was sent before a close); what becomes of them is logged once
+   * they are all settled (`client_tx_settled`), so every frame stays accounted to its client.
+   */
+  close(): void {
+    if (this.closedWith) return;
+    this.closedWith = { sent: this.sent, dropped: new Map(this.dropped) };
+    this.scheduler.settleIfDone(this);
   }
 
   get droppedTotal(): number {
@@ -175,6 +190,7 @@ export class TxScheduler {
       lane.queue.clear();
       lane.active = false;
       if (n > 0) this.drop(lane, "backend_down", n);
+      if (lane.closedWith) this.settleIfDone(lane);
     }
     this.ring.length = 0;
     this.next = 0;
@@ -200,6 +216,7 @@ export class TxScheduler {
         if (performance.now() > item.expiresAt) {
           lane.queue.poll();
           this.drop(lane, "expired", 1);
+          if (lane.closedWith) this.settleIfDone(lane);
           continue;
         }
         const result = bus.send(item);
@@ -211,6 +228,8 @@ export class TxScheduler {
         lane.queue.poll();
         if (result === "down") this.drop(lane, "backend_down", 1);
         else if (result === "unsupported") this.drop(lane, "unsupported", 1);
+        else lane.inflight++;
+        if (lane.closedWith) this.settleIfDone(lane);
         this.next++;
       }
       this.clearSweep();
@@ -221,13 +240,31 @@ export class TxScheduler {
 
   onSent(item: TxItem): void {
     const lane = item.lane;
+    lane.inflight--;
     lane.sent++;
     this.stats.clientTxSent++;
     this.onFrameSent(item.frame, lane.origin);
+    if (lane.closedWith) this.settleIfDone(lane);
   }
 
   onLost(item: TxItem, reason: TxLoss): void {
+    item.lane.inflight--;
     this.drop(item.lane, reason, 1);
+    if (item.lane.closedWith) this.settleIfDone(item.lane);
+  }
+
+  /** A closed lane with nothing left in flight: log what happened to its frames since the close. */
+  settleIfDone(lane: TxLane): void {
+    const at = lane.closedWith;
+    if (at === null || lane.queue.length > 0 || lane.inflight > 0) return;
+    const sent = lane.sent - at.sent;
+    const dropped = new Map<TxDropReason, number>();
+    for (const [reason, n] of lane.dropped) if (n !== (at.dropped.get(reason) ?? 0)) dropped.set(reason, n - (at.dropped.get(reason) ?? 0));
+    if (sent === 0 && dropped.size === 0) return;
+    at.sent = lane.sent;
+    at.dropped = new Map(lane.dropped);
+    const o = lane.origin;
+    this.log.info("client_tx_settled", { conn_id: o.id, remote: o.remote, protocol: o.protocol, bus_tx_frames: sent, ...droppedFields(dropped, "bus_tx_dropped_") });
   }
 
   private drop(lane: TxLane, reason: TxDropReason, n: number): false {
@@ -259,6 +296,7 @@ export class TxScheduler {
           lane.queue.poll();
           this.drop(lane, "expired", 1);
         }
+        if (lane.closedWith) this.settleIfDone(lane);
       }
       this.busy = false;
       this.pump();

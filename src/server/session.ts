@@ -477,6 +477,7 @@ export class ClientSession implements HubClient {
       // already closed
     }
     const lane = this.lane;
+    lane.close();
     this.log.info("client_disconnected", {
       reason: this.closing ?? "client_closed",
       rx_frames: this.rxFrames,

@@ -282,6 +282,7 @@ export class UdpEndpoint implements Listener {
     peer.queue.clear();
     this.dirty.delete(peer);
     if (this.peers.delete(peerKey(peer.address, peer.port))) this.pstats.clients--;
+    peer.lane.close();
     peer.log.info("udp_peer_removed", {
       reason,
       rx_frames: peer.rxFrames,

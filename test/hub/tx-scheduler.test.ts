@@ -164,6 +164,24 @@ describe("hub TX scheduler", () => {
     expect(watcher.got).toHaveLength(0);
   });
 
+  test("frames a client left queued when it closed still go, and their fate is logged as client_tx_settled", () => {
+    const { hub, bus, a, watcher, lines } = setup();
+    bus.capacity = 1;
+    const lane = hub.openTx(a, false);
+    for (let i = 0; i < 4; i++) lane.send(f(0x40 + i));
+    lane.close(); // the client's final log line would be written now: 0 sent so far
+    expect(lines.some((l) => l.includes("client_tx_settled"))).toBe(false);
+    bus.drain(1);
+    hub.busReady(); // one more accepted
+    bus.drain(1);
+    bus.up = false;
+    hub.busState(false); // the last two are lost with the bus
+    const settled = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === "client_tx_settled");
+    expect(settled).toHaveLength(1);
+    expect(settled[0]).toMatchObject({ conn_id: 1, bus_tx_frames: 2, bus_tx_dropped_backend_down: 2 });
+    expect(watcher.got).toHaveLength(2);
+  });
+
   test("read-only lanes, refused frames, a down bus and a full lane are each counted", () => {
     const { hub, bus, a, b, stats } = setup({ queueFrames: 2 });
     expect(hub.openTx(a, true).send(f(1))).toBe(false);
