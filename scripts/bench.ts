@@ -191,5 +191,27 @@ if (!only || only === "serial") {
   console.log(text);
   await writeSection("serial", text);
 }
+if (!only || only === "mqtt") {
+  // The MQTT bridge off and on (scripts/bench/mqtt.ts: Mosquitto, gateway process, subscriber), ~30 s.
+  const { mqttBenchTable } = await import("./bench/mqtt.ts");
+  const child = Bun.spawn([process.execPath, "scripts/bench/mqtt.ts", "--json"], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(child.stdout).text();
+  if ((await child.exited) !== 0) throw new Error("MQTT benchmark failed");
+  const rows = JSON.parse(out.slice(out.indexOf("["))) as Parameters<typeof mqttBenchTable>[0];
+  const text = [
+    "## MQTT bridge off and on (virtual bus → Mosquitto → subscriber, and → one cannelloni client)",
+    "",
+    `Measured ${today} on ${machine}, Debian's mosquitto on loopback. Command: \`npm run bench\` (or \`bun scripts/bench/mqtt.ts\`).`,
+    "One gateway process per row (virtual bus, consumers wired as in main.ts: with the bridge on, -ampio-decode auto is on too),",
+    "QoS 0, raw frames on bench/raw/<id> (JSON); 8-byte extended frames carrying their injection time. The subscriber (mqtt.js)",
+    "and the cannelloni client share the bench process; the broker and the gateway share the machine's two cores with them.",
+    "Broker latency = injection on the virtual bus → the subscriber has the message (gateway, broker and subscriber hops).",
+    "Gateway CPU is the gateway process's over the run. The cannelloni columns show what the bridge costs a TCP client.",
+    "",
+    mqttBenchTable(rows),
+  ].join("\n");
+  console.log(text);
+  await writeSection("mqtt", text);
+}
 console.log("wrote BENCHMARKS.md");
 process.exit(0);
