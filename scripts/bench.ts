@@ -154,7 +154,8 @@ if (!only || only === "protocols") {
     "protocol, from test/helpers/ (each decodes independently of the gateway's codecs), timestamps every received chunk.",
     "Latency = injection on the virtual bus → the client has the bytes. 8-byte frames. At flat out the JavaScript test client",
     "is often the limit, not the gateway (compare the gateway CPU column): the slcan and canlogserver clients parse text byte",
-    "by byte.",
+    "by byte. cannelloni UDP on loopback loses datagrams when the receiving socket's buffer overflows (no backpressure in",
+    "UDP): \"delivered\" shows it. The machine's two cores are shared with other work, so tails vary between runs.",
     "",
     protocolsTable(rows),
   ].join("\n");
