@@ -17,7 +17,7 @@ import { mkdir, open, readdir, unlink, type FileHandle } from "node:fs/promises"
 import { join } from "node:path";
 import type { CanFrame } from "../can/frame.ts";
 import { formatCandumpLogLine } from "../can/candump-log.ts";
-import type { HubClient } from "../hub/hub.ts";
+import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Logger } from "../ops/log.ts";
 import { nowUs, type ConsumerCounters } from "../capture/counters.ts";
@@ -62,6 +62,8 @@ function fileName(ms: number): string {
 
 export class Recorder implements HubClient {
   readonly protocol = "recorder";
+  /** Client frames come through the hub's onSent hook instead, written as `T`. */
+  readonly wantsEcho = false;
   readonly remote: string;
   readonly id: number;
   readonly connectedAt = Date.now();
@@ -265,7 +267,7 @@ export class Recorder implements HubClient {
 /** Starts the recorder of `-record DIR` on a running hub; the returned function stops it. */
 export async function startRecorder(
   config: { readonly record: string; readonly recordMaxBytes: number; readonly recordMaxFiles: number; readonly recordMaxAgeMs: number },
-  deps: { readonly hub: { attach(c: HubClient): void; detach(c: HubClient): void }; readonly allocateId: () => number; readonly iface: string; readonly counters: ConsumerCounters; readonly log: Logger },
+  deps: { readonly hub: Pick<Hub, "attach" | "detach" | "onSent">; readonly allocateId: () => number; readonly iface: string; readonly counters: ConsumerCounters; readonly log: Logger },
 ): Promise<{ readonly recorder: Recorder; stop(): Promise<void> }> {
   const recorder = new Recorder({
     id: deps.allocateId(),
@@ -279,9 +281,11 @@ export async function startRecorder(
   });
   await recorder.start();
   deps.hub.attach(recorder);
+  const unsubscribe = deps.hub.onSent((frame) => recorder.recordSent(frame));
   return {
     recorder,
     async stop() {
+      unsubscribe();
       deps.hub.detach(recorder);
       await recorder.stop();
     },

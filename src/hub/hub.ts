@@ -30,7 +30,15 @@ export interface HubClient extends TxOrigin {
   enqueue(frame: CanFrame): boolean;
   /** Disconnects the client because it cannot keep up. */
   kick(reason: string): void;
+  /**
+   * False: this consumer is not given other clients' frames as echo (they reach it, marked as
+   * client frames, through Hub.onSent instead — the recorder writes them as `T`). Default true.
+   */
+  readonly wantsEcho?: boolean;
 }
+
+/** Told of every client frame the backend wrote to the bus. */
+export type SentListener = (frame: CanFrame, origin: TxOrigin) => void;
 
 export interface HubOptions {
   readonly policy: HubPolicy;
@@ -44,11 +52,19 @@ export interface HubOptions {
 export class Hub {
   private readonly clients = new Set<HubClient>();
   private readonly tx: TxScheduler;
+  private readonly sentListeners = new Set<SentListener>();
 
   constructor(private readonly opts: HubOptions) {
     this.tx = new TxScheduler(opts.tx, opts.stats, opts.log, (frame, origin) => {
-      if (this.opts.echoClients) this.deliver(frame, origin);
+      if (this.opts.echoClients) this.deliver(frame, origin, true);
+      for (const l of this.sentListeners) l(frame, origin);
     });
+  }
+
+  /** Subscribes to client frames written to the bus; returns the unsubscribe function. */
+  onSent(listener: SentListener): () => void {
+    this.sentListeners.add(listener);
+    return () => this.sentListeners.delete(listener);
   }
 
   connectBus(bus: TxBus): void {
@@ -95,14 +111,15 @@ export class Hub {
 
   /** A frame read from the bus: to every client. */
   fromBus(frame: CanFrame): void {
-    this.deliver(frame, null);
+    this.deliver(frame, null, false);
   }
 
-  private deliver(frame: CanFrame, except: TxOrigin | null): void {
+  private deliver(frame: CanFrame, except: TxOrigin | null, echo: boolean): void {
     const { stats, policy } = this.opts;
     let fanout = 0;
     for (const c of this.clients) {
       if (c === except || !c.receiving || !c.accepts(frame)) continue;
+      if (echo && c.wantsEcho === false) continue;
       fanout++;
       if (c.enqueue(frame)) continue;
       if (policy === "kick") {

@@ -167,6 +167,11 @@ export class ClientSession implements HubClient {
     return this.queue.length;
   }
 
+  /** Why the session closed or is closing (null while open). */
+  get closeReason(): CloseReason | null {
+    return this.closing;
+  }
+
   /** Whether the handshake is complete. */
   get established(): boolean {
     return this.handshakeDone;

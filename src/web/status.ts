@@ -51,10 +51,9 @@ function sessionRow(s: ClientSession): ClientRow {
   };
 }
 
-/** Why a session closed, when the session says (ClientSession may expose closeReason). */
+/** Why a session closed, as the session says. */
 function closeReason(s: ClientSession): string {
-  if ("closeReason" in s && typeof s.closeReason === "string" && s.closeReason) return s.closeReason;
-  return "closed";
+  return s.closeReason ?? "closed";
 }
 
 export class StatusTracker {

@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CANFD_BRS, dataFrame, fdFrame, remoteFrame, type CanFrame } from "../../src/can/frame.ts";
 import { ConsumerCounters } from "../../src/capture/counters.ts";
-import { Recorder } from "../../src/consumers/recorder.ts";
+import { Recorder, startRecorder } from "../../src/consumers/recorder.ts";
+import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 
@@ -197,5 +198,30 @@ describe("recorder", () => {
     await recorder.stop();
     rec = null;
     expect(counters.byKind.recorder.frames).toBe(100);
+  });
+
+  test("a client frame the bus took is written once, as T (not echoed in as R); bus frames as R", async () => {
+    gw = await startTestGateway({ clientTxRate: 0 });
+    const dir = freshDir();
+    const counters = new ConsumerCounters();
+    const { log } = memoryLogger("debug");
+    const started = await startRecorder(
+      { record: dir, recordMaxBytes: 1 << 20, recordMaxFiles: 4, recordMaxAgeMs: 0 },
+      { hub: gw.gateway.hub, allocateId: () => gw!.gateway.registry.allocateId(), iface: "can0", counters, log },
+    );
+    const client = await CannelloniTestClient.connect(gw.port);
+    await client.handshake();
+    await Bun.sleep(20);
+    client.send(dataFrame(0x321, [0x55]));
+    gw.backend.inject(dataFrame(0x123, [0x01]));
+    const deadline = Date.now() + 3000;
+    while (counters.byKind.recorder.frames < 2 && Date.now() < deadline) await Bun.sleep(10);
+    await started.stop();
+    const msgs = pythonRead(join(dir, logFiles(dir)[0]!));
+    expect(msgs.map((m) => [m.id, m.rx]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+      [0x123, true],
+      [0x321, false],
+    ]);
+    client.close();
   });
 });
