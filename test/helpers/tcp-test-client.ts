@@ -9,6 +9,11 @@ import type { CanFrame } from "../../src/can/frame.ts";
 export abstract class TcpTestClient {
   readonly frames: CanFrame[] = [];
   closed = false;
+  /**
+   * Called after each received chunk with every frame received so far. Benchmarks stamp the new
+   * frames and empty the array (and `raw`, where the client keeps one), so a long run keeps no history.
+   */
+  onReceive: ((frames: CanFrame[]) => void) | null = null;
   protected abstract socket: Socket<undefined>;
   private waiters: (() => void)[] = [];
 
@@ -59,6 +64,7 @@ export abstract class TcpTestClient {
 
   /** Call after new data: wakes waiting until() calls early. */
   protected wake(): void {
+    this.onReceive?.(this.frames);
     const w = this.waiters;
     this.waiters = [];
     for (const r of w) r();
