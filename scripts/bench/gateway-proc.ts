@@ -4,7 +4,9 @@
  *   run RATE COUNT   inject COUNT frames at RATE frames/s (0 = flat out), each carrying its
  *                    injection time in its 8 data bytes (stampSendTime)
  *   stats            print a JSON line with counters, RSS and CPU time
- * Prints "port N" once listening. Exits when stdin closes.
+ * Prints "port N" once listening (with --waveshare also a Waveshare listener, "waveshare N" on
+ * the next line). Exits when stdin closes.
+ *   bun scripts/bench/gateway-proc.ts HUB_BUFFER [--waveshare]
  */
 import { VirtualBackend } from "../../src/backends/virtual/virtual-backend.ts";
 import { dataFrame } from "../../src/can/frame.ts";
@@ -18,9 +20,11 @@ const hubBuffer = Number(process.argv[2] ?? 512);
 const stats = new Stats();
 const log = createLogger("text", "warn");
 const backend = new VirtualBackend({ stats, log, fd: false });
-const config = { ...defaultConfig(), backend: "virtual" as const, listen: "127.0.0.1:0", hubBuffer };
+const waveshare = process.argv.includes("--waveshare");
+const config = { ...defaultConfig(), backend: "virtual" as const, listen: "127.0.0.1:0", hubBuffer, waveshareListen: waveshare ? "127.0.0.1:0" : "" };
 const gateway = await startGateway(config, { stats, log, backend });
 process.stdout.write(`port ${gateway.port("cannelloni")}\n`);
+if (waveshare) process.stdout.write(`waveshare ${gateway.port("waveshare")}\n`);
 
 function frameAt(seq: number): ReturnType<typeof dataFrame> {
   const data = new Uint8Array(8);
@@ -61,6 +65,9 @@ for await (const line of console) {
         dropped: stats.hubDroppedFrames,
         kicked: stats.hubKickedClients,
         tx: stats.tcpTxFrames,
+        clients: gateway.hub.size,
+        sessions: gateway.registry.sessions.size,
+        handshaking: gateway.registry.handshaking,
         rssBytes: process.memoryUsage.rss(),
         cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100,
       }) + "\n",
