@@ -15,6 +15,7 @@ import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { TxLane } from "../hub/tx-scheduler.ts";
 import type { WsPeer } from "../ops/http.ts";
+import type { CidrList } from "../net/cidr.ts";
 import type { Logger } from "../ops/log.ts";
 import { nowUs, type ConsumerCounters } from "../capture/counters.ts";
 import { IdFilter, IdFilterError } from "../capture/filter.ts";
@@ -46,6 +47,14 @@ export interface WebTxPolicy {
   readonly enabled: boolean;
   /** -web-token ("" = sending impossible). */
   readonly token: string;
+  /** -tx-allow: a browser outside it stays read-only even with the token (absent: everyone). */
+  readonly txAllow?: CidrList;
+}
+
+/** The address part of "1.2.3.4:port" or "[v6]:port". */
+function hostOf(remote: string): string {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(remote) ?? /^([^:]+):\d+$/.exec(remote);
+  return m ? m[1]! : remote;
 }
 
 function tokenMatches(given: string, want: string): boolean {
@@ -276,7 +285,7 @@ export class WebBus implements HubClient {
     } catch (e) {
       return { ok: false, error: e instanceof FrameSyntaxError ? e.message : String(e) };
     }
-    v.lane ??= this.deps.hub.openTx({ id: v.id, protocol: "web", remote: v.remote }, false);
+    v.lane ??= this.deps.hub.openTx({ id: v.id, protocol: "web", remote: v.remote }, !(this.deps.tx.txAllow?.allows(hostOf(v.remote)) ?? true));
     const ok = v.lane.send(frame);
     return ok ? { ok: true } : { ok: false, error: `dropped: ${[...v.lane.dropped.keys()].join(",") || "refused"}` };
   }

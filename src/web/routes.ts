@@ -63,7 +63,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     counters: ctx.counters,
     allocateId: () => ctx.gateway.registry.allocateId(),
   };
-  const web = new WebBus({ ...deps, tx: { enabled: config.webTx, token: config.webToken } });
+  const web = new WebBus({ ...deps, tx: { enabled: config.webTx, token: config.webToken, txAllow: ctx.gateway.registry.limits.txAllow } });
   web.start();
   if (config.webTx && !config.webToken) ctx.log.warn("web_tx_disabled", { reason: "-web-tx needs -web-token; the dashboard stays read-only" });
   const status = new StatusTracker(ctx.gateway, ctx.stats, ctx.build, ctx.counters, web, busBitrate(config), config.echoClients);
