@@ -36,8 +36,9 @@ interface Module {
 }
 
 const modules: Module[] = [
-  { id: 0x00001d4c, kind: "temp", temp: 2150, bits: 0, levels: [] },
-  { id: 0x00001d51, kind: "temp", temp: 1980, bits: 0, levels: [] },
+  // Temperatures are sent as 1000 + tenths of a degree (docs/ampio.md): 1215 = 21.5 °C.
+  { id: 0x00001d4c, kind: "temp", temp: 1215, bits: 0, levels: [] },
+  { id: 0x00001d51, kind: "temp", temp: 1198, bits: 0, levels: [] },
   { id: 0x00002a31, kind: "switch", temp: 0, bits: 0, levels: [] },
   { id: 0x00002a35, kind: "switch", temp: 0, bits: 0, levels: [] },
   { id: 0x00000b07, kind: "relay", temp: 0, bits: 0, levels: [] },

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { dataFrame } from "../../src/can/frame.ts";
@@ -65,7 +66,7 @@ async function startBinary(args: string[], env: Record<string, string> = {}): Pr
 let browser: Browser;
 beforeAll(async () => {
   mkdirSync(BIN_DIR, { recursive: true });
-  const build = Bun.spawnSync(["bun", "build", "--compile", "src/main.ts", "--outfile", BIN], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "src/main.ts", "--outfile", BIN], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
   browser = await puppeteer.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
 }, 120_000);
@@ -79,7 +80,7 @@ async function waitText(page: Page, selector: string, pred: string, timeoutMs = 
 
 describe("dashboard in chromium", () => {
   test("live tail, per-id view, clients table and filter; screenshot", async () => {
-    const gw = await startBinary(["-backend", "replay", "-replay-file", "demo/ampio-demo.log", "-replay-loop"]);
+    const gw = await startBinary(["-backend", "replay", "-replay-file", "demo/ampio-demo.log", "-replay-loop", "-ampio-decode", "true"]);
     const page = await browser.newPage();
     try {
       await page.setViewport({ width: 1400, height: 1000 });
@@ -97,8 +98,13 @@ describe("dashboard in chromium", () => {
       await waitText(page, "#sniffer tbody", "(t) => t.includes('01ABCDEF') && t.includes('123#1122')");
       // Demo traffic from the replayed log is there too (Ampio module ids).
       await waitText(page, "#sniffer tbody", "(t) => t.includes('00001D4C')");
+      // The Ampio panel: the decoder's module inventory, live.
+      await waitText(page, "#ampio tbody", "(t) => t.includes('00001D4C') && t.includes('online')");
       await Bun.sleep(2500); // a few chart points
-      await page.screenshot({ path: join(REPO, "docs/dashboard.png") });
+      // docs/dashboard.png is refreshed only on request, so a test run leaves the tree clean.
+      const shot = process.env.UPDATE_SCREENSHOT === "1" ? join(REPO, "docs/dashboard.png") : join(tmpdir(), `can-server-dashboard-${process.pid}.png`);
+      await page.screenshot({ path: shot, fullPage: true });
+      expect(Bun.file(shot).size).toBeGreaterThan(10_000);
 
       // Filter: only 0x123 passes.
       await page.type("#filter", "123/7FF");

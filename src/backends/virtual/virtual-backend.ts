@@ -89,12 +89,22 @@ export class VirtualBackend implements Backend {
 
   /**
    * Ampio modules broadcast their state periodically on extended ids (the module's address);
-   * these demo frames mimic that shape: a few modules, a type byte, changing values.
+   * these demo frames are real Ampio state broadcasts (docs/ampio.md), so the decoder shows
+   * sensible values: a temperature drifting around 21 °C (subtype 0x06: 1000 + tenths, LE),
+   * binary inputs toggling (0x1B), and analog outputs ramping (0x0C).
    */
   private nextDemoFrame(): CanFrame {
     const step = this.demoStep++;
-    const module = [0x1d4c, 0x2a31, 0x0b07][step % 3]!;
-    const v = step & 0xff;
-    return dataFrame(module, [0xfe, 0x10, v, (v * 7) & 0xff, 0x00, 0x01, (step >> 8) & 0xff, 0x20], true);
+    const round = Math.floor(step / 3);
+    switch (step % 3) {
+      case 0: {
+        const raw = 1000 + 210 + ((round * 3) % 21) - 10;
+        return dataFrame(0x1d4c, [0xfe, 0x06, raw & 0xff, raw >> 8], true);
+      }
+      case 1:
+        return dataFrame(0x2a31, [0xfe, 0x1b, 1 << (round % 8), 0, 0, 0, 0, 0], true);
+      default:
+        return dataFrame(0x0b07, [0xfe, 0x0c, (round * 10) % 256, 0, 0, 0, 0, 0], true);
+    }
   }
 }
