@@ -6,8 +6,15 @@
  * (the Ampio bus maximum ~382 frames/s, a saturated 1 Mbit/s bus ~7,634 frames/s) and flat out.
  * Results go to stdout and to the "fan-out" section of BENCHMARKS.md. Every loop is bounded.
  *
- *   npm run bench                 # full matrix
- *   npm run bench -- --quick      # smaller counts (a smoke run)
+ * The other benchmarks run as child processes, each writing its own BENCHMARKS.md section:
+ * serial-ref (can-server against near-limit reference forwarders over the pty path), scale (1000
+ * clients), idle (idle cost and start-up footprint); serial (the older pty tables) on request.
+ *
+ *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle
+ *   npm run bench -- --only=serial-ref    # one or several: fanout,serial,serial-ref,protocols,mqtt,scale,idle
+ *   npm run bench -- --only=all           # everything, serial included
+ *   npm run bench -- --quick              # smaller counts (a smoke run)
+ * SocketCAN in the VM: scripts/bench/socketcan-vm.sh; the compiled binary: scripts/bench-binary.ts.
  */
 import { arch, cpus, platform, totalmem } from "node:os";
 import { LineReader } from "./bench/line-reader.ts";
@@ -102,9 +109,19 @@ async function writeSection(key: string, markdown: string): Promise<void> {
 
 const machine = `${platform()}/${arch()}, ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}`;
 const today = new Date().toISOString().slice(0, 10);
-const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle"];
+const selected = new Set(onlyArg === "all" ? [...DEFAULT_SET, "serial"] : (onlyArg?.split(",") ?? DEFAULT_SET));
+const only = (key: string): boolean => selected.has(key);
 
-if (!only || only === "fanout") {
+/** Runs one of the scripts/bench/*.ts benchmarks as its own process, which writes its section. */
+async function child(script: string, args: string[]): Promise<void> {
+  console.log(`bench: ${script} ${args.join(" ")}`);
+  const p = Bun.spawn([process.execPath, `scripts/bench/${script}`, ...args, "--write"], { stdout: "inherit", stderr: "inherit" });
+  if ((await p.exited) !== 0) throw new Error(`${script} failed`);
+}
+
+if (only("fanout")) {
   const rows: Row[] = [];
   for (const sc of SCENARIOS) {
     for (const n of CLIENTS) {
@@ -139,7 +156,7 @@ if (!only || only === "fanout") {
   );
 }
 
-if (!only || only === "protocols") {
+if (only("protocols")) {
   // Its own process, like the serial run below (a fresh heap, no GC pause from the fan-out run).
   const { protocolsTable } = await import("./bench-protocols.ts");
   const child = Bun.spawn([process.execPath, "scripts/bench-protocols.ts", "--json", ...(quick ? ["--quick"] : [])], { stdout: "pipe", stderr: "inherit" });
@@ -163,7 +180,7 @@ if (!only || only === "protocols") {
   await writeSection("protocols", text);
 }
 
-if (!only || only === "serial") {
+if (only("serial")) {
   // Its own process: the fan-out run above leaves a large heap here, and a major GC pause in this
   // process would show up as serial latency.
   const { serialBenchTable, serialFanoutTable } = await import("./bench-serial.ts");
@@ -192,7 +209,7 @@ if (!only || only === "serial") {
   console.log(text);
   await writeSection("serial", text);
 }
-if (!only || only === "mqtt") {
+if (only("mqtt")) {
   // The MQTT bridge off and on (scripts/bench/mqtt.ts: Mosquitto, gateway process, subscriber), ~30 s.
   const { mqttBenchTable } = await import("./bench/mqtt.ts");
   const child = Bun.spawn([process.execPath, "scripts/bench/mqtt.ts", "--json"], { stdout: "pipe", stderr: "inherit" });
@@ -214,5 +231,8 @@ if (!only || only === "mqtt") {
   console.log(text);
   await writeSection("mqtt", text);
 }
+if (only("serial-ref")) await child("serial-ref.ts", quick ? ["--rounds", "1", "--count", "400"] : ["--rounds", "3", "--count", "1000"]);
+if (only("scale")) await child("scale.ts", quick ? ["--clients", "200", "--seconds", "1"] : []);
+if (only("idle")) await child("idle.ts", quick ? ["--window", "2", "--clients", "0,10"] : ["--window", "5"]);
 console.log("wrote BENCHMARKS.md");
 process.exit(0);
