@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release artifacts into dist/: one self-contained binary per architecture
-# (`bun build --compile --minify --bytecode --format=esm`), then per architecture a tarball and a
-# .deb (scripts/package.sh), and one dist/sha256sums.txt.
+# (`bun build --compile --minify --bytecode --format=esm`), then per architecture a .tar.gz, a
+# .tar.xz and a .deb (scripts/package.sh), and one dist/sha256sums.txt covering all of them.
 #
 # Offline and pinned: the runtime embedded in each binary is the exact Bun version of this
 # toolchain (node_modules/bun, pinned in package.json), fetched from the npm registry with
@@ -87,7 +87,7 @@ entries=("$ENTRY")
 [ -f "$WORKER" ] && entries+=("$WORKER")
 
 echo "build: can-server $VERSION (commit $COMMIT, built $DATE), bun $BUN_VERSION, entries: ${entries[*]}"
-rm -f "$DIST"/can-server-*.tar.gz "$DIST"/can-server_*.deb "$DIST"/sha256sums.txt
+rm -f "$DIST"/can-server-*.tar.gz "$DIST"/can-server-*.tar.xz "$DIST"/can-server_*.deb "$DIST"/sha256sums.txt
 for arch in $ARCHES; do
   runtime=$(runtime_for "$arch")
   out=$DIST/can-server-linux-$arch
@@ -106,6 +106,6 @@ for arch in $ARCHES; do
   VERSION=$VERSION bash scripts/package.sh "$arch" "$out/can-server"
 done
 
-(cd "$DIST" && sha256sum can-server-*.tar.gz can-server_*.deb >sha256sums.txt)
+(cd "$DIST" && sha256sum can-server-*.tar.gz can-server-*.tar.xz can-server_*.deb >sha256sums.txt)
 echo "build: artifacts in dist/:"
 cat "$DIST/sha256sums.txt"

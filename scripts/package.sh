@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packages one compiled binary (called by scripts/build.sh per architecture):
 #   dist/can-server-<version>-linux-<arch>.tar.gz  binary, README.md, LICENSE, systemd unit, defaults file
+#   dist/can-server-<version>-linux-<arch>.tar.xz  the same tar, xz-compressed (about a quarter smaller)
 #   dist/can-server_<version>_<debarch>.deb        /usr/bin/can-server, /lib/systemd/system/can-server.service,
 #                                                  /etc/default/can-server (conffile), docs; postinst/prerm/postrm
 # The .deb's libc6 dependency is read from the binary's versioned glibc symbols.
@@ -28,8 +29,12 @@ install -m 0755 "$BIN" "$stage/$name/can-server"
 install -m 0644 README.md LICENSE "$stage/$name/"
 install -m 0644 packaging/can-server.service "$stage/$name/can-server.service"
 install -m 0644 packaging/can-server.default "$stage/$name/can-server.default"
-tar -C "$stage" "${TAR_OPTS[@]}" -cf - "$name" | gzip -n -6 >"$DIST/$name.tar.gz"
-echo "package: dist/$name.tar.gz"
+tar -C "$stage" "${TAR_OPTS[@]}" -cf "$stage/$name.tar" "$name"
+gzip -n -6 <"$stage/$name.tar" >"$DIST/$name.tar.gz"
+# xz -9e gains < 1 % over -6 on the binary for 3x the time; -T0 only splits blocks (still reproducible).
+xz -6 -T0 -c <"$stage/$name.tar" >"$DIST/$name.tar.xz"
+rm -f "$stage/$name.tar"
+echo "package: dist/$name.tar.gz, dist/$name.tar.xz"
 
 # --- .deb ---
 root=$stage/deb

@@ -94,13 +94,17 @@ else
 fi
 
 # --- archives ---
-check "sha256sums.txt lists 4 artifacts and verifies" bash -c 'cd dist && [ "$(wc -l <sha256sums.txt)" = 4 ] && sha256sum --quiet -c sha256sums.txt'
+check "sha256sums.txt lists 6 artifacts (gz, xz, deb per arch) and verifies" bash -c 'cd dist && [ "$(wc -l <sha256sums.txt)" = 6 ] && sha256sum --quiet -c sha256sums.txt'
 for arch in x64 arm64; do
-  tgz=dist/can-server-$VERSION-linux-$arch.tar.gz
   d=can-server-$VERSION-linux-$arch
   want=$(printf '%s\n' "$d/" "$d/LICENSE" "$d/README.md" "$d/can-server" "$d/can-server.default" "$d/can-server.service")
-  check "$arch tarball holds binary, README, LICENSE, unit, defaults" bash -c "[ \"\$(tar -tzf '$tgz' | sort)\" = \"$want\" ]"
-  check "$arch tarball binary is executable and root-owned" bash -c "tar -tvzf '$tgz' '$d/can-server' | grep -qE '^-rwxr-xr-x 0/0 '"
+  for ext in gz xz; do
+    tarball=dist/$d.tar.$ext
+    z=-z; [ "$ext" = xz ] && z=-J
+    check "$arch .tar.$ext holds binary, README, LICENSE, unit, defaults" bash -c "[ \"\$(tar -t $z -f '$tarball' | sort)\" = \"$want\" ]"
+    check "$arch .tar.$ext binary is executable and root-owned" bash -c "tar -tv $z -f '$tarball' '$d/can-server' | grep -qE '^-rwxr-xr-x 0/0 '"
+  done
+  check "$arch .tar.gz and .tar.xz hold the same binary" bash -c "[ \"\$(tar -xOzf 'dist/$d.tar.gz' '$d/can-server' | sha256sum)\" = \"\$(tar -xOJf 'dist/$d.tar.xz' '$d/can-server' | sha256sum)\" ]"
 done
 machine_of() { readelf -h "$1" | awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}'; }
 check "x64 binary is x86-64" bash -c "[ \"$(machine_of "$X64")\" = 'Advanced Micro Devices X86-64' ]"
