@@ -73,7 +73,10 @@ function stopper(proc: Subprocess<"pipe", "pipe", "pipe">): () => Promise<void> 
  * default `bun src/main.ts`; a compiled binary's path; or `bun --smol src/main.ts`.
  * `shellPrefix` (e.g. `ulimit -n 4096;`) runs before exec.
  */
-export async function launchCanServer(args: readonly string[], opts: { runner?: readonly string[]; shellPrefix?: string; env?: Record<string, string> } = {}): Promise<Launched> {
+export async function launchCanServer(
+  args: readonly string[],
+  opts: { runner?: readonly string[]; shellPrefix?: string; env?: Record<string, string>; readyTimeoutMs?: number } = {},
+): Promise<Launched> {
   const runner = opts.runner ?? [process.execPath, MAIN];
   const all = [...runner, ...args, "-log-format", "json"];
   const cmd = opts.shellPrefix ? ["bash", "-c", `${opts.shellPrefix} exec "$@"`, "bash", ...all] : all;
@@ -89,7 +92,7 @@ export async function launchCanServer(args: readonly string[], opts: { runner?: 
     }
   });
   collect(proc.stdout, []);
-  const text = await until(() => listeners, 15_000, "can-server ready line", proc);
+  const text = await until(() => listeners, opts.readyTimeoutMs ?? 15_000, "can-server ready line", proc);
   const ports: Record<string, number> = {};
   for (const pair of text.split(",")) {
     const [name, port] = pair.split("=");

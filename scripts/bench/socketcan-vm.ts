@@ -62,7 +62,7 @@ function metric(body: string, name: string, label = ""): number {
 }
 
 async function canServer(): Promise<Result> {
-  const gw = await launchCanServer(["-backend", "socketcan", "-can-if", IFACE, "-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-log-level", "info"], { runner: [binary!] });
+  const gw = await launchCanServer(["-backend", "socketcan", "-can-if", IFACE, "-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-log-level", "info"], { runner: [binary!], readyTimeoutMs: 120_000 });
   const httpLine = await (async () => {
     const deadline = Date.now() + 30_000;
     for (;;) {
