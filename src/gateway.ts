@@ -187,12 +187,16 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       for (const l of listeners) l.stop();
       const connectedAtShutdown = registry.sessions.size;
       for (const s of [...registry.sessions]) s.close("shutdown");
-      const deadline = Date.now() + timeoutMs;
-      while (registry.sessions.size > 0 && Date.now() < deadline) await Bun.sleep(5);
+      // Monotonic: a wall-clock step during shutdown must not stretch or cut the deadline.
+      const deadline = performance.now() + timeoutMs;
+      while (registry.sessions.size > 0 && performance.now() < deadline) await Bun.sleep(5);
       const abortedAtDeadline = registry.sessions.size;
       for (const s of [...registry.sessions]) s.abort();
       // A backend that cannot stop in time must not hold the process past the deadline.
-      await Promise.race([backend.stop(), Bun.sleep(Math.max(0, deadline - Date.now()) + 250)]);
+      await Promise.race([backend.stop(), Bun.sleep(Math.max(0, deadline - performance.now()))]);
+      // Client frames still waiting for the bus will never go: counted (and settled per client)
+      // before the summary, whatever the backend reported while stopping.
+      hub.busState(false);
       const summary: ShutdownSummary = {
         accepted: stats.clientsAccepted,
         handshakeFailures: stats.handshakeFailures,

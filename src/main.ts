@@ -86,10 +86,15 @@ async function main(argv: string[]): Promise<number> {
   log.info("ready", { listeners: gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(",") });
 
   log.info("shutdown", { signal: await signal });
-  await ops.stop();
-  await consumers.stop();
-  await gateway.shutdown(config.shutdownTimeoutMs);
-  await recording?.stop();
+  // One deadline for the whole shutdown (-shutdown-timeout), on the monotonic clock: each step
+  // gets what is left, so slow HTTP, MQTT or disk cannot hold the process past it.
+  const deadline = performance.now() + config.shutdownTimeoutMs;
+  const left = (): number => Math.max(0, deadline - performance.now());
+  const within = (p: Promise<unknown>): Promise<unknown> => Promise.race([p, Bun.sleep(left())]);
+  await within(ops.stop());
+  await within(consumers.stop());
+  await gateway.shutdown(left());
+  if (recording) await within(recording.stop(left()));
   return 0;
 }
 

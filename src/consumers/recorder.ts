@@ -268,7 +268,7 @@ export class Recorder implements HubClient {
 export async function startRecorder(
   config: { readonly record: string; readonly recordMaxBytes: number; readonly recordMaxFiles: number; readonly recordMaxAgeMs: number },
   deps: { readonly hub: Pick<Hub, "attach" | "detach" | "onSent">; readonly allocateId: () => number; readonly iface: string; readonly counters: ConsumerCounters; readonly log: Logger },
-): Promise<{ readonly recorder: Recorder; stop(): Promise<void> }> {
+): Promise<{ readonly recorder: Recorder; stop(deadlineMs?: number): Promise<void> }> {
   const recorder = new Recorder({
     id: deps.allocateId(),
     dir: config.record,
@@ -284,10 +284,10 @@ export async function startRecorder(
   const unsubscribe = deps.hub.onSent((frame) => recorder.recordSent(frame));
   return {
     recorder,
-    async stop() {
+    async stop(deadlineMs?: number) {
       unsubscribe();
       deps.hub.detach(recorder);
-      await recorder.stop();
+      await recorder.stop(deadlineMs);
     },
   };
 }

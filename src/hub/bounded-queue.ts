@@ -34,6 +34,18 @@ export class BoundedQueue<T> {
     return true;
   }
 
+  /** Puts an item back in front of the oldest (after a poll that could not be used); false if full. */
+  unshift(item: T): boolean {
+    if (this.count === this.items.length) {
+      if (this.count === this.capacity) return false;
+      this.grow();
+    }
+    this.head = (this.head - 1 + this.items.length) % this.items.length;
+    this.items[this.head] = item;
+    this.count++;
+    return true;
+  }
+
   /** The oldest item, left in place. */
   peek(): T | undefined {
     return this.count === 0 ? undefined : this.items[this.head];

@@ -167,8 +167,10 @@ export class TxScheduler {
       return this.drop(lane, "unsupported", 1);
     }
     const now = performance.now();
+    // A full lane is checked first, so a frame that cannot be queued does not spend a token.
+    if (lane.queue.isFull()) return this.drop(lane, "tx_queue_full", 1);
     if (!lane.bucket.take(now)) return this.drop(lane, "rate_limited", 1);
-    if (!lane.queue.offer(new TxItem(frame, now + this.limits.maxAgeMs, lane))) return this.drop(lane, "tx_queue_full", 1);
+    lane.queue.offer(new TxItem(frame, now + this.limits.maxAgeMs, lane));
     if (!lane.active) {
       lane.active = true;
       this.ring.push(lane);
@@ -219,16 +221,21 @@ export class TxScheduler {
           if (lane.closedWith) this.settleIfDone(lane);
           continue;
         }
+        // Out of the lane before the backend sees it: a backend that goes down inside send()
+        // (busDown clears the lanes) must not find, and count, this frame a second time.
+        // In flight before send(): a backend may report sent()/lost() before it returns.
+        lane.queue.poll();
+        lane.inflight++;
         const result = bus.send(item);
+        if (result !== "accepted") lane.inflight--;
         if (result === "busy") {
+          lane.queue.unshift(item); // room: it was just taken out
           this.busy = true;
           this.armSweep();
           return;
         }
-        lane.queue.poll();
         if (result === "down") this.drop(lane, "backend_down", 1);
         else if (result === "unsupported") this.drop(lane, "unsupported", 1);
-        else lane.inflight++;
         if (lane.closedWith) this.settleIfDone(lane);
         this.next++;
       }

@@ -374,10 +374,14 @@ export class ClientSession implements HubClient {
     this.receiving = true;
     this.pstats.clients++;
     this.attachedCounted = true;
-    for (const f of this.ctx.initialFrames?.(this) ?? []) if (this.wire.accepts(f)) this.enqueue(f);
+    if (delay > 0) this.holdFrames = true;
+    // Queued only (no synchronous write here): they go out with the first flush, after the
+    // protocol's start delay like any frame, and a socket failing meanwhile cannot leave a
+    // finished session attached to the hub.
+    for (const f of this.ctx.initialFrames?.(this) ?? []) if (this.wire.accepts(f) && !this.queue.offer(f)) this.dropped++;
     this.ctx.hub.attach(this);
+    this.scheduleFlush();
     if (delay > 0) {
-      this.holdFrames = true;
       this.streamTimer = setTimeout(() => {
         this.streamTimer = null;
         this.holdFrames = false;
@@ -393,7 +397,8 @@ export class ClientSession implements HubClient {
       if (!this.pump.busy || this.finished) return;
       this.ctx.stats.error("tcp_write");
       this.log.warn("client_stalled", { pending_bytes: this.pump.pendingBytes, queued: this.queue.length, timeout_ms: this.ctx.options.stallTimeoutMs });
-      if (this.closing) this.finish();
+      // A stalled socket's backlog is discarded (reset), not left to the kernel to keep trying.
+      if (this.closing) this.finish(true);
       else this.close("stalled");
     }, this.ctx.options.stallTimeoutMs);
   }
@@ -436,7 +441,9 @@ export class ClientSession implements HubClient {
       this.flush();
       return;
     }
-    this.finish();
+    // A client dropped for not reading is reset: a graceful close would leave its whole send
+    // buffer orphaned in the kernel (FIN-WAIT-1) for minutes.
+    this.finish(reason === "stalled" || reason === "kicked");
   }
 
   /** Ends the session now, discarding what was not written (shutdown deadline passed). */

@@ -100,7 +100,7 @@ export class UdpPeer implements HubClient {
   /** Datagrams this peer sent that never arrived (sequence gaps). */
   lost = 0;
   malformed = 0;
-  lastSeen = Date.now();
+  lastSeen = performance.now();
   readonly queue: BoundedQueue<CanFrame>;
   readonly lane: TxLane;
   readonly seq: { observe(seq: number): number; readonly lost: number };
@@ -160,7 +160,8 @@ export class UdpEndpoint implements Listener {
   private readonly batch: CanFrame[] = [];
   private flushScheduled = false;
   /** A datagram the socket refused, sent first once it drains. */
-  private blocked: { peer: UdpPeer; bytes: Uint8Array } | null = null;
+  /** Datagrams the socket refused (pushed back): sent first on drain, in order. */
+  private blocked: { peer: UdpPeer; datagrams: Uint8Array[] } | null = null;
   private stopped = false;
   private readonly pstats: ProtocolStats;
   private readonly refuseWindow = new Map<UdpRefuseReason, { start: number; suppressed: number }>();
@@ -319,8 +320,11 @@ export class UdpEndpoint implements Listener {
     this.flushScheduled = false;
     if (this.stopped) return;
     if (this.blocked) {
-      const { peer, bytes } = this.blocked;
-      if (!this.sendTo(peer, bytes)) return;
+      const b = this.blocked;
+      while (b.datagrams.length > 0) {
+        if (!this.sendTo(b.peer, b.datagrams[0]!)) return;
+        b.datagrams.shift();
+      }
       this.blocked = null;
     }
     for (const peer of this.dirty) {
@@ -333,10 +337,9 @@ export class UdpEndpoint implements Listener {
         this.pstats.txFrames += n;
         for (let i = 0; i < datagrams.length; i++) {
           if (this.sendTo(peer, datagrams[i]!)) continue;
-          // The socket pushed back: keep this datagram for the drain, the rest of this batch is lost.
-          this.blocked = { peer, bytes: datagrams[i]! };
-          const lostDatagrams = datagrams.length - i - 1;
-          if (lostDatagrams > 0) this.deps.stats.udpSendFailures += lostDatagrams;
+          // The socket pushed back: keep this datagram and the rest of the batch for the drain;
+          // meanwhile the peer's queue fills and the hub's policy applies.
+          this.blocked = { peer, datagrams: datagrams.slice(i) };
           return;
         }
       }
@@ -374,7 +377,7 @@ export class UdpEndpoint implements Listener {
       peer = this.addPeer(address, port, true);
     }
     if (truncated) return this.refuse("truncated", address, port);
-    peer.lastSeen = Date.now();
+    peer.lastSeen = performance.now();
     peer.rxDatagrams++;
     this.deps.stats.udpRxDatagrams++;
     const d = this.protocol.decode(data);
@@ -407,7 +410,7 @@ export class UdpEndpoint implements Listener {
   }
 
   private forgetIdle(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const p of [...this.peers.values()]) if (p.learned && now - p.lastSeen > LEARNED_IDLE_MS) this.removePeer(p, "idle");
   }
 

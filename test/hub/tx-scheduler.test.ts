@@ -203,3 +203,32 @@ describe("hub TX scheduler", () => {
     expect(stats.errors.get("backend_down_tx")).toBe(3);
   });
 });
+
+describe("hub TX scheduler and a backend that fails inside send()", () => {
+  test("the bus going down during send() counts the frame once (found in review)", () => {
+    const stats = new Stats();
+    const { log } = memoryLogger("debug");
+    const hub = new Hub({ policy: "drop", echoClients: true, tx: { ...UNLIMITED }, stats, log });
+    let up = true;
+    // Like SocketCAN on ENETDOWN: the request is lost, the backend reports itself down (which
+    // clears the hub's lanes) — all before send() returns.
+    hub.connectBus({
+      get up() {
+        return up;
+      },
+      txRefusal: () => null,
+      send(req: TxRequest): SendResult {
+        req.lost("write_failed");
+        up = false;
+        hub.busState(false);
+        return "accepted";
+      },
+    });
+    const a = new Observer(1);
+    hub.openTx(a, false).send(f(0x50));
+    const total = [...stats.txDropped.values()].reduce((x, y) => x + y, 0);
+    expect(total).toBe(1);
+    expect(stats.txDropped.get("write_failed")).toBe(1);
+    expect(stats.txDropped.get("backend_down")).toBe(0);
+  });
+});

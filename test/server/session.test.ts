@@ -189,4 +189,31 @@ describe("ClientSession limits", () => {
     expect(isClosed()).toBe(true);
     expect(socket.terminated).toBe(true);
   });
+
+  test("initial frames are queued, not written synchronously: a socket failing then never leaves a finished session attached (found in review)", async () => {
+    const stats = new Stats();
+    const { log } = memoryLogger("debug");
+    const hub = new Hub({ policy: "drop", echoClients: true, tx: { rate: 0, burst: 1, maxAgeMs: 2000, queueFrames: 64 }, stats, log });
+    const socket = new ScriptedSocket();
+    let writes = 0;
+    const write = socket.write.bind(socket);
+    socket.write = (d: Uint8Array): number => (++writes >= 2 ? -1 : write(d));
+    let closed = false;
+    const initial = Array.from({ length: 100 }, (_, i) => dataFrame(0x100 + i, [i]));
+    const session = new ClientSession({ id: 1, remote: "test:1", readOnly: false }, socket, cannelloni, {
+      hub,
+      stats,
+      log,
+      options: { queueFrames: 512, handshakeTimeoutMs: 1000, stallTimeoutMs: 60_000, fd: false, busName: "can0" },
+      initialFrames: () => initial,
+      closed: () => {
+        closed = true;
+      },
+    });
+    session.start();
+    session.onData(enc("CANNELLONIv1"));
+    await Bun.sleep(20);
+    expect(closed).toBe(true);
+    expect(hub.size).toBe(0);
+  });
 });

@@ -315,6 +315,7 @@ export class SerialBackend implements Backend {
   private pump(): void {
     this.writeTimer = null;
     const written: TxRequest[] = [];
+    this.unbatchUnstarted();
     const expired = this.expireQueued();
     let failure = "";
     while (this.fd >= 0) {
@@ -352,6 +353,29 @@ export class SerialBackend implements Backend {
       return;
     }
     this.txReadyIfRoom();
+  }
+
+  /**
+   * After a stall (EAGAIN), frames of the batch whose first byte has not reached the tty go back
+   * to the front of the queue, so they expire like any waiting frame instead of going out late
+   * when the tty drains. A frame already partly written stays: cutting it would corrupt the line.
+   */
+  private unbatchUnstarted(): void {
+    if (this.batchOff >= this.batchLen) return;
+    let k = this.batchDone;
+    while (k < this.batchReqs.length && (k === 0 ? 0 : this.batchEnds[k - 1]!) < this.batchOff) k++;
+    if (k >= this.batchReqs.length) return;
+    const cut = k === 0 ? 0 : this.batchEnds[k - 1]!;
+    const back: { req: TxRequest; bytes: Uint8Array }[] = [];
+    for (let i = k; i < this.batchReqs.length; i++) {
+      const start = i === 0 ? 0 : this.batchEnds[i - 1]!;
+      back.push({ req: this.batchReqs[i]!, bytes: this.batch.slice(start, this.batchEnds[i]!) });
+    }
+    this.txQueue.unshift(...back);
+    this.batchReqs.length = k;
+    this.batchEnds.length = k;
+    this.batchLen = cut;
+    if (this.batchOff >= this.batchLen) this.clearBatch();
   }
 
   /** Takes queued requests that expired while they waited out of the queue. */
