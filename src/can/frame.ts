@@ -1,7 +1,7 @@
 /**
  * The CAN frame model every other module speaks: SocketCAN `can_id` semantics (flag bits in the
  * id word), classic and CAN FD lengths, validation, and the candump/cansend text syntax used in
- * logs, tests and the CLI. Pure: no I/O. Layouts and rules: shared/spec/PROTOCOLS.md §1.
+ * logs, tests and the CLI. Pure: no I/O. Layouts and rules: docs/protocols.md §1.
  */
 
 export const CAN_EFF_FLAG = 0x80000000;

@@ -1,5 +1,5 @@
 /**
- * socketcand clients for tests (shared/spec/PROTOCOLS.md §6): the real python-can 4.1 socketcand
+ * socketcand clients for tests (docs/protocols.md §8): the real python-can 4.1 socketcand
  * interface driven through test/helpers/socketcand-python-client.py in a /usr/bin/python3
  * subprocess; a raw text client over Bun.connect for handshake and error-reply details (it parses
  * `< … >` elements itself, independently of src/protocols/socketcand); and a client in a separate

@@ -1,5 +1,5 @@
 /**
- * A real Waveshare 13-byte TCP client for tests (shared/spec/PROTOCOLS.md §5), over Bun.connect
+ * A real Waveshare 13-byte TCP client for tests (docs/protocols.md §5), over Bun.connect
  * on loopback. Encoder and decoder are written here independently of src/protocols/waveshare, so
  * a codec bug cannot hide by being on both ends of a test. The decoder is as strict as the Home
  * Assistant client (python-can `waveshare` interface) and stricter: every frame the gateway sends

@@ -1,5 +1,5 @@
 /**
- * Ampio serial codec (shared/spec/PROTOCOLS.md §4): the spec's byte vectors, the edge cases of a
+ * Ampio serial codec (docs/protocols.md §4): the spec's byte vectors, the edge cases of a
  * streaming decoder (split frames, resync after garbage, bad length, bad checksum, a truncated
  * frame hiding a valid one), the go-ampio-server defects (dlc 0/1 dropped, 9-byte payloads
  * accepted), listeners that throw (every frame still delivered, the first error rethrown), the TX

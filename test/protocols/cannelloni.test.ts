@@ -1,5 +1,5 @@
 /**
- * cannelloni TCP codec, hello and session (shared/spec/PROTOCOLS.md §2): the shared conformance
+ * cannelloni TCP codec, hello and session (docs/protocols.md §2): the shared conformance
  * suite, named byte vectors commented per byte, a cross-check of the encoder against an
  * independent decoder written here from the spec (it shares no code with src), and the
  * WireSession driven through its events. The events sink is a recorder, not a mock of a real part:

@@ -1,5 +1,5 @@
 /**
- * socketcand raw mode (shared/spec/PROTOCOLS.md §6): the shared conformance suite run on the
+ * socketcand raw mode (docs/protocols.md §8): the shared conformance suite run on the
  * client → gateway direction (python-can's `< send >` text through the command reader), parser
  * tests per command with the exact reply bytes, the `< frame >` encoder byte for byte, and a
  * cross-check that the installed python-can 4.1 (the real client, run as a subprocess) parses every

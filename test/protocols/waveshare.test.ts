@@ -1,5 +1,5 @@
 /**
- * Waveshare 13-byte codec and session (shared/spec/PROTOCOLS.md §5): the shared conformance suite
+ * Waveshare 13-byte codec and session (docs/protocols.md §5): the shared conformance suite
  * (as a resynchronising codec: a bad frame is skipped, never fatal), named byte vectors commented
  * per byte, the WireSession driven through a recording events sink (the interface the server
  * layer implements), and bad frames over real TCP through a gateway on the virtual bus.

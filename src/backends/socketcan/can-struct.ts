@@ -2,7 +2,7 @@
  * CanFrame ⇄ kernel frame structs, pure (bytes in, frames out). `struct can_frame` is 16 bytes,
  * `struct canfd_frame` 72, in host byte order — little-endian on every platform Bun runs on
  * (amd64, arm64). The struct size tells a classic frame from an FD frame, exactly as the kernel
- * does (a read returns one whole struct). Layouts: shared/spec/PROTOCOLS.md §1.
+ * does (a read returns one whole struct). Layouts: docs/protocols.md §1.
  */
 import { CANFD_BRS, CANFD_ESI, CANFD_FDF, CAN_RTR_FLAG, type CanFrame } from "../../can/frame.ts";
 

@@ -2,7 +2,7 @@
  * The only bun:ffi file of the SocketCAN backend: raw CAN sockets through libc (socket, bind,
  * setsockopt, ioctl, send, recvmmsg, close) and errno turned into clear errors. Both the main
  * thread (open, transmit, close) and the receive worker (recvmmsg) use it. Layouts are the 64-bit
- * Linux ones (amd64, arm64; Bun has no 32-bit build): shared/spec/PROTOCOLS.md §1.
+ * Linux ones (amd64, arm64; Bun has no 32-bit build): docs/protocols.md §1.
  */
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 

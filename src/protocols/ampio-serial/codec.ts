@@ -1,5 +1,5 @@
 /**
- * Byte codec of the Ampio USB CAN adapter (shared/spec/PROTOCOLS.md §4). The decoder is a
+ * Byte codec of the Ampio USB CAN adapter (docs/protocols.md §4). The decoder is a
  * resumable streaming parser for adapter→host frames `2D D4 | L | id u32 BE | payload | checksum`
  * (L = 5..13): it takes chunks split anywhere, resynchronises on the next `2D D4` after garbage,
  * a bad length or a bad checksum without ever skipping a valid frame that follows, reports every

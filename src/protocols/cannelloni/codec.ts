@@ -1,5 +1,5 @@
 /**
- * cannelloni TCP frame codec (shared/spec/PROTOCOLS.md §2): `can_id u32 BE | len u8 |
+ * cannelloni TCP frame codec (docs/protocols.md §2): `can_id u32 BE | len u8 |
  * [flags u8 if len & 0x80] | data`. The decoder is a resumable state machine that takes chunks
  * split anywhere; it parses complete frames straight out of each chunk and keeps only the tail of
  * one partial frame (at most 69 bytes) in a ByteQueue, so a large read is never copied whole. On

@@ -1,5 +1,5 @@
 /**
- * The cannelloni v1 hello (shared/spec/PROTOCOLS.md §2): each side sends the 12 ASCII bytes
+ * The cannelloni v1 hello (docs/protocols.md §2): each side sends the 12 ASCII bytes
  * `CANNELLONIv1`, no terminator. A pure step function checks the client's bytes as they arrive,
  * failing on the first wrong byte instead of waiting for all 12, and hands back whatever followed
  * the hello in the same chunk: those bytes are already frames and must not be lost.

@@ -1,5 +1,5 @@
 /**
- * cannelloni as a WireProtocol (shared/spec/PROTOCOLS.md §2, default port 20000): on accept the
+ * cannelloni as a WireProtocol (docs/protocols.md §2, default port 20000): on accept the
  * server sends its hello at once (ESP32 ports wait for it), then checks the client's hello, then
  * decodes frames. Any wrong hello byte fails the handshake; any frame violation fails the session
  * as malformed; after a failure further input is ignored. FD frames go out only when FD is enabled.

@@ -1,5 +1,5 @@
 /**
- * socketcand ASCII codec (shared/spec/PROTOCOLS.md §6): a resumable reader that cuts the client's
+ * socketcand ASCII codec (docs/protocols.md §8): a resumable reader that cuts the client's
  * byte stream into `< … >` commands, a parser for the raw-mode `< send ID DLC b0 … >` command, and
  * the batch encoder for bus frames `< frame ID SEC.USEC DATA >`. No I/O; the session state machine
  * lives in protocol.ts.

@@ -1,5 +1,5 @@
 /**
- * socketcand raw mode as a WireProtocol (shared/spec/PROTOCOLS.md §6, default port 29536). The
+ * socketcand raw mode as a WireProtocol (docs/protocols.md §8, default port 29536). The
  * session greets `< hi >`, answers `< open NAME >` (only the configured bus name; any other fails
  * the handshake) and `< rawmode >` with `< ok >`, and is ready after that last reply; the server
  * layer writes each reply separately and streams frames only once they are flushed, because

@@ -1,5 +1,5 @@
 /**
- * Waveshare CAN-to-Ethernet 13-byte codec (shared/spec/PROTOCOLS.md §5): every frame is
+ * Waveshare CAN-to-Ethernet 13-byte codec (docs/protocols.md §5): every frame is
  * `info u8 | id u32 BE (no flag bits) | data[8] zero-padded`, info = 0x80 extended, 0x40 RTR,
  * low nibble DLC. Resumable decoder (complete frames are parsed straight out of each chunk, only
  * the tail of one partial frame is kept in a ByteQueue) and a batch encoder writing one pre-sized

@@ -1,5 +1,5 @@
 /**
- * Waveshare 13-byte format as a WireProtocol (shared/spec/PROTOCOLS.md §5, default port 20001):
+ * Waveshare 13-byte format as a WireProtocol (docs/protocols.md §5, default port 20001):
  * no handshake, so a session is ready on accept. A bad frame (reserved bits, DLC above 8, an
  * invalid id) is reported through `rejected` (counted as malformed) and skipped; the session stays
  * open, because the fixed-size format cannot lose its framing. FD and error frames are never
