@@ -4,7 +4,7 @@
  * their line numbers, -replay-loop, client frames accepted and echoed, bad flags refused, and a
  * real gateway whose cannelloni client receives the replayed bus.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +18,7 @@ import { Stats } from "../../src/ops/stats.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "replay-test-"));
-process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let stopMe: (() => Promise<void>) | null = null;
 afterEach(async () => {
   await stopMe?.();

@@ -5,7 +5,7 @@
  * reads: its frames are dropped and counted in the stream, never by the hub, which keeps serving
  * a cannelloni client at full rate.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ afterEach(async () => {
   await gw?.stop();
   gw = null;
 });
-process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A known sequence: standard, extended, RTR standard/extended, empty, FD with BRS, ESI, both, 64 bytes. */
 const KNOWN: readonly CanFrame[] = [

@@ -4,7 +4,7 @@
  * and `candump -L` shows the same frames; `candump -l` records frames sent with cansend, and the
  * replay backend plays that file with its timing. One VM boot for both.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { dataFrame, fdFrame, formatFrame, remoteFrame, CANFD_BRS, type CanFrame } from "../../src/can/frame.ts";
@@ -18,7 +18,9 @@ import { Stats } from "../../src/ops/stats.ts";
 const VM = resolve(import.meta.dir, "../../../shared/vmcan/run-in-vm.sh");
 // The VM mounts the current directory read-write: work in a folder under the repository.
 const work = mkdtempSync(join(resolve(import.meta.dir, "../.."), ".tmp-canutils-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// afterAll, not process.on("exit"): bun test does not always emit "exit", which left these
+// folders behind in the repository.
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const FRAMES: readonly CanFrame[] = [
   dataFrame(0x123, [0xde, 0xad, 0xbe, 0xef]),
