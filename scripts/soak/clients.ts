@@ -201,12 +201,13 @@ export const HOSTILE: Readonly<Record<string, (ports: Ports, tally: Tally) => Pr
     if (ok) count(tally, "half_open_handshake");
   },
   async slow_reader(ports, tally) {
-    // A python client with a 2 KiB receive buffer that never reads (a 1-byte-per-second reader's
-    // effect on the gateway: its socket stops draining): held for a few seconds.
+    // A python client with a 2 KiB receive buffer that reads 1 byte per second, or never: held
+    // for a few seconds while the bus runs at full rate.
+    const perSecond = rand() < 0.5 ? 1 : 0;
     try {
-      const s = await startSlowSocketcandClient(ports.socketcand, 4);
+      const s = await startSlowSocketcandClient(ports.socketcand, 4, perSecond);
       await s.proc.exited;
-      count(tally, "slow_reader");
+      count(tally, perSecond ? "reader_1_byte_per_second" : "reader_never_reads");
     } catch {
       count(tally, "slow_reader_failed");
     }

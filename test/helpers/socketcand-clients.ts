@@ -223,7 +223,18 @@ expect(b"< ok >")
 s.sendall(b"< rawmode >")
 expect(b"< ok >")
 print("ready", flush=True)
-time.sleep(float(sys.argv[2]))
+# argv[3]: bytes per second it reads (0: never reads); it lives argv[2] seconds.
+rate = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    if rate > 0:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            if not s.recv(rate):
+                break
+        except (socket.timeout, OSError):
+            break
+    time.sleep(1 if rate > 0 else max(0, end - time.time()))
 `;
 
 export interface SlowSocketcandClient {
@@ -231,9 +242,12 @@ export interface SlowSocketcandClient {
   kill(): void;
 }
 
-/** A socketcand client that completes raw-mode handshake on bus can0 and then never reads. */
-export async function startSlowSocketcandClient(port: number, lifetimeSeconds = 20): Promise<SlowSocketcandClient> {
-  const proc = Bun.spawn(["python3", "-c", SLOW_SCRIPT, String(port), String(lifetimeSeconds)], { stdout: "pipe", stderr: "inherit" });
+/**
+ * A socketcand client that completes raw-mode handshake on bus can0 and then never reads — or,
+ * with `bytesPerSecond`, reads that many bytes a second (a 1-byte-per-second reader).
+ */
+export async function startSlowSocketcandClient(port: number, lifetimeSeconds = 20, bytesPerSecond = 0): Promise<SlowSocketcandClient> {
+  const proc = Bun.spawn(["python3", "-c", SLOW_SCRIPT, String(port), String(lifetimeSeconds), String(bytesPerSecond)], { stdout: "pipe", stderr: "inherit" });
   const reader = proc.stdout.getReader();
   const { value } = await reader.read();
   reader.releaseLock();
