@@ -1,8 +1,9 @@
 /**
  * MQTT bridge benchmark: the same load with the bridge off and on, side by side. A real
  * Mosquitto on loopback (Debian's, as the tests use), a gateway in its own process (this file
- * with --gateway: virtual bus + consumers as main.ts wires them), one cannelloni client and one
- * MQTT subscriber (mqtt.js, subscribed to <prefix>/raw/#) in this process. Each frame carries
+ * with --gateway: virtual bus + consumers as main.ts wires them, driven by gateway-harness.ts),
+ * one cannelloni client and one MQTT subscriber (mqtt.js, subscribed to <prefix>/raw/#) in this
+ * process. Each frame carries
  * its injection time (stampSendTime), so latency is injection → the subscriber has the message
  * (and → the cannelloni client has the frame, to show the bridge does not slow TCP clients).
  * Rates: the Ampio bus maximum (382 frames/s) and a saturated 1 Mbit/s bus (~9,000 frames/s of
@@ -12,14 +13,11 @@
  *   bun scripts/bench/mqtt.ts --json     # rows as JSON (npm run bench uses this)
  */
 import mqtt from "mqtt";
-import { VirtualBackend } from "../../src/backends/virtual/virtual-backend.ts";
-import { dataFrame } from "../../src/can/frame.ts";
-import { defaultConfig } from "../../src/cli/parse.ts";
+import { dataFrame, type CanFrame } from "../../src/can/frame.ts";
 import { createConsumers } from "../../src/consumers/consumers.ts";
 import { startGateway } from "../../src/gateway.ts";
-import { createLogger } from "../../src/ops/log.ts";
-import { Stats } from "../../src/ops/stats.ts";
 import { Mosquitto } from "../../test/consumers/harness.ts";
+import { benchConfig, benchRig, driveFromStdin } from "./gateway-harness.ts";
 import { LineReader } from "./line-reader.ts";
 import { connectStampedClients, nowMs, percentile, sentAt, stampSendTime } from "./measure.ts";
 
@@ -28,10 +26,8 @@ const PREFIX = "bench";
 // --- Gateway side (--gateway URL|off) -----------------------------------------------------------
 
 async function gatewayMain(url: string): Promise<void> {
-  const stats = new Stats();
-  const log = createLogger("text", "warn");
-  const backend = new VirtualBackend({ stats, log, fd: false });
-  const config = { ...defaultConfig(), backend: "virtual" as const, listen: "127.0.0.1:0", hubBuffer: 100_000, mqttUrl: url === "off" ? "" : url, mqttPrefix: PREFIX };
+  const { stats, log, backend } = benchRig();
+  const config = benchConfig({ hubBuffer: 100_000, mqttUrl: url === "off" ? "" : url, mqttPrefix: PREFIX });
   const consumers = createConsumers(config, log);
   const gateway = await startGateway(config, { stats, log, backend, initialFrames: consumers.initialFrames });
   await consumers.start(gateway);
@@ -39,41 +35,16 @@ async function gatewayMain(url: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (bridge !== null && !bridge.connected && Date.now() < deadline) await Bun.sleep(10);
   process.stdout.write(`port ${gateway.port("cannelloni")}\n`);
-  let cpu0 = process.cpuUsage();
-  let wall0 = performance.now();
-  for await (const line of console) {
-    const [cmd, a, b] = line.trim().split(/\s+/);
-    if (cmd === "run") {
-      cpu0 = process.cpuUsage();
-      wall0 = performance.now();
-      const rate = Number(a);
-      const count = Number(b);
-      let sent = 0;
-      const t0 = performance.now();
-      while (sent < count && performance.now() - t0 < 60_000) {
-        const due = Math.min(count, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
-        for (; sent < due; sent++) {
-          const data = new Uint8Array(8);
-          stampSendTime(data);
-          backend.inject(dataFrame(0x1000 + (sent % 64), data, true));
-        }
-        await Bun.sleep(1);
-      }
-      process.stdout.write("done\n");
-    } else if (cmd === "stats") {
-      const cpu = process.cpuUsage(cpu0);
-      const wall = performance.now() - wall0;
-      process.stdout.write(
-        JSON.stringify({
-          cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100,
-          rssBytes: process.memoryUsage.rss(),
-          hubDropped: stats.hubDroppedFrames,
-          mqttPublished: bridge?.counters().published ?? 0,
-          mqttDropped: bridge?.droppedTotal() ?? 0,
-        }) + "\n",
-      );
-    }
-  }
+  const frame = (seq: number): CanFrame => {
+    const data = new Uint8Array(8);
+    stampSendTime(data);
+    return dataFrame(0x1000 + (seq % 64), data, true);
+  };
+  await driveFromStdin(
+    backend,
+    () => ({ hubDropped: stats.hubDroppedFrames, mqttPublished: bridge?.counters().published ?? 0, mqttDropped: bridge?.droppedTotal() ?? 0 }),
+    { frame, maxRunMs: 60_000 },
+  );
   await consumers.stop();
   await gateway.shutdown(200);
   process.exit(0);
