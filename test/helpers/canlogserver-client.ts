@@ -5,7 +5,6 @@
  * Lines that do not parse go to `problems` (a test failure). Also runs Debian python3-can's
  * `can.io.CanutilsLogReader` over a captured text (canlogserverPythonRead).
  */
-import type { Socket } from "bun";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,30 +39,17 @@ export function parseLogLine(line: string): LogLine | null {
 }
 
 export class CanlogserverTestClient extends TcpTestClient {
-  protected socket!: Socket<undefined>;
   text = "";
   readonly lines: LogLine[] = [];
   readonly problems: string[] = [];
-  stampReceipts = false;
-  readonly receipts: number[] = [];
   private pending = "";
 
   static async connect(port: number, host = "127.0.0.1"): Promise<CanlogserverTestClient> {
-    const c = new CanlogserverTestClient();
-    c.socket = await Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        data: (_s, data) => c.onData(data),
-        close: () => c.onClose(),
-        error: () => c.onClose(),
-      },
-    });
-    return c;
+    return new CanlogserverTestClient().connectTo(port, host);
   }
 
-  private onData(data: Uint8Array): void {
-    const arrived = this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
+  protected onData(data: Uint8Array): void {
+    const arrived = this.arrivalTime();
     const s = new TextDecoder().decode(data);
     this.text += s;
     this.pending += s;
@@ -75,8 +61,7 @@ export class CanlogserverTestClient extends TcpTestClient {
       if (!parsed) this.problems.push(`unparsable line ${JSON.stringify(line)}`);
       else {
         this.lines.push(parsed);
-        this.frames.push(parsed.frame);
-        if (this.stampReceipts) this.receipts.push(arrived);
+        this.addFrame(parsed.frame, arrived);
       }
     }
     this.wake();

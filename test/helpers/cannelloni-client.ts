@@ -3,7 +3,6 @@
  * are written here independently of src/protocols/cannelloni, so a codec bug cannot hide itself
  * by being on both ends of a test.
  */
-import type { Socket } from "bun";
 import { CAN_RTR_FLAG, type CanFrame } from "../../src/can/frame.ts";
 import { TcpTestClient } from "./tcp-test-client.ts";
 
@@ -33,12 +32,8 @@ export interface ClientOptions {
 export class CannelloniTestClient extends TcpTestClient {
   private buf = new Uint8Array(0);
   private gotHello = false;
-  protected socket!: Socket<undefined>;
   readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
-  /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
-  stampReceipts = false;
-  readonly receipts: number[] = [];
   /** Set when the server's bytes do not parse (a test failure). */
   protocolError: string | null = null;
 
@@ -48,16 +43,7 @@ export class CannelloniTestClient extends TcpTestClient {
   }
 
   static async connect(port: number, opts: ClientOptions = {}): Promise<CannelloniTestClient> {
-    const c = new CannelloniTestClient();
-    c.socket = await Bun.connect({
-      hostname: opts.host ?? "127.0.0.1",
-      port,
-      socket: {
-        data: (_s, data) => c.onData(data),
-        close: () => c.onClose(),
-        error: () => c.onClose(),
-      },
-    });
+    const c = await new CannelloniTestClient().connectTo(port, opts.host);
     if (opts.helloFirst && !opts.noHello) c.write(HELLO);
     return c;
   }
@@ -77,8 +63,8 @@ export class CannelloniTestClient extends TcpTestClient {
     this.resolveClosed();
   }
 
-  private onData(data: Uint8Array): void {
-    const arrived = this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
+  protected onData(data: Uint8Array): void {
+    const arrived = this.arrivalTime();
     const merged = new Uint8Array(this.buf.length + data.length);
     merged.set(this.buf);
     merged.set(data, this.buf.length);
@@ -103,8 +89,7 @@ export class CannelloniTestClient extends TcpTestClient {
       if (merged.length - off < head + dataLen) break;
       const fdFlags = fd ? merged[off + 5]! : 0;
       const payload = merged.slice(off + head, off + head + dataLen);
-      this.frames.push({ canId: id, len, data: payload, fd, fdFlags });
-      if (this.stampReceipts) this.receipts.push(arrived);
+      this.addFrame({ canId: id, len, data: payload, fd, fdFlags }, arrived);
       off += head + dataLen;
     }
     this.buf = merged.slice(off);

@@ -8,7 +8,6 @@
  * 250 ms and gives up (as SavvyCAN does: disconnect) after 10 ticks without an answer. Anything
  * the device sends that does not parse goes to `problems` (a test failure).
  */
-import type { Socket } from "bun";
 import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_SFF_MASK, type CanFrame } from "../../src/can/frame.ts";
 import { TcpTestClient } from "./tcp-test-client.ts";
 
@@ -43,7 +42,6 @@ export interface GvretFrameRx {
 }
 
 export class GvretTestClient extends TcpTestClient {
-  protected socket!: Socket<undefined>;
   readonly received: GvretFrameRx[] = [];
   readonly problems: string[] = [];
   /** Command bytes of every non-frame answer, in order (0x06 bus params, 0x09 keepalive, …). */
@@ -58,23 +56,11 @@ export class GvretTestClient extends TcpTestClient {
   /** Ticks since the last answered keepalive; SavvyCAN gives up at 10. */
   missed = 0;
   gaveUp = false;
-  stampReceipts = false;
-  readonly receipts: number[] = [];
   private buf = new Uint8Array(0);
   private keepaliveTimer: ReturnType<typeof setInterval> | null = null;
 
   static async connect(port: number, host = "127.0.0.1"): Promise<GvretTestClient> {
-    const c = new GvretTestClient();
-    c.socket = await Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        data: (_s, data) => c.onData(data),
-        close: () => c.onClose(),
-        error: () => c.onClose(),
-      },
-    });
-    return c;
+    return new GvretTestClient().connectTo(port, host);
   }
 
   /** SavvyCAN's opening write; resolves once "connected" (validation passed). */
@@ -121,8 +107,8 @@ export class GvretTestClient extends TcpTestClient {
     this.write(all);
   }
 
-  private onData(data: Uint8Array): void {
-    const arrived = this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
+  protected onData(data: Uint8Array): void {
+    const arrived = this.arrivalTime();
     const b = new Uint8Array(this.buf.length + data.length);
     b.set(this.buf);
     b.set(data, this.buf.length);
@@ -188,9 +174,8 @@ export class GvretTestClient extends TcpTestClient {
       if (!fd && len > 8) this.problems.push(`classic frame length ${len}`);
       const id = idWord & 0x7fffffff;
       const frame: CanFrame = { canId: (ext ? id | CAN_EFF_FLAG : id) >>> 0, len, data: m.slice(start, start + len), fd, fdFlags: 0 };
-      this.frames.push(frame);
+      this.addFrame(frame, arrived);
       this.received.push({ frame, timestampUs: ts, bus });
-      if (this.stampReceipts) this.receipts.push(arrived);
       return;
     }
     this.answers.push(cmd);

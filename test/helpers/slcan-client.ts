@@ -5,10 +5,11 @@
  * splits the stream at CR and BEL as python-can does; every answer (CR, BEL, a value line) goes
  * to `replies` in order, every frame line to `frames`; anything it cannot parse goes to
  * `problems` (a test failure). Also PythonSlcanClient: the real python-can `slcan` interface
- * (Debian's python3-can) in a /usr/bin/python3 subprocess, driven by slcan-python-client.py.
+ * (Debian's python3-can) in a /usr/bin/python3 subprocess, driven by slcan-python-client.py
+ * (python-line-client.ts).
  */
-import type { Socket, Subprocess } from "bun";
 import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_RTR_FLAG, CAN_SFF_MASK, CANFD_BRS, type CanFrame } from "../../src/can/frame.ts";
+import { PythonLineClient } from "./python-line-client.ts";
 import { TcpTestClient } from "./tcp-test-client.ts";
 
 const FD_LENGTHS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64];
@@ -58,29 +59,15 @@ export function parseSlcanLine(line: string): { frame: CanFrame; timestamp: numb
 }
 
 export class SlcanTestClient extends TcpTestClient {
-  protected socket!: Socket<undefined>;
   /** Answers in order: "\r" (ok), "\x07" (error), or a value line such as "V1013". */
   readonly replies: string[] = [];
   /** Timestamps (Z1) of the frames, in order; null when none was sent. */
   readonly timestamps: (number | null)[] = [];
   readonly problems: string[] = [];
-  /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
-  stampReceipts = false;
-  readonly receipts: number[] = [];
   private pending = "";
 
   static async connect(port: number, host = "127.0.0.1"): Promise<SlcanTestClient> {
-    const c = new SlcanTestClient();
-    c.socket = await Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        data: (_s, data) => c.onData(data),
-        close: () => c.onClose(),
-        error: () => c.onClose(),
-      },
-    });
-    return c;
+    return new SlcanTestClient().connectTo(port, host);
   }
 
   /** Writes command lines, each ended with CR, in one write. */
@@ -106,8 +93,8 @@ export class SlcanTestClient extends TcpTestClient {
     await this.waitReplies(before + 3);
   }
 
-  private onData(data: Uint8Array): void {
-    const arrived = this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
+  protected onData(data: Uint8Array): void {
+    const arrived = this.arrivalTime();
     for (let i = 0; i < data.length; i++) {
       const ch = String.fromCharCode(data[i]!);
       if (ch === "\x07") {
@@ -122,9 +109,8 @@ export class SlcanTestClient extends TcpTestClient {
           const parsed = parseSlcanLine(line);
           if (!parsed) this.problems.push(`unparsable frame line ${JSON.stringify(line)}`);
           else {
-            this.frames.push(parsed.frame);
+            this.addFrame(parsed.frame, arrived);
             this.timestamps.push(parsed.timestamp);
-            if (this.stampReceipts) this.receipts.push(arrived);
           }
         } else this.replies.push(line);
       } else this.pending += ch;
@@ -133,8 +119,6 @@ export class SlcanTestClient extends TcpTestClient {
   }
 }
 
-/** The interpreter that has Debian's python3-can (the pyenv python3 on PATH does not). */
-const SYSTEM_PYTHON = "/usr/bin/python3";
 const PY_SCRIPT = new URL("./slcan-python-client.py", import.meta.url).pathname;
 
 /** A message as python-can reported it. */
@@ -147,32 +131,17 @@ export interface PyMessage {
 }
 
 /** python-can's `slcan` Bus on `socket://127.0.0.1:PORT` in a subprocess. */
-export class PythonSlcanClient {
+export class PythonSlcanClient extends PythonLineClient {
   readonly received: PyMessage[] = [];
-  readonly stderr: string[] = [];
-  sent = 0;
   /** Seconds python-can's Bus constructor took (its 2 s start-up pause included). */
   openSeconds: number | null = null;
-  error: string | null = null;
-  exited = false;
-  private constructor(private readonly proc: Subprocess<"pipe", "pipe", "pipe">) {}
+  private constructor(port: number, bitrate: number) {
+    super([PY_SCRIPT, String(port), String(bitrate)], 3000);
+  }
 
   static async start(port: number, bitrate = 500000, timeoutMs = 15_000): Promise<PythonSlcanClient> {
-    const proc = Bun.spawn([SYSTEM_PYTHON, PY_SCRIPT, String(port), String(bitrate)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-    const c = new PythonSlcanClient(proc);
-    void c.readLines(proc.stdout, (l) => c.onLine(l));
-    void c.readLines(proc.stderr, (l) => c.stderr.push(l));
-    void proc.exited.then(() => (c.exited = true));
-    try {
-      await c.until(() => c.openSeconds !== null || c.error !== null || c.exited, timeoutMs, "python-can slcan Bus");
-    } catch (e) {
-      c.kill();
-      throw e;
-    }
-    if (c.openSeconds === null && c.error === null) {
-      await Bun.sleep(50);
-      throw new Error(`python-can client exited: ${c.stderr.join("\n")}`);
-    }
+    const c = new PythonSlcanClient(port, bitrate);
+    await c.started(timeoutMs, "python-can slcan Bus");
     return c;
   }
 
@@ -181,8 +150,7 @@ export class PythonSlcanClient {
     const rtr = (f.canId & CAN_RTR_FLAG) !== 0;
     const id = f.canId & (ext ? CAN_EFF_MASK : CAN_SFF_MASK);
     const data = f.data.length === 0 ? "-" : Buffer.from(f.data).toString("hex");
-    this.proc.stdin.write(`send ${id.toString(16)} ${ext ? 1 : 0} ${rtr ? 1 : 0} ${f.len} ${data}\n`);
-    this.proc.stdin.flush();
+    this.sendLine(`send ${id.toString(16)} ${ext ? 1 : 0} ${rtr ? 1 : 0} ${f.len} ${data}`);
   }
 
   async waitReceived(n: number, timeoutMs = 5000): Promise<PyMessage[]> {
@@ -190,40 +158,13 @@ export class PythonSlcanClient {
     return this.received.slice(0, n);
   }
 
-  async waitSent(n: number, timeoutMs = 5000): Promise<void> {
-    await this.until(() => this.sent >= n, timeoutMs, `python-can to send ${n} messages`);
+  protected get isReady(): boolean {
+    return this.openSeconds !== null;
   }
 
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    try {
-      this.proc.stdin.write("quit\n");
-      this.proc.stdin.end();
-    } catch {
-      // already gone
-    }
-    const timer = setTimeout(() => this.kill(), 3000);
-    await this.proc.exited;
-    clearTimeout(timer);
-  }
-
-  kill(): void {
-    if (!this.exited) this.proc.kill();
-  }
-
-  private async until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; python stderr: ${this.stderr.join(" | ")}`);
-      await Bun.sleep(10);
-    }
-  }
-
-  private onLine(line: string): void {
+  protected onProtocolLine(line: string): void {
     const w = line.split(" ");
     if (w[0] === "ready") this.openSeconds = Number(w[1]);
-    else if (w[0] === "error") this.error = line.slice(6);
-    else if (w[0] === "sent") this.sent = Number(w[1]);
     else if (w[0] === "rx") {
       this.received.push({
         id: parseInt(w[1]!, 16),
@@ -232,19 +173,6 @@ export class PythonSlcanClient {
         dlc: Number(w[4]),
         data: w[5] === "-" ? new Uint8Array(0) : Uint8Array.from(Buffer.from(w[5]!, "hex")),
       });
-    }
-  }
-
-  private async readLines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
-    const decoder = new TextDecoder();
-    let buf = "";
-    for await (const chunk of stream) {
-      buf += decoder.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        onLine(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
     }
   }
 }

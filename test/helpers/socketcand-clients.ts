@@ -1,15 +1,15 @@
 /**
  * socketcand clients for tests (docs/protocols.md §8): the real python-can 4.1 socketcand
  * interface driven through test/helpers/socketcand-python-client.py in a /usr/bin/python3
- * subprocess; a raw text client over Bun.connect for handshake and error-reply details (it parses
- * `< … >` elements itself, independently of src/protocols/socketcand); and a client in a separate
- * python3 process that completes the handshake and then never reads, for backpressure tests.
+ * subprocess (python-line-client.ts); a raw text client over Bun.connect for handshake and
+ * error-reply details (it parses `< … >` elements itself, independently of
+ * src/protocols/socketcand); and a client in a separate python3 process that completes the
+ * handshake and then never reads, for backpressure tests.
  */
 import type { Socket, Subprocess } from "bun";
 import { arbitrationId, isExtended, type CanFrame } from "../../src/can/frame.ts";
+import { PythonLineClient } from "./python-line-client.ts";
 
-/** The interpreter that has Debian's python3-can (the pyenv python3 on PATH does not). */
-export const SYSTEM_PYTHON = "/usr/bin/python3";
 const SCRIPT = new URL("./socketcand-python-client.py", import.meta.url).pathname;
 
 /** How the python client prints a received message: `ID#DATA`, ID hex without padding. */
@@ -27,91 +27,41 @@ async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): 
 }
 
 /** python-can's `socketcand` Bus in a subprocess. */
-export class PythonSocketcandClient {
+export class PythonSocketcandClient extends PythonLineClient {
   /** Received messages as `ID#DATA` (see pyText). */
   readonly received: string[] = [];
-  /** Lines python wrote that are not part of the line protocol (warnings, tracebacks). */
-  readonly stderr: string[] = [];
-  sent = 0;
   ready = false;
-  error: string | null = null;
-  exited = false;
-  private constructor(private readonly proc: Subprocess<"pipe", "pipe", "pipe">) {}
+  private constructor(port: number, channel: string) {
+    super([SCRIPT, String(port), channel], 2000);
+  }
 
   /** Starts the client; resolves once python-can's Bus constructor has returned or raised. */
   static async start(port: number, channel = "can0", timeoutMs = 10_000): Promise<PythonSocketcandClient> {
-    const proc = Bun.spawn([SYSTEM_PYTHON, SCRIPT, String(port), channel], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-    const c = new PythonSocketcandClient(proc);
-    void c.readLines(proc.stdout, (l) => c.onLine(l));
-    void c.readLines(proc.stderr, (l) => c.stderr.push(l));
-    void proc.exited.then(() => (c.exited = true));
-    try {
-      await waitUntil(() => c.ready || c.error !== null || c.exited, timeoutMs, "python-can socketcand Bus");
-    } catch (e) {
-      c.kill();
-      throw e;
-    }
-    if (!c.ready && c.error === null) {
-      // Not a handshake failure: python itself failed (e.g. python3-can not installed).
-      await Bun.sleep(50); // let stderr drain
-      throw new Error(`python-can client exited: ${c.stderr.join("\n")}`);
-    }
+    const c = new PythonSocketcandClient(port, channel);
+    await c.started(timeoutMs, "python-can socketcand Bus");
     return c;
   }
 
   /** Sends a classic data frame through python-can's Bus.send. */
   send(f: CanFrame): void {
     const data = f.data.length === 0 ? "-" : Buffer.from(f.data).toString("hex");
-    this.proc.stdin.write(`send ${arbitrationId(f).toString(16)} ${isExtended(f) ? 1 : 0} ${data}\n`);
-    this.proc.stdin.flush();
+    this.sendLine(`send ${arbitrationId(f).toString(16)} ${isExtended(f) ? 1 : 0} ${data}`);
   }
 
   async waitReceived(n: number, timeoutMs = 5000): Promise<string[]> {
-    await waitUntil(() => this.received.length >= n, timeoutMs, `${n} messages in python-can (have ${this.received.length})`);
+    await this.until(() => this.received.length >= n, timeoutMs, `${n} messages in python-can (have ${this.received.length})`);
     return this.received.slice(0, n);
   }
 
-  async waitSent(n: number, timeoutMs = 5000): Promise<void> {
-    await waitUntil(() => this.sent >= n, timeoutMs, `python-can to send ${n} messages`);
+  protected get isReady(): boolean {
+    return this.ready;
   }
 
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    try {
-      this.proc.stdin.write("quit\n");
-      this.proc.stdin.end();
-    } catch {
-      // already gone
-    }
-    const timer = setTimeout(() => this.kill(), 2000);
-    await this.proc.exited;
-    clearTimeout(timer);
-  }
-
-  kill(): void {
-    if (!this.exited) this.proc.kill();
-  }
-
-  private onLine(line: string): void {
+  protected onProtocolLine(line: string): void {
     if (line === "ready") this.ready = true;
-    else if (line.startsWith("error ")) this.error = line.slice(6);
-    else if (line.startsWith("sent ")) this.sent = Number(line.slice(5));
     else if (line.startsWith("rx ")) {
       const [, id, data] = line.split(" ");
       this.received.push(`${id}#${data === "-" ? "" : data}`);
-    }
-  }
-
-  private async readLines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        onLine(pending.slice(0, nl));
-        pending = pending.slice(nl + 1);
-      }
     }
   }
 }

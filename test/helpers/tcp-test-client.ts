@@ -1,7 +1,8 @@
 /**
- * What every real-TCP test client shares (cannelloni, Waveshare): writing a whole buffer on a
- * Bun socket, waiting for a condition with a deadline (woken early by incoming data), and the
- * received-frames / closed bookkeeping. Protocol decoding stays in each client.
+ * What every real-TCP test client shares (cannelloni, Waveshare, slcan, GVRET, canlogserver):
+ * connecting over Bun.connect with every chunk routed to the client's decoder, writing a whole
+ * buffer, waiting for a condition with a deadline (woken early by incoming data), and the
+ * received-frames / receipt-time / closed bookkeeping. Protocol decoding stays in each client.
  */
 import type { Socket } from "bun";
 import type { CanFrame } from "../../src/can/frame.ts";
@@ -14,8 +15,39 @@ export abstract class TcpTestClient {
    * frames and empty the array (and `raw`, where the client keeps one), so a long run keeps no history.
    */
   onReceive: ((frames: CanFrame[]) => void) | null = null;
-  protected abstract socket: Socket<undefined>;
+  /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
+  stampReceipts = false;
+  readonly receipts: number[] = [];
+  protected socket!: Socket<undefined>;
   private waiters: (() => void)[] = [];
+
+  /** Connects this client to host:port; every chunk goes to onData, close and error to onClose. */
+  protected async connectTo(port: number, host = "127.0.0.1"): Promise<this> {
+    this.socket = await Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        data: (_s, data) => this.onData(data),
+        close: () => this.onClose(),
+        error: () => this.onClose(),
+      },
+    });
+    return this;
+  }
+
+  /** Decodes one received chunk (and calls wake()). */
+  protected abstract onData(data: Uint8Array): void;
+
+  /** The time a chunk arrived, when receipts are stamped (0 otherwise). */
+  protected arrivalTime(): number {
+    return this.stampReceipts ? performance.timeOrigin + performance.now() : 0;
+  }
+
+  /** Records a decoded frame (and, when stamping, the time its chunk arrived). */
+  protected addFrame(frame: CanFrame, arrived: number): void {
+    this.frames.push(frame);
+    if (this.stampReceipts) this.receipts.push(arrived);
+  }
 
   write(bytes: Uint8Array): void {
     let off = 0;

@@ -7,7 +7,7 @@
  * must stay aligned on 13 bytes; anything else is recorded in `problems` (a test failure).
  * Also a non-reading Waveshare client in a separate python3 process, for backpressure tests.
  */
-import type { Socket, Subprocess } from "bun";
+import type { Subprocess } from "bun";
 import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_RTR_FLAG, CAN_SFF_MASK, type CanFrame } from "../../src/can/frame.ts";
 import { TcpTestClient } from "./tcp-test-client.ts";
 
@@ -47,19 +47,9 @@ export class WaveshareTestClient extends TcpTestClient {
   readonly problems: string[] = [];
   /** Bytes of an element split across reads (stays < 13; non-zero at the end = misaligned). */
   private partial = new Uint8Array(0);
-  protected socket!: Socket<undefined>;
 
   static async connect(port: number, host = "127.0.0.1"): Promise<WaveshareTestClient> {
-    const c = new WaveshareTestClient();
-    c.socket = await Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        data: (_s, data) => c.onData(data),
-        close: () => c.onClose(),
-        error: () => c.onClose(),
-      },
-    });
+    const c = await new WaveshareTestClient().connectTo(port, host);
     // The HA client sets TCP_NODELAY too; here it also keeps byte-by-byte writes separate.
     c.socket.setNoDelay(true);
     return c;
@@ -73,17 +63,18 @@ export class WaveshareTestClient extends TcpTestClient {
     this.write(encodeWs(frames));
   }
 
-  private onData(data: Uint8Array): void {
+  protected onData(data: Uint8Array): void {
+    const arrived = this.arrivalTime();
     const merged = new Uint8Array(this.partial.length + data.length);
     merged.set(this.partial);
     merged.set(data, this.partial.length);
     let off = 0;
-    for (; merged.length - off >= WS_FRAME_BYTES; off += WS_FRAME_BYTES) this.element(merged.slice(off, off + WS_FRAME_BYTES));
+    for (; merged.length - off >= WS_FRAME_BYTES; off += WS_FRAME_BYTES) this.element(merged.slice(off, off + WS_FRAME_BYTES), arrived);
     this.partial = merged.slice(off);
     this.wake();
   }
 
-  private element(b: Uint8Array): void {
+  private element(b: Uint8Array, arrived: number): void {
     this.raw.push(b);
     const info = b[0]!;
     const ext = (info & INFO_EXT) !== 0;
@@ -102,7 +93,7 @@ export class WaveshareTestClient extends TcpTestClient {
     const used = rtr ? 0 : dlc;
     for (let i = 5 + used; i < WS_FRAME_BYTES; i++) if (b[i] !== 0) this.problems.push(`non-zero padding in ${hex}`);
     const canId = ((ext ? id | CAN_EFF_FLAG : id) | (rtr ? CAN_RTR_FLAG : 0)) >>> 0;
-    this.frames.push({ canId, len: dlc, data: b.slice(5, 5 + used), fd: false, fdFlags: 0 });
+    this.addFrame({ canId, len: dlc, data: b.slice(5, 5 + used), fd: false, fdFlags: 0 }, arrived);
   }
 }
 
