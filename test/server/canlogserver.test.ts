@@ -5,50 +5,23 @@
  * parser; read-only: bytes a client sends are ignored and counted, never reach the bus, never
  * close the connection; client frames from another protocol appear in the stream (it is the bus).
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { dataFrame, fdFrame, formatFrame, remoteFrame, CAN_ERR_FLAG, CANFD_BRS, type CanFrame } from "../../src/can/frame.ts";
-import type { Config } from "../../src/cli/config.ts";
+import { describe, expect, test } from "bun:test";
+import { dataFrame, fdFrame, remoteFrame, CAN_ERR_FLAG, CANFD_BRS, type CanFrame } from "../../src/can/frame.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { canlogserverPythonRead, CanlogserverTestClient } from "../helpers/canlogserver-client.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { frameText, GatewayPerTest, waitFor } from "../helpers/gateway.ts";
 
-let gw: TestGateway | null = null;
-const cleanups: (() => void | Promise<void>)[] = [];
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-  await gw?.stop();
-  gw = null;
-});
-
-async function gateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
-  gw = await startTestGateway({ canlogserverListen: "127.0.0.1:0", ...overrides });
-  return gw;
-}
+const fx = new GatewayPerTest({ canlogserverListen: "127.0.0.1:0" });
 
 async function logClient(): Promise<CanlogserverTestClient> {
-  const c = await CanlogserverTestClient.connect(gw!.gateway.port("canlogserver")!);
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  return c;
+  return fx.closeAfter(await CanlogserverTestClient.connect(fx.gw.gateway.port("canlogserver")!));
 }
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
-const text = (fs: readonly CanFrame[]): string[] => fs.map(formatFrame);
 
 describe("canlogserver stream", () => {
   test("python-can's CanutilsLogReader parses the stream exactly: ids, data, RTR, FD flags, error frames, interface", async () => {
-    await gateway({ fd: true, socketcandBus: "vcan3" });
+    await fx.start({ fd: true, socketcandBus: "vcan3" });
     const c = await logClient();
-    await waitFor(() => gw!.gateway.hub.size === 1, "attached");
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "attached");
     const before = Date.now() / 1000;
     const frames = [
       dataFrame(0x123, [0xde, 0xad, 0xbe, 0xef]),
@@ -60,13 +33,13 @@ describe("canlogserver stream", () => {
       fdFrame(0x1000, new Uint8Array(64).map((_, i) => i), 0, true),
       { canId: (CAN_ERR_FLAG | 0x80) >>> 0, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 },
     ];
-    for (const f of frames) gw!.backend.inject(f);
+    for (const f of frames) fx.gw.backend.inject(f);
     await c.waitFrames(frames.length);
     const after = Date.now() / 1000;
     expect(c.problems).toEqual([]);
     expect(c.text.endsWith("\n")).toBe(true);
     expect(c.lines.every((l) => l.iface === "vcan3")).toBe(true);
-    expect(text(c.frames)).toEqual(text(frames));
+    expect(frameText(c.frames)).toEqual(frameText(frames));
 
     const py = canlogserverPythonRead(c.text);
     expect(py).toHaveLength(frames.length);
@@ -88,32 +61,32 @@ describe("canlogserver stream", () => {
   });
 
   test("the interface name defaults to -can-if with SocketCAN, else can0; FD frames only with -fd", async () => {
-    await gateway({ fd: false });
+    await fx.start({ fd: false });
     const c = await logClient();
-    await waitFor(() => gw!.gateway.hub.size === 1, "attached");
-    gw!.backend.inject(fdFrame(0x1, [1]));
-    gw!.backend.inject(dataFrame(0x2, [2]));
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "attached");
+    fx.gw.backend.inject(fdFrame(0x1, [1]));
+    fx.gw.backend.inject(dataFrame(0x2, [2]));
     await c.waitFrames(1);
     await Bun.sleep(30);
     expect(c.text).toMatch(/^\(\d+\.\d{6}\) can0 002#02\n$/);
   });
 
   test("read-only: bytes sent to it are ignored and counted, never reach the bus; frames from other clients do appear", async () => {
-    await gateway();
+    await fx.start();
     const onBus: CanFrame[] = [];
-    gw!.backend.observe((f) => onBus.push(f));
+    fx.gw.backend.observe((f) => onBus.push(f));
     const c = await logClient();
-    const cnl = await CannelloniTestClient.connect(gw!.port, { helloFirst: true });
-    cleanups.push(() => cnl.close());
+    const cnl = await CannelloniTestClient.connect(fx.gw.port, { helloFirst: true });
+    fx.defer(() => cnl.close());
     await cnl.handshake({ helloFirst: true });
-    await waitFor(() => gw!.gateway.hub.size === 2, "attached");
+    await waitFor(() => fx.gw.gateway.hub.size === 2, "attached");
     c.write(new TextEncoder().encode("(1700000000.000000) can0 123#11\n"));
-    await waitFor(() => gw!.stats.protocol("canlogserver").malformed === 1, "the ignored bytes counted");
+    await waitFor(() => fx.gw.stats.protocol("canlogserver").malformed === 1, "the ignored bytes counted");
     cnl.send(dataFrame(0x77, [0x77]));
     await waitFor(() => onBus.length === 1, "the cannelloni frame on the bus");
-    expect(text(onBus)).toEqual(["077#77"]);
-    expect(text(await c.waitFrames(1))).toEqual(["077#77"]);
+    expect(frameText(onBus)).toEqual(["077#77"]);
+    expect(frameText(await c.waitFrames(1))).toEqual(["077#77"]);
     expect(c.closed).toBe(false);
-    expect(gw!.stats.protocol("canlogserver").rxFrames).toBe(0);
+    expect(fx.gw.stats.protocol("canlogserver").rxFrames).toBe(0);
   });
 });

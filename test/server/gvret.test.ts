@@ -6,63 +6,20 @@
  * across TCP segments, resynchronisation on garbage, FD as command 20 with -fd only, and that a
  * GVRET client that never switches to binary mode gets no frames.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { dataFrame, fdFrame, formatFrame, remoteFrame, type CanFrame } from "../../src/can/frame.ts";
-import type { Config } from "../../src/cli/config.ts";
-import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { describe, expect, test } from "bun:test";
+import { dataFrame, fdFrame, remoteFrame } from "../../src/can/frame.ts";
+import { frameText, GatewayPerTest, waitFor } from "../helpers/gateway.ts";
 import { GvretTestClient, gvretHostFrame } from "../helpers/gvret-client.ts";
 
-let gw: TestGateway | null = null;
-const cleanups: (() => void | Promise<void>)[] = [];
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-  await gw?.stop();
-  gw = null;
-});
-
-async function gateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
-  gw = await startTestGateway({ gvretListen: "127.0.0.1:0", ...overrides });
-  return gw;
-}
+const fx = new GatewayPerTest({ gvretListen: "127.0.0.1:0" });
 
 async function gvret(): Promise<GvretTestClient> {
-  const c = await GvretTestClient.connect(gw!.gateway.port("gvret")!);
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  return c;
+  return fx.closeAfter(await GvretTestClient.connect(fx.gw.gateway.port("gvret")!));
 }
-
-async function cannelloni(): Promise<CannelloniTestClient> {
-  const c = await CannelloniTestClient.connect(gw!.port, { helloFirst: true });
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  await c.handshake({ helloFirst: true });
-  return c;
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
-function busRecorder(): CanFrame[] {
-  const onBus: CanFrame[] = [];
-  gw!.backend.observe((f) => onBus.push(f));
-  return onBus;
-}
-
-const text = (fs: readonly CanFrame[]): string[] => fs.map(formatFrame);
 
 describe("GVRET listener with SavvyCAN's connection sequence", () => {
   test("validation passes on the opening write: one bus, enabled, at the bus bit rate; device info answered", async () => {
-    await gateway({ bitrate: 500000 });
+    await fx.start({ bitrate: 500000 });
     const c = await gvret();
     await c.openLikeSavvyCan();
     await waitFor(() => c.answers.includes(0x0d), "the extended-bus answer SavvyCAN asks for");
@@ -74,7 +31,7 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
   });
 
   test("keepalive every 250 ms for 3 s: every one answered, never disconnected", async () => {
-    await gateway();
+    await fx.start();
     const c = await gvret();
     await c.openLikeSavvyCan();
     c.startKeepalive(250);
@@ -84,21 +41,21 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
     expect(c.keepalivesSent).toBeGreaterThanOrEqual(11);
     expect(c.gaveUp).toBe(false);
     expect(c.closed).toBe(false);
-    expect(gw!.events().some((e) => e.msg === "client_disconnected")).toBe(false);
+    expect(fx.gw.events().some((e) => e.msg === "client_disconnected")).toBe(false);
   }, 10_000);
 
   test("bus frames reach the client exactly (an RTR frame, which GVRET cannot express, is not sent); its frames reach the bus and a cannelloni client", async () => {
-    await gateway();
-    const onBus = busRecorder();
+    await fx.start();
+    const onBus = fx.busRecorder();
     const c = await gvret();
     await c.openLikeSavvyCan();
-    const cnl = await cannelloni();
-    await waitFor(() => gw!.gateway.hub.size === 2, "both attached");
-    gw!.backend.inject(dataFrame(0x123, [0xaa, 0xbb]));
-    gw!.backend.inject(remoteFrame(0x124, 2));
-    gw!.backend.inject(dataFrame(0x1abcdef0, [1, 2, 3, 4, 5, 6, 7, 8], true));
-    gw!.backend.inject(dataFrame(0x7ff, []));
-    expect(text(await c.waitFrames(3))).toEqual(["123#AABB", "1ABCDEF0#0102030405060708", "7FF#"]);
+    const cnl = await fx.cannelloni();
+    await waitFor(() => fx.gw.gateway.hub.size === 2, "both attached");
+    fx.gw.backend.inject(dataFrame(0x123, [0xaa, 0xbb]));
+    fx.gw.backend.inject(remoteFrame(0x124, 2));
+    fx.gw.backend.inject(dataFrame(0x1abcdef0, [1, 2, 3, 4, 5, 6, 7, 8], true));
+    fx.gw.backend.inject(dataFrame(0x7ff, []));
+    expect(frameText(await c.waitFrames(3))).toEqual(["123#AABB", "1ABCDEF0#0102030405060708", "7FF#"]);
     expect(c.received.every((r) => r.bus === 0)).toBe(true);
     // Device timestamps are microseconds since the connection opened: small, non-decreasing.
     const ts = c.received.map((r) => r.timestampUs);
@@ -107,17 +64,17 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
 
     c.send(dataFrame(0x321, [0x01, 0x02, 0x03]), dataFrame(0x18ff00aa, [0xff], true));
     await waitFor(() => onBus.length === 2, "GVRET frames on the bus");
-    expect(text(onBus)).toEqual(["321#010203", "18FF00AA#FF"]);
-    expect(text(await cnl.waitFrames(6)).slice(4)).toEqual(["321#010203", "18FF00AA#FF"]);
+    expect(frameText(onBus)).toEqual(["321#010203", "18FF00AA#FF"]);
+    expect(frameText(await cnl.waitFrames(6)).slice(4)).toEqual(["321#010203", "18FF00AA#FF"]);
     cnl.send(dataFrame(0x55, [0x55]));
-    expect(text(await c.waitFrames(4))[3]).toBe("055#55");
-    expect(gw!.stats.protocol("gvret").rxFrames).toBe(2);
+    expect(frameText(await c.waitFrames(4))[3]).toBe("055#55");
+    expect(fx.gw.stats.protocol("gvret").rxFrames).toBe(2);
     expect(c.problems).toEqual([]);
   });
 
   test("a host frame split across TCP segments, one byte at a time, still arrives once", async () => {
-    await gateway();
-    const onBus = busRecorder();
+    await fx.start();
+    const onBus = fx.busRecorder();
     const c = await gvret();
     await c.openLikeSavvyCan();
     const bytes = gvretHostFrame(dataFrame(0x1a2b3c4d, [9, 8, 7, 6, 5], true));
@@ -129,12 +86,12 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
     expect(onBus).toHaveLength(0);
     c.write(bytes.subarray(bytes.length - 1));
     await waitFor(() => onBus.length === 1, "the frame after its last byte");
-    expect(text(onBus)).toEqual(["1A2B3C4D#0908070605"]);
+    expect(frameText(onBus)).toEqual(["1A2B3C4D#0908070605"]);
   });
 
   test("garbage and unknown commands between frames are skipped; the stream resynchronises", async () => {
-    await gateway();
-    const onBus = busRecorder();
+    await fx.start();
+    const onBus = fx.busRecorder();
     const c = await gvret();
     await c.openLikeSavvyCan();
     const a = gvretHostFrame(dataFrame(0x10, [1]));
@@ -147,44 +104,44 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
     c.write(all);
     c.write(Uint8Array.of(0xf1, 0x09));
     await waitFor(() => onBus.length === 2, "both frames");
-    expect(text(onBus)).toEqual(["010#01", "011#02"]);
+    expect(frameText(onBus)).toEqual(["010#01", "011#02"]);
     await waitFor(() => c.keepalivesAnswered === 2, "the keepalive answer after the garbage");
     expect(c.closed).toBe(false);
   });
 
   test("a frame for bus 1 is rejected and counted; the connection stays", async () => {
-    await gateway();
-    const onBus = busRecorder();
+    await fx.start();
+    const onBus = fx.busRecorder();
     const c = await gvret();
     await c.openLikeSavvyCan();
     c.write(gvretHostFrame(dataFrame(0x10, [1]), 1));
     c.send(dataFrame(0x11, [2]));
     await waitFor(() => onBus.length === 1, "the bus-0 frame");
-    expect(text(onBus)).toEqual(["011#02"]);
-    expect(gw!.stats.protocol("gvret").malformed).toBe(1);
+    expect(frameText(onBus)).toEqual(["011#02"]);
+    expect(fx.gw.stats.protocol("gvret").malformed).toBe(1);
   });
 
   test("no bus frames before binary mode (E7)", async () => {
-    await gateway();
+    await fx.start();
     const c = await gvret();
     await Bun.sleep(50);
-    gw!.backend.inject(dataFrame(0x1, [1]));
+    fx.gw.backend.inject(dataFrame(0x1, [1]));
     await Bun.sleep(50);
     expect(c.frames).toHaveLength(0);
     await c.openLikeSavvyCan();
-    await waitFor(() => gw!.gateway.hub.size === 1, "attached");
-    gw!.backend.inject(dataFrame(0x2, [2]));
-    expect(text(await c.waitFrames(1))).toEqual(["002#02"]);
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "attached");
+    fx.gw.backend.inject(dataFrame(0x2, [2]));
+    expect(frameText(await c.waitFrames(1))).toEqual(["002#02"]);
   });
 
   test("CAN FD as command 20 both ways with -fd; without -fd none is sent", async () => {
-    await gateway({ fd: true });
-    const onBus = busRecorder();
+    await fx.start({ fd: true });
+    const onBus = fx.busRecorder();
     const c = await gvret();
     await c.openLikeSavvyCan();
-    await waitFor(() => gw!.gateway.hub.size === 1, "attached");
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "attached");
     const big = fdFrame(0x123, new Uint8Array(64).map((_, i) => i));
-    gw!.backend.inject(big);
+    fx.gw.backend.inject(big);
     const [rx] = await c.waitFrames(1);
     expect(rx!.fd).toBe(true);
     expect(Array.from(rx!.data)).toEqual(Array.from(big.data));
@@ -192,14 +149,14 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
     await waitFor(() => onBus.length === 1, "the FD frame on the bus");
     expect(onBus[0]!.fd).toBe(true);
     expect(onBus[0]!.data.length).toBe(12);
-    await gw!.stop();
+    await fx.gw.stop();
 
-    await gateway({ fd: false });
+    await fx.start({ fd: false });
     const d = await gvret();
     await d.openLikeSavvyCan();
-    await waitFor(() => gw!.gateway.hub.size === 1, "attached");
-    gw!.backend.inject(fdFrame(0x123, [1, 2]));
-    gw!.backend.inject(dataFrame(0x125, [3]));
-    expect(text(await d.waitFrames(1))).toEqual(["125#03"]);
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "attached");
+    fx.gw.backend.inject(fdFrame(0x123, [1, 2]));
+    fx.gw.backend.inject(dataFrame(0x125, [3]));
+    expect(frameText(await d.waitFrames(1))).toEqual(["125#03"]);
   });
 });

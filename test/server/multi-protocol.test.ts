@@ -6,92 +6,35 @@
  * cannelloni and socketcand clients, drop/kick applied per client whatever its protocol (with
  * clients that really stop reading), and the per-protocol counters.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { dataFrame, fdFrame, formatFrame, remoteFrame, CAN_ERR_FLAG, type CanFrame } from "../../src/can/frame.ts";
+import { describe, expect, test } from "bun:test";
+import { dataFrame, fdFrame, formatFrame, remoteFrame, CAN_ERR_FLAG } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { flood, startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { flood, frameText, GatewayPerTest, waitFor } from "../helpers/gateway.ts";
 import { RawSocketcandClient, startSlowSocketcandClient } from "../helpers/socketcand-clients.ts";
 import { startSlowWaveshareClient, WaveshareTestClient, wsBytes } from "../helpers/waveshare-client.ts";
 
-let gw: TestGateway | null = null;
-const cleanups: (() => void)[] = [];
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) c();
-  await gw?.stop();
-  gw = null;
-});
-
 /** A gateway with all three listeners on ephemeral loopback ports. */
-async function gateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
-  gw = await startTestGateway({ waveshareListen: "127.0.0.1:0", socketcandListen: "127.0.0.1:0", ...overrides });
-  return gw;
-}
-
-async function waveshare(): Promise<WaveshareTestClient> {
-  const c = await WaveshareTestClient.connect(gw!.gateway.port("waveshare")!);
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  return c;
-}
-
-async function cannelloni(): Promise<CannelloniTestClient> {
-  const c = await CannelloniTestClient.connect(gw!.port, { helloFirst: true });
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  await c.handshake({ helloFirst: true });
-  return c;
-}
+const fx = new GatewayPerTest({ waveshareListen: "127.0.0.1:0", socketcandListen: "127.0.0.1:0" });
 
 async function socketcand(): Promise<RawSocketcandClient> {
-  const c = await RawSocketcandClient.connect(gw!.gateway.port("socketcand")!);
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
+  const c = fx.closeAfter(await RawSocketcandClient.connect(fx.gw.gateway.port("socketcand")!));
   await c.handshake("can0");
   return c;
 }
-
-/** Waits until the hub has n receiving clients (handshakes and attach are asynchronous). */
-async function attached(n: number): Promise<void> {
-  const deadline = Date.now() + 3000;
-  while (gw!.gateway.hub.size !== n) {
-    if (Date.now() > deadline) throw new Error(`${gw!.gateway.hub.size} clients attached, expected ${n}`);
-    await Bun.sleep(5);
-  }
-}
-
-function busRecorder(): CanFrame[] {
-  const onBus: CanFrame[] = [];
-  gw!.backend.observe((f) => onBus.push(f));
-  return onBus;
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
-const text = (fs: readonly CanFrame[]): string[] => fs.map(formatFrame);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 describe("Waveshare 13-byte listener", () => {
   test("bus frames reach the client as exact 13-byte elements", async () => {
-    await gateway();
-    const c = await waveshare();
-    await attached(1);
-    gw!.backend.inject(dataFrame(0x123, [0xde, 0xad]));
-    gw!.backend.inject(dataFrame(0x1abcde0f, [1, 2, 3, 4, 5, 6, 7, 8], true));
-    gw!.backend.inject(remoteFrame(0x7ff, 4));
-    gw!.backend.inject(dataFrame(0x000, []));
-    gw!.backend.inject(dataFrame(0x5, [0xff], true));
-    expect(text(await c.waitFrames(5))).toEqual(["123#DEAD", "1ABCDE0F#0102030405060708", "7FF#R4", "000#", "00000005#FF"]);
+    await fx.start();
+    const c = await fx.waveshare();
+    await fx.attached(1);
+    fx.gw.backend.inject(dataFrame(0x123, [0xde, 0xad]));
+    fx.gw.backend.inject(dataFrame(0x1abcde0f, [1, 2, 3, 4, 5, 6, 7, 8], true));
+    fx.gw.backend.inject(remoteFrame(0x7ff, 4));
+    fx.gw.backend.inject(dataFrame(0x000, []));
+    fx.gw.backend.inject(dataFrame(0x5, [0xff], true));
+    expect(frameText(await c.waitFrames(5))).toEqual(["123#DEAD", "1ABCDE0F#0102030405060708", "7FF#R4", "000#", "00000005#FF"]);
     expect(c.raw.map(hex)).toEqual([
       "02" + "00000123" + "dead000000000000", // info: standard, DLC 2; id BE; data zero-padded
       "88" + "1abcde0f" + "0102030405060708", // 0x80 extended | DLC 8
@@ -100,35 +43,35 @@ describe("Waveshare 13-byte listener", () => {
       "81" + "00000005" + "ff00000000000000",
     ]);
     expect(c.problems).toEqual([]);
-    expect(gw!.stats.protocol("waveshare").txFrames).toBe(5);
+    expect(fx.gw.stats.protocol("waveshare").txFrames).toBe(5);
   });
 
   test("client frames reach the bus and a cannelloni client; the sender gets no echo of its own", async () => {
-    await gateway();
-    const onBus = busRecorder();
-    const ws = await waveshare();
-    const cnl = await cannelloni();
-    await attached(2);
+    await fx.start();
+    const onBus = fx.busRecorder();
+    const ws = await fx.waveshare();
+    const cnl = await fx.cannelloni();
+    await fx.attached(2);
     const sent = [dataFrame(0x100, [0xaa]), dataFrame(0x1fffffff, [1, 2, 3, 4, 5, 6, 7, 8], true), remoteFrame(0x7ff, 3), dataFrame(0x321, [])];
     ws.send(...sent);
     const expected = ["100#AA", "1FFFFFFF#0102030405060708", "7FF#R3", "321#"];
     await waitFor(() => onBus.length === 4, "frames on the bus");
-    expect(text(onBus)).toEqual(expected);
+    expect(frameText(onBus)).toEqual(expected);
     // cannelloni sends an RTR with len 0 (as python-can-cannelloni does): its DLC is not carried.
-    expect(text(await cnl.waitFrames(4))).toEqual(["100#AA", "1FFFFFFF#0102030405060708", "7FF#R", "321#"]);
+    expect(frameText(await cnl.waitFrames(4))).toEqual(["100#AA", "1FFFFFFF#0102030405060708", "7FF#R", "321#"]);
     // The HA client hides copies of its own frames for only 0.1 s: an echo arriving later would
     // look like a new bus frame. A marker injected after the sends proves nothing came before it.
-    gw!.backend.inject(dataFrame(0x42, [0x42]));
-    expect(text(await ws.waitFrames(1))).toEqual(["042#42"]);
+    fx.gw.backend.inject(dataFrame(0x42, [0x42]));
+    expect(frameText(await ws.waitFrames(1))).toEqual(["042#42"]);
     expect(ws.frames.length).toBe(1);
-    expect(gw!.stats.protocol("waveshare").rxFrames).toBe(4);
+    expect(fx.gw.stats.protocol("waveshare").rxFrames).toBe(4);
   });
 
   test("decoding resumes across any TCP split: one byte per write", async () => {
-    await gateway();
-    const onBus = busRecorder();
-    const ws = await waveshare();
-    await attached(1);
+    await fx.start();
+    const onBus = fx.busRecorder();
+    const ws = await fx.waveshare();
+    await fx.attached(1);
     const element = wsBytes(0x83, 0x12345, [0xca, 0xfe, 0x01]); // extended, DLC 3
     for (let i = 0; i < 12; i++) {
       ws.write(element.subarray(i, i + 1));
@@ -138,7 +81,7 @@ describe("Waveshare 13-byte listener", () => {
     expect(onBus.length).toBe(0); // 12 of 13 bytes: nothing yet
     ws.write(element.subarray(12));
     await waitFor(() => onBus.length === 1, "the frame after its 13th byte");
-    expect(text(onBus)).toEqual(["00012345#CAFE01"]);
+    expect(frameText(onBus)).toEqual(["00012345#CAFE01"]);
 
     // Splits that straddle element boundaries: 5 | 13 | 8 bytes over two elements.
     const two = new Uint8Array(26);
@@ -149,7 +92,7 @@ describe("Waveshare 13-byte listener", () => {
       await Bun.sleep(10);
     }
     await waitFor(() => onBus.length === 3, "two more frames");
-    expect(text(onBus)).toEqual(["00012345#CAFE01", "7FF#11", "01ABCDEF#R8"]);
+    expect(frameText(onBus)).toEqual(["00012345#CAFE01", "7FF#11", "01ABCDEF#R8"]);
     expect(ws.closed).toBe(false);
   });
 
@@ -159,12 +102,12 @@ describe("Waveshare 13-byte listener", () => {
     ["a reserved info bit", wsBytes(0x11, 0x123, [1])],
   ] as const) {
     test(`${name} is counted and skipped: that client stays connected, the others unaffected`, async () => {
-      await gateway();
-      const onBus = busRecorder();
-      const good = await waveshare();
-      const cnl = await cannelloni();
-      const bad = await waveshare();
-      await attached(3);
+      await fx.start();
+      const onBus = fx.busRecorder();
+      const good = await fx.waveshare();
+      const cnl = await fx.cannelloni();
+      const bad = await fx.waveshare();
+      await fx.attached(3);
       // A good frame, the bad element, another good frame in one write: both good ones reach the bus.
       const three = new Uint8Array(39);
       three.set(wsBytes(0x01, 0x10, [0x77]));
@@ -173,15 +116,15 @@ describe("Waveshare 13-byte listener", () => {
       bad.write(three);
       const deadline = Date.now() + 3000;
       while (onBus.length < 2 && Date.now() < deadline) await Bun.sleep(5);
-      expect(text(onBus)).toEqual(["010#77", "011#78"]);
-      expect(gw!.stats.malformedFrames).toBe(1);
-      expect(gw!.stats.protocol("waveshare").malformed).toBe(1);
-      expect(gw!.stats.protocol("cannelloni").malformed).toBe(0);
-      expect(gw!.events().filter((e) => e.msg === "protocol_violation")).toHaveLength(0);
-      gw!.backend.inject(dataFrame(0x20, [0x20]));
-      expect(text(await good.waitFrames(3))).toEqual(["010#77", "011#78", "020#20"]);
-      expect(text(await cnl.waitFrames(3))).toEqual(["010#77", "011#78", "020#20"]);
-      expect(text(await bad.waitFrames(1))).toEqual(["020#20"]);
+      expect(frameText(onBus)).toEqual(["010#77", "011#78"]);
+      expect(fx.gw.stats.malformedFrames).toBe(1);
+      expect(fx.gw.stats.protocol("waveshare").malformed).toBe(1);
+      expect(fx.gw.stats.protocol("cannelloni").malformed).toBe(0);
+      expect(fx.gw.events().filter((e) => e.msg === "protocol_violation")).toHaveLength(0);
+      fx.gw.backend.inject(dataFrame(0x20, [0x20]));
+      expect(frameText(await good.waitFrames(3))).toEqual(["010#77", "011#78", "020#20"]);
+      expect(frameText(await cnl.waitFrames(3))).toEqual(["010#77", "011#78", "020#20"]);
+      expect(frameText(await bad.waitFrames(1))).toEqual(["020#20"]);
       expect(bad.closed).toBe(false);
       expect(good.closed).toBe(false);
       expect(cnl.closed).toBe(false);
@@ -190,25 +133,25 @@ describe("Waveshare 13-byte listener", () => {
 
   test("an idle client is never disconnected (the HA client does not reconnect)", async () => {
     // Waveshare has no handshake: the handshake timeout must not apply to it.
-    await gateway({ handshakeTimeoutMs: 100 });
-    const ws = await waveshare();
-    await attached(1);
+    await fx.start({ handshakeTimeoutMs: 100 });
+    const ws = await fx.waveshare();
+    await fx.attached(1);
     await Bun.sleep(400);
     expect(ws.closed).toBe(false);
-    gw!.backend.inject(dataFrame(0x7, [7]));
-    expect(text(await ws.waitFrames(1))).toEqual(["007#07"]);
-    expect(gw!.stats.handshakeFailures).toBe(0);
+    fx.gw.backend.inject(dataFrame(0x7, [7]));
+    expect(frameText(await ws.waitFrames(1))).toEqual(["007#07"]);
+    expect(fx.gw.stats.handshakeFailures).toBe(0);
   });
 
   test("only frames the format can carry are sent: no CAN FD or error frames, stream stays aligned", async () => {
-    await gateway({ fd: true, backend: "virtual" });
-    const ws = await waveshare();
-    const cnl = await cannelloni();
-    await attached(2);
-    gw!.backend.inject(fdFrame(0x10, new Uint8Array(12).fill(0xab), 1));
-    gw!.backend.inject({ canId: (CAN_ERR_FLAG | 0x4) >>> 0, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 });
-    gw!.backend.inject(dataFrame(0x11, [1]));
-    for (let i = 0; i < 500; i++) gw!.backend.inject(dataFrame(i & 0x7ff, [i & 0xff, i >> 8, 3]));
+    await fx.start({ fd: true, backend: "virtual" });
+    const ws = await fx.waveshare();
+    const cnl = await fx.cannelloni();
+    await fx.attached(2);
+    fx.gw.backend.inject(fdFrame(0x10, new Uint8Array(12).fill(0xab), 1));
+    fx.gw.backend.inject({ canId: (CAN_ERR_FLAG | 0x4) >>> 0, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 });
+    fx.gw.backend.inject(dataFrame(0x11, [1]));
+    for (let i = 0; i < 500; i++) fx.gw.backend.inject(dataFrame(i & 0x7ff, [i & 0xff, i >> 8, 3]));
     // cannelloni carries all of them, proving the FD and error frames were on the bus.
     await cnl.waitFrames(503);
     expect(formatFrame(cnl.frames[0]!)).toBe("010##1ABABABABABABABABABABABAB");
@@ -223,58 +166,58 @@ describe("Waveshare 13-byte listener", () => {
 
 describe("frames cross protocols", () => {
   test("a Waveshare frame reaches cannelloni and socketcand clients and the bus", async () => {
-    await gateway();
-    const onBus = busRecorder();
-    const ws = await waveshare();
-    const cnl = await cannelloni();
+    await fx.start();
+    const onBus = fx.busRecorder();
+    const ws = await fx.waveshare();
+    const cnl = await fx.cannelloni();
     const scd = await socketcand();
-    await attached(3);
+    await fx.attached(3);
     ws.send(dataFrame(0x123, [0xde, 0xad]), dataFrame(0x1abcde0f, [1, 2, 3], true), dataFrame(0x7ff, []));
     const expected = ["123#DEAD", "1ABCDE0F#010203", "7FF#"];
-    expect(text(await cnl.waitFrames(3))).toEqual(expected);
+    expect(frameText(await cnl.waitFrames(3))).toEqual(expected);
     expect(await scd.waitFrames(3)).toEqual(expected);
     await waitFor(() => onBus.length === 3, "frames on the bus");
-    expect(text(onBus)).toEqual(expected);
+    expect(frameText(onBus)).toEqual(expected);
   });
 
   test("a cannelloni frame reaches Waveshare and socketcand clients", async () => {
-    await gateway();
-    const ws = await waveshare();
-    const cnl = await cannelloni();
+    await fx.start();
+    const ws = await fx.waveshare();
+    const cnl = await fx.cannelloni();
     const scd = await socketcand();
-    await attached(3);
+    await fx.attached(3);
     cnl.send(dataFrame(0x456, [1, 2, 3, 4, 5, 6, 7, 8]), dataFrame(0x10000, [0x99], true));
     const expected = ["456#0102030405060708", "00010000#99"];
-    expect(text(await ws.waitFrames(2))).toEqual(expected);
+    expect(frameText(await ws.waitFrames(2))).toEqual(expected);
     expect(await scd.waitFrames(2)).toEqual(expected);
     expect(ws.problems).toEqual([]);
   });
 
   test("a socketcand frame reaches Waveshare and cannelloni clients and the bus", async () => {
-    await gateway();
-    const onBus = busRecorder();
-    const ws = await waveshare();
-    const cnl = await cannelloni();
+    await fx.start();
+    const onBus = fx.busRecorder();
+    const ws = await fx.waveshare();
+    const cnl = await fx.cannelloni();
     const scd = await socketcand();
-    await attached(3);
+    await fx.attached(3);
     scd.write("< send 321 2 be ef >< send 00000001 0  >< send 1abcde0f 1 5 >");
     const expected = ["321#BEEF", "00000001#", "1ABCDE0F#05"];
-    expect(text(await ws.waitFrames(3))).toEqual(expected);
-    expect(text(await cnl.waitFrames(3))).toEqual(expected);
+    expect(frameText(await ws.waitFrames(3))).toEqual(expected);
+    expect(frameText(await cnl.waitFrames(3))).toEqual(expected);
     await waitFor(() => onBus.length === 3, "frames on the bus");
-    expect(text(onBus)).toEqual(expected);
+    expect(frameText(onBus)).toEqual(expected);
   });
 
   test("per-protocol counters: clients, frames in and out, malformed", async () => {
-    await gateway();
-    const s = gw!.stats;
-    const ws = await waveshare();
-    const cnl = await cannelloni();
+    await fx.start();
+    const s = fx.gw.stats;
+    const ws = await fx.waveshare();
+    const cnl = await fx.cannelloni();
     const scd = await socketcand();
-    await attached(3);
+    await fx.attached(3);
     expect([s.protocol("waveshare").clients, s.protocol("cannelloni").clients, s.protocol("socketcand").clients]).toEqual([1, 1, 1]);
 
-    gw!.backend.inject(dataFrame(0x1, [1])); // 1 out to each
+    fx.gw.backend.inject(dataFrame(0x1, [1])); // 1 out to each
     ws.send(dataFrame(0x2, [2])); // 1 in (waveshare), 1 out to cannelloni and socketcand
     await cnl.waitFrames(2);
     await scd.waitFrames(2);
@@ -295,7 +238,7 @@ describe("frames cross protocols", () => {
     expect(s.protocol("socketcand")).toMatchObject({ clients: 1, malformed: 1 });
     expect(s.protocol("cannelloni")).toMatchObject({ clients: 1, malformed: 0 });
     expect(s.malformedFrames).toBe(2);
-    expect(gw!.gateway.hub.countByProtocol()).toEqual(new Map([["waveshare", 1], ["cannelloni", 1], ["socketcand", 1]]));
+    expect(fx.gw.gateway.hub.countByProtocol()).toEqual(new Map([["waveshare", 1], ["cannelloni", 1], ["socketcand", 1]]));
   });
 });
 
@@ -305,42 +248,42 @@ describe("slow-client policies apply per client, whatever its protocol", () => {
    * Waveshare) and two that never read (Waveshare, socketcand), all attached to the hub.
    */
   async function fastAndSlowClients(hubPolicy: Config["hubPolicy"]): Promise<{ fastCnl: CannelloniTestClient; fastWs: WaveshareTestClient }> {
-    await gateway({ hubPolicy, hubBuffer: 64 });
-    const fastCnl = await cannelloni();
-    const fastWs = await waveshare();
-    const slowWs = await startSlowWaveshareClient(gw!.gateway.port("waveshare")!);
-    cleanups.push(slowWs.kill);
-    const slowScd = await startSlowSocketcandClient(gw!.gateway.port("socketcand")!);
-    cleanups.push(slowScd.kill);
-    await attached(4);
+    await fx.start({ hubPolicy, hubBuffer: 64 });
+    const fastCnl = await fx.cannelloni();
+    const fastWs = await fx.waveshare();
+    const slowWs = await startSlowWaveshareClient(fx.gw.gateway.port("waveshare")!);
+    fx.defer(slowWs.kill);
+    const slowScd = await startSlowSocketcandClient(fx.gw.gateway.port("socketcand")!);
+    fx.defer(slowScd.kill);
+    await fx.attached(4);
     return { fastCnl, fastWs };
   }
 
   test("drop: non-reading Waveshare and socketcand clients lose frames but stay; fast clients get all", async () => {
     const { fastCnl, fastWs } = await fastAndSlowClients("drop");
-    const dropping = (): string[] => gw!.events().filter((e) => e.msg === "client_dropping").map((e) => String(e.protocol));
-    const sent = await flood(gw!.backend, 400_000, () => dropping().length === 2 && gw!.stats.hubDroppedFrames > 2000);
+    const dropping = (): string[] => fx.gw.events().filter((e) => e.msg === "client_dropping").map((e) => String(e.protocol));
+    const sent = await flood(fx.gw.backend, 400_000, () => dropping().length === 2 && fx.gw.stats.hubDroppedFrames > 2000);
     expect(dropping().sort()).toEqual(["socketcand", "waveshare"]);
-    expect(gw!.stats.hubKickedClients).toBe(0);
+    expect(fx.gw.stats.hubKickedClients).toBe(0);
     await fastCnl.waitFrames(sent, 15_000);
     await fastWs.waitFrames(sent, 15_000);
     expect(fastCnl.frames.length).toBe(sent);
     expect(fastWs.frames.length).toBe(sent);
     expect(fastWs.problems).toEqual([]);
-    expect(gw!.gateway.hub.size).toBe(4); // the slow clients are still connected
+    expect(fx.gw.gateway.hub.size).toBe(4); // the slow clients are still connected
   }, 30_000);
 
   test("kick: non-reading Waveshare and socketcand clients are disconnected; fast clients get all", async () => {
     const { fastCnl, fastWs } = await fastAndSlowClients("kick");
-    const sent = await flood(gw!.backend, 400_000, () => gw!.stats.hubKickedClients >= 2);
-    expect(gw!.stats.hubKickedClients).toBe(2);
-    expect(gw!.stats.hubDroppedFrames).toBe(0);
-    const kicked = gw!.events().filter((e) => e.msg === "client_kicked").map((e) => String(e.protocol));
+    const sent = await flood(fx.gw.backend, 400_000, () => fx.gw.stats.hubKickedClients >= 2);
+    expect(fx.gw.stats.hubKickedClients).toBe(2);
+    expect(fx.gw.stats.hubDroppedFrames).toBe(0);
+    const kicked = fx.gw.events().filter((e) => e.msg === "client_kicked").map((e) => String(e.protocol));
     expect(kicked.sort()).toEqual(["socketcand", "waveshare"]);
     await fastCnl.waitFrames(sent, 15_000);
     await fastWs.waitFrames(sent, 15_000);
     expect(fastWs.frames.length).toBe(sent);
-    expect(gw!.gateway.hub.size).toBe(2);
-    await waitFor(() => gw!.stats.protocol("waveshare").clients === 1 && gw!.stats.protocol("socketcand").clients === 0, "per-protocol client gauges");
+    expect(fx.gw.gateway.hub.size).toBe(2);
+    await waitFor(() => fx.gw.stats.protocol("waveshare").clients === 1 && fx.gw.stats.protocol("socketcand").clients === 0, "per-protocol client gauges");
   }, 30_000);
 });

@@ -9,98 +9,42 @@
  * listen-only refusals counted, value answers, the acceptance filter per client, timestamps, FD
  * with -fd only, and -allow / -tx-allow.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { dataFrame, fdFrame, formatFrame, remoteFrame, CANFD_BRS, type CanFrame } from "../../src/can/frame.ts";
-import type { Config } from "../../src/cli/config.ts";
-import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { describe, expect, test } from "bun:test";
+import { dataFrame, fdFrame, formatFrame, remoteFrame, CANFD_BRS } from "../../src/can/frame.ts";
+import { frameText, GatewayPerTest, waitFor } from "../helpers/gateway.ts";
 import { PythonSlcanClient, SlcanTestClient } from "../helpers/slcan-client.ts";
-import { WaveshareTestClient } from "../helpers/waveshare-client.ts";
 
-let gw: TestGateway | null = null;
-const cleanups: (() => void | Promise<void>)[] = [];
+const fx = new GatewayPerTest({ slcanListen: "127.0.0.1:0", waveshareListen: "127.0.0.1:0" });
 
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-  await gw?.stop();
-  gw = null;
-});
-
-async function gateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
-  gw = await startTestGateway({ slcanListen: "127.0.0.1:0", waveshareListen: "127.0.0.1:0", ...overrides });
-  return gw;
-}
-
-const slcanPort = (): number => gw!.gateway.port("slcan")!;
+const slcanPort = (): number => fx.gw.gateway.port("slcan")!;
 
 async function raw(): Promise<SlcanTestClient> {
-  const c = await SlcanTestClient.connect(slcanPort());
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  return c;
+  return fx.closeAfter(await SlcanTestClient.connect(slcanPort()));
 }
-
-async function cannelloni(): Promise<CannelloniTestClient> {
-  const c = await CannelloniTestClient.connect(gw!.port, { helloFirst: true });
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  await c.handshake({ helloFirst: true });
-  return c;
-}
-
-async function waveshare(): Promise<WaveshareTestClient> {
-  const c = await WaveshareTestClient.connect(gw!.gateway.port("waveshare")!);
-  cleanups.push(() => {
-    if (!c.closed) c.close();
-  });
-  return c;
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
-async function attached(n: number): Promise<void> {
-  await waitFor(() => gw!.gateway.hub.size === n, `${n} attached clients (have ${gw!.gateway.hub.size})`);
-}
-
-function busRecorder(): CanFrame[] {
-  const onBus: CanFrame[] = [];
-  gw!.backend.observe((f) => onBus.push(f));
-  return onBus;
-}
-
-const text = (fs: readonly CanFrame[]): string[] => fs.map(formatFrame);
 
 describe("python-can 4.1 slcan interface over socket:// (the real client)", () => {
   test(
     "survives its 2 s start-up pause with -handshake-timeout 1s; frames both ways with cannelloni and Waveshare clients",
     async () => {
-      await gateway({ handshakeTimeoutMs: 1000 });
-      const onBus = busRecorder();
+      await fx.start({ handshakeTimeoutMs: 1000 });
+      const onBus = fx.busRecorder();
       const py = await PythonSlcanClient.start(slcanPort(), 500000);
-      cleanups.push(() => py.stop());
+      fx.defer(() => py.stop());
       expect(py.error).toBeNull();
       expect(py.openSeconds!).toBeGreaterThanOrEqual(2);
-      const cnl = await cannelloni();
-      const ws = await waveshare();
-      await attached(3);
-      const ready = gw!.events().find((e) => e.msg === "client_ready" && e.protocol === "slcan");
+      const cnl = await fx.cannelloni();
+      const ws = await fx.waveshare();
+      await fx.attached(3);
+      const ready = fx.gw.events().find((e) => e.msg === "client_ready" && e.protocol === "slcan");
       expect(ready).toBeDefined();
-      expect(gw!.stats.handshakeFailures).toBe(0);
+      expect(fx.gw.stats.handshakeFailures).toBe(0);
       // python-can asked for 500 kbit/s; the virtual bus runs at 1 Mbit/s: acknowledged, logged, not applied.
-      const notice = gw!.events().find((e) => e.msg === "client_notice" && e.protocol === "slcan");
+      const notice = fx.gw.events().find((e) => e.msg === "client_notice" && e.protocol === "slcan");
       expect(String(notice?.note)).toContain("500000 bit/s");
 
       // bus → python-can
       const fromBus = [dataFrame(0x123, [0xde, 0xad, 0xbe, 0xef]), dataFrame(0x1abcde0f, [1, 2, 3, 4, 5, 6, 7, 8], true), remoteFrame(0x7ff, 3), dataFrame(0x000, [])];
-      for (const f of fromBus) gw!.backend.inject(f);
+      for (const f of fromBus) fx.gw.backend.inject(f);
       const got = await py.waitReceived(4);
       expect(got.map((m) => [m.id, m.extended, m.remote, m.dlc, Buffer.from(m.data).toString("hex")])).toEqual([
         [0x123, false, false, 4, "deadbeef"],
@@ -114,10 +58,10 @@ describe("python-can 4.1 slcan interface over socket:// (the real client)", () =
       for (const f of fromPy) py.send(f);
       await py.waitSent(3);
       await waitFor(() => onBus.length === 3, "python-can's frames on the bus");
-      expect(text(onBus)).toEqual(["321#1122", "18FF50E5#AA", "456#R2"]);
-      expect(text(await ws.waitFrames(7)).slice(4)).toEqual(["321#1122", "18FF50E5#AA", "456#R2"]);
+      expect(frameText(onBus)).toEqual(["321#1122", "18FF50E5#AA", "456#R2"]);
+      expect(frameText(await ws.waitFrames(7)).slice(4)).toEqual(["321#1122", "18FF50E5#AA", "456#R2"]);
       // cannelloni TCP carries RTR with len 0 (docs/protocols.md §2)
-      expect(text(await cnl.waitFrames(7)).slice(4)).toEqual(["321#1122", "18FF50E5#AA", "456#R"]);
+      expect(frameText(await cnl.waitFrames(7)).slice(4)).toEqual(["321#1122", "18FF50E5#AA", "456#R"]);
 
       // cannelloni and Waveshare clients → python-can
       cnl.send(dataFrame(0x10, [0x01]));
@@ -128,75 +72,75 @@ describe("python-can 4.1 slcan interface over socket:// (the real client)", () =
         [0x10, "01"],
         [0x11, "02"],
       ]);
-      expect(gw!.stats.protocol("slcan").rxFrames).toBe(3);
-      expect(gw!.stats.protocol("slcan").txFrames).toBe(6);
+      expect(fx.gw.stats.protocol("slcan").rxFrames).toBe(3);
+      expect(fx.gw.stats.protocol("slcan").txFrames).toBe(6);
     },
     30_000,
   );
 
   test("python-can's shutdown closes the channel (C) and the connection", async () => {
-    await gateway();
+    await fx.start();
     const py = await PythonSlcanClient.start(slcanPort(), 1000000);
-    await attached(1);
+    await fx.attached(1);
     await py.stop();
-    await waitFor(() => gw!.gateway.hub.size === 0, "the session gone");
-    const gone = gw!.events().find((e) => e.msg === "client_disconnected" && e.protocol === "slcan");
+    await waitFor(() => fx.gw.gateway.hub.size === 0, "the session gone");
+    const gone = fx.gw.events().find((e) => e.msg === "client_disconnected" && e.protocol === "slcan");
     expect(gone?.reason).toBe("client_closed");
     // 1 Mbit/s is the virtual bus's rate: no note.
-    expect(gw!.events().some((e) => e.msg === "client_notice")).toBe(false);
+    expect(fx.gw.events().some((e) => e.msg === "client_notice")).toBe(false);
   }, 20_000);
 });
 
 describe("slcan listener with an independent raw client", () => {
   test("frames flow only while the channel is open; closed-channel frame lines are answered BEL and counted", async () => {
-    await gateway();
-    const onBus = busRecorder();
+    await fx.start();
+    const onBus = fx.busRecorder();
     const c = await raw();
     c.command("t1231AA");
     expect(await c.waitReplies(1)).toEqual(["\x07"]);
-    gw!.backend.inject(dataFrame(0x1, [1]));
+    fx.gw.backend.inject(dataFrame(0x1, [1]));
     await Bun.sleep(50);
     expect(c.frames).toHaveLength(0);
     await c.open();
     expect(c.replies.slice(1)).toEqual(["\r", "\r", "\r"]);
-    await attached(1);
-    gw!.backend.inject(dataFrame(0x2, [2]));
-    expect(text(await c.waitFrames(1))).toEqual(["002#02"]);
+    await fx.attached(1);
+    fx.gw.backend.inject(dataFrame(0x2, [2]));
+    expect(frameText(await c.waitFrames(1))).toEqual(["002#02"]);
     c.command("t3332BEEF");
     await waitFor(() => onBus.length === 1, "the frame on the bus");
-    expect(text(onBus)).toEqual(["333#BEEF"]);
+    expect(frameText(onBus)).toEqual(["333#BEEF"]);
     c.command("C");
     await c.waitReplies(6);
-    gw!.backend.inject(dataFrame(0x3, [3]));
+    fx.gw.backend.inject(dataFrame(0x3, [3]));
     await Bun.sleep(50);
-    expect(text(c.frames)).toEqual(["002#02"]);
+    expect(frameText(c.frames)).toEqual(["002#02"]);
     c.command("O");
     await c.waitReplies(7);
-    gw!.backend.inject(dataFrame(0x4, [4]));
-    expect(text(await c.waitFrames(2))).toEqual(["002#02", "004#04"]);
-    expect(gw!.stats.protocol("slcan").malformed).toBe(1);
+    fx.gw.backend.inject(dataFrame(0x4, [4]));
+    expect(frameText(await c.waitFrames(2))).toEqual(["002#02", "004#04"]);
+    expect(fx.gw.stats.protocol("slcan").malformed).toBe(1);
     expect(c.problems).toEqual([]);
     expect(c.closed).toBe(false);
   });
 
   test("listen-only (L): receives the bus; its frames are refused with BEL and counted, never sent", async () => {
-    await gateway();
-    const onBus = busRecorder();
+    await fx.start();
+    const onBus = fx.busRecorder();
     const c = await raw();
     c.command("L");
     await c.waitReplies(1);
-    await attached(1);
+    await fx.attached(1);
     c.command("t1001FF", "T1ABCDEF000");
     expect(await c.waitReplies(3)).toEqual(["\r", "\x07", "\x07"]);
-    gw!.backend.inject(dataFrame(0x5, [5]));
-    expect(text(await c.waitFrames(1))).toEqual(["005#05"]);
+    fx.gw.backend.inject(dataFrame(0x5, [5]));
+    expect(frameText(await c.waitFrames(1))).toEqual(["005#05"]);
     await Bun.sleep(30);
     expect(onBus).toHaveLength(0);
-    expect(gw!.stats.protocol("slcan").malformed).toBe(2);
+    expect(fx.gw.stats.protocol("slcan").malformed).toBe(2);
   });
 
   test("V, v, N, F answer with values; unknown commands with BEL; settings refused while open", async () => {
-    await gateway();
+    await fx.start();
     const c = await raw();
     c.command("V", "v", "N", "F", "X", "S4");
     expect(await c.waitReplies(6)).toEqual(["V1013", "v1014", "NCSGW", "F00", "\x07", "\r"]);
@@ -205,7 +149,7 @@ describe("slcan listener with an independent raw client", () => {
   });
 
   test("the M/m acceptance filter applies to this client only", async () => {
-    await gateway();
+    await fx.start();
     const filtered = await raw();
     const all = await raw();
     // SJA1000 dual filter, both filters on standard id 0x123: ACR0 = id bits 10..3 (0x24), ACR1 high
@@ -214,49 +158,49 @@ describe("slcan listener with an independent raw client", () => {
     filtered.command("M24602460", "m001F001F", "O");
     await filtered.waitReplies(3);
     await all.open();
-    await attached(2);
-    for (const id of [0x123, 0x124, 0x7ff]) gw!.backend.inject(dataFrame(id, [id & 0xff]));
-    expect(text(await all.waitFrames(3))).toEqual(["123#23", "124#24", "7FF#FF"]);
+    await fx.attached(2);
+    for (const id of [0x123, 0x124, 0x7ff]) fx.gw.backend.inject(dataFrame(id, [id & 0xff]));
+    expect(frameText(await all.waitFrames(3))).toEqual(["123#23", "124#24", "7FF#FF"]);
     await Bun.sleep(50);
-    expect(text(filtered.frames)).toEqual(["123#23"]);
+    expect(frameText(filtered.frames)).toEqual(["123#23"]);
   });
 
   test("Z1 appends a 4-digit millisecond timestamp below 60000", async () => {
-    await gateway();
+    await fx.start();
     const c = await raw();
     c.command("Z1", "O");
     await c.waitReplies(2);
-    await attached(1);
-    gw!.backend.inject(dataFrame(0x10, [0x10]));
+    await fx.attached(1);
+    fx.gw.backend.inject(dataFrame(0x10, [0x10]));
     await c.waitFrames(1);
     expect(c.timestamps[0]).not.toBeNull();
     expect(c.timestamps[0]!).toBeLessThan(60000);
   });
 
   test("CAN FD (d/b) both ways with -fd; refused without it", async () => {
-    await gateway({ fd: true });
-    const onBus = busRecorder();
+    await fx.start({ fd: true });
+    const onBus = fx.busRecorder();
     const c = await raw();
     await c.open();
-    await attached(1);
-    gw!.backend.inject(fdFrame(0x123, new Uint8Array(12).fill(0xab), CANFD_BRS));
-    gw!.backend.inject(fdFrame(0x1234567, new Uint8Array(64).fill(0x5a), 0, true));
+    await fx.attached(1);
+    fx.gw.backend.inject(fdFrame(0x123, new Uint8Array(12).fill(0xab), CANFD_BRS));
+    fx.gw.backend.inject(fdFrame(0x1234567, new Uint8Array(64).fill(0x5a), 0, true));
     const got = await c.waitFrames(2);
-    expect(text(got)).toEqual([formatFrame(fdFrame(0x123, new Uint8Array(12).fill(0xab), CANFD_BRS)), formatFrame(fdFrame(0x1234567, new Uint8Array(64).fill(0x5a), 0, true))]);
+    expect(frameText(got)).toEqual([formatFrame(fdFrame(0x123, new Uint8Array(12).fill(0xab), CANFD_BRS)), formatFrame(fdFrame(0x1234567, new Uint8Array(64).fill(0x5a), 0, true))]);
     c.send(fdFrame(0x7a, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], CANFD_BRS));
     await waitFor(() => onBus.length === 1, "the FD frame on the bus");
     expect(onBus[0]!.fd).toBe(true);
     expect(onBus[0]!.fdFlags & CANFD_BRS).toBe(CANFD_BRS);
-    await gw!.stop();
+    await fx.gw.stop();
 
-    await gateway({ fd: false });
-    const onBus2 = busRecorder();
+    await fx.start({ fd: false });
+    const onBus2 = fx.busRecorder();
     const d = await raw();
     await d.open();
-    await attached(1);
-    gw!.backend.inject(fdFrame(0x123, [1]));
-    gw!.backend.inject(dataFrame(0x124, [2]));
-    expect(text(await d.waitFrames(1))).toEqual(["124#02"]);
+    await fx.attached(1);
+    fx.gw.backend.inject(fdFrame(0x123, [1]));
+    fx.gw.backend.inject(dataFrame(0x124, [2]));
+    expect(frameText(await d.waitFrames(1))).toEqual(["124#02"]);
     d.command("d1231AA");
     expect((await d.waitReplies(4))[3]).toBe("\x07");
     await Bun.sleep(30);
@@ -264,30 +208,30 @@ describe("slcan listener with an independent raw client", () => {
   });
 
   test("-allow refuses a client outside it (counted); -tx-allow makes one read-only (counted as read_only)", async () => {
-    await gateway({ allow: ["10.0.0.0/8"] });
+    await fx.start({ allow: ["10.0.0.0/8"] });
     const c = await raw();
     await c.waitClosed();
-    expect(gw!.stats.rejected.get("not_allowed")).toBe(1);
-    await gw!.stop();
+    expect(fx.gw.stats.rejected.get("not_allowed")).toBe(1);
+    await fx.gw.stop();
 
-    await gateway({ txAllow: ["10.0.0.0/8"] });
-    const onBus = busRecorder();
+    await fx.start({ txAllow: ["10.0.0.0/8"] });
+    const onBus = fx.busRecorder();
     const r = await raw();
     await r.open();
-    await attached(1);
+    await fx.attached(1);
     r.command("t1001FF");
     await r.waitReplies(4);
-    await waitFor(() => (gw!.stats.txDropped.get("read_only") ?? 0) === 1, "the read-only drop");
+    await waitFor(() => (fx.gw.stats.txDropped.get("read_only") ?? 0) === 1, "the read-only drop");
     expect(onBus).toHaveLength(0);
-    gw!.backend.inject(dataFrame(0x9, [9]));
-    expect(text(await r.waitFrames(1))).toEqual(["009#09"]);
+    fx.gw.backend.inject(dataFrame(0x9, [9]));
+    expect(frameText(await r.waitFrames(1))).toEqual(["009#09"]);
   });
 
   test("a client that never opens the channel is closed after slcan's 60 s minimum, not -handshake-timeout", async () => {
-    await gateway({ handshakeTimeoutMs: 50 });
+    await fx.start({ handshakeTimeoutMs: 50 });
     const c = await raw();
     await Bun.sleep(300);
     expect(c.closed).toBe(false);
-    expect(gw!.stats.handshakeFailures).toBe(0);
+    expect(fx.gw.stats.handshakeFailures).toBe(0);
   });
 });

@@ -7,81 +7,60 @@
  * with -cannelloni-udp-accept-any), malformed datagrams counted and skipped without harm, -allow,
  * -tx-allow and FD only with -fd.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { CAN_ERR_FLAG, dataFrame, fdFrame, formatFrame, remoteFrame, type CanFrame } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { CannelloniUdpPeer, udpDatagram } from "../helpers/cannelloni-udp-peer.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { frameText, GatewayPerTest, startTestGateway, type TestGateway, waitFor as waitUntil } from "../helpers/gateway.ts";
 
-let gw: TestGateway | null = null;
-const cleanups: (() => void | Promise<void>)[] = [];
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-  await gw?.stop();
-  gw = null;
-});
+const fx = new GatewayPerTest({ cannelloniUdpListen: "127.0.0.1:0" });
 
 async function peer(): Promise<CannelloniUdpPeer> {
   const p = await CannelloniUdpPeer.bind();
-  cleanups.push(() => p.close());
+  fx.defer(() => p.close());
   return p;
 }
 
 async function gateway(peers: CannelloniUdpPeer[], overrides: Partial<Config> = {}): Promise<TestGateway> {
-  gw = await startTestGateway({ cannelloniUdpListen: "127.0.0.1:0", cannelloniUdpPeer: peers.map((p) => `127.0.0.1:${p.port}`), ...overrides });
-  return gw;
+  return fx.start({ cannelloniUdpPeer: peers.map((p) => `127.0.0.1:${p.port}`), ...overrides });
 }
 
-const udpPort = (): number => gw!.gateway.port("cannelloni-udp")!;
+const udpPort = (): number => fx.gw.gateway.port("cannelloni-udp")!;
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(2);
-  }
-}
-
-function busRecorder(): CanFrame[] {
-  const onBus: CanFrame[] = [];
-  gw!.backend.observe((f) => onBus.push(f));
-  return onBus;
-}
-
-const text = (fs: readonly CanFrame[]): string[] => fs.map(formatFrame);
+/** Polls every 2 ms (datagrams arrive in one event-loop turn). */
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> => waitUntil(cond, what, timeoutMs, 2);
 
 describe("cannelloni UDP peers", () => {
   test("bus → every configured peer and peer → bus and a cannelloni TCP client; RTR keeps its DLC over UDP", async () => {
     const a = await peer();
     const b = await peer();
     await gateway([a, b]);
-    const onBus = busRecorder();
-    const cnl = await CannelloniTestClient.connect(gw!.port, { helloFirst: true });
-    cleanups.push(() => cnl.close());
+    const onBus = fx.busRecorder();
+    const cnl = await CannelloniTestClient.connect(fx.gw.port, { helloFirst: true });
+    fx.defer(() => cnl.close());
     await cnl.handshake({ helloFirst: true });
-    await waitFor(() => gw!.gateway.hub.size === 3, "two peers and the TCP client attached");
+    await waitFor(() => fx.gw.gateway.hub.size === 3, "two peers and the TCP client attached");
     const err: CanFrame = { canId: (CAN_ERR_FLAG | 0x04) >>> 0, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
     const fromBus = [dataFrame(0x123, [0xde, 0xad]), dataFrame(0x1abcdef0, [1, 2, 3, 4, 5, 6, 7, 8], true), remoteFrame(0x7ff, 5), dataFrame(0x0, []), err];
-    for (const f of fromBus) gw!.backend.inject(f);
-    expect(text(await a.waitFrames(5))).toEqual(text(fromBus));
-    expect(text(await b.waitFrames(5))).toEqual(text(fromBus));
+    for (const f of fromBus) fx.gw.backend.inject(f);
+    expect(frameText(await a.waitFrames(5))).toEqual(frameText(fromBus));
+    expect(frameText(await b.waitFrames(5))).toEqual(frameText(fromBus));
     expect(a.problems).toEqual([]);
 
     a.send(udpPort(), dataFrame(0x321, [0x11]), remoteFrame(0x456, 3));
     await waitFor(() => onBus.length === 2, "the peer's frames on the bus");
-    expect(text(onBus)).toEqual(["321#11", "456#R3"]);
+    expect(frameText(onBus)).toEqual(["321#11", "456#R3"]);
     // The other peer and the TCP client see them (truthful echo); the sender does not.
-    expect(text(await b.waitFrames(7)).slice(5)).toEqual(["321#11", "456#R3"]);
-    expect(text(await cnl.waitFrames(7)).slice(5)).toEqual(["321#11", "456#R"]);
+    expect(frameText(await b.waitFrames(7)).slice(5)).toEqual(["321#11", "456#R3"]);
+    expect(frameText(await cnl.waitFrames(7)).slice(5)).toEqual(["321#11", "456#R"]);
     cnl.send(dataFrame(0x55, [0x55]));
-    expect(text(await a.waitFrames(6))[5]).toBe("055#55");
+    expect(frameText(await a.waitFrames(6))[5]).toBe("055#55");
     expect(a.frames).toHaveLength(6);
-    const s = gw!.stats.protocol("cannelloni-udp");
+    const s = fx.gw.stats.protocol("cannelloni-udp");
     expect(s.clients).toBe(2);
     expect(s.rxFrames).toBe(2);
-    expect(gw!.stats.udpRxDatagrams).toBe(1);
+    expect(fx.gw.stats.udpRxDatagrams).toBe(1);
     // Every datagram comes from the gateway's UDP port.
     expect(new Set(a.senders)).toEqual(new Set([`127.0.0.1:${udpPort()}`]));
   });
@@ -89,18 +68,18 @@ describe("cannelloni UDP peers", () => {
   test("frames of one event-loop turn go out batched up to the MTU, with consecutive sequence numbers", async () => {
     const a = await peer();
     await gateway([a], { hubBuffer: 4096, cannelloniUdpMtu: 1500 });
-    await waitFor(() => gw!.gateway.hub.size === 1, "attached");
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "attached");
     const frames = Array.from({ length: 500 }, (_, i) => dataFrame(0x100 + (i % 0x600), [i & 0xff, 1, 2, 3, 4, 5, 6, 7]));
-    for (const f of frames) gw!.backend.inject(f); // one turn
+    for (const f of frames) fx.gw.backend.inject(f); // one turn
     await a.waitFrames(500);
-    expect(text(a.frames)).toEqual(text(frames));
+    expect(frameText(a.frames)).toEqual(frameText(frames));
     // 1472 payload bytes = 5-byte header + 112 frames of 13 bytes → 5 datagrams.
     expect(a.datagrams.map((d) => d.frames.length)).toEqual([112, 112, 112, 112, 52]);
     expect(a.datagrams.every((d) => d.bytes <= 1472)).toBe(true);
     expect(a.datagrams.map((d) => d.seq)).toEqual([0, 1, 2, 3, 4]);
-    expect(gw!.stats.udpTxDatagrams).toBe(5);
+    expect(fx.gw.stats.udpTxDatagrams).toBe(5);
 
-    gw!.backend.inject(dataFrame(0x7, [7]));
+    fx.gw.backend.inject(dataFrame(0x7, [7]));
     await a.waitFrames(501);
     expect(a.datagrams.at(-1)!.seq).toBe(5);
     expect(a.datagrams.at(-1)!.frames).toHaveLength(1);
@@ -109,7 +88,7 @@ describe("cannelloni UDP peers", () => {
   test("a skipped sequence number counts as a lost datagram; duplicates and reordering do not", async () => {
     const a = await peer();
     await gateway([a]);
-    const onBus = busRecorder();
+    const onBus = fx.busRecorder();
     const port = udpPort();
     a.sendRaw(port, udpDatagram(10, [dataFrame(0x1, [1])]));
     a.sendRaw(port, udpDatagram(11, [dataFrame(0x2, [2])]));
@@ -117,9 +96,9 @@ describe("cannelloni UDP peers", () => {
     a.sendRaw(port, udpDatagram(13, [dataFrame(0x4, [4])])); // duplicate number
     a.sendRaw(port, udpDatagram(17, [dataFrame(0x5, [5])])); // 14, 15, 16 lost
     await waitFor(() => onBus.length === 5, "five frames");
-    expect(gw!.stats.udpLostDatagrams).toBe(4);
-    await gw!.stop();
-    const removed = gw!.events().find((e) => e.msg === "udp_peer_removed");
+    expect(fx.gw.stats.udpLostDatagrams).toBe(4);
+    await fx.gw.stop();
+    const removed = fx.gw.events().find((e) => e.msg === "udp_peer_removed");
     expect(removed?.lost_datagrams).toBe(4);
     expect(removed?.rx_datagrams).toBe(5);
   });
@@ -128,36 +107,36 @@ describe("cannelloni UDP peers", () => {
     const a = await peer();
     const stranger = await peer();
     await gateway([a]);
-    const onBus = busRecorder();
+    const onBus = fx.busRecorder();
     stranger.send(udpPort(), dataFrame(0x66, [0x66]));
     a.send(udpPort(), dataFrame(0x67, [0x67]));
     await waitFor(() => onBus.length === 1, "the configured peer's frame");
-    await waitFor(() => gw!.stats.udpRefused.get("unknown_peer") === 1, "the refusal counted");
-    expect(text(onBus)).toEqual(["067#67"]);
-    const refused = gw!.events().find((e) => e.msg === "udp_datagram_refused");
+    await waitFor(() => fx.gw.stats.udpRefused.get("unknown_peer") === 1, "the refusal counted");
+    expect(frameText(onBus)).toEqual(["067#67"]);
+    const refused = fx.gw.events().find((e) => e.msg === "udp_datagram_refused");
     expect(refused?.reason).toBe("unknown_peer");
     expect(refused?.remote).toBe(`127.0.0.1:${stranger.port}`);
-    gw!.backend.inject(dataFrame(0x68, [0x68]));
+    fx.gw.backend.inject(dataFrame(0x68, [0x68]));
     await a.waitFrames(1);
     await Bun.sleep(30);
     expect(stranger.frames).toHaveLength(0);
-    await gw!.stop();
+    await fx.gw.stop();
 
     const b = await peer();
     await gateway([], { cannelloniUdpAcceptAny: true });
-    const onBus2 = busRecorder();
+    const onBus2 = fx.busRecorder();
     b.send(udpPort(), dataFrame(0x69, [0x69]));
     await waitFor(() => onBus2.length === 1, "the learned peer's frame");
-    await waitFor(() => gw!.gateway.hub.size === 1, "the learned peer attached");
-    gw!.backend.inject(dataFrame(0x6a, [0x6a]));
-    expect(text(await b.waitFrames(1))).toEqual(["06A#6A"]);
-    expect(gw!.events().find((e) => e.msg === "udp_peer_added")?.learned).toBe(true);
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "the learned peer attached");
+    fx.gw.backend.inject(dataFrame(0x6a, [0x6a]));
+    expect(frameText(await b.waitFrames(1))).toEqual(["06A#6A"]);
+    expect(fx.gw.events().find((e) => e.msg === "udp_peer_added")?.learned).toBe(true);
   });
 
   test("malformed datagrams: a frame length above 64 and a count overrunning the datagram are counted and skipped", async () => {
     const a = await peer();
     await gateway([a]);
-    const onBus = busRecorder();
+    const onBus = fx.busRecorder();
     const port = udpPort();
     // A good frame, then one with len byte 0x41 (65): the rest of the datagram is skipped.
     const good = udpDatagram(0, [dataFrame(0x10, [1])], 2);
@@ -171,50 +150,50 @@ describe("cannelloni UDP peers", () => {
     a.send(port); // seq 0 again from the helper's own counter: harmless
     a.sendRaw(port, udpDatagram(4, [dataFrame(0x13, [3])]));
     await waitFor(() => onBus.length === 3, "the valid frames");
-    expect(text(onBus)).toEqual(["010#01", "012#02", "013#03"]);
-    expect(gw!.stats.protocol("cannelloni-udp").malformed).toBe(4);
-    expect(gw!.stats.malformedFrames).toBe(4);
-    gw!.backend.inject(dataFrame(0x14, [4]));
-    expect(text(await a.waitFrames(1))).toEqual(["014#04"]);
+    expect(frameText(onBus)).toEqual(["010#01", "012#02", "013#03"]);
+    expect(fx.gw.stats.protocol("cannelloni-udp").malformed).toBe(4);
+    expect(fx.gw.stats.malformedFrames).toBe(4);
+    fx.gw.backend.inject(dataFrame(0x14, [4]));
+    expect(frameText(await a.waitFrames(1))).toEqual(["014#04"]);
   });
 
   test("-allow applies to peers (refused as not_allowed); -tx-allow makes a peer read-only", async () => {
     const a = await peer();
     await gateway([a], { allow: ["10.0.0.0/8"] });
-    const onBus = busRecorder();
+    const onBus = fx.busRecorder();
     a.send(udpPort(), dataFrame(0x1, [1]));
-    await waitFor(() => gw!.stats.udpRefused.get("not_allowed") === 1, "refused");
+    await waitFor(() => fx.gw.stats.udpRefused.get("not_allowed") === 1, "refused");
     expect(onBus).toHaveLength(0);
-    expect(gw!.events().some((e) => e.msg === "udp_peer_not_allowed")).toBe(true);
-    await gw!.stop();
+    expect(fx.gw.events().some((e) => e.msg === "udp_peer_not_allowed")).toBe(true);
+    await fx.gw.stop();
 
     const b = await peer();
     await gateway([b], { txAllow: ["10.0.0.0/8"] });
-    const onBus2 = busRecorder();
+    const onBus2 = fx.busRecorder();
     b.send(udpPort(), dataFrame(0x2, [2]));
-    await waitFor(() => gw!.stats.txDropped.get("read_only") === 1, "the read-only drop");
+    await waitFor(() => fx.gw.stats.txDropped.get("read_only") === 1, "the read-only drop");
     expect(onBus2).toHaveLength(0);
-    gw!.backend.inject(dataFrame(0x3, [3]));
-    expect(text(await b.waitFrames(1))).toEqual(["003#03"]);
+    fx.gw.backend.inject(dataFrame(0x3, [3]));
+    expect(frameText(await b.waitFrames(1))).toEqual(["003#03"]);
   });
 
   test("CAN FD both ways only with -fd", async () => {
     const a = await peer();
     await gateway([a], { fd: true });
-    const onBus = busRecorder();
+    const onBus = fx.busRecorder();
     const big = fdFrame(0x123, new Uint8Array(64).map((_, i) => i), 1);
-    gw!.backend.inject(big);
-    expect(text(await a.waitFrames(1))).toEqual([formatFrame(big)]);
+    fx.gw.backend.inject(big);
+    expect(frameText(await a.waitFrames(1))).toEqual([formatFrame(big)]);
     a.send(udpPort(), fdFrame(0x124, new Uint8Array(16).fill(9)));
     await waitFor(() => onBus.length === 1, "the FD frame on the bus");
     expect(onBus[0]!.fd).toBe(true);
-    await gw!.stop();
+    await fx.gw.stop();
 
     const b = await peer();
     await gateway([b], { fd: false });
-    gw!.backend.inject(fdFrame(0x123, [1]));
-    gw!.backend.inject(dataFrame(0x125, [2]));
-    expect(text(await b.waitFrames(1))).toEqual(["125#02"]);
+    fx.gw.backend.inject(fdFrame(0x123, [1]));
+    fx.gw.backend.inject(dataFrame(0x125, [2]));
+    expect(frameText(await b.waitFrames(1))).toEqual(["125#02"]);
   });
 
   test("a peer name that does not resolve is a start-up error naming it", async () => {
