@@ -14,7 +14,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
 import type { NetworkInterfaceInfo } from "node:os";
 import { memoryLogger } from "../../src/ops/log.ts";
-import { beaconTargets, beaconXml, startSocketcandBeacon, type SocketcandBeacon } from "../../src/ops/socketcand-beacon.ts";
+import { beaconXml, startSocketcandBeacon, type SocketcandBeacon } from "../../src/ops/socketcand-beacon.ts";
+import { broadcastTargets } from "../../src/ops/subnet-broadcast.ts";
 import { NETNS_TAG, netnsSkipReason, run, useNetnsPair } from "../helpers/netns.ts";
 
 const iface = (address: string, netmask: string, extra: Partial<NetworkInterfaceInfo> = {}): NetworkInterfaceInfo =>
@@ -61,23 +62,23 @@ describe("beaconXml", () => {
   });
 });
 
-describe("beaconTargets", () => {
+describe("broadcastTargets", () => {
   test("a wildcard listener: every non-internal IPv4 address, to its subnet's broadcast address", () => {
-    expect(beaconTargets(TABLE, "0.0.0.0")).toEqual([
+    expect(broadcastTargets(TABLE, "0.0.0.0")).toEqual([
       { ifname: "eth0", address: "192.168.1.10", broadcast: "192.168.1.255" },
       { ifname: "wlan0", address: "10.20.30.40", broadcast: "10.20.31.255" },
     ]);
-    expect(beaconTargets(TABLE, "::")).toHaveLength(2);
+    expect(broadcastTargets(TABLE, "::")).toHaveLength(2);
   });
   test("a listener on one address: only that address", () => {
-    expect(beaconTargets(TABLE, "10.20.30.40")).toEqual([{ ifname: "wlan0", address: "10.20.30.40", broadcast: "10.20.31.255" }]);
+    expect(broadcastTargets(TABLE, "10.20.30.40")).toEqual([{ ifname: "wlan0", address: "10.20.30.40", broadcast: "10.20.31.255" }]);
   });
   test("loopback, IPv6, an absent address and /32 links get no beacon", () => {
-    expect(beaconTargets(TABLE, "127.0.0.1")).toEqual([]);
-    expect(beaconTargets(TABLE, "fe80::1")).toEqual([]);
-    expect(beaconTargets(TABLE, "192.168.99.1")).toEqual([]);
-    expect(beaconTargets(TABLE, "10.8.0.2")).toEqual([]);
-    expect(beaconTargets({}, "0.0.0.0")).toEqual([]);
+    expect(broadcastTargets(TABLE, "127.0.0.1")).toEqual([]);
+    expect(broadcastTargets(TABLE, "fe80::1")).toEqual([]);
+    expect(broadcastTargets(TABLE, "192.168.99.1")).toEqual([]);
+    expect(broadcastTargets(TABLE, "10.8.0.2")).toEqual([]);
+    expect(broadcastTargets({}, "0.0.0.0")).toEqual([]);
   });
 });
 
