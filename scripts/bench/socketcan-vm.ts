@@ -16,7 +16,8 @@ const [binary, refBin] = process.argv.slice(2);
 const FRAMES = Number(process.argv[4] ?? 50_000);
 const ROUNDS = Number(process.argv[5] ?? 2);
 const IFACE = "vcan0";
-const CLIENTS = 10;
+// SOCKETCAN_BENCH_CLIENTS: how many cannelloni clients the gateway serves (default 10).
+const CLIENTS = Number(process.env.SOCKETCAN_BENCH_CLIENTS ?? 10);
 if (!binary || !refBin) throw new Error("usage: socketcan-vm.ts BINARY REF_RECVMMSG [FRAMES] [ROUNDS]");
 
 const cangen = (): string[] => ["cangen", IFACE, "-g", "0", "-p", "10", "-I", "100", "-L", "8", "-D", "i", "-n", String(FRAMES)];
