@@ -8,10 +8,11 @@
  *
  * The other benchmarks run as child processes, each writing its own BENCHMARKS.md section:
  * serial-ref (can-server against near-limit reference forwarders over the pty path), scale (1000
- * clients), idle (idle cost and start-up footprint); serial (the older pty tables) on request.
+ * clients), idle (idle cost and start-up footprint), views (dashboard, capture and recorder cost);
+ * serial (the older pty tables) on request.
  *
- *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle
- *   npm run bench -- --only=serial-ref    # one or several: fanout,serial,serial-ref,protocols,mqtt,scale,idle
+ *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle, views
+ *   npm run bench -- --only=serial-ref    # one or several: fanout,serial,serial-ref,protocols,mqtt,scale,idle,views
  *   npm run bench -- --only=all           # everything, serial included
  *   npm run bench -- --quick              # smaller counts (a smoke run)
  * SocketCAN in the VM: scripts/bench/socketcan-vm.sh; the compiled binary: scripts/bench-binary.ts.
@@ -110,7 +111,7 @@ async function writeSection(key: string, markdown: string): Promise<void> {
 const machine = `${platform()}/${arch()}, ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}`;
 const today = new Date().toISOString().slice(0, 10);
 const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle"];
+const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle", "views"];
 const selected = new Set(onlyArg === "all" ? [...DEFAULT_SET, "serial"] : (onlyArg?.split(",") ?? DEFAULT_SET));
 const only = (key: string): boolean => selected.has(key);
 
@@ -234,5 +235,6 @@ if (only("mqtt")) {
 if (only("serial-ref")) await child("serial-ref.ts", quick ? ["--rounds", "1", "--count", "400"] : ["--rounds", "3", "--count", "1000"]);
 if (only("scale")) await child("scale.ts", quick ? ["--clients", "200", "--seconds", "1"] : []);
 if (only("idle")) await child("idle.ts", quick ? ["--window", "2", "--clients", "0,10"] : ["--window", "5"]);
+if (only("views")) await child("views.ts", quick ? ["--quick"] : []);
 console.log("wrote BENCHMARKS.md");
 process.exit(0);
