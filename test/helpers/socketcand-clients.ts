@@ -161,17 +161,22 @@ const SLOW_SCRIPT = `
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-s.connect(("127.0.0.1", int(sys.argv[1])))
 def expect(want):
     got = b""
     while len(got) < len(want):
         got += s.recv(len(want) - len(got))
     assert got == want, got
-expect(b"< hi >")
-s.sendall(b"< open can0 >")
-expect(b"< ok >")
-s.sendall(b"< rawmode >")
-expect(b"< ok >")
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    expect(b"< hi >")
+    s.sendall(b"< open can0 >")
+    expect(b"< ok >")
+    s.sendall(b"< rawmode >")
+    expect(b"< ok >")
+except (OSError, AssertionError) as e:
+    # Refused or reset by the gateway (e.g. a connection limit): say so on one line, no traceback.
+    print("refused", e, flush=True)
+    sys.exit(1)
 print("ready", flush=True)
 # argv[3]: bytes per second it reads (0: never reads); it lives argv[2] seconds.
 rate = int(sys.argv[3]) if len(sys.argv) > 3 else 0
