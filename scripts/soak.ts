@@ -276,6 +276,8 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
 
   // Device faults (serial): the pty vanishes and returns, about a dozen times per run.
   const recoveries: number[] = [];
+  /** Each pty vanish: the sequence number produced last before it, and whether the clients had it all. */
+  const faultLog: { seq: number; drained: boolean }[] = [];
   const faults = (async () => {
     if (!pty) return;
     const cycles = Math.max(6, Math.min(60, Math.floor(profile.seconds / 4)));
@@ -284,11 +286,17 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
       await Bun.sleep(every * 0.7);
       producing = false;
       // Let the reference clients drain, so no frame is lost inside the dying pty.
-      const drainDeadline = performance.now() + 3000;
-      while (performance.now() < drainDeadline && refs.some((r) => r.checker.next + r.client.frames.length < produced)) {
+      const drainDeadline = performance.now() + 10_000;
+      // (Counted after consume(): the clients' buffers also hold churn frames, so their length
+      // says nothing about how many sequenced frames have arrived.)
+      const behind = (): boolean => {
         consume();
-        await Bun.sleep(10);
-      }
+        return refs.some((r) => r.checker.next < produced);
+      };
+      while (performance.now() < drainDeadline && behind()) await Bun.sleep(10);
+      const drained = !behind();
+      faultLog.push({ seq: produced, drained });
+      if (!drained) count(tally, "pty_drain_timeouts");
       const ups = events.get("serial_up") ?? 0;
       await pty.kill();
       try {
@@ -369,7 +377,11 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
   producing = false;
   // Quiet: let every reference client catch up.
   const catchUp = performance.now() + 5000;
-  while (performance.now() < catchUp && refs.some((r) => r.checker.next + r.client.frames.length < produced)) await Bun.sleep(20);
+  while (performance.now() < catchUp) {
+    consume();
+    if (!refs.some((r) => r.checker.next < produced)) break;
+    await Bun.sleep(20);
+  }
   consume();
   await Bun.sleep(1500); // churned sockets finish closing
   const finalFds = gw.openFds();
@@ -397,7 +409,15 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
   check("process stayed up, clean exit on SIGTERM", !exitedEarly && exitCode === 0, `exit code ${exitCode}`);
   check(`/healthz answered within ${HEALTHZ_BOUND_MS} ms every time`, healthzFailures === 0 && maxHealthz <= HEALTHZ_BOUND_MS, `max ${maxHealthz.toFixed(1)} ms, ${healthzFailures} failures`);
   for (const [i, r] of refs.entries()) {
-    check(`reference ${r.name} client got every bus frame exactly, in order`, r.checker.errors === 0 && r.checker.next === produced, `${r.checker.next}/${produced} in order, ${r.checker.errors} errors ${r.checker.problems.join("; ")}`);
+    const nearFaults = r.checker.gaps.map((g) => {
+      const f = faultLog.reduce<{ seq: number; drained: boolean } | null>((best, x) => (best === null || Math.abs(x.seq - g) < Math.abs(best.seq - g) ? x : best), null);
+      return f ? `gap at ${g}: nearest pty fault at seq ${f.seq}${f.drained ? "" : " (not drained)"}` : `gap at ${g}`;
+    });
+    check(
+      `reference ${r.name} client got every bus frame exactly, in order`,
+      r.checker.errors === 0 && r.checker.next === produced,
+      `${r.checker.next}/${produced} in order, ${r.checker.errors} errors ${r.checker.problems.join("; ")}${nearFaults.length ? ` [${nearFaults.join("; ")}]` : ""}`,
+    );
     const line = perClient.get(`127.0.0.1:${refPorts[i]}`);
     const gwTx = Number(line?.tx_frames ?? -1);
     check(`reference ${r.name}: the gateway's count agrees with the client`, gwTx === r.received && Number(line?.dropped ?? -1) === 0, `gateway tx_frames ${gwTx}, dropped ${line?.dropped}; client received ${r.received}`);
@@ -467,7 +487,9 @@ async function main(): Promise<number> {
   const { profile, write, binary: explicit } = parseArgs(process.argv.slice(2));
   const binary = await ensureBinary(explicit);
   const results: RunResult[] = [];
-  for (const backend of ["virtual", "serial"] as const) {
+  const oi = process.argv.indexOf("--only");
+  const only = oi >= 0 ? process.argv[oi + 1] : undefined;
+  for (const backend of (["virtual", "serial"] as const).filter((b) => only === undefined || b === only)) {
     const t = performance.now();
     console.log(`soak: ${profile.name} on ${backend} for ${profile.seconds} s (binary ${path.relative(ROOT, binary)})`);
     results.push(await runOne(backend, binary, profile));

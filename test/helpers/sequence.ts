@@ -32,6 +32,8 @@ export class SequenceChecker {
   /** Frames out of order, duplicated or missing (first few described in `problems`). */
   errors = 0;
   readonly problems: string[] = [];
+  /** The expected sequence numbers at which frames went missing or came out of order (first 20). */
+  readonly gaps: number[] = [];
   other = 0;
 
   feed(frames: readonly CanFrame[]): void {
@@ -44,6 +46,7 @@ export class SequenceChecker {
       if (seq !== this.next) {
         this.errors++;
         if (this.problems.length < 5) this.problems.push(`expected seq ${this.next}, got ${seq}`);
+        if (this.gaps.length < 20) this.gaps.push(this.next);
         this.next = seq + 1;
         continue;
       }
