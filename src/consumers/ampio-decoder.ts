@@ -15,6 +15,7 @@ import type { Config } from "../cli/config.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Logger } from "../ops/log.ts";
+import { mirrorCounter } from "../ops/prom-mirror.ts";
 
 /** Frames the decoder may hold before the hub's policy applies. ~10 s of a saturated Ampio bus. */
 export const DECODER_QUEUE_FRAMES = 4096;
@@ -220,17 +221,7 @@ export class AmpioDecoder implements HubClient {
   registerMetrics(registry: Prom.Registry, prom: typeof Prom): void {
     const { Counter, Gauge } = prom;
     const self = this;
-    const counter = (name: string, help: string, read: () => number): void => {
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    };
+    const counter = (name: string, help: string, read: () => number): void => void mirrorCounter(Counter, registry, name, help, read);
     counter("ampio_decoded_frames_total", "Frames the Ampio decoder decoded into values.", () => this.inventory.counters().decoded);
     counter("ampio_processed_frames_total", "Frames the Ampio decoder took off its queue.", () => this.c.processed);
     counter("ampio_dropped_frames_total", "Frames the Ampio decoder lost because its queue was full (also in hub_dropped_frames_total).", () => this.c.dropped);

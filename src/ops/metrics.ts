@@ -10,6 +10,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, UDP_REFUSE_REASONS, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
 import type { BuildInfo } from "./build-info.ts";
 import { CONSUMER_KINDS, type ConsumerCounters } from "../capture/counters.ts";
+import { mirrorCounter } from "./prom-mirror.ts";
 
 /** Hub figures that live in the hub rather than in Stats; sampled on every scrape. */
 export interface HubGauges {
@@ -96,17 +97,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry();
 
   /** A counter mirroring one Stats number. */
-  const statCounter = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        setCounter(this, read());
-      },
-    });
-  };
+  const statCounter = (name: string, help: string, read: () => number): void => void mirrorCounter(Counter, registry, name, help, read);
   const statGauge = (name: string, help: string, read: () => number): void => {
     new Gauge({
       name,

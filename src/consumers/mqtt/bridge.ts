@@ -31,6 +31,7 @@ import type { Logger } from "../../ops/log.ts";
 import { TX_DROP_REASONS } from "../../ops/stats.ts";
 import type { AmpioDecoder, AmpioListener } from "../ampio-decoder.ts";
 import { type CommandRefusal, discoverable, discoveryMessage, framePayload, parseCommand, type Topics, topicsFor, valuePayload } from "./topics.ts";
+import { mirrorCounter } from "../../ops/prom-mirror.ts";
 
 /** Bus frames held for the broker; ~1 s of a saturated 1 Mbit/s bus, ~26 s of an Ampio bus. */
 export const RAW_OUTBOX_FRAMES = 10_000;
@@ -507,17 +508,7 @@ export class MqttBridge implements HubClient, AmpioListener {
   registerMetrics(registry: Prom.Registry, prom: typeof Prom): void {
     const { Counter, Gauge } = prom;
     const self = this;
-    const counter = (name: string, help: string, read: () => number): Prom.Counter => {
-      return new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    };
+    const counter = (name: string, help: string, read: () => number): Prom.Counter => mirrorCounter(Counter, registry, name, help, read);
     new Gauge({
       name: "mqtt_connected",
       help: "1 while the MQTT bridge is connected to its broker, else 0.",
