@@ -113,12 +113,6 @@ export class TxLane {
     this.scheduler.settleIfDone(this);
   }
 
-  get droppedTotal(): number {
-    let t = 0;
-    for (const n of this.dropped.values()) t += n;
-    return t;
-  }
-
   /** Log fields `<prefix><reason>: count` for the reasons that happened. */
   droppedFields(prefix: string): Record<string, number> {
     return droppedFields(this.dropped, prefix);

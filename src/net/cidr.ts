@@ -85,11 +85,6 @@ export function parseAddress(text: string): Uint8Array | null {
   return out;
 }
 
-function isV4Mapped(b: Uint8Array): boolean {
-  for (let i = 0; i < 12; i++) if (b[i] !== V4_MAPPED_PREFIX[i]) return false;
-  return true;
-}
-
 /** "a.b.c.d/n", "v6/n" or a bare address (one host). Null when malformed. */
 export function parseCidr(text: string): Cidr | null {
   const t = text.trim();
@@ -157,10 +152,4 @@ export function splitList(text: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-}
-
-/** True for an IPv4-mapped IPv6 address (kept for callers that print peers). */
-export function isMappedV4(address: string): boolean {
-  const b = parseAddress(address);
-  return b !== null && isV4Mapped(b) && address.includes(":");
 }

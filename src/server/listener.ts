@@ -12,6 +12,7 @@ import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
 import type { RejectReason, Stats } from "../ops/stats.ts";
 import type { CidrList } from "../net/cidr.ts";
+import { BurstLog } from "../ops/burst-log.ts";
 import type { WireProtocol } from "../protocols/protocol.ts";
 import type { ProtocolName } from "../protocols/registry.ts";
 import { parseListenAddress } from "../cli/parse.ts";
@@ -37,8 +38,6 @@ export interface AdmissionLimits {
   readonly txAllow: CidrList;
 }
 
-/** Rejections are logged once per this window; the rest are counted and summarised. */
-const REJECT_LOG_WINDOW_MS = 10_000;
 
 /** All sessions of all listeners: ids, admission limits and shutdown. */
 export class ClientRegistry {
@@ -47,8 +46,8 @@ export class ClientRegistry {
   handshaking = 0;
   private nextId = 1;
   accepted = 0;
-  private rejectWindowStart = -Infinity;
-  private rejectSuppressed = 0;
+  /** Rejections are logged once per 10 s; the rest are counted and summarised. */
+  private readonly rejectLog = new BurstLog();
 
   constructor(readonly limits: AdmissionLimits) {}
 
@@ -77,14 +76,8 @@ export class ClientRegistry {
   /** Counts a refusal; logs the first of a burst, and how many were not logged since. */
   rejected(reason: RejectReason, fields: Record<string, unknown>, stats: Stats, log: Logger): void {
     stats.reject(reason);
-    const now = performance.now();
-    if (now - this.rejectWindowStart < REJECT_LOG_WINDOW_MS) {
-      this.rejectSuppressed++;
-      return;
-    }
-    const suppressed = this.rejectSuppressed;
-    this.rejectWindowStart = now;
-    this.rejectSuppressed = 0;
+    const suppressed = this.rejectLog.next();
+    if (suppressed === null) return;
     log.warn("client_rejected", { ...fields, reason, ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
   }
 }

@@ -29,22 +29,8 @@ import type { ProtocolStats, Stats, UdpRefuseReason } from "../ops/stats.ts";
 import type { DatagramProtocol } from "../protocols/protocol.ts";
 import { parseListenAddress, parsePeerAddress } from "../cli/parse.ts";
 
-/** Logs "peer unreachable" once per 10 s burst, with how many were not logged in between. */
-class BurstLog {
-  private windowStart = -Infinity;
-  private suppressed = 0;
-  note(log: Logger, protocol: string): void {
-    const now = performance.now();
-    if (now - this.windowStart < 10_000) {
-      this.suppressed++;
-      return;
-    }
-    this.windowStart = now;
-    log.warn("udp_peer_unreachable", { protocol, hint: "a configured peer is not listening (ICMP port unreachable); datagrams to it are lost", not_logged_before: this.suppressed });
-    this.suppressed = 0;
-  }
-}
 import { ListenError, type Listener } from "./listener.ts";
+import { BurstLog } from "../ops/burst-log.ts";
 
 /** Senders learned with accept-any, at most. */
 export const MAX_LEARNED_PEERS = 64;
@@ -211,7 +197,10 @@ export class UdpEndpoint implements Listener {
         const code = err !== null && "code" in err ? String(err.code) : "";
         if (code === "ECONNREFUSED") {
           deps.stats.error("udp_send");
-          unreachableLog.note(deps.log, protocol.name);
+          const notLogged = unreachableLog.next();
+          if (notLogged !== null) {
+            deps.log.warn("udp_peer_unreachable", { protocol: protocol.name, hint: "a configured peer is not listening (ICMP port unreachable); datagrams to it are lost", not_logged_before: notLogged });
+          }
           return;
         }
         deps.stats.error("internal");

@@ -4,7 +4,7 @@
  * or ambiguous input. The last test asks a real dual-stack socket what a peer address looks like.
  */
 import { describe, expect, test } from "bun:test";
-import { CidrList, isMappedV4, parseAddress, parseCidr, splitList } from "../../src/net/cidr.ts";
+import { CidrList, parseAddress, parseCidr, splitList } from "../../src/net/cidr.ts";
 
 const bytes = (a: string): number[] | null => {
   const b = parseAddress(a);
@@ -176,12 +176,6 @@ test("splitList trims and drops empty entries", () => {
   expect(splitList("10.0.0.0/8, ::1 ,,192.168.1.10")).toEqual(["10.0.0.0/8", "::1", "192.168.1.10"]);
 });
 
-test("isMappedV4", () => {
-  expect(isMappedV4("::ffff:1.2.3.4")).toBe(true);
-  expect(isMappedV4("1.2.3.4")).toBe(false);
-  expect(isMappedV4("::1")).toBe(false);
-  expect(isMappedV4("garbage")).toBe(false);
-});
 
 test("a real IPv4 client of a dual-stack listener: the address Bun reports matches an IPv4 network", async () => {
   let seen: string | null = null;
