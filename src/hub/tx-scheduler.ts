@@ -186,7 +186,6 @@ export class TxScheduler {
       lane.queue.clear();
       lane.active = false;
       if (n > 0) this.drop(lane, "backend_down", n);
-      if (lane.closedWith) this.settleIfDone(lane);
     }
     this.ring.length = 0;
     this.next = 0;
@@ -212,7 +211,6 @@ export class TxScheduler {
         if (performance.now() > item.expiresAt) {
           lane.queue.poll();
           this.drop(lane, "expired", 1);
-          if (lane.closedWith) this.settleIfDone(lane);
           continue;
         }
         // Out of the lane before the backend sees it: a backend that goes down inside send()
@@ -230,7 +228,6 @@ export class TxScheduler {
         }
         if (result === "down") this.drop(lane, "backend_down", 1);
         else if (result === "unsupported") this.drop(lane, "unsupported", 1);
-        if (lane.closedWith) this.settleIfDone(lane);
         this.next++;
       }
       this.clearSweep();
@@ -251,7 +248,6 @@ export class TxScheduler {
   onLost(item: TxItem, reason: TxLoss): void {
     item.lane.inflight--;
     this.drop(item.lane, reason, 1);
-    if (item.lane.closedWith) this.settleIfDone(item.lane);
   }
 
   /** A closed lane with nothing left in flight: log what happened to its frames since the close. */
@@ -280,6 +276,8 @@ export class TxScheduler {
       // Once per client and reason, so a flood costs one line, not one per frame.
       this.log.warn("client_tx_dropping", { conn_id: lane.origin.id, remote: lane.origin.remote, protocol: lane.origin.protocol, reason });
     }
+    // Every way a frame ends passes here or through onSent(): a closed lane settles once empty.
+    if (lane.closedWith) this.settleIfDone(lane);
     return false;
   }
 
@@ -297,7 +295,6 @@ export class TxScheduler {
           lane.queue.poll();
           this.drop(lane, "expired", 1);
         }
-        if (lane.closedWith) this.settleIfDone(lane);
       }
       this.busy = false;
       this.pump();
