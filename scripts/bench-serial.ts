@@ -4,10 +4,10 @@
  * little-endian epoch-ms stamp). Two measurements, scenarios the Ampio bus maximum (~382
  * frames/s, 50 kbit/s extended 8-byte frames, spec §8) and flat out:
  * - backend: this process runs the real SerialBackend; latency = bytes written on the pty →
- *   frame delivered to the backend listener; CPU and RSS are this process's.
+ *   frame delivered to the backend listener; CPU, RssAnon and RssFile are this process's.
  * - fan-out: a gateway process (this script in `--gateway` mode) runs SerialBackend + hub +
  *   cannelloni listener; 1/10/100 cannelloni clients in this process; latency = bytes written on
- *   the pty → frame received by the client; CPU and RSS are the gateway process's.
+ *   the pty → frame received by the client; CPU, RssAnon and RssFile are the gateway process's.
  * Every loop is bounded in count and time.
  *
  *   bun scripts/bench-serial.ts            # full counts
@@ -27,6 +27,7 @@ import { encodeAmpioRx } from "../src/protocols/ampio-serial/codec.ts";
 import { CannelloniTestClient } from "../test/helpers/cannelloni-client.ts";
 import { createPtyPair, openPeer, waitFor, writeAll } from "../test/helpers/pty.ts";
 import { LineReader } from "./bench/line-reader.ts";
+import { procMemory } from "./bench/proc.ts";
 import { connectStampedClients, nowMs, percentile, sentAt, stampSendTime } from "./bench/measure.ts";
 
 export interface SerialBenchRow {
@@ -40,7 +41,10 @@ export interface SerialBenchRow {
   p99Ms: number;
   maxMs: number;
   malformed: number;
-  rssMiB: number;
+  /** RssAnon (private memory), MiB. */
+  anonMiB: number;
+  /** RssFile (mapped binary and libraries), MiB. */
+  fileMiB: number;
   cpuPercent: number;
 }
 
@@ -112,6 +116,7 @@ async function measure(sc: Scenario): Promise<SerialBenchRow> {
     await Bun.sleep(50);
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const mem = procMemory(process.pid);
     const sorted = latencies.slice(0, Math.min(delivered, sc.count)).sort();
     return {
       scenario: sc.name,
@@ -124,7 +129,8 @@ async function measure(sc: Scenario): Promise<SerialBenchRow> {
       p99Ms: percentile(sorted, 99),
       maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
       malformed: stats.malformedFrames,
-      rssMiB: process.memoryUsage().rss / (1 << 20),
+      anonMiB: mem.anonKiB / 1024,
+      fileMiB: mem.fileKiB / 1024,
       cpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 100),
     };
   } finally {
@@ -147,12 +153,12 @@ export async function runSerialBench(options: { quick?: boolean } = {}): Promise
 export function serialBenchTable(rows: readonly SerialBenchRow[]): string {
   const f3 = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
   const out = [
-    "| scenario | delivered / expected | in order | delivered frames/s | p50 ms | p99 ms | max ms | malformed | RSS MiB | CPU % |",
-    "|---|---:|:---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | delivered / expected | in order | delivered frames/s | p50 ms | p99 ms | max ms | malformed | RssAnon MiB | RssFile MiB | CPU % |",
+    "|---|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
     out.push(
-      `| ${r.scenario} | ${r.delivered} / ${r.expected} | ${r.inOrder ? "yes" : "NO"} | ${r.framesPerSec.toLocaleString("en-US")} | ${f3(r.p50Ms)} | ${f3(r.p99Ms)} | ${f3(r.maxMs)} | ${r.malformed} | ${r.rssMiB.toFixed(1)} | ${r.cpuPercent} |`,
+      `| ${r.scenario} | ${r.delivered} / ${r.expected} | ${r.inOrder ? "yes" : "NO"} | ${r.framesPerSec.toLocaleString("en-US")} | ${f3(r.p50Ms)} | ${f3(r.p99Ms)} | ${f3(r.maxMs)} | ${r.malformed} | ${r.anonMiB.toFixed(1)} | ${r.fileMiB.toFixed(1)} | ${r.cpuPercent} |`,
     );
   }
   return out.join("\n");
@@ -169,7 +175,10 @@ export interface SerialFanoutRow {
   p99Ms: number;
   maxMs: number;
   dropped: number;
-  gatewayRssMiB: number;
+  /** The gateway process's RssAnon (private memory), MiB. */
+  gatewayAnonMiB: number;
+  /** The gateway process's RssFile (mapped binary and libraries), MiB. */
+  gatewayFileMiB: number;
   gatewayCpuPercent: number;
 }
 
@@ -192,12 +201,14 @@ async function gatewayProcess(device: string, hubBuffer: number): Promise<void> 
     } else if (cmd === "stats") {
       const cpu = process.cpuUsage(cpu0);
       const wall = performance.now() - wall0;
+      const mem = procMemory(process.pid);
       process.stdout.write(
         JSON.stringify({
           up: backend.up,
           rx: stats.serialRxFrames,
           dropped: stats.hubDroppedFrames,
-          rssBytes: process.memoryUsage.rss(),
+          anonBytes: mem.anonKiB * 1024,
+          fileBytes: mem.fileKiB * 1024,
           cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100,
         }) + "\n",
       );
@@ -230,7 +241,7 @@ async function measureFanout(sc: Scenario, nClients: number): Promise<SerialFano
     await writerProc.exited;
     proc.stdin.write("stats\n");
     proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { dropped: number; rssBytes: number; cpuPercent: number };
+    const st = JSON.parse(await lines.next()) as { dropped: number; anonBytes: number; fileBytes: number; cpuPercent: number };
     const latencies: number[] = [];
     let inOrder = true;
     let first = Infinity;
@@ -258,7 +269,8 @@ async function measureFanout(sc: Scenario, nClients: number): Promise<SerialFano
       p99Ms: percentile(sorted, 99),
       maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
       dropped: st.dropped,
-      gatewayRssMiB: st.rssBytes / (1 << 20),
+      gatewayAnonMiB: st.anonBytes / (1 << 20),
+      gatewayFileMiB: st.fileBytes / (1 << 20),
       gatewayCpuPercent: Math.round(st.cpuPercent),
     };
   } finally {
@@ -284,12 +296,12 @@ export async function runSerialFanout(options: { quick?: boolean; clients?: read
 export function serialFanoutTable(rows: readonly SerialFanoutRow[]): string {
   const f3 = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
   const out = [
-    "| scenario | clients | delivered / expected | in order | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RSS MiB | gateway CPU % |",
-    "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | clients | delivered / expected | in order | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RssAnon MiB | gateway RssFile MiB | gateway CPU % |",
+    "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
     out.push(
-      `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.expected} | ${r.inOrder ? "yes" : "NO"} | ${r.framesPerSec.toLocaleString("en-US")} | ${f3(r.p50Ms)} | ${f3(r.p99Ms)} | ${f3(r.maxMs)} | ${r.dropped} | ${r.gatewayRssMiB.toFixed(1)} | ${r.gatewayCpuPercent} |`,
+      `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.expected} | ${r.inOrder ? "yes" : "NO"} | ${r.framesPerSec.toLocaleString("en-US")} | ${f3(r.p50Ms)} | ${f3(r.p99Ms)} | ${f3(r.maxMs)} | ${r.dropped} | ${r.gatewayAnonMiB.toFixed(1)} | ${r.gatewayFileMiB.toFixed(1)} | ${r.gatewayCpuPercent} |`,
     );
   }
   return out.join("\n");

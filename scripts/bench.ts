@@ -44,7 +44,8 @@ interface Row {
   p99: number;
   max: number;
   dropped: number;
-  rssMiB: number;
+  anonMiB: number;
+  fileMiB: number;
   cpuPercent: number;
 }
 
@@ -66,7 +67,7 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
     const elapsed = (performance.now() - t0) / 1000;
     proc.stdin.write("stats\n");
     proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { dropped: number; rssBytes: number; cpuPercent: number };
+    const st = JSON.parse(await lines.next()) as { dropped: number; anonBytes: number; fileBytes: number; cpuPercent: number };
     for (const c of clients) c.close();
     // Latency: receipt time minus the injection time carried in the frame's data.
     const latencies: number[] = [];
@@ -85,7 +86,8 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
       p99: percentile(sorted, 99),
       max: sorted.length ? sorted[sorted.length - 1]! : NaN,
       dropped: st.dropped,
-      rssMiB: st.rssBytes / 1048576,
+      anonMiB: st.anonBytes / 1048576,
+      fileMiB: st.fileBytes / 1048576,
       cpuPercent: st.cpuPercent,
     };
   } finally {
@@ -131,13 +133,13 @@ if (only("fanout")) {
       console.log(
         `${sc.name.padEnd(32)} clients=${String(n).padStart(3)} delivered=${r.delivered}/${r.injected * n} ` +
           `${Math.round(r.deliveredPerSec)} f/s p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms max=${r.max.toFixed(2)}ms ` +
-          `dropped=${r.dropped} rss=${r.rssMiB.toFixed(1)}MiB cpu=${r.cpuPercent.toFixed(0)}%`,
+          `dropped=${r.dropped} anon=${r.anonMiB.toFixed(1)}MiB file=${r.fileMiB.toFixed(1)}MiB cpu=${r.cpuPercent.toFixed(0)}%`,
       );
     }
   }
   const table = rows.map(
     (r) =>
-      `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.injected * r.clients} | ${Math.round(r.deliveredPerSec).toLocaleString("en-US")} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(2)} | ${r.dropped} | ${r.rssMiB.toFixed(1)} | ${r.cpuPercent.toFixed(0)} |`,
+      `| ${r.scenario} | ${r.clients} | ${r.delivered} / ${r.injected * r.clients} | ${Math.round(r.deliveredPerSec).toLocaleString("en-US")} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(2)} | ${r.dropped} | ${r.anonMiB.toFixed(1)} | ${r.fileMiB.toFixed(1)} | ${r.cpuPercent.toFixed(0)} |`,
   );
   await writeSection(
     "fanout",
@@ -147,11 +149,11 @@ if (only("fanout")) {
       `Measured ${today} on ${machine}. Command: \`npm run bench${quick ? " -- --quick" : ""}\`.`,
       "The gateway runs in its own process; the clients share the bench process, so at 100 clients the client side competes for",
       "the same two cores and dominates the tail latency. Latency = injection on the virtual bus → the client's socket delivers the",
-      "bytes (timestamped once per received chunk). RSS and CPU are the gateway process's. Hub buffer 100,000 frames, so flat-out",
-      "rows show delivery without drops.",
+      "bytes (timestamped once per received chunk). CPU, RssAnon (private) and RssFile (mapped binary and libraries) are the gateway",
+      "process's. Hub buffer 100,000 frames, so flat-out rows show delivery without drops.",
       "",
-      "| scenario | clients | delivered / expected | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RSS MiB | gateway CPU % |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "| scenario | clients | delivered / expected | delivered frames/s | p50 ms | p99 ms | max ms | dropped | gateway RssAnon MiB | gateway RssFile MiB | gateway CPU % |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
       ...table,
     ].join("\n"),
   );
@@ -225,7 +227,8 @@ if (only("mqtt")) {
     "QoS 0, raw frames on bench/raw/<id> (JSON); 8-byte extended frames carrying their injection time. The subscriber (mqtt.js)",
     "and the cannelloni client share the bench process; the broker and the gateway share the machine's two cores with them.",
     "Broker latency = injection on the virtual bus → the subscriber has the message (gateway, broker and subscriber hops).",
-    "Gateway CPU is the gateway process's over the run. The cannelloni columns show what the bridge costs a TCP client.",
+    "Gateway CPU is the gateway process's over the run; RssAnon (private) and RssFile (mapped binary and libraries) are the gateway",
+    "process's at the end of it. The cannelloni columns show what the bridge costs a TCP client.",
     "",
     mqttBenchTable(rows),
   ].join("\n");

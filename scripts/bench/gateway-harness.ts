@@ -1,10 +1,10 @@
 /**
  * The gateway side every benchmark shares: a gateway on the virtual bus in its own process (so
- * its CPU and RSS are its own), driven by line commands on stdin until stdin closes:
+ * its CPU and memory are its own), driven by line commands on stdin until stdin closes:
  *   run RATE COUNT   inject COUNT frames at RATE frames/s (0 = flat out), each carrying its
  *                    injection time in its first 8 data bytes (stampSendTime); answers "done"
- *   stats            print a JSON line: the caller's counters, rssBytes, and cpuPercent since
- *                    the last `run` started
+ *   stats            print a JSON line: the caller's counters, anonBytes (RssAnon), fileBytes
+ *                    (RssFile), and cpuPercent since the last `run` started
  * The scripts using it (gateway-proc.ts, protocols-gateway.ts, views-proc.ts, mqtt.ts --gateway)
  * choose the listeners, print their ports, and name what their `stats` line adds.
  */
@@ -15,6 +15,7 @@ import { defaultConfig } from "../../src/cli/parse.ts";
 import { createLogger, type Logger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
 import { stampSendTime } from "./measure.ts";
+import { procMemory } from "./proc.ts";
 
 export interface BenchRig {
   readonly stats: Stats;
@@ -67,7 +68,7 @@ async function run(backend: VirtualBackend, rate: number, count: number, frame: 
 
 /**
  * Answers `run` and `stats` lines from stdin until it closes. `counters` gives the fields the
- * `stats` line carries before rssBytes and cpuPercent.
+ * `stats` line carries before anonBytes, fileBytes and cpuPercent.
  */
 export async function driveFromStdin(backend: VirtualBackend, counters: () => Record<string, unknown>, opts: DriveOptions = {}): Promise<void> {
   const frame = opts.frame ?? stampedFrame;
@@ -84,7 +85,10 @@ export async function driveFromStdin(backend: VirtualBackend, counters: () => Re
     } else if (cmd === "stats") {
       const cpu = process.cpuUsage(cpu0);
       const wall = performance.now() - wall0;
-      process.stdout.write(JSON.stringify({ ...counters(), rssBytes: process.memoryUsage.rss(), cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100 }) + "\n");
+      const mem = procMemory(process.pid);
+      process.stdout.write(
+        JSON.stringify({ ...counters(), anonBytes: mem.anonKiB * 1024, fileBytes: mem.fileKiB * 1024, cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100 }) + "\n",
+      );
     }
   }
 }

@@ -66,7 +66,10 @@ export interface MqttBenchRow {
   mqttDropped: number;
   hubDropped: number;
   cpuPercent: number;
-  rssMiB: number;
+  /** The gateway process's RssAnon (private memory), MiB. */
+  anonMiB: number;
+  /** The gateway process's RssFile (mapped binary and libraries), MiB. */
+  fileMiB: number;
 }
 
 function stampOfHex(hex: string): number {
@@ -104,7 +107,7 @@ async function measure(broker: Mosquitto, scenario: string, rate: number, count:
     while ((client!.frames.length < count || (on && mqttLat.length < count)) && Date.now() < deadline) await Bun.sleep(5);
     proc.stdin.write("stats\n");
     proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { cpuPercent: number; rssBytes: number; hubDropped: number; mqttDropped: number };
+    const st = JSON.parse(await lines.next()) as { cpuPercent: number; anonBytes: number; fileBytes: number; hubDropped: number; mqttDropped: number };
     client!.close();
     const tcp = Float64Array.from(client!.frames.map((f, i) => client!.receipts[i]! - sentAt(f.data))).sort();
     const mq = Float64Array.from(mqttLat).sort();
@@ -122,7 +125,8 @@ async function measure(broker: Mosquitto, scenario: string, rate: number, count:
       mqttDropped: st.mqttDropped,
       hubDropped: st.hubDropped,
       cpuPercent: st.cpuPercent,
-      rssMiB: st.rssBytes / 1048576,
+      anonMiB: st.anonBytes / 1048576,
+      fileMiB: st.fileBytes / 1048576,
     };
   } finally {
     sub.end(true);
@@ -135,11 +139,11 @@ async function measure(broker: Mosquitto, scenario: string, rate: number, count:
 export function mqttBenchTable(rows: readonly MqttBenchRow[]): string {
   const f = (n: number, d = 3): string => (Number.isFinite(n) ? n.toFixed(d) : "—");
   return [
-    "| scenario | bridge | gateway CPU % | gateway RSS MiB | MQTT msgs received / injected | MQTT msgs/s | broker p50 ms | broker p99 ms | MQTT dropped | cannelloni p50 ms | cannelloni p99 ms | hub dropped |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | bridge | gateway CPU % | gateway RssAnon MiB | gateway RssFile MiB | MQTT msgs received / injected | MQTT msgs/s | broker p50 ms | broker p99 ms | MQTT dropped | cannelloni p50 ms | cannelloni p99 ms | hub dropped |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map(
       (r) =>
-        `| ${r.scenario} | ${r.bridge} | ${r.cpuPercent.toFixed(0)} | ${r.rssMiB.toFixed(1)} | ${r.bridge === "on" ? `${r.mqttReceived} / ${r.injected}` : "—"} | ${r.bridge === "on" ? Math.round(r.mqttPerSec).toLocaleString("en-US") : "—"} | ${r.bridge === "on" ? f(r.mqttP50) : "—"} | ${r.bridge === "on" ? f(r.mqttP99) : "—"} | ${r.bridge === "on" ? r.mqttDropped : "—"} | ${f(r.tcpP50)} | ${f(r.tcpP99)} | ${r.hubDropped} |`,
+        `| ${r.scenario} | ${r.bridge} | ${r.cpuPercent.toFixed(0)} | ${r.anonMiB.toFixed(1)} | ${r.fileMiB.toFixed(1)} | ${r.bridge === "on" ? `${r.mqttReceived} / ${r.injected}` : "—"} | ${r.bridge === "on" ? Math.round(r.mqttPerSec).toLocaleString("en-US") : "—"} | ${r.bridge === "on" ? f(r.mqttP50) : "—"} | ${r.bridge === "on" ? f(r.mqttP99) : "—"} | ${r.bridge === "on" ? r.mqttDropped : "—"} | ${f(r.tcpP50)} | ${f(r.tcpP99)} | ${r.hubDropped} |`,
     ),
   ].join("\n");
 }

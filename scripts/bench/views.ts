@@ -3,8 +3,8 @@
  * A saturated 1 Mbit/s bus (9,000 frames/s of 8-byte standard frames) with 10 cannelloni
  * clients, measured side by side in one run: nothing else; a dashboard (a WebSocket client
  * reading the tail, status and per-id messages, as the page does); a /capture.pcap reader; the
- * recorder writing to a temporary directory; all three. Gateway CPU and RSS, and the cannelloni
- * clients' p50/p99 latency (injection → receipt). `bun scripts/bench/views.ts [--quick] [--write]`
+ * recorder writing to a temporary directory; all three. Gateway CPU, RssAnon and RssFile, and
+ * the cannelloni clients' p50/p99 latency (injection → receipt). `bun scripts/bench/views.ts [--quick] [--write]`
  * (`--write`: into BENCHMARKS.md's views section; `npm run bench` runs it so, in its own process).
  *
  * Every row starts from a collected heap (Bun.gc(true) before it): this process keeps every frame
@@ -31,7 +31,10 @@ interface ViewRow {
   p50: number;
   p99: number;
   cpuPercent: number;
-  rssMiB: number;
+  /** The gateway process's RssAnon (private memory), MiB. */
+  anonMiB: number;
+  /** The gateway process's RssFile (mapped binary and libraries), MiB. */
+  fileMiB: number;
   viewFrames: string;
 }
 
@@ -73,7 +76,7 @@ async function measure(name: string, count: number, opts: { dashboard: boolean; 
     await Bun.sleep(300); // let the views flush
     proc.stdin.write("stats\n");
     proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { rssBytes: number; cpuPercent: number; consumers: Record<string, { frames: number; dropped: number }> };
+    const st = JSON.parse(await lines.next()) as { anonBytes: number; fileBytes: number; cpuPercent: number; consumers: Record<string, { frames: number; dropped: number }> };
     for (const c of clients) c.close();
     const lat: number[] = [];
     for (const c of clients) c.frames.forEach((f, i) => lat.push(c.receipts[i]! - sentAt(f.data)));
@@ -82,7 +85,7 @@ async function measure(name: string, count: number, opts: { dashboard: boolean; 
     if (opts.dashboard) parts.push(`web ${st.consumers.web!.frames} shown (${wsMessages} msgs)`);
     if (opts.capture) parts.push(`pcap ${st.consumers.pcap!.frames} (${(pcapBytes / 1e6).toFixed(1)} MB), dropped ${st.consumers.pcap!.dropped}`);
     if (opts.record) parts.push(`recorded ${st.consumers.recorder!.frames}, dropped ${st.consumers.recorder!.dropped}`);
-    return { name, delivered: lat.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, rssMiB: st.rssBytes / 1048576, viewFrames: parts.join("; ") || "—" };
+    return { name, delivered: lat.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, fileMiB: st.fileBytes / 1048576, viewFrames: parts.join("; ") || "—" };
   } finally {
     ws?.close();
     abort?.abort();
@@ -112,7 +115,7 @@ export async function measureViews(quick: boolean, progress: (line: string) => v
   ] as const) {
     Bun.gc(true); // the previous rows' received frames must not be collected during this one (see top)
     const r = await measure(name, count, opts);
-    progress(`${name.padEnd(26)} delivered=${r.delivered}/${r.expected} p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms cpu=${r.cpuPercent.toFixed(0)}% rss=${r.rssMiB.toFixed(1)}MiB ${r.viewFrames}`);
+    progress(`${name.padEnd(26)} delivered=${r.delivered}/${r.expected} p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms cpu=${r.cpuPercent.toFixed(0)}% anon=${r.anonMiB.toFixed(1)}MiB file=${r.fileMiB.toFixed(1)}MiB ${r.viewFrames}`);
     rows.push(r);
   }
   return { quick, count, rows };
@@ -127,12 +130,13 @@ export function viewsSection(run: ViewsRun, measured: string): string {
     `${measured} Command: \`bun scripts/bench/views.ts${run.quick ? " --quick" : ""}\` (section "views" of \`npm run bench\`).`,
     `${RATE.toLocaleString("en-US")} frames/s of 8-byte standard frames for ${count / RATE} s into the virtual bus of a gateway process with the`,
     "operations endpoint on; 10 cannelloni clients, the WebSocket reader and the pcap reader share the bench process. The dashboard",
-    "samples its tail at 2,000 frames/s per browser (the per-id table counts every frame). CPU and RSS are the gateway process's.",
+    "samples its tail at 2,000 frames/s per browser (the per-id table counts every frame). CPU, RssAnon (private) and RssFile (mapped",
+    "binary and libraries) are the gateway process's.",
     "Each row starts from a collected heap in the bench process, which keeps every received frame (see scripts/bench/views.ts).",
     "",
-    "| configuration | delivered / expected | p50 ms | p99 ms | gateway CPU % | gateway RSS MiB | views |",
-    "|---|---:|---:|---:|---:|---:|---|",
-    ...rows.map((r) => `| ${r.name} | ${r.delivered} / ${r.expected} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuPercent.toFixed(0)} | ${r.rssMiB.toFixed(1)} | ${r.viewFrames} |`),
+    "| configuration | delivered / expected | p50 ms | p99 ms | gateway CPU % | gateway RssAnon MiB | gateway RssFile MiB | views |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
+    ...rows.map((r) => `| ${r.name} | ${r.delivered} / ${r.expected} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuPercent.toFixed(0)} | ${r.anonMiB.toFixed(1)} | ${r.fileMiB.toFixed(1)} | ${r.viewFrames} |`),
     "",
     "History (2026-12-01, load average 0.3–2.1 at the starts): the first version of this table gave \"+ recorder\" a p99 of",
     "236 / 114 ms while every other row stayed under 4 ms; re-measured with the same script: 187, 97, 93 ms, and 163 / 66 ms with",
