@@ -94,6 +94,8 @@ export interface Config extends ProtocolListenConfig {
   replaySpeed: string;
   webTx: boolean;
   webToken: string;
+  /** Dashboard WebSockets and /capture.pcap streams open at once on -metrics-addr, together. */
+  httpMaxStreams: number;
 }
 
 /**
@@ -204,4 +206,5 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "replay-speed", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
   { name: "web-tx", key: "webTx", env: "CAN_SERVER_WEB_TX", kind: "bool", def: "false", isNew: true, help: "Let the dashboard send frames to the bus (needs -web-token); otherwise it is read-only" },
   { name: "web-token", key: "webToken", env: "CAN_SERVER_WEB_TOKEN", kind: "string", def: "", isNew: true, help: "Token the dashboard must present to send frames (with -web-tx; prefer the environment variable)" },
+  { name: "http-max-streams", key: "httpMaxStreams", env: "CAN_SERVER_HTTP_MAX_STREAMS", kind: "int", def: "32", min: 1, max: 4096, isNew: true, help: "Long-lived streams the HTTP endpoint (-metrics-addr) holds open at once: dashboard WebSockets and /capture.pcap streams together; beyond it they are refused with 503 (counted)" },
 ];

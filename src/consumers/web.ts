@@ -79,6 +79,8 @@ export class WebViewer implements WsPeer {
     private readonly bus: WebBus,
     readonly id: number,
     readonly remote: string,
+    /** Called when the socket has closed (frees the viewer's -http-max-streams slot). */
+    private readonly closed: () => void = () => {},
   ) {}
 
   open(ws: ServerWebSocket<WsPeer>): void {
@@ -112,6 +114,7 @@ export class WebViewer implements WsPeer {
   close(_ws: ServerWebSocket<WsPeer>, _code: number, _reason: string): void {
     this.ws = null;
     this.bus.remove(this);
+    this.closed();
   }
 
   offer(f: CanFrame, tUs: number): void {
@@ -214,8 +217,9 @@ export class WebBus implements HubClient {
     for (const v of this.viewers) v.ws?.close(1001, "shutting down");
   }
 
-  newViewer(remote: string): WebViewer {
-    return new WebViewer(this, this.deps.allocateId(), remote);
+  /** A viewer for one browser; `closed` runs once its WebSocket has closed. */
+  newViewer(remote: string, closed?: () => void): WebViewer {
+    return new WebViewer(this, this.deps.allocateId(), remote, closed);
   }
 
   add(v: WebViewer): void {

@@ -206,6 +206,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     () => stats.clientsOverLimit,
   );
   statCounter("http_rejected_requests_total", "HTTP requests refused because the peer is not in -allow.", () => stats.httpRejected);
+  statCounter(
+    "http_streams_rejected_total",
+    "Dashboard WebSockets and /capture.pcap streams refused (503) because -http-max-streams of them were open.",
+    () => stats.httpStreamsRejected,
+  );
+  statGauge("http_streams_open", "Dashboard WebSockets and /capture.pcap streams open now (at most -http-max-streams).", () => stats.httpStreamsOpen);
   // cannelloni UDP peers (src/server/udp-peer.ts)
   statCounter("udp_rx_datagrams_total", "cannelloni UDP datagrams received from peers.", () => stats.udpRxDatagrams);
   statCounter("udp_tx_datagrams_total", "cannelloni UDP datagrams sent to peers.", () => stats.udpTxDatagrams);

@@ -88,6 +88,10 @@ export class Stats {
   readonly rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
   /** HTTP requests refused by the -allow list. */
   httpRejected = 0;
+  /** Dashboard WebSockets and /capture.pcap streams refused because -http-max-streams were open. */
+  httpStreamsRejected = 0;
+  /** Dashboard WebSockets and /capture.pcap streams open now (src/ops/http-streams.ts). */
+  httpStreamsOpen = 0;
   /** Sessions closed because they exceeded a per-client bound (replies owed, pending bytes). */
   clientsOverLimit = 0;
 

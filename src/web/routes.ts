@@ -3,7 +3,9 @@
  * -allow list covers them): `/capture.pcap` (live pcap), and the dashboard (`/`, its assets, its
  * WebSocket `/ws`, `/api/status`). A capture stream is a hub client while its reader is
  * connected; the dashboard's meter (WebBus) is one hub client for all browsers, attached while
- * the endpoint runs, so the overview's rates are right the moment a page opens.
+ * the endpoint runs, so the overview's rates are right the moment a page opens. Capture streams
+ * and dashboard WebSockets each hold a slot of -http-max-streams (src/ops/http-streams.ts) until
+ * they end; beyond the cap both routes answer 503.
  */
 import type { Config } from "../cli/config.ts";
 import type { Gateway } from "../gateway.ts";
@@ -12,6 +14,7 @@ import type { Stats } from "../ops/stats.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
 import type { HttpRoute } from "../ops/http.ts";
+import { HttpStreamLimit } from "../ops/http-streams.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
 import { IdFilter, IdFilterError } from "../capture/filter.ts";
 import { CaptureStream } from "../consumers/capture.ts";
@@ -34,6 +37,8 @@ export interface BusViewDeps {
   /** Ids in the hub's client id space (shared with TCP sessions). */
   readonly allocateId: () => number;
   readonly captureQueueFrames?: number;
+  /** -http-max-streams, shared by capture streams and dashboard WebSockets. */
+  readonly streams: HttpStreamLimit;
 }
 
 export interface BusViewContext {
@@ -62,6 +67,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     log: ctx.log,
     counters: ctx.counters,
     allocateId: () => ctx.gateway.registry.allocateId(),
+    streams: new HttpStreamLimit(config.httpMaxStreams, ctx.stats, ctx.log),
   };
   const web = new WebBus({ ...deps, tx: { enabled: config.webTx, token: config.webToken, txAllow: ctx.gateway.registry.limits.txAllow } });
   web.start();
@@ -86,10 +92,17 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     };
   }
   routes["/api/status"] = () => new Response(JSON.stringify(status.snapshot()), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+  const notUpgrade = (): Response => new Response("expected a WebSocket upgrade\n", { status: 426 });
   routes["/ws"] = (req, server) => {
-    const viewer = web.newViewer(remoteOf(req, server));
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return notUpgrade();
+    const remote = remoteOf(req, server);
+    const slot = deps.streams.admit("websocket", remote);
+    if (slot instanceof Response) return slot;
+    // The slot is held until the socket closes (Bun calls close for every socket it upgraded).
+    const viewer = web.newViewer(remote, () => slot.release());
     if (server.upgrade(req, { data: viewer })) return undefined;
-    return new Response("expected a WebSocket upgrade\n", { status: 426 });
+    slot.release();
+    return notUpgrade();
   };
   return {
     routes,
@@ -123,6 +136,9 @@ export function captureRoute(deps: BusViewDeps): HttpRoute {
       throw e;
     }
     const remote = remoteOf(req, server);
+    const slot = deps.streams.admit("capture", remote);
+    if (slot instanceof Response) return slot;
+    // The slot is held until the stream ends: reader gone (abort, cancel), kicked or shut down.
     const stream = new CaptureStream({
       id: deps.allocateId(),
       remote,
@@ -130,6 +146,7 @@ export function captureRoute(deps: BusViewDeps): HttpRoute {
       filter,
       counters: deps.counters,
       closed: (s) => {
+        slot.release();
         deps.hub.detach(s);
         deps.log.info("capture_ended", { conn_id: s.id, remote: s.remote, frames: s.txFrames, dropped: s.dropped });
       },
@@ -137,6 +154,8 @@ export function captureRoute(deps: BusViewDeps): HttpRoute {
     req.signal.addEventListener("abort", () => stream.end(), { once: true });
     deps.hub.attach(stream);
     deps.log.info("capture_started", { conn_id: stream.id, remote, filter: filter.toString() || "all" });
+    // A reader already gone never fires "abort" again.
+    if (req.signal.aborted) stream.end();
     return new Response(stream.body, {
       headers: {
         "content-type": "application/vnd.tcpdump.pcap",
