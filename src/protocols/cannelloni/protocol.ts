@@ -6,22 +6,24 @@
  */
 import type { CanFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
-import { CannelloniDecoder, encodeCannelloni, type CannelloniEncodeOptions } from "./codec.ts";
+import { EncodeMemo } from "../encode-memo.ts";
+import { CannelloniDecoder, encodeCannelloni } from "./codec.ts";
 import { CANNELLONI_HELLO, stepHello } from "./handshake.ts";
+
+/** The TCP encoding depends only on the frames and the FD option: sessions share it. */
+const sharedEncoding = new EncodeMemo<boolean>((frames, count, fd) => encodeCannelloni(frames, count, { fd }));
 
 class CannelloniSession implements WireSession {
   private helloMatched = 0;
   private handshaken = false;
   private failed = false;
   private readonly decoder: CannelloniDecoder;
-  private readonly encodeOptions: CannelloniEncodeOptions;
 
   constructor(
     private readonly events: WireSessionEvents,
     private readonly options: WireSessionOptions,
   ) {
     this.decoder = new CannelloniDecoder((f) => events.frame(f));
-    this.encodeOptions = { fd: options.fd };
   }
 
   start(): void {
@@ -60,7 +62,7 @@ class CannelloniSession implements WireSession {
   }
 
   encode(frames: readonly CanFrame[], count: number): Uint8Array {
-    return encodeCannelloni(frames, count, this.encodeOptions);
+    return sharedEncoding.encode(frames, count, this.options.fd);
   }
 }
 

@@ -8,7 +8,11 @@
  */
 import type { CanFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents } from "../protocol.ts";
+import { EncodeMemo } from "../encode-memo.ts";
 import { encodeWaveshare, WaveshareDecoder, waveshareCanCarry } from "./codec.ts";
+
+/** The encoding depends only on the frames: sessions share it. */
+const sharedEncoding = new EncodeMemo<null>((frames, count) => encodeWaveshare(frames, count));
 
 class WaveshareSession implements WireSession {
   private readonly decoder: WaveshareDecoder;
@@ -33,7 +37,7 @@ class WaveshareSession implements WireSession {
   }
 
   encode(frames: readonly CanFrame[], count: number): Uint8Array {
-    return encodeWaveshare(frames, count);
+    return sharedEncoding.encode(frames, count, null);
   }
 }
 
