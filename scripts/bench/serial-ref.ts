@@ -14,7 +14,7 @@
  * medians over the rounds and can-server's p50/p99 as ratios to each reference. Every load loop
  * is bounded in count and time; traffic is loopback only.
  *
- *   bun scripts/bench/serial-ref.ts [--rounds 3] [--count 1000] [--clients 1,10,50] [--write]
+ *   bun scripts/bench/serial-ref.ts [--rounds 3] [--count 1000] [--warmup 400] [--clients 1,10,50] [--write]
  *                                   [--also before=/tmp/before] [--smol] [--json]
  */
 import path from "node:path";
@@ -36,6 +36,9 @@ const ROUNDS = Number(arg("--rounds", "3"));
 const COUNT = Number(arg("--count", "1000"));
 const RATE = Number(arg("--rate", "382"));
 const CLIENTS = arg("--clients", "1,10,50").split(",").map(Number);
+// Frames sent (and thrown away) before each measurement, so the JIT has compiled the hot path in
+// every forwarder: without it the first ~0.7 s of a fresh process held most of a run's p99.9.
+const WARMUP = Number(arg("--warmup", "400"));
 
 export interface Forwarder {
   readonly label: string;
@@ -96,6 +99,15 @@ async function measureOne(fw: Forwarder, nClients: number): Promise<Sample> {
   try {
     impl = await fw.start(pair.deviceA);
     clients = await connectStampedClients(impl.ports.cannelloni!, nClients);
+    if (WARMUP > 0) {
+      const warm = Bun.spawn([process.execPath, BENCH_SERIAL, "--writer", pair.deviceB, String(RATE), String(WARMUP)], { stdout: "inherit", stderr: "inherit" });
+      await warm.exited;
+      await waitFor(() => clients.every((c) => c.frames.length >= WARMUP), 20_000, "warm-up frames").catch(() => undefined);
+      for (const c of clients) {
+        c.frames.length = 0;
+        c.receipts.length = 0;
+      }
+    }
     const log0 = impl.log.length;
     const cpu0 = procCpuTicks(impl.pid);
     const t0 = performance.now();
@@ -195,7 +207,8 @@ export function serialRefSection(samples: readonly Sample[], labels: readonly st
     "## Serial path against near-limit references (pty → cannelloni clients)",
     "",
     `${measuredLine(load)} Command: \`${command}\`.`,
-    `${RATE} frames/s (Ampio 50 kbit/s maximum), ${COUNT} frames per measurement; medians over ${ROUNDS} rounds, each round running every`,
+    `${RATE} frames/s (Ampio 50 kbit/s maximum), ${COUNT} frames per measurement after ${WARMUP} warm-up frames (not measured: the JIT's`,
+    `first compilations); medians over ${ROUNDS} rounds, each round running every`,
     "forwarder at every client count in a rotating order. Latency = byte written on the pty → frame received by the client",
     "(clients share the bench process). The C reference is one epoll loop (scripts/bench/ref-forwarder.c); the Bun reference",
     "is one read loop on the same runtime and pty reader, no hub (scripts/bench/ref-forwarder.ts). Memory of the forwarder",
