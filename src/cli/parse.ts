@@ -10,6 +10,7 @@
  * Exception: variables whose default is more open than anything the operator could have meant
  * (listen on every interface, allow everyone) stay errors — a typo must not widen access.
  */
+import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 import { CidrList, splitList } from "../net/cidr.ts";
 import { PROTOCOLS } from "../protocols/registry.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
@@ -40,16 +41,6 @@ export function parseDuration(text: string): number | null {
   return total;
 }
 
-/** Validates a listen address: ":port", "host:port", "[v6]:port", port 0..65535. Empty = disabled. */
-export function parseListenAddress(text: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  const host = m[1] ?? m[2] ?? "";
-  return { host: host === "" ? "0.0.0.0" : host, port };
-}
-
 /**
  * A protocol listen flag also takes `true`/`on`/`yes` (every interface, the protocol's default
  * port; a bare flag means the same) and `false`/`off`/`no` (disabled). A bare number stays
@@ -60,15 +51,6 @@ function listenShorthand(raw: string, defaultPort: number): string {
   if (t === "true" || t === "on" || t === "yes") return `:${defaultPort}`;
   if (t === "false" || t === "off" || t === "no") return "";
   return raw;
-}
-
-/** A peer address "host:port" / "[v6]:port" with a non-empty host and port 1..65535. */
-export function parsePeerAddress(text: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return null;
-  return { host: m[1] ?? m[2]!, port };
 }
 
 function describe(spec: FlagSpec): string {

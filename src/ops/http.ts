@@ -6,7 +6,7 @@
  * back in `port` (tests and the release smoke test use it).
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { parseListenAddress } from "../cli/parse.ts";
+import { parseListenAddress } from "../net/address.ts";
 import type { Logger } from "./log.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { Metrics } from "./metrics.ts";

@@ -9,7 +9,7 @@
  * event-loop delay monitor alone woke an idle process 50 times a second).
  */
 import type { Config } from "../cli/config.ts";
-import { parseListenAddress } from "../cli/parse.ts";
+import { parseListenAddress } from "../net/address.ts";
 import { socketcandBusName, type Gateway } from "../gateway.ts";
 import type { BuildInfo } from "./build-info.ts";
 import type { HttpRoute } from "./http.ts";

@@ -15,7 +15,7 @@ import type { CidrList } from "../net/cidr.ts";
 import { BurstLog } from "../ops/burst-log.ts";
 import type { WireProtocol } from "../protocols/protocol.ts";
 import type { ProtocolName } from "../protocols/registry.ts";
-import { parseListenAddress } from "../cli/parse.ts";
+import { parseListenAddress } from "../net/address.ts";
 import { ClientSession, type SessionOptions } from "./session.ts";
 
 /** Keepalive probes start after this much idle time, so dead peers are found without traffic. */

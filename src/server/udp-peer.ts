@@ -27,7 +27,7 @@ import type { CidrList } from "../net/cidr.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ProtocolStats, Stats, UdpRefuseReason } from "../ops/stats.ts";
 import type { DatagramProtocol } from "../protocols/protocol.ts";
-import { parseListenAddress, parsePeerAddress } from "../cli/parse.ts";
+import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 
 import { ListenError, type Listener } from "./listener.ts";
 import { BurstLog } from "../ops/burst-log.ts";

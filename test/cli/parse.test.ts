@@ -12,9 +12,9 @@ import {
   parseConfig,
   parseConfigWithWarnings,
   parseDuration,
-  parseListenAddress,
   usage,
 } from "../../src/cli/parse.ts";
+import { parseListenAddress } from "../../src/net/address.ts";
 
 /** The ConfigError thrown by parseConfig, or null. */
 function configError(argv: string[], env: Record<string, string> = {}): ConfigError | null {
