@@ -1,9 +1,9 @@
 /**
  * Measures the compiled release binaries (run scripts/build.sh first): file and package sizes,
- * start-up time (`can-server -version`, and spawn → "ready" log line on the virtual bus), idle RSS
+ * start-up time (`can-server -version`, and spawn → "ready" log line on the virtual bus), idle RssAnon/RssFile
  * and idle CPU of a running gateway. Prints a Markdown section; with --write it replaces the
  * `bench:binary` section of BENCHMARKS.md. arm64 figures come from qemu-aarch64-static on this
- * machine: emulated, so only the size is a property of the binary; its times and RSS say how the
+ * machine: emulated, so only the size is a property of the binary; its times and memory say how the
  * emulator copes, not how a Raspberry Pi does.
  * Usage: bun scripts/bench-binary.ts [--write] [--runs N]
  */
@@ -45,7 +45,7 @@ function timeVersion(t: Target): { median: number; min: number } {
   return { median: median(times), min: Math.min(...times) };
 }
 
-async function idleRun(t: Target, extra: string[]): Promise<{ readyMs: number; rssKb: number; cpuPct: number }> {
+async function idleRun(t: Target, extra: string[]): Promise<{ readyMs: number; anonKb: number; fileKb: number; cpuPct: number }> {
   const t0 = performance.now();
   const proc = Bun.spawn([...t.runner, t.binary, "-backend", "virtual", "-listen", "127.0.0.1:0", "-log-format", "json", ...extra], {
     stdin: "ignore",
@@ -75,10 +75,12 @@ async function idleRun(t: Target, extra: string[]): Promise<{ readyMs: number; r
   await Bun.sleep(IDLE_MS);
   const c1 = await ticks();
   const status = await Bun.file(`/proc/${proc.pid}/status`).text();
-  const rssKb = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
+  // Private memory and mapped-file pages apart: VmRSS adds the binary's own pages to what it allocates.
+  const anonKb = Number(/RssAnon:\s+(\d+) kB/.exec(status)![1]);
+  const fileKb = Number(/RssFile:\s+(\d+) kB/.exec(status)![1]);
   proc.kill("SIGTERM");
   await proc.exited;
-  return { readyMs, rssKb, cpuPct: ((c1 - c0) / CLK_TCK / (IDLE_MS / 1000)) * 100 };
+  return { readyMs, anonKb, fileKb, cpuPct: ((c1 - c0) / CLK_TCK / (IDLE_MS / 1000)) * 100 };
 }
 
 const dist = readdirSync("dist");
@@ -89,7 +91,7 @@ for (const t of targets) {
   const plain = await idleRun(t, []);
   const ops = await idleRun(t, ["-metrics-addr", "127.0.0.1:0"]);
   rows.push(
-    `| ${t.arch} | ${mib(statSync(t.binary).size)} | ${v.median.toFixed(0)} (min ${v.min.toFixed(0)}) | ${plain.readyMs.toFixed(0)} | ${(plain.rssKb / 1024).toFixed(1)} | ${(ops.rssKb / 1024).toFixed(1)} | ${plain.cpuPct.toFixed(2)} | ${ops.cpuPct.toFixed(2)} |`,
+    `| ${t.arch} | ${mib(statSync(t.binary).size)} | ${v.median.toFixed(0)} (min ${v.min.toFixed(0)}) | ${plain.readyMs.toFixed(0)} | ${(plain.anonKb / 1024).toFixed(1)} | ${(plain.fileKb / 1024).toFixed(1)} | ${(ops.anonKb / 1024).toFixed(1)} | ${(ops.fileKb / 1024).toFixed(1)} | ${plain.cpuPct.toFixed(2)} | ${ops.cpuPct.toFixed(2)} |`,
   );
 }
 const version = Bun.spawnSync([targets[0]!.binary, "-version"]).stdout.toString().trim();
@@ -98,13 +100,13 @@ const section = `<!-- bench:binary:begin -->
 
 Measured ${new Date().toISOString().slice(0, 10)} on linux/x64, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${version}.
 Command: \`bash scripts/build.sh && bun scripts/bench-binary.ts --write\`. Start-up = median of ${RUNS} runs of \`can-server -version\`
-(process spawn to exit) and spawn → \`ready\` log line with \`-backend virtual\`; idle = after 1 s, RSS read from
-/proc/PID/status, CPU over ${IDLE_MS / 1000} s with no clients. "+ops" adds \`-metrics-addr\` (the HTTP endpoint; the metrics
-registry and its event-loop delay monitor exist either way). arm64 rows run under \`qemu-aarch64-static -cpu cortex-a53\` here: the size is the binary's, the times and RSS
-are the emulator's (RSS includes its translation cache), not a Raspberry Pi's.
+(process spawn to exit) and spawn → \`ready\` log line with \`-backend virtual\`; idle = after 1 s, RssAnon (private) and RssFile (mapped
+binary and libraries) read from /proc/PID/status, CPU over ${IDLE_MS / 1000} s with no clients. "+ops" adds \`-metrics-addr\` (the HTTP endpoint; the metrics
+registry is loaded only then). arm64 rows run under \`qemu-aarch64-static -cpu cortex-a53\` here: the size is the binary's, the times and memory
+are the emulator's (RssAnon includes its translation cache), not a Raspberry Pi's.
 
-| target | binary MiB | \`-version\` ms | spawn → ready ms | idle RSS MiB | idle RSS +ops MiB | idle CPU % | idle CPU % +ops |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| target | binary MiB | \`-version\` ms | spawn → ready ms | idle RssAnon MiB | idle RssFile MiB | idle RssAnon +ops MiB | idle RssFile +ops MiB | idle CPU % | idle CPU % +ops |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join("\n")}
 
 Artifacts: ${[...artifact(/\.tar\.gz$/), ...artifact(/\.deb$/)].join(", ")}. The binary is the Bun ${Bun.version} runtime (x64: baseline build,
