@@ -235,7 +235,7 @@ if (only("mqtt")) {
   console.log(text);
   await writeSection("mqtt", text);
 }
-if (only("serial-ref")) await child("serial-ref.ts", quick ? ["--rounds", "1", "--count", "400"] : ["--rounds", "3", "--count", "1000"]);
+if (only("serial-ref")) await child("serial-ref.ts", quick ? ["--rounds", "1", "--count", "400"] : ["--rounds", "5", "--count", "2000"]);
 if (only("scale")) await child("scale.ts", quick ? ["--clients", "200", "--seconds", "1"] : []);
 if (only("idle")) await child("idle.ts", quick ? ["--window", "2", "--clients", "0,10"] : ["--window", "5"]);
 if (only("views")) await child("views.ts", quick ? ["--quick"] : []);
