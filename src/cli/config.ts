@@ -71,6 +71,8 @@ export interface Config extends ProtocolListenConfig {
   ampioStateReplay: boolean;
   ampioStateMaxAgeMs: number;
   mqttUrl: string;
+  /** PEM file of the CAs trusted for an mqtts:// broker (instead of the default list); empty = default list. */
+  mqttCa: string;
   mqttUsername: string;
   mqttPassword: string;
   mqttClientId: string;
@@ -187,6 +189,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "ampio-state-replay", key: "ampioStateReplay", env: "CAN_SERVER_AMPIO_STATE_REPLAY", kind: "bool", def: "false", isNew: true, help: "Send each new Waveshare client the latest Ampio state broadcasts right after its handshake (state on connect for Home Assistant)" },
   { name: "ampio-state-max-age", key: "ampioStateMaxAgeMs", env: "CAN_SERVER_AMPIO_STATE_MAX_AGE", kind: "duration", def: "1h", min: 1, isNew: true, help: "With -ampio-state-replay: never replay a state broadcast older than this" },
   { name: "mqtt-url", key: "mqttUrl", env: "CAN_SERVER_MQTT_URL", kind: "string", def: "", isNew: true, help: "MQTT broker to bridge the bus to: mqtt://host:1883 or mqtts://host:8883; empty disables" },
+  { name: "mqtt-ca", key: "mqttCa", env: "CAN_SERVER_MQTT_CA", kind: "string", def: "", isNew: true, help: "With an mqtts:// -mqtt-url: PEM file of the CA certificate(s) to trust for the broker (e.g. a private or self-signed CA), read at start-up; replaces the default (public) CA list; empty = the default list. The certificate and the broker's name are always verified" },
   { name: "mqtt-username", key: "mqttUsername", env: "CAN_SERVER_MQTT_USERNAME", kind: "string", def: "", isNew: true, help: "MQTT user name" },
   { name: "mqtt-password", key: "mqttPassword", env: "CAN_SERVER_MQTT_PASSWORD", kind: "string", def: "", isNew: true, help: "MQTT password (never logged; prefer the environment variable: flags show in ps)" },
   { name: "mqtt-client-id", key: "mqttClientId", env: "CAN_SERVER_MQTT_CLIENT_ID", kind: "string", def: "", isNew: true, help: "MQTT client id (default can-server-<hostname>-<random>; must differ between gateways)" },

@@ -17,6 +17,7 @@ import type { ClientSession } from "../server/session.ts";
 import { AmpioDecoder, ampioDecodeEnabled } from "./ampio-decoder.ts";
 import type { MqttBridge } from "./mqtt/bridge.ts";
 import { normalizePrefix } from "./mqtt/topics.ts";
+import { type CaBundle, CaFileError, loadCaFile } from "./mqtt/tls.ts";
 
 export interface Consumers {
   readonly decoder: AmpioDecoder | null;
@@ -49,8 +50,25 @@ export function validateConsumerConfig(config: Config): void {
     } catch (e) {
       throw new ConfigError(e instanceof Error ? e.message : String(e));
     }
+    if (config.mqttCa !== "" && u.protocol !== "mqtts:") {
+      throw new ConfigError(`-mqtt-ca (CAN_SERVER_MQTT_CA) needs an mqtts:// -mqtt-url: the CA file verifies the broker's TLS certificate, and ${u.protocol}// is not TLS`);
+    }
+    mqttCaBundle(config);
   } else if (config.mqttTx || config.mqttHaDiscovery) {
     throw new ConfigError("-mqtt-tx and -mqtt-ha-discovery need -mqtt-url");
+  } else if (config.mqttCa !== "") {
+    throw new ConfigError("-mqtt-ca (CAN_SERVER_MQTT_CA) needs an mqtts:// -mqtt-url");
+  }
+}
+
+/** The -mqtt-ca file, read and checked (null without the flag); a bad file is a ConfigError naming it. */
+function mqttCaBundle(config: Config): CaBundle | null {
+  if (config.mqttCa === "") return null;
+  try {
+    return loadCaFile(config.mqttCa);
+  } catch (e) {
+    if (e instanceof CaFileError) throw new ConfigError(e.message);
+    throw e;
   }
 }
 
@@ -69,6 +87,8 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
   if (config.ampioStateReplay && decoder === null) log.warn("ampio_state_replay_disabled", { reason: "-ampio-decode false" });
   if (config.mqttUrl !== "" && decoder === null) log.info("mqtt_raw_only", { reason: "-ampio-decode false: no decoded states over MQTT" });
   let bridge: MqttBridge | null = null;
+  // Read at start-up, once (validateConsumerConfig has already refused a bad file with exit 2).
+  const ca = config.mqttUrl !== "" ? mqttCaBundle(config) : null;
   const route: HttpRoute = decoder
     ? decoder.httpRoute()
     : () => new Response('{"error":"Ampio decoding is off (-ampio-decode)"}\n', { status: 503, headers: { "content-type": "application/json" } });
@@ -113,6 +133,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           id: gateway.registry.allocateId(),
           txId: gateway.registry.allocateId(),
           backoff: overrides.mqttBackoff,
+          ca,
         });
         bridge.start();
       }

@@ -16,6 +16,9 @@
  * Connection: one mqtt.js client per attempt (its own reconnect is off), capped exponential
  * backoff between attempts, a retained "offline" last will on <prefix>/availability and
  * "online" after each connect. Credentials are never logged (the URL is logged without them).
+ * mqtts:// verifies the broker's certificate and name, always; -mqtt-ca replaces the default CA
+ * list with the CAs of a file (./tls.ts). A failed handshake is a failed attempt like any other
+ * (logged once as mqtt_tls_failed with what to do, counted, retried with the same backoff).
  * Transmit requests (-mqtt-tx) go through a hub TX lane like a TCP client's: validation, rate
  * limit, fair scheduling, expiry; every refusal is counted by reason. Retained messages on the
  * command topic are refused: a command kept by the broker would be re-sent on every reconnect.
@@ -32,6 +35,8 @@ import { TX_DROP_REASONS } from "../../ops/stats.ts";
 import type { AmpioDecoder, AmpioListener } from "../ampio-decoder.ts";
 import { type CommandRefusal, discoverable, discoveryMessage, framePayload, parseCommand, type Topics, topicsFor, valuePayload } from "./topics.ts";
 import { mirrorCounter } from "../../ops/prom-mirror.ts";
+import { isIP } from "node:net";
+import { type CaBundle, tlsFailure } from "./tls.ts";
 
 /** Bus frames held for the broker; ~1 s of a saturated 1 Mbit/s bus, ~26 s of an Ampio bus. */
 export const RAW_OUTBOX_FRAMES = 10_000;
@@ -70,6 +75,8 @@ export interface MqttBridgeOptions {
   readonly txId: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly connectTimeoutMs?: number;
+  /** -mqtt-ca, loaded (mqtts:// only): the only CAs trusted for the broker. Null: the default list. */
+  readonly ca?: CaBundle | null;
 }
 
 export interface MqttCounters {
@@ -77,6 +84,8 @@ export interface MqttCounters {
   reconnects: number;
   connectFailures: number;
   authFailures: number;
+  /** Attempts whose TLS handshake failed (certificate not trusted, wrong name, expired, not TLS). */
+  tlsFailures: number;
   txReceived: number;
 }
 
@@ -90,6 +99,12 @@ export function redactUrl(url: string): string {
   } catch {
     return "(invalid url)";
   }
+}
+
+/** "FILE (CN=Home CA)" or "FILE (CN=A and 139 more)": a whole bundle's subjects do not belong on one log line. */
+function caSummary(ca: CaBundle): string {
+  const n = ca.subjects.length;
+  return `${ca.file} (${ca.subjects[0] ?? ""}${n > 1 ? ` and ${n - 1} more` : ""})`;
 }
 
 interface Attempt {
@@ -117,6 +132,9 @@ export class MqttBridge implements HubClient, AmpioListener {
   dropped = 0;
   readonly topics: Topics;
   private readonly brokerLabel: string;
+  /** mqtts:// (the certificate is verified) and the host it must be issued for. */
+  private readonly tls: boolean;
+  private readonly host: string;
 
   // Raw outbox: a ring of frames and their arrival times.
   private readonly rawFrames: (CanFrame | undefined)[] = new Array<CanFrame | undefined>(RAW_OUTBOX_FRAMES);
@@ -142,12 +160,20 @@ export class MqttBridge implements HubClient, AmpioListener {
   private readonly refusedLogged = new Set<string>();
   readonly drops = new Map<MqttDropReason, number>(MQTT_DROP_REASONS.map((r) => [r, 0]));
   readonly txRefused = new Map<string, number>([["malformed", 0], ["invalid", 0], ["retained", 0]]);
-  private readonly c: MqttCounters = { published: 0, reconnects: 0, connectFailures: 0, authFailures: 0, txReceived: 0 };
+  private readonly c: MqttCounters = { published: 0, reconnects: 0, connectFailures: 0, authFailures: 0, tlsFailures: 0, txReceived: 0 };
 
   constructor(private readonly opts: MqttBridgeOptions) {
     this.topics = topicsFor(opts.prefix);
     this.brokerLabel = redactUrl(opts.url);
     this.remote = this.brokerLabel;
+    let u: URL | null = null;
+    try {
+      u = new URL(opts.url);
+    } catch {
+      // validateConsumerConfig refuses such a URL; connect() reports it if it gets here anyway.
+    }
+    this.tls = u?.protocol === "mqtts:";
+    this.host = u?.hostname.replace(/^\[|\]$/g, "") ?? "";
     this.backoff = new Backoff({ initialMs: opts.backoff?.initialMs ?? 500, maxMs: opts.backoff?.maxMs ?? 30_000, factor: 2 });
     const origin: TxOrigin = { id: opts.txId, protocol: "mqtt", remote: this.brokerLabel };
     this.lane = opts.tx ? opts.hub.openTx(origin, false) : null;
@@ -193,6 +219,7 @@ export class MqttBridge implements HubClient, AmpioListener {
       tx: this.opts.tx,
       ha_discovery: this.opts.haDiscovery,
       decoded: this.opts.decoder !== null,
+      ...(this.tls ? { tls: true, ca: this.opts.ca ? caSummary(this.opts.ca) : "default list" } : {}),
     });
     this.connect();
   }
@@ -376,6 +403,23 @@ export class MqttBridge implements HubClient, AmpioListener {
 
   private connect(): void {
     if (this.stopping) return;
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(this.clientOptions());
+    } catch (e) {
+      // A synchronous throw (bad URL or TLS option, socket error) is a failed attempt, never a crash.
+      this.failedBeforeClient(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    const a: Attempt = { client, done: false, connected: false, draining: false };
+    this.attempt = a;
+    client.on("connect", () => this.onConnect(a));
+    client.on("error", (e) => this.onError(a, e));
+    client.on("close", () => this.retire(a));
+    client.on("message", (topic, payload, packet) => this.onMessage(a, topic, payload, packet.retain));
+  }
+
+  private clientOptions(): IClientOptions {
     const o = this.opts;
     const options: IClientOptions = {
       clientId: o.clientId,
@@ -392,18 +436,18 @@ export class MqttBridge implements HubClient, AmpioListener {
     options.protocol = u.protocol === "mqtts:" ? "mqtts" : "mqtt";
     options.host = u.hostname.replace(/^\[|\]$/g, "");
     options.port = u.port !== "" ? Number(u.port) : u.protocol === "mqtts:" ? 8883 : 1883;
-    if (u.protocol === "mqtts:") options.servername = options.host;
+    if (u.protocol === "mqtts:") {
+      // The certificate is always checked (chain and name); there is no switch to turn that off.
+      options.rejectUnauthorized = true;
+      // SNI takes a DNS name only (node:tls throws for an IP); the name check uses the host either way.
+      if (isIP(options.host) === 0) options.servername = options.host;
+      if (o.ca) options.ca = [...o.ca.certificates];
+    }
     const username = o.username !== "" ? o.username : decodeURIComponent(u.username);
     const password = o.password !== "" ? o.password : decodeURIComponent(u.password);
     if (username !== "") options.username = username;
     if (password !== "") options.password = password;
-    const client = mqtt.connect(options);
-    const a: Attempt = { client, done: false, connected: false, draining: false };
-    this.attempt = a;
-    client.on("connect", () => this.onConnect(a));
-    client.on("error", (e) => this.onError(a, e));
-    client.on("close", () => this.retire(a));
-    client.on("message", (topic, payload, packet) => this.onMessage(a, topic, payload, packet.retain));
+    return options;
   }
 
   private onConnect(a: Attempt): void {
@@ -435,14 +479,19 @@ export class MqttBridge implements HubClient, AmpioListener {
     const code = (e as { code?: unknown }).code;
     // MQTT 3.1.1 CONNACK 4 = bad user name or password, 5 = not authorized (MQTT 5: 134, 135).
     const auth = code === 4 || code === 5 || code === 134 || code === 135;
+    const tls = this.tls && !auth && !a.connected ? tlsFailure(e, this.host, this.opts.ca?.file ?? null) : null;
     const msg = e.message;
     if (!a.connected) {
       this.c.connectFailures++;
       if (auth) this.c.authFailures++;
+      if (tls !== null) this.c.tlsFailures++;
     }
     if (msg !== this.lastError) {
       this.lastError = msg;
-      if (auth) {
+      if (tls !== null) {
+        // Logged once until the error changes or a connect succeeds; every attempt is counted.
+        this.opts.log.error("mqtt_tls_failed", { broker: this.brokerLabel, kind: tls.kind, code: tls.code, error: msg, hint: tls.hint });
+      } else if (auth) {
         this.opts.log.error("mqtt_auth_failed", {
           broker: this.brokerLabel,
           username: this.opts.username || "(none)",
@@ -451,6 +500,26 @@ export class MqttBridge implements HubClient, AmpioListener {
       } else this.opts.log.warn(a.connected ? "mqtt_error" : "mqtt_connect_failed", { broker: this.brokerLabel, error: msg });
     }
     if (!a.connected) this.retire(a);
+  }
+
+  /** mqtt.connect threw: counted and logged like a failed attempt, retried after the backoff. */
+  private failedBeforeClient(e: Error): void {
+    this.attempt = null;
+    this.c.connectFailures++;
+    if (e.message !== this.lastError) {
+      this.lastError = e.message;
+      this.opts.log.warn("mqtt_connect_failed", { broker: this.brokerLabel, error: e.message });
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping) return;
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, delay);
   }
 
   /** The attempt's connection is over: count what it did not confirm, schedule the next one. */
@@ -466,11 +535,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     a.client.end(true);
     if (this.stopping) return;
     if (wasConnected) this.opts.log.warn("mqtt_disconnected", { broker: this.brokerLabel });
-    const delay = this.backoff.next();
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      this.connect();
-    }, delay);
+    this.scheduleReconnect();
   }
 
   // --- Transmit requests ----------------------------------------------------------------------
@@ -529,7 +594,8 @@ export class MqttBridge implements HubClient, AmpioListener {
       },
     });
     counter("mqtt_reconnects_total", "Times the MQTT bridge connected again after losing its broker.", () => this.c.reconnects);
-    counter("mqtt_connect_failures_total", "MQTT connection attempts that failed (network, refused, bad credentials).", () => this.c.connectFailures);
+    counter("mqtt_connect_failures_total", "MQTT connection attempts that failed (network, refused, TLS, bad credentials).", () => this.c.connectFailures);
+    counter("mqtt_tls_failures_total", "MQTT connection attempts whose TLS handshake failed (broker certificate not trusted, not issued for the -mqtt-url host, expired; also counted in mqtt_connect_failures_total).", () => this.c.tlsFailures);
     new Gauge({
       name: "mqtt_outbox_messages",
       help: "Messages waiting for the broker, by kind (raw frames, retained states).",
