@@ -9,8 +9,8 @@
  * - `txRefusal(frame)`: can this backend ever carry the frame? (error frames never; RTR/FD where
  *   the hardware cannot). The hub refuses such frames before queueing them.
  * - `send(req)` answers at once: "accepted" — the backend owns the request and calls exactly one
- *   of `req.sent()` (the frame was written to the tty / the CAN socket / the virtual bus) or
- *   `req.lost(reason)` later, possibly before send() returns; "busy" — no room now, the hub
+ *   of `req.sent()` (the frame was written to the tty / the virtual bus; on SocketCAN, the
+ *   kernel confirmed the transmission) or `req.lost(reason)` later, possibly before send() returns; "busy" — no room now, the hub
  *   keeps the frame and offers it again after `listener.txReady()`; "down" — the bus is not
  *   reachable; "unsupported" — see txRefusal.
  * - Backends keep their own transmit queues short (a few write batches): the waiting happens in
@@ -21,8 +21,11 @@ import { frameProblem, isError, type CanFrame } from "../can/frame.ts";
 export type BackendKind = "virtual" | "serial" | "socketcan" | "replay";
 export const BACKEND_KINDS: readonly BackendKind[] = ["socketcan", "serial", "virtual", "replay"];
 
-/** Why an accepted frame did not reach the bus. */
-export type TxLoss = "expired" | "backend_down" | "write_failed";
+/**
+ * Why an accepted frame did not reach the bus. "unconfirmed": written, but the bus never
+ * confirmed it in time (SocketCAN's transmit confirmation; docs/protocols.md §1).
+ */
+export type TxLoss = "expired" | "backend_down" | "write_failed" | "unconfirmed";
 
 export type SendResult = "accepted" | "busy" | "down" | "unsupported";
 
@@ -31,7 +34,7 @@ export interface TxRequest {
   readonly frame: CanFrame;
   /** performance.now() after which the frame must not be written any more (report "expired"). */
   readonly expiresAt: number;
-  /** The frame is on the bus (written to the device). Call once. */
+  /** The frame is on the bus (written to the device, or confirmed where the device can say). Call once. */
   sent(): void;
   /** The frame was accepted but will not reach the bus. Call once, instead of sent(). */
   lost(reason: TxLoss): void;

@@ -3,11 +3,12 @@
  * the MQTT bridge…) gets a TxLane: its own bounded queue and token bucket. The scheduler offers
  * the heads of the lanes to the backend in round-robin order, so a flooding client can delay
  * another client's frame by at most one frame per other busy lane — never push it out of a shared
- * FIFO. A frame is "sent" only when the backend says it was written (TxRequest.sent()); only then
- * is it echoed to the other clients. Frames that cannot go are dropped with a reason and counted
- * per lane and in Stats: read_only, rate_limited, tx_queue_full, unsupported, backend_down,
- * expired (older than maxAgeMs: a stale command is never flushed onto the bus after an outage),
- * write_failed.
+ * FIFO. A frame is "sent" only when the backend says it reached the bus (TxRequest.sent(): written,
+ * or on SocketCAN confirmed by the kernel); only then is it echoed to the other clients. Frames
+ * that cannot go are dropped with a reason and counted per lane and in Stats: read_only,
+ * rate_limited, tx_queue_full, unsupported, backend_down, expired (older than maxAgeMs: a stale
+ * command is never flushed onto the bus after an outage), write_failed, unconfirmed (written but
+ * never confirmed by the bus).
  */
 import type { CanFrame } from "../can/frame.ts";
 import type { SendResult, TxLoss, TxRequest } from "../backends/backend.ts";
@@ -267,7 +268,9 @@ export class TxScheduler {
   private drop(lane: TxLane, reason: TxDropReason, n: number): false {
     const { stats } = this;
     stats.txDrop(reason, n);
-    if (reason === "backend_down" || reason === "unsupported" || reason === "expired" || reason === "write_failed") stats.backendTxDropped += n;
+    if (reason === "backend_down" || reason === "unsupported" || reason === "expired" || reason === "write_failed" || reason === "unconfirmed") {
+      stats.backendTxDropped += n;
+    }
     if (reason === "backend_down") stats.error("backend_down_tx", n);
     else if (reason === "unsupported") stats.error("backend_unsupported_frame", n);
     const before = lane.dropped.get(reason) ?? 0;

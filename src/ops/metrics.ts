@@ -162,7 +162,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   statCounter("backend_reconnects_total", "Times the backend came back up after being down.", () => stats.backendReconnects);
   statCounter(
     "backend_tx_dropped_total",
-    "Frames from clients the bus did not take (backend down, unsupported frame, expired, write failed); by reason in client_tx_dropped_total.",
+    "Frames from clients the bus did not take (backend down, unsupported frame, expired, write failed, unconfirmed); by reason in client_tx_dropped_total.",
     () => stats.backendTxDropped,
   );
   statCounter("clients_accepted_total", "TCP client connections accepted over all listeners.", () => stats.clientsAccepted);
@@ -187,12 +187,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   };
   byLabel(
     "client_tx_dropped_total",
-    "Frames sent by clients that did not reach the bus, by reason (read_only, rate_limited, tx_queue_full, unsupported, backend_down, expired, write_failed).",
+    "Frames sent by clients that did not reach the bus, by reason (read_only, rate_limited, tx_queue_full, unsupported, backend_down, expired, write_failed, unconfirmed).",
     "reason",
     TX_DROP_REASONS,
     (r) => stats.txDropped.get(r) ?? 0,
   );
-  statCounter("client_tx_sent_total", "Frames sent by clients that the backend wrote to the bus (and echoed to the other clients).", () => stats.clientTxSent);
+  statCounter("client_tx_sent_total", "Frames sent by clients that reached the bus: written, or on SocketCAN confirmed by the kernel (and echoed to the other clients).", () => stats.clientTxSent);
   byLabel(
     "clients_rejected_total",
     "Connections refused at accept, by reason (max_clients, max_handshakes, not_allowed, fd_reserve); hub_rejected_clients_total is their sum.",

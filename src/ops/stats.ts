@@ -18,6 +18,7 @@ export const ERROR_SITES = [
   "socketcan_write",
   "socketcan_tx_overflow",
   "socketcan_rx_overflow",
+  "socketcan_tx_confirm_mismatch",
   "udp_send",
   "backend_down_tx",
   "backend_unsupported_frame",
@@ -29,9 +30,10 @@ export type ErrorSite = (typeof ERROR_SITES)[number];
  * Why a frame sent by a client did not reach the bus (`client_tx_dropped_total{reason}`):
  * refused at the hub (read_only: outside -tx-allow; rate_limited: over -client-tx-rate;
  * tx_queue_full: the client's transmit queue is full; unsupported: the backend can never carry
- * it; backend_down), or accepted and then lost (expired: older than -tx-max-age; write_failed).
+ * it; backend_down), or accepted and then lost (expired: older than -tx-max-age; write_failed;
+ * unconfirmed: written to the CAN socket, but the kernel never confirmed it was transmitted).
  */
-export const TX_DROP_REASONS = ["read_only", "rate_limited", "tx_queue_full", "unsupported", "backend_down", "expired", "write_failed"] as const;
+export const TX_DROP_REASONS = ["read_only", "rate_limited", "tx_queue_full", "unsupported", "backend_down", "expired", "write_failed", "unconfirmed"] as const;
 export type TxDropReason = (typeof TX_DROP_REASONS)[number];
 
 /** Why a connection was refused at accept (`clients_rejected_total{reason}`). */

@@ -74,19 +74,25 @@ describe.skipIf(!HAVE_VCAN)(`SocketCAN on ${IFACE} (real kernel)`, () => {
     expect(stats.errors.get("socketcan_read")).toBe(0);
   });
 
-  test("frames sent through the backend appear in candump exactly", async () => {
+  test("frames sent through the backend appear in candump exactly, and are sent() once the kernel confirms them", async () => {
     const { backend: b, stats } = backend({ fd: true });
-    await b.start(recorder().listener);
+    const rec = recorder();
+    await b.start(rec.listener);
     const dump = await candump();
     const sent = ["123#DEADBEEF", "1ABCDEF0#0102030405060708", "321#R", "00000042#R2", "000#", "456##1AABB", `7AB##2${"C3".repeat(64)}`];
     const log = new TxLog();
     for (const t of sent) expect(b.send(log.request(parseFrame(t)))).toBe("accepted");
-    // vcan takes every frame synchronously: each is reported sent before send() returns.
-    expect(log.with("sent")).toHaveLength(sent.length);
+    // vcan takes every frame synchronously, but sent() waits for the kernel's confirmation
+    // (MSG_CONFIRM), which the receive path brings after send() returned.
+    expect(log.with("sent")).toHaveLength(0);
     const got = await dump.waitFrames(sent.length);
     expect(got.map(formatFrame)).toEqual(sent);
+    await until(() => log.with("sent").length === sent.length, () => `all confirmed (have ${log.with("sent").length})`);
+    expect(log.reported.map((r) => formatFrame(r.frame))).toEqual(sent);
     expect(stats.socketcanTxFrames).toBe(sent.length);
     expect(stats.backendTxDropped).toBe(0);
+    // The confirmations are not bus frames: only candump's start-up sentinel reached the listener.
+    expect(rec.frames.map(formatFrame).filter((t) => t !== "7FE#5E")).toEqual([]);
   });
 
   test("an FD frame on a classic backend and error frames are refused (never written), the next frame still goes", async () => {

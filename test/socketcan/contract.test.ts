@@ -10,14 +10,27 @@ import { afterAll, beforeAll } from "bun:test";
 import { SocketCanBackend } from "../../src/backends/socketcan/socketcan-backend.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
-import { recordingListener } from "../helpers/tx-request.ts";
-import { type BackendFixture, isFiller, runBackendContract } from "../backends/contract.ts";
-import { CAN_MANAGE_LINKS, Candump, noteSkipped, run, until } from "./vcan.ts";
+import { formatFrame } from "../../src/can/frame.ts";
+import { type RecordingListener, recordingListener } from "../helpers/tx-request.ts";
+import { type BackendFixture, FILLER_ID_BASE, isFiller, runBackendContract } from "../backends/contract.ts";
+import { CAN_MANAGE_LINKS, Candump, cansend, noteSkipped, run, until } from "./vcan.ts";
 
 noteSkipped();
 
 const IFACE = "vcan3";
 const open: { backend: SocketCanBackend; dumps: Candump[] }[] = [];
+
+/** Resolves once the backend's receive worker delivers frames (a filler frame sent with cansend). */
+async function workerRunning(listener: RecordingListener): Promise<void> {
+  const probe = `${(FILLER_ID_BASE + 1).toString(16).toUpperCase()}#01`;
+  const seen = () => listener.frames.some((f) => formatFrame(f) === probe);
+  const deadline = Date.now() + 10_000;
+  while (!seen()) {
+    if (Date.now() > deadline) throw new Error("the receive worker never delivered the probe frame");
+    cansend(IFACE, probe);
+    await Bun.sleep(50);
+  }
+}
 
 if (CAN_MANAGE_LINKS) {
   beforeAll(() => {
@@ -48,6 +61,10 @@ if (CAN_MANAGE_LINKS) {
       open.push({ backend, dumps });
       const listener = recordingListener();
       await backend.start(listener);
+      // sent() waits for the kernel's transmit confirmation, which the receive worker brings in:
+      // make sure it runs (a slow VM takes a while to start it) before frames are timed against
+      // candump. A filler frame from cansend is left out of busFrames().
+      await workerRunning(listener);
       return {
         backend,
         listener,
@@ -60,6 +77,7 @@ if (CAN_MANAGE_LINKS) {
           run("ip", "link", "set", IFACE, "up");
           await until(() => backend.up, "backend up");
           dumps.push(await Candump.start(IFACE));
+          await workerRunning(listener);
         },
       };
     },

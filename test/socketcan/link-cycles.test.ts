@@ -44,8 +44,9 @@ test.skipIf(!CAN_MANAGE_LINKS)(`vcan0 down/up ${CYCLES} times under traffic: eve
   await ref.handshake();
   await Bun.sleep(50);
 
-  // Another node on the bus.
-  const node = backends.create({ reconnect: { initialMs: 20, maxMs: 200, factor: 2 } }).backend;
+  // Another node on the bus. It sends each burst at once without waiting for "busy" to clear, so
+  // its limit on frames waiting for their transmit confirmation must hold a whole burst.
+  const node = backends.create({ reconnect: { initialMs: 20, maxMs: 200, factor: 2 }, txQueueLimit: BURST }).backend;
   await node.start(recordingListener());
   const txLog = new TxLog();
   const checker = new SequenceChecker();

@@ -10,6 +10,10 @@ export const AF_CAN = 29;
 export const SOCK_RAW = 3;
 export const CAN_RAW = 1;
 export const SOL_CAN_RAW = 101;
+/** Loop sent frames back to the sockets on this host (on by default; set explicitly with RECV_OWN_MSGS). */
+export const CAN_RAW_LOOPBACK = 3;
+/** Also deliver a socket's own sent frames back to it (default off): the transmit confirmation. */
+export const CAN_RAW_RECV_OWN_MSGS = 4;
 export const CAN_RAW_FD_FRAMES = 5;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -24,6 +28,14 @@ const SK_MEMINFO_DROPS = 8;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCGIFMTU = 0x8921;
 const MSG_DONTWAIT = 0x40;
+/**
+ * recvmsg msg_flags on a CAN_RAW socket (kernel Documentation/networking/can.rst, "Returned
+ * Message Flags"): MSG_DONTROUTE, the frame was sent from this host; MSG_CONFIRM, it was sent
+ * through the very socket it is received on (needs CAN_RAW_RECV_OWN_MSGS): the transmit
+ * confirmation, docs/protocols.md §1.
+ */
+export const MSG_DONTROUTE = 0x4;
+export const MSG_CONFIRM = 0x800;
 /** recvmmsg: block for the first datagram only, then take what is already queued. */
 export const MSG_WAITFORONE = 0x10000;
 export const IFF_UP = 0x1;
@@ -38,6 +50,8 @@ export const CAN_MTU = 16;
 export const CANFD_MTU = 72;
 /** struct mmsghdr on 64-bit Linux: msghdr (56 bytes) + msg_len u32 + padding. */
 export const MMSGHDR_SIZE = 64;
+/** offsetof(struct msghdr, msg_flags) on 64-bit Linux (name 0, namelen 8, iov 16, iovlen 24, control 32, controllen 40). */
+export const MSGHDR_FLAGS_OFFSET = 48;
 export const IOVEC_SIZE = 16;
 
 export const ERRNO = {
@@ -146,6 +160,8 @@ export interface OpenOptions {
   readonly rcvBufBytes: number;
   /** Blocking receives return EAGAIN after this long, so a reader thread can notice a stop request. */
   readonly rcvTimeoutMs: number;
+  /** Ask for the socket's own transmitted frames back (CAN_RAW_RECV_OWN_MSGS): transmit confirmations. */
+  readonly recvOwnMsgs: boolean;
 }
 
 export interface OpenSocket {
@@ -153,6 +169,11 @@ export interface OpenSocket {
   readonly ifindex: number;
   /** The receive buffer the kernel granted (bytes, as getsockopt reports it). */
   readonly rcvBufBytes: number;
+  /**
+   * 0 when the socket receives its own transmitted frames (marked MSG_CONFIRM), else why not:
+   * the errno of the failed setsockopt, or -1 when it was not asked for.
+   */
+  readonly recvOwnMsgsErrno: number;
 }
 
 /**
@@ -187,6 +208,12 @@ export function openCanSocket(iface: string, options: OpenOptions): OpenSocket {
         throw new SocketCanError(`this kernel cannot enable CAN FD (CAN_RAW_FD_FRAMES) on ${iface}: ${describeErrno(e)}`, e, true);
       }
     }
+    // Not fatal: without it the backend reports a frame sent when the kernel took it (the caller logs which).
+    let recvOwnMsgsErrno = -1;
+    if (options.recvOwnMsgs) {
+      recvOwnMsgsErrno = setIntOption(fd, SOL_CAN_RAW, CAN_RAW_LOOPBACK, 1);
+      if (recvOwnMsgsErrno === 0) recvOwnMsgsErrno = setIntOption(fd, SOL_CAN_RAW, CAN_RAW_RECV_OWN_MSGS, 1);
+    }
     // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it SO_RCVBUF is capped by net.core.rmem_max.
     if (setIntOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, options.rcvBufBytes) !== 0) {
       setIntOption(fd, SOL_SOCKET, SO_RCVBUF, options.rcvBufBytes);
@@ -205,7 +232,7 @@ export function openCanSocket(iface: string, options: OpenOptions): OpenSocket {
       if (e === ERRNO.ENODEV) throw new SocketCanError(`CAN interface ${iface} does not exist: ${describeErrno(e)}`, e);
       throw new SocketCanError(`cannot bind to CAN interface ${iface}: ${describeErrno(e)}`, e);
     }
-    return { fd, ifindex, rcvBufBytes: getIntOption(fd, SOL_SOCKET, SO_RCVBUF) };
+    return { fd, ifindex, rcvBufBytes: getIntOption(fd, SOL_SOCKET, SO_RCVBUF), recvOwnMsgsErrno };
   } catch (err) {
     libc.close(fd);
     throw err;

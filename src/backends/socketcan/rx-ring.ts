@@ -22,9 +22,16 @@ export const RX_RUNNING = 0;
 export const RX_STOPPED = 1;
 export const RX_FAILED = 2;
 
-/** A slot: u32 struct size (16 or 72), 4 bytes padding, then the struct (up to 72 bytes). */
+/**
+ * A slot (80 bytes, little-endian):
+ *   0  u32 struct size (16 or 72), as recvmmsg's msg_len
+ *   4  u32 msg_flags of that message (MSG_CONFIRM: this socket's own frame coming back, the
+ *      transmit confirmation; MSG_DONTROUTE: sent from this host) — ffi.ts, docs/protocols.md §1
+ *   8  the kernel's can_frame / canfd_frame struct (up to 72 bytes), written there by recvmmsg
+ */
 export const SLOT_BYTES = 80;
 export const SLOT_SIZE_OFFSET = 0;
+export const SLOT_FLAGS_OFFSET = 4;
 export const SLOT_FRAME_OFFSET = 8;
 
 export interface RxRing {

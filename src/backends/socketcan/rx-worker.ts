@@ -1,14 +1,15 @@
 /**
  * The SocketCAN receive thread. It blocks in recvmmsg on the CAN socket the main thread opened
  * and writes the kernel's frame structs straight into the shared ring (each ring slot has its own
- * iovec, so there is no copy), then wakes the main thread with Atomics.notify. Blocking here keeps
- * the main event loop free; one notify per batch keeps it cheap (measure it in the VM with
- * test/socketcan/bench-rx.ts). The socket's receive timeout bounds each block, so a stop request
- * is noticed within that time. Any receive error other than a timeout ends the thread with the
- * errno in the ring header (ENETDOWN when the interface goes down); the main thread decides what
- * happens next. In a compiled binary this file is an extra `bun build --compile` entrypoint.
+ * iovec, so there is no copy), with each message's size and msg_flags beside it, then wakes the
+ * main thread with Atomics.notify. Blocking here keeps the main event loop free; one notify per
+ * batch keeps it cheap (measure it in the VM with test/socketcan/bench-rx.ts). The socket's
+ * receive timeout bounds each block, so a stop request is noticed within that time. Any receive
+ * error other than a timeout ends the thread with the errno in the ring header (ENETDOWN when the
+ * interface goes down); the main thread decides what happens next. In a compiled binary this file
+ * is an extra `bun build --compile` entrypoint.
  */
-import { addressOf, CANFD_MTU, ERRNO, IOVEC_SIZE, MMSGHDR_SIZE, MSG_WAITFORONE, receiveBatch } from "./ffi.ts";
+import { addressOf, CANFD_MTU, ERRNO, IOVEC_SIZE, MMSGHDR_SIZE, MSGHDR_FLAGS_OFFSET, MSG_WAITFORONE, receiveBatch } from "./ffi.ts";
 import {
   attachRxRing,
   H_ERRNO,
@@ -18,6 +19,7 @@ import {
   H_WRITE,
   RX_FAILED,
   RX_STOPPED,
+  SLOT_FLAGS_OFFSET,
   SLOT_FRAME_OFFSET,
   SLOT_SIZE_OFFSET,
   slotOffset,
@@ -82,8 +84,11 @@ function run(start: RxWorkerStart): void {
       break;
     }
     for (let i = 0; i < got; i++) {
-      const size = lens.getUint32((index + i) * MMSGHDR_SIZE + MSG_LEN_OFFSET, true);
-      slotView.setUint32(slotOffset(ring, write + i) + SLOT_SIZE_OFFSET, size, true);
+      const m = (index + i) * MMSGHDR_SIZE;
+      const slot = slotOffset(ring, write + i);
+      slotView.setUint32(slot + SLOT_SIZE_OFFSET, lens.getUint32(m + MSG_LEN_OFFSET, true), true);
+      // The kernel writes msg_flags back on every receive (MSG_CONFIRM marks our own frames).
+      slotView.setUint32(slot + SLOT_FLAGS_OFFSET, lens.getUint32(m + MSGHDR_FLAGS_OFFSET, true), true);
     }
     write = (write + got) | 0;
     Atomics.store(h, H_WRITE, write);

@@ -4,23 +4,29 @@
  * blocks in recvmmsg and fills a shared ring; this thread sleeps in Atomics.waitAsync and decodes
  * the ring in bounded batches, yielding to the event loop after each (timers, HTTP and signals
  * keep running under a saturated bus). Transmitting follows the Backend contract (../backend.ts)
- * through tx-queue.ts: a non-blocking send is `sent()`; a full device queue (EAGAIN/ENOBUFS,
- * common on MCP2515) parks frames in a short retry queue ("busy" when it is full, `txReady()`
- * once it drains); error frames are refused. When the interface goes down or vanishes, the
- * backend reports itself down once, loses what waits to be sent (`lost("backend_down")`), closes
- * the socket and reopens it with capped backoff until the interface is back; the backoff starts
- * small again only after the socket stayed up for a while, so a flapping link is not reopened in
- * a tight loop. An interface that is up without carrier (bus-off with restart-ms 0, a vxcan whose
- * peer is down) counts as down too. Frames the kernel drops because the receive buffer overflowed
- * (this thread fell behind) are read from SO_MEMINFO and counted. Only a kernel without SocketCAN
- * is fatal. Classic frames only unless `fd` is set (CAN_RAW_FD_FRAMES). */
-import { existsSync } from "node:fs";
+ * through tx-queue.ts: a frame is written non-blocking and counts as `sent()` once the kernel
+ * confirms it was transmitted — the socket has CAN_RAW_RECV_OWN_MSGS, so its own frames come back
+ * marked MSG_CONFIRM (docs/protocols.md §1); such a frame is a confirmation, never delivered as a
+ * bus frame (the hub echoes the client's frame on sent()). Where the kernel refuses the option a
+ * frame is sent() once written (logged once). A full device queue (EAGAIN/ENOBUFS, common on
+ * MCP2515) parks frames in a short retry queue; frames waiting to be written plus frames waiting
+ * for their confirmation are bounded ("busy" beyond it, `txReady()` once there is room), and a
+ * frame never confirmed is lost("unconfirmed") after a timeout; error frames are refused. When the
+ * interface goes down or vanishes, the backend reports itself down once, loses what waits to be
+ * sent or confirmed (`lost("backend_down")`), closes the socket and reopens it with capped backoff
+ * until the interface is back; the backoff starts small again only after the socket stayed up for
+ * a while, so a flapping link is not reopened in a tight loop. An interface that is up without
+ * carrier (bus-off with restart-ms 0, a vxcan whose peer is down) counts as down too. Frames the
+ * kernel drops because the receive buffer overflowed (this thread fell behind) are read from
+ * SO_MEMINFO and counted. Only a kernel without SocketCAN is fatal. Classic frames only unless
+ * `fd` is set (CAN_RAW_FD_FRAMES). */
+import { existsSync, readFileSync } from "node:fs";
 import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
 import { BackendFatalError, commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
 import { Backoff, type BackoffOptions } from "../backoff.ts";
-import { DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT, TxQueue } from "./tx-queue.ts";
+import { DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT, DEFAULT_TX_CONFIRM_TIMEOUT_MS, TxQueue } from "./tx-queue.ts";
 import { CANFD_FRAME_SIZE, decodeCanStruct } from "./can-struct.ts";
 import {
   closeSocket,
@@ -30,6 +36,7 @@ import {
   IFF_UP,
   interfaceFlags,
   interfaceMtu,
+  MSG_CONFIRM,
   openCanSocket,
   sendFrame,
   SocketCanError,
@@ -44,6 +51,7 @@ import {
   H_WRITE,
   RX_FAILED,
   RX_RUNNING,
+  SLOT_FLAGS_OFFSET,
   SLOT_FRAME_OFFSET,
   SLOT_SIZE_OFFSET,
   slotOffset,
@@ -58,8 +66,18 @@ export interface SocketCanBackendOptions {
   readonly fd: boolean;
   readonly stats: Stats;
   readonly log: Logger;
-  /** Frames waiting for a full device queue to drain (default 64); beyond it send() answers "busy". */
+  /**
+   * Frames waiting for a full device queue to drain plus frames waiting for their transmit
+   * confirmation (default 64); beyond it send() answers "busy".
+   */
   readonly txQueueLimit?: number;
+  /**
+   * Count a frame as sent only once the kernel confirms its transmission (CAN_RAW_RECV_OWN_MSGS +
+   * MSG_CONFIRM; default true). False, or a kernel that refuses the option: sent once written.
+   */
+  readonly txConfirm?: boolean;
+  /** How long a written frame may wait for its confirmation before it is lost("unconfirmed") (default 2 s). */
+  readonly txConfirmTimeoutMs?: number;
   /** Reopen delays after the interface went down or is missing (default 50 ms doubling to 1 s). */
   readonly reconnect?: BackoffOptions;
   /** Receive ring size in frames, a power of two (default 4096). */
@@ -78,6 +96,8 @@ interface Session {
   readonly ring: RxRing;
   readonly worker: Worker;
   readonly tx: TxQueue;
+  /** The socket receives its own frames back (MSG_CONFIRM) and `tx` waits for them. */
+  readonly confirming: boolean;
   /** Consumer counter (mirrors H_READ). */
   read: number;
   closing: boolean;
@@ -103,6 +123,8 @@ const PUMP_TIMEOUT_MS = 1000;
 const WORKER_EXIT_TIMEOUT_MS = 5000;
 /** How often a running session looks at the interface flags (carrier lost without ENETDOWN). */
 const LINK_CHECK_MS = 1000;
+/** net_device flag: the driver echoes sent frames itself, on TX-done (linux/if.h; SIOCGIFFLAGS only has the low 16 bits). */
+const IFF_ECHO = 0x40000;
 
 /** rx-worker.ts's path inside a `bun build --compile` binary, relative to its embedded root. */
 const COMPILED_WORKER_PATHS = ["backends/socketcan/rx-worker.js", "src/backends/socketcan/rx-worker.js", "rx-worker.js"];
@@ -135,6 +157,10 @@ export class SocketCanBackend implements Backend {
   private readonly stats: Stats;
   private readonly log: Logger;
   private readonly txQueueLimit: number;
+  private readonly txConfirm: boolean;
+  private readonly txConfirmTimeoutMs: number;
+  /** The transmit mode last logged ("" before the first open), so it is logged once and on changes. */
+  private txModeLogged = "";
   private readonly rxRingSlots: number;
   private readonly rcvBufBytes: number;
   private readonly rcvTimeoutMs: number;
@@ -164,6 +190,8 @@ export class SocketCanBackend implements Backend {
     this.stats = options.stats;
     this.log = options.log.child({ backend: "socketcan", iface: options.iface });
     this.txQueueLimit = options.txQueueLimit ?? DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT;
+    this.txConfirm = options.txConfirm ?? true;
+    this.txConfirmTimeoutMs = options.txConfirmTimeoutMs ?? DEFAULT_TX_CONFIRM_TIMEOUT_MS;
     this.rxRingSlots = options.rxRingSlots ?? 4096;
     this.rcvBufBytes = options.rcvBufBytes ?? 4 * 1024 * 1024;
     this.rcvTimeoutMs = options.rcvTimeoutMs ?? 100;
@@ -229,7 +257,12 @@ export class SocketCanBackend implements Backend {
 
   /** Opens the socket and starts the worker; throws SocketCanError (fatal or retryable). */
   private open(): void {
-    const sock = openCanSocket(this.iface, { fd: this.fdCapable, rcvBufBytes: this.rcvBufBytes, rcvTimeoutMs: this.rcvTimeoutMs });
+    const sock = openCanSocket(this.iface, {
+      fd: this.fdCapable,
+      rcvBufBytes: this.rcvBufBytes,
+      rcvTimeoutMs: this.rcvTimeoutMs,
+      recvOwnMsgs: this.txConfirm,
+    });
     let worker: Worker;
     let ring: RxRing;
     try {
@@ -250,6 +283,8 @@ export class SocketCanBackend implements Backend {
       throw err;
     }
     const fd = sock.fd;
+    const confirming = sock.recvOwnMsgsErrno === 0;
+    this.logTxMode(confirming, sock.recvOwnMsgsErrno);
     const tx = new TxQueue({
       write: (struct, length) => sendFrame(fd, struct, length),
       failed: (errno) => this.writeFailed(session, errno),
@@ -257,12 +292,15 @@ export class SocketCanBackend implements Backend {
       limit: this.txQueueLimit,
       stats: this.stats,
       log: this.log,
+      confirm: confirming,
+      confirmTimeoutMs: this.txConfirmTimeoutMs,
     });
     const session: Session = {
       fd,
       ring,
       worker,
       tx,
+      confirming,
       read: 0,
       closing: false,
       stuck: false,
@@ -315,25 +353,39 @@ export class SocketCanBackend implements Backend {
     else setImmediate(() => this.pump(session));
   }
 
-  /** Delivers frames up to `write`, at most DRAIN_PER_TURN of them. */
+  /**
+   * Delivers frames up to `write`, at most DRAIN_PER_TURN of them. A frame marked MSG_CONFIRM is
+   * this socket's own, transmitted: it settles the request it belongs to (tx-queue.ts) instead of
+   * being delivered — the hub echoes a client's frame on sent(), so delivering it too would show
+   * it twice. Only a confirmation no request matches is delivered (the frame went out, but its
+   * wait had run out, so nobody was shown it). Frames from other sockets, on this host (cansend,
+   * candump's sentinel) or not, are bus frames.
+   */
   private drain(session: Session, write: number): void {
     const ring = session.ring;
     const bytes = ring.bytes;
     const listener = this.listener;
     let read = session.read;
+    let confirmations = 0;
     if (((write - read) | 0) > DRAIN_PER_TURN) write = (read + DRAIN_PER_TURN) | 0;
     while (read !== write) {
       const at = slotOffset(ring, read);
       const size = bytes[at + SLOT_SIZE_OFFSET]! | (bytes[at + SLOT_SIZE_OFFSET + 1]! << 8);
+      const own = session.confirming && (slotFlags(bytes, at) & MSG_CONFIRM) !== 0;
       const frame = decodeCanStruct(bytes, at + SLOT_FRAME_OFFSET, size);
       read = (read + 1) | 0;
       if (frame === null) {
         this.stats.error("socketcan_read");
         continue;
       }
-      this.stats.socketcanRxFrames++;
-      // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
-      this.stats.serialRxFrames++;
+      if (own) {
+        confirmations++;
+        if (session.tx.confirm(frame)) continue;
+      } else {
+        this.stats.socketcanRxFrames++;
+        // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
+        this.stats.serialRxFrames++;
+      }
       if (listener !== null) {
         try {
           listener.frame(frame);
@@ -346,6 +398,27 @@ export class SocketCanBackend implements Backend {
     Atomics.store(ring.header, H_READ, read);
     // The worker sleeps on H_READ only when the ring was full.
     Atomics.notify(ring.header, H_READ);
+    // Once per batch: confirmations made room, so a "busy" hub may offer frames again.
+    if (confirmations > 0 && !session.closing) session.tx.afterConfirmations();
+  }
+
+  /**
+   * Closing: the confirmations the worker still put in the ring settle their requests (the frames
+   * did go out); everything else left there is dropped with the session, as before.
+   */
+  private settleConfirmations(session: Session): void {
+    if (!session.confirming) return;
+    const ring = session.ring;
+    const bytes = ring.bytes;
+    const write = Atomics.load(ring.header, H_WRITE);
+    for (let read = session.read; read !== write; read = (read + 1) | 0) {
+      const at = slotOffset(ring, read);
+      if ((slotFlags(bytes, at) & MSG_CONFIRM) === 0) continue;
+      const size = bytes[at + SLOT_SIZE_OFFSET]! | (bytes[at + SLOT_SIZE_OFFSET + 1]! << 8);
+      const frame = decodeCanStruct(bytes, at + SLOT_FRAME_OFFSET, size);
+      if (frame !== null) session.tx.confirm(frame);
+    }
+    session.read = write;
   }
 
   /**
@@ -443,15 +516,20 @@ export class SocketCanBackend implements Backend {
 
   private async closeSession(session: Session): Promise<void> {
     session.closing = true;
-    // Accepted frames still waiting will not reach the bus: lost("backend_down").
-    const dropped = session.tx.close();
-    if (dropped > 0) this.log.debug("socketcan_tx_discarded", { frames: dropped });
+    // Accepted frames not written yet will not reach the bus: lost("backend_down") now.
+    const unwritten = session.tx.halt();
     const h = session.ring.header;
     Atomics.store(h, H_STOP, 1);
     const wait = Atomics.waitAsync(h, H_STATE, RX_RUNNING, WORKER_EXIT_TIMEOUT_MS);
     const result = wait.async ? await wait.value : wait.value;
     session.worker.terminate();
-    if (result === "timed-out" && Atomics.load(h, H_STATE) === RX_RUNNING) {
+    const stuck = result === "timed-out" && Atomics.load(h, H_STATE) === RX_RUNNING;
+    // Written frames confirmed before the worker left are sent(); the rest will never be
+    // confirmed on this socket: lost("backend_down").
+    if (!stuck) this.settleConfirmations(session);
+    const dropped = unwritten + session.tx.close();
+    if (dropped > 0) this.log.debug("socketcan_tx_discarded", { frames: dropped });
+    if (stuck) {
       // Never close an fd a thread may still be blocked on (the number could be reused); it is
       // closed if the worker does exit later (workerGone).
       session.stuck = true;
@@ -460,6 +538,36 @@ export class SocketCanBackend implements Backend {
     }
     this.countKernelDrops(session);
     closeSocket(session.fd);
+  }
+
+  /**
+   * Says once (and again if it changes) how a frame counts as sent: confirmed by the kernel, or
+   * only written. With a driver that does not echo on TX-done itself (no IFF_ECHO: vcan, drivers
+   * that leave the loopback to the CAN core) the core confirms as soon as the driver took the frame.
+   */
+  private logTxMode(confirming: boolean, errno: number): void {
+    const mode = confirming ? "confirmed" : "written";
+    if (mode === this.txModeLogged) return;
+    this.txModeLogged = mode;
+    if (confirming) {
+      const echo = driverEchoes(this.iface);
+      this.log.info("socketcan_tx_mode", {
+        mode,
+        driver_echo: echo ?? "unknown",
+        meaning:
+          echo === false
+            ? "a frame counts as sent when the kernel confirms it (this driver does not echo on TX-done: the kernel confirms once the driver took it)"
+            : "a frame counts as sent when the kernel confirms it was transmitted (the driver echoes it after TX-done)",
+      });
+    } else if (!this.txConfirm) {
+      this.log.info("socketcan_tx_mode", { mode, meaning: "a frame counts as sent when the kernel took it (transmit confirmation off)" });
+    } else {
+      this.log.warn("socketcan_tx_mode", {
+        mode,
+        error: describeErrno(errno),
+        meaning: "this kernel cannot confirm transmissions (CAN_RAW_RECV_OWN_MSGS refused): a frame counts as sent when the kernel took it",
+      });
+    }
   }
 
   private scheduleReconnect(): void {
@@ -527,6 +635,22 @@ function linkStateProblem(iface: string, flags: number): string | null {
     return `CAN interface ${iface} is up but not running: bus-off or no carrier (check the bus; ip link set ${iface} type can restart-ms 100 restarts after bus-off)`;
   }
   return null;
+}
+
+/** The msg_flags the worker stored with the message in the slot at `at` (rx-ring.ts). */
+function slotFlags(bytes: Uint8Array, at: number): number {
+  const f = at + SLOT_FLAGS_OFFSET;
+  return (bytes[f]! | (bytes[f + 1]! << 8) | (bytes[f + 2]! << 16) | (bytes[f + 3]! << 24)) >>> 0;
+}
+
+/** Whether the interface's driver echoes sent frames itself (IFF_ECHO in sysfs); null if unknown. */
+function driverEchoes(iface: string): boolean | null {
+  try {
+    const flags = Number.parseInt(readFileSync(`/sys/class/net/${iface}/flags`, "utf8").trim(), 16);
+    return Number.isNaN(flags) ? null : (flags & IFF_ECHO) !== 0;
+  } catch {
+    return null;
+  }
 }
 
 /** Errors that mean the interface is down or gone (as opposed to one bad frame). */

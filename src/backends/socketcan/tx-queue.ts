@@ -1,14 +1,44 @@
 /**
- * Non-blocking transmit with a short retry queue, following the Backend contract (../backend.ts).
- * A frame is written at once when nothing is waiting, and reported `sent()` when the kernel took
- * it. When the device's queue is full (EAGAIN/ENOBUFS — an MCP2515 has three tx buffers) it waits
- * in a FIFO retried with a short growing delay, so frames keep their order and the event loop
- * never blocks; `send` answers "accepted" while that FIFO has room and "busy" when it is full,
- * then `ready()` is called once it has room again. A waiting frame whose `expiresAt` passed is
- * `lost("expired")`, never written late; any other write error loses the frame
- * (`lost("write_failed")`) and goes to `failed`; close() loses what still waits
- * (`lost("backend_down")`). The hub counts those drops; this file counts frames really written.
+ * Non-blocking transmit with a short retry queue and, where the kernel confirms transmissions, a
+ * confirmation FIFO, following the Backend contract (../backend.ts).
+ *
+ * Writing: a frame is written at once when nothing is waiting. When the device's queue is full
+ * (EAGAIN/ENOBUFS — an MCP2515 has three tx buffers) it waits in a FIFO retried with a short
+ * growing delay, so frames keep their order and the event loop never blocks. A waiting frame
+ * whose `expiresAt` passed is `lost("expired")`, never written late; any other write error loses
+ * the frame (`lost("write_failed")`) and goes to `failed`.
+ *
+ * Confirming (`confirm: true`: the socket has CAN_RAW_RECV_OWN_MSGS, docs/protocols.md §1): a
+ * written frame is not sent yet. It waits, in write order, until the receive path hands its
+ * MSG_CONFIRM copy to confirm() — with a driver that echoes on TX-done, the moment it left on the
+ * bus — and only then is it `sent()`. The matching rule:
+ * - the confirmation equals the oldest frame waiting for one (id, flags, data): that one is
+ *   sent() (drivers transmit in order, so this is the rule);
+ * - else the oldest waiting frame equal to it is sent(), and the confirmation is counted in
+ *   errors_total{where="socketcan_tx_confirm_mismatch"}: the controller sent out of order, or the
+ *   confirmations of the frames before it were lost (a receive-buffer overflow drops them like any
+ *   frame, counted as socketcan_rx_overflow). The frames before it keep waiting for their own;
+ * - else (nothing waiting equals it) it is counted the same way and confirm() returns false: the
+ *   frame really went out — typically one whose wait had already timed out — so the caller
+ *   delivers it as a bus frame; it can no longer be echoed as a client's frame.
+ * A frame waits for its confirmation at most `confirmTimeoutMs` after it was written, then it is
+ * `lost("unconfirmed")`: nothing acknowledged it (no other node, wrong bit rate, bus-off). The
+ * window starts at the write, not at `expiresAt`, which says until when a frame may be *written*:
+ * a frame written just before it must still get time to go out, and a written frame cannot be
+ * taken back. (That also keeps the FIFO in deadline order, so the timer looks at its head only.)
+ * Without confirmation (`confirm: false`: the kernel refused the option) a frame is sent() once
+ * the kernel took it, as before.
+ *
+ * Back-pressure: frames waiting to be written plus frames waiting for their confirmation are at
+ * most `limit`; then send() answers "busy", and `ready()` is called once there is room again. So
+ * a dead bus stops accepting after `limit` frames and the hub's lanes hold and expire the rest.
+ * halt() stops writing and loses what still waits to be written (`lost("backend_down")`), while
+ * confirmations may still come; close() also loses what still waits for one. Every accepted
+ * request ends exactly once in sent() or lost(). The hub counts the drops; this file counts the
+ * frames really on the bus (socketcan_tx_frames_total: confirmed, or written where the kernel
+ * cannot confirm).
  */
+import { formatFrame, framesEqual, type CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
 import type { TxLoss, TxRequest } from "../backend.ts";
@@ -23,17 +53,27 @@ export interface TxQueueOptions {
   readonly failed: (errno: number) => void;
   /** After send() answered "busy": there is room again. */
   readonly ready: () => void;
-  /** Most frames waiting for the device. */
+  /** Most frames waiting for the device plus frames waiting for their confirmation. */
   readonly limit: number;
   readonly stats: Stats;
   /** Where a throwing sent()/lost()/ready() callback is reported. */
   readonly log: Logger;
   /** Retry delays while the device stays full (default 1 ms doubling to 50 ms). */
   readonly retry?: BackoffOptions;
+  /** sent() only once confirm() matched the frame (default false: sent() once written). */
+  readonly confirm?: boolean;
+  /** How long a written frame may wait for its confirmation (default DEFAULT_TX_CONFIRM_TIMEOUT_MS). */
+  readonly confirmTimeoutMs?: number;
 }
 
 /** Frames a full device queue may hold back before send() answers "busy" (a few write rounds). */
 export const DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT = 64;
+/**
+ * How long a written frame may wait for the kernel's transmit confirmation: the hub's default
+ * -tx-max-age. At most `limit` (64) of our frames are ahead of it in the kernel, 64 × 2.6 ms on a
+ * 50 kbit/s bus; the rest is room for other nodes' traffic winning arbitration.
+ */
+export const DEFAULT_TX_CONFIRM_TIMEOUT_MS = 2000;
 
 export function isQueueFull(errno: number): boolean {
   return errno === ERRNO.EAGAIN || errno === ERRNO.ENOBUFS;
@@ -44,30 +84,55 @@ interface Waiting {
   readonly struct: Uint8Array;
 }
 
+interface Unconfirmed {
+  readonly req: TxRequest;
+  /** performance.now() after which it is lost("unconfirmed"). */
+  readonly deadline: number;
+}
+
 export class TxQueue {
   private readonly opts: TxQueueOptions;
   private readonly backoff: Backoff;
   private readonly scratch = new Uint8Array(CANFD_FRAME_SIZE);
-  /** Frames waiting; `head` is the next one to write. */
+  private readonly confirming: boolean;
+  private readonly confirmTimeoutMs: number;
+  /** Frames waiting to be written; `head` is the next one to write. */
   private queue: Waiting[] = [];
   private head = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Written frames waiting for their confirmation, in write order (so in deadline order) from `uHead`. */
+  private unconfirmed: Unconfirmed[] = [];
+  private uHead = 0;
+  private confirmTimer: ReturnType<typeof setTimeout> | null = null;
+  /** No more writes (halt() or close()). */
+  private halted = false;
+  /** Confirmations are no longer expected either (close()). */
   private closed = false;
   /** send() answered "busy": ready() is owed once there is room. */
   private busyReported = false;
+  private mismatchWarned = false;
+  private timeoutWarned = false;
 
   constructor(options: TxQueueOptions) {
     this.opts = options;
     this.backoff = new Backoff(options.retry ?? { initialMs: 1, maxMs: 50, factor: 2 });
+    this.confirming = options.confirm ?? false;
+    this.confirmTimeoutMs = options.confirmTimeoutMs ?? DEFAULT_TX_CONFIRM_TIMEOUT_MS;
   }
 
+  /** Frames waiting to be written. */
   get pending(): number {
     return this.queue.length - this.head;
   }
 
+  /** Frames written and waiting for their confirmation (always 0 without `confirm`). */
+  get awaitingConfirmation(): number {
+    return this.unconfirmed.length - this.uHead;
+  }
+
   /** Writes the frame now, or queues it behind earlier frames; never blocks, never throws. */
   send(req: TxRequest): "accepted" | "busy" {
-    if (this.closed) {
+    if (this.halted) {
       this.report(req, "backend_down");
       return "accepted";
     }
@@ -75,26 +140,62 @@ export class TxQueue {
       this.report(req, "expired");
       return "accepted";
     }
+    if (this.pending + this.awaitingConfirmation >= this.opts.limit) {
+      this.busyReported = true;
+      return "busy";
+    }
+    const size = encodeCanStruct(req.frame, this.scratch);
     if (this.pending === 0) {
-      const size = encodeCanStruct(req.frame, this.scratch);
       const errno = this.opts.write(this.scratch, size);
       if (errno === 0) this.written(req);
       else if (isQueueFull(errno)) this.enqueue(req, this.scratch.slice(0, size));
       else this.writeFailed(req, errno);
       return "accepted";
     }
-    if (this.pending >= this.opts.limit) {
-      this.busyReported = true;
-      return "busy";
-    }
-    const size = encodeCanStruct(req.frame, this.scratch);
     this.enqueue(req, this.scratch.slice(0, size));
     return "accepted";
   }
 
-  /** Stops retrying; frames still waiting are lost("backend_down"). Returns how many. */
-  close(): number {
-    this.closed = true;
+  /**
+   * The kernel handed back one of this socket's own frames (MSG_CONFIRM): the frame it matches is
+   * sent() (the rule is in the module comment). False when no frame waiting for a confirmation
+   * matches it: the caller delivers it as a bus frame. Call afterConfirmations() after a batch.
+   */
+  confirm(frame: CanFrame): boolean {
+    // Our socket's frame was transmitted, whichever request it belongs to.
+    this.opts.stats.socketcanTxFrames++;
+    const end = this.unconfirmed.length;
+    if (this.uHead < end && framesEqual(this.unconfirmed[this.uHead]!.req.frame, frame)) {
+      const { req } = this.unconfirmed[this.uHead]!;
+      this.uHead++;
+      this.compactUnconfirmed();
+      this.report(req, "sent");
+      return true;
+    }
+    for (let i = this.uHead + 1; i < end; i++) {
+      const { req } = this.unconfirmed[i]!;
+      if (!framesEqual(req.frame, frame)) continue;
+      this.unconfirmed.splice(i, 1);
+      this.mismatch(frame, "a later frame", i - this.uHead);
+      this.report(req, "sent");
+      return true;
+    }
+    this.mismatch(frame, "none", this.awaitingConfirmation);
+    return false;
+  }
+
+  /** After a batch of confirm() calls: room may have been made (ready() if "busy" was answered). */
+  afterConfirmations(): void {
+    this.readyIfRoom();
+  }
+
+  /**
+   * Stops writing: frames still waiting to be written are lost("backend_down"); later send()s are
+   * lost("backend_down") at once. Frames already written may still be confirmed until close().
+   * Returns how many were lost.
+   */
+  halt(): number {
+    this.halted = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const waiting = this.queue.slice(this.head);
@@ -104,20 +205,104 @@ export class TxQueue {
     return waiting.length;
   }
 
+  /**
+   * halt(), and frames still waiting for their confirmation are lost("backend_down") too (the
+   * socket is going: no confirmation can come any more). Returns how many were lost in all.
+   */
+  close(): number {
+    const waiting = this.halt();
+    this.closed = true;
+    if (this.confirmTimer !== null) clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
+    const unconfirmed = this.unconfirmed.slice(this.uHead);
+    this.unconfirmed = [];
+    this.uHead = 0;
+    for (const u of unconfirmed) this.report(u.req, "backend_down");
+    return waiting + unconfirmed.length;
+  }
+
   private enqueue(req: TxRequest, struct: Uint8Array): void {
     this.queue.push({ req, struct });
     if (this.timer === null) this.timer = setTimeout(this.flush, this.backoff.next());
   }
 
   private written(req: TxRequest): void {
-    this.opts.stats.socketcanTxFrames++;
-    this.report(req, "sent");
+    if (!this.confirming) {
+      this.opts.stats.socketcanTxFrames++;
+      this.report(req, "sent");
+      return;
+    }
+    this.unconfirmed.push({ req, deadline: performance.now() + this.confirmTimeoutMs });
+    this.armConfirmTimer();
   }
 
   private writeFailed(req: TxRequest, errno: number): void {
     this.report(req, "write_failed");
     this.opts.failed(errno);
   }
+
+  private mismatch(frame: CanFrame, matched: string, behind: number): void {
+    this.opts.stats.error("socketcan_tx_confirm_mismatch");
+    const fields = { frame: formatFrame(frame), matched, waiting_before: behind };
+    if (this.mismatchWarned) {
+      this.opts.log.debug("socketcan_tx_confirm_mismatch", fields);
+      return;
+    }
+    this.mismatchWarned = true;
+    this.opts.log.warn("socketcan_tx_confirm_mismatch", {
+      ...fields,
+      hint: "a transmit confirmation was not for the oldest frame waiting for one (frames sent out of order, or confirmations lost to a receive overflow); counted in errors_total",
+    });
+  }
+
+  /** Drops the consumed front of the confirmation FIFO now and then (amortised O(1)). */
+  private compactUnconfirmed(): void {
+    if (this.uHead === this.unconfirmed.length) {
+      this.unconfirmed = [];
+      this.uHead = 0;
+    } else if (this.uHead >= 1024 && this.uHead * 2 >= this.unconfirmed.length) {
+      this.unconfirmed = this.unconfirmed.slice(this.uHead);
+      this.uHead = 0;
+    }
+  }
+
+  /**
+   * One timer for the FIFO's head. It fires a little after the deadline (a tenth of the timeout,
+   * at most 20 ms), so frames written close together time out in one round: on a dead bus that
+   * is one wake-up and one report per batch instead of one per frame — never early.
+   */
+  private armConfirmTimer(): void {
+    if (this.confirmTimer !== null || this.closed || this.awaitingConfirmation === 0) return;
+    const wait = this.unconfirmed[this.uHead]!.deadline - performance.now();
+    const slack = Math.min(20, this.confirmTimeoutMs / 10);
+    this.confirmTimer = setTimeout(this.expireUnconfirmed, Math.max(1, Math.ceil(wait + slack)));
+  }
+
+  /** Frames whose confirmation did not come in time are lost("unconfirmed"); FIFO = deadline order. */
+  private readonly expireUnconfirmed = (): void => {
+    this.confirmTimer = null;
+    const now = performance.now();
+    const timedOut: TxRequest[] = [];
+    while (this.uHead < this.unconfirmed.length && this.unconfirmed[this.uHead]!.deadline <= now) {
+      timedOut.push(this.unconfirmed[this.uHead]!.req);
+      this.uHead++;
+    }
+    this.compactUnconfirmed();
+    this.armConfirmTimer();
+    if (timedOut.length === 0) return;
+    const fields = { frames: timedOut.length, timeout_ms: this.confirmTimeoutMs };
+    if (!this.timeoutWarned) {
+      this.timeoutWarned = true;
+      this.opts.log.warn("socketcan_tx_unconfirmed", {
+        ...fields,
+        hint: "frames written to the CAN socket were never confirmed as transmitted: no other node acknowledges them (a bus with one node, wrong bit rate) or the controller is bus-off; counted in client_tx_dropped_total{reason=\"unconfirmed\"}",
+      });
+    } else {
+      this.opts.log.debug("socketcan_tx_unconfirmed", fields);
+    }
+    for (const req of timedOut) this.report(req, "unconfirmed");
+    this.readyIfRoom();
+  };
 
   /** Drops waiting frames whose time is up (the queue is short: a few dozen frames at most). */
   private expire(): void {
@@ -140,7 +325,7 @@ export class TxQueue {
     this.timer = null;
     this.expire();
     const firstHead = this.head;
-    while (!this.closed && this.head < this.queue.length) {
+    while (!this.halted && this.head < this.queue.length) {
       const { req, struct } = this.queue[this.head]!;
       const errno = this.opts.write(struct, struct.length);
       if (isQueueFull(errno)) {
@@ -157,7 +342,7 @@ export class TxQueue {
       if (errno === 0) this.written(req);
       else this.writeFailed(req, errno);
     }
-    if (this.closed) return;
+    if (this.halted) return;
     this.queue = [];
     this.head = 0;
     this.backoff.reset();
@@ -165,7 +350,7 @@ export class TxQueue {
   };
 
   private readyIfRoom(): void {
-    if (!this.busyReported || this.closed || this.pending >= this.opts.limit) return;
+    if (!this.busyReported || this.halted || this.pending + this.awaitingConfirmation >= this.opts.limit) return;
     this.busyReported = false;
     try {
       this.opts.ready();
