@@ -14,7 +14,7 @@
  * medians over the rounds and can-server's p50/p99 as ratios to each reference. Every load loop
  * is bounded in count and time; traffic is loopback only.
  *
- *   bun scripts/bench/serial-ref.ts [--rounds 3] [--count 1000] [--warmup 400] [--clients 1,10,50] [--write]
+ *   bun scripts/bench/serial-ref.ts [--rounds 3] [--count 1000] [--warmup 3000] [--clients 1,10,50] [--write]
  *                                   [--also before=/tmp/before] [--smol] [--json]
  */
 import path from "node:path";
@@ -36,9 +36,12 @@ const ROUNDS = Number(arg("--rounds", "3"));
 const COUNT = Number(arg("--count", "1000"));
 const RATE = Number(arg("--rate", "382"));
 const CLIENTS = arg("--clients", "1,10,50").split(",").map(Number);
-// Frames sent (and thrown away) before each measurement, so the JIT has compiled the hot path in
-// every forwarder: without it the first ~0.7 s of a fresh process held most of a run's p99.9.
-const WARMUP = Number(arg("--warmup", "400"));
+// Frames sent at the measured rate (and thrown away) before each measurement, so every forwarder
+// runs optimised code, as a gateway that has been up for a while does. JavaScriptCore tiers a
+// function up to its optimising JITs by how often it ran: at 382 frames/s can-server's per-frame
+// functions were still being compiled (BUN_JSC_reportCompileTimes) after 400 frames, and the
+// measured p50 carried ~70 µs of unoptimised code; after ~3,000 frames they have been.
+const WARMUP = Number(arg("--warmup", "3000"));
 
 export interface Forwarder {
   readonly label: string;
@@ -207,8 +210,8 @@ export function serialRefSection(samples: readonly Sample[], labels: readonly st
     "## Serial path against near-limit references (pty → cannelloni clients)",
     "",
     `${measuredLine(load)} Command: \`${command}\`.`,
-    `${RATE} frames/s (Ampio 50 kbit/s maximum), ${COUNT} frames per measurement after ${WARMUP} warm-up frames (not measured: the JIT's`,
-    `first compilations); medians over ${ROUNDS} rounds, each round running every`,
+    `${RATE} frames/s (Ampio 50 kbit/s maximum), ${COUNT} frames per measurement after ${WARMUP} warm-up frames at the same rate (not`,
+    `measured: until the JIT has optimised the per-frame code); medians over ${ROUNDS} rounds, each round running every`,
     "forwarder at every client count in a rotating order. Latency = byte written on the pty → frame received by the client",
     "(clients share the bench process). The C reference is one epoll loop (scripts/bench/ref-forwarder.c); the Bun reference",
     "is one read loop on the same runtime and pty reader, no hub (scripts/bench/ref-forwarder.ts). Memory of the forwarder",
