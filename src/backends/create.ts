@@ -19,7 +19,12 @@ export async function createBackend(config: Config, stats: Stats, log: Logger): 
     }
     case "socketcan": {
       const { SocketCanBackend } = await import("./socketcan/socketcan-backend.ts");
-      return new SocketCanBackend({ iface: config.canIf, fd: config.fd, stats, log: blog });
+      const { DEFAULT_TX_CONFIRM_TIMEOUT_MS } = await import("./socketcan/tx-queue.ts");
+      // A frame is written before its -tx-max-age runs out; once written it cannot be taken back,
+      // so it gets at least that long again to be confirmed (a slow bus whose other nodes keep
+      // winning arbitration), and never less than the default.
+      const txConfirmTimeoutMs = Math.max(DEFAULT_TX_CONFIRM_TIMEOUT_MS, config.txMaxAgeMs);
+      return new SocketCanBackend({ iface: config.canIf, fd: config.fd, txConfirmTimeoutMs, stats, log: blog });
     }
     case "replay": {
       const { ReplayBackend, parseReplaySpeed } = await import("./replay/replay-backend.ts");

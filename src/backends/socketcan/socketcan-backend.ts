@@ -381,6 +381,10 @@ export class SocketCanBackend implements Backend {
       if (own) {
         confirmations++;
         if (session.tx.confirm(frame)) continue;
+        // Our frame, on the bus, but its wait had run out: delivered as a bus frame, so counted
+        // as one too (the frames clients receive add up to the rx counters).
+        this.stats.socketcanRxFrames++;
+        this.stats.serialRxFrames++;
       } else {
         this.stats.socketcanRxFrames++;
         // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
@@ -521,7 +525,10 @@ export class SocketCanBackend implements Backend {
     const h = session.ring.header;
     Atomics.store(h, H_STOP, 1);
     const wait = Atomics.waitAsync(h, H_STATE, RX_RUNNING, WORKER_EXIT_TIMEOUT_MS);
-    const result = wait.async ? await wait.value : wait.value;
+    // Always yield before settling: closeSession may be entered from inside drain() (a write
+    // error while a sent() callback sends), whose consumed confirmations are not yet behind
+    // session.read; settling them synchronously would apply them twice.
+    const result = wait.async ? await wait.value : await Promise.resolve(wait.value);
     session.worker.terminate();
     const stuck = result === "timed-out" && Atomics.load(h, H_STATE) === RX_RUNNING;
     // Written frames confirmed before the worker left are sent(); the rest will never be
@@ -543,7 +550,8 @@ export class SocketCanBackend implements Backend {
   /**
    * Says once (and again if it changes) how a frame counts as sent: confirmed by the kernel, or
    * only written. With a driver that does not echo on TX-done itself (no IFF_ECHO: vcan, drivers
-   * that leave the loopback to the CAN core) the core confirms as soon as the driver took the frame.
+   * that leave the loopback to the CAN core) the core confirms as soon as the frame was queued for the device (dev_queue_xmit succeeded: on
+   * vcan that is the driver taking it, on a device with a qdisc only the queue).
    */
   private logTxMode(confirming: boolean, errno: number): void {
     const mode = confirming ? "confirmed" : "written";
@@ -556,7 +564,7 @@ export class SocketCanBackend implements Backend {
         driver_echo: echo ?? "unknown",
         meaning:
           echo === false
-            ? "a frame counts as sent when the kernel confirms it (this driver does not echo on TX-done: the kernel confirms once the driver took it)"
+            ? "a frame counts as sent when the kernel confirms it (this driver does not echo on TX-done: the kernel confirms once the frame was queued for the device)"
             : "a frame counts as sent when the kernel confirms it was transmitted (the driver echoes it after TX-done)",
       });
     } else if (!this.txConfirm) {

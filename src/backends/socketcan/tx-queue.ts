@@ -31,7 +31,8 @@
  *
  * Back-pressure: frames waiting to be written plus frames waiting for their confirmation are at
  * most `limit`; then send() answers "busy", and `ready()` is called once there is room again. So
- * a dead bus stops accepting after `limit` frames and the hub's lanes hold and expire the rest.
+ * a dead bus takes `limit` frames per confirmation timeout (see DEFAULT_TX_CONFIRM_TIMEOUT_MS) and
+ * the hub's lanes hold and expire the rest.
  * halt() stops writing and loses what still waits to be written (`lost("backend_down")`), while
  * confirmations may still come; close() also loses what still waits for one. Every accepted
  * request ends exactly once in sent() or lost(). The hub counts the drops; this file counts the
@@ -69,9 +70,13 @@ export interface TxQueueOptions {
 /** Frames a full device queue may hold back before send() answers "busy" (a few write rounds). */
 export const DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT = 64;
 /**
- * How long a written frame may wait for the kernel's transmit confirmation: the hub's default
- * -tx-max-age. At most `limit` (64) of our frames are ahead of it in the kernel, 64 × 2.6 ms on a
- * 50 kbit/s bus; the rest is room for other nodes' traffic winning arbitration.
+ * How long a written frame may wait for the kernel's transmit confirmation, at least: the gateway
+ * passes max(this, -tx-max-age) (src/backends/create.ts). While frames are confirmed, at most
+ * `limit` (64) of ours are ahead of a new one in the kernel, 64 × 2.6 ms on a 50 kbit/s bus; the
+ * rest is room for other nodes' traffic winning arbitration. A frame that timed out is no longer
+ * counted against `limit` but may still sit in the kernel's queue (a written frame cannot be
+ * taken back): on a dead bus each timeout round lets `limit` more frames in, up to the
+ * interface's txqueuelen, and those go out when the bus recovers (then delivered as bus frames).
  */
 export const DEFAULT_TX_CONFIRM_TIMEOUT_MS = 2000;
 
