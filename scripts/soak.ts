@@ -7,7 +7,7 @@
  *   - reference clients (cannelloni and Waveshare) connected for the whole run receive every
  *     sequenced bus frame exactly, in order, and the gateway's own per-client count agrees;
  *   - after the churn stops, open fds return to the baseline (± FD_SLACK) and RssAnon stays under
- *     RSS_ANON_BOUND_KIB with no upward trend over the second half (slope bound per profile);
+ *     RSS_ANON_BOUND_KIB, with no upward trend over the second half in runs of TREND_MIN_SECONDS or more;
  *   - every frame a client did not get is in a drop counter with a reason, and the per-client
  *     log lines add up to the process-wide counters;
  *   - after each pty vanish/return the backend is up again within the backoff cap (plus slack).
@@ -35,12 +35,19 @@ const RECOVERY_BOUND_MS = 2500;
 const STEADY_RATE = 382; // the Ampio bus maximum, frames/s
 const BURST_RATE = 720; // a 115200-baud UART saturated with 8-byte frames
 const FD_LIMIT = 512;
+/** Runs at least this long judge the RssAnon trend (see Profile.slopeBoundKiBs). */
+const TREND_MIN_SECONDS = 300;
 
 interface Profile {
   readonly name: "short" | "long";
   readonly seconds: number;
-  /** Bound on the RssAnon slope over the second half, KiB/s. */
-  readonly slopeBoundKiBs: number;
+  /**
+   * Bound on the RssAnon slope over the second half, KiB/s; null: reported, not judged. A run
+   * shorter than TREND_MIN_SECONDS has a handful of samples inside one or two GC cycles of the
+   * gateway's heap, so its slope is the sawtooth's, not a trend: 30 s runs of the same code gave
+   * −876 to +340 KiB/s. The long profile (120+ samples over minutes) judges it.
+   */
+  readonly slopeBoundKiBs: number | null;
 }
 
 function parseArgs(argv: string[]): { profile: Profile; write: boolean; binary: string | null } {
@@ -52,7 +59,7 @@ function parseArgs(argv: string[]): { profile: Profile; write: boolean; binary: 
   const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
   const bi = argv.indexOf("--binary");
   return {
-    profile: { name: name as Profile["name"], seconds, slopeBoundKiBs: name === "short" ? 64 : 4 },
+    profile: { name: name as Profile["name"], seconds, slopeBoundKiBs: seconds < TREND_MIN_SECONDS ? null : 4 },
     write: argv.includes("--write"),
     binary: bi >= 0 ? argv[bi + 1]! : null,
   };
@@ -424,7 +431,11 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
   }
   check(`open fds back to baseline (± ${FD_SLACK})`, finalFds <= baselineFds + FD_SLACK, `baseline ${baselineFds}, peak ${Math.max(...samples.map((s) => s.fds))}, final ${finalFds}`);
   check(`RssAnon under ${RSS_ANON_BOUND_KIB / 1024} MiB`, peakAnon <= RSS_ANON_BOUND_KIB, `peak ${(peakAnon / 1024).toFixed(1)} MiB, final ${(finalMem.rssAnonKiB / 1024).toFixed(1)} MiB`);
-  check(`RssAnon shows no upward trend in the second half (≤ ${profile.slopeBoundKiBs} KiB/s)`, rssSlope <= profile.slopeBoundKiBs, `slope ${rssSlope.toFixed(2)} KiB/s over ${second.length} samples`);
+  if (profile.slopeBoundKiBs !== null) {
+    check(`RssAnon shows no upward trend in the second half (≤ ${profile.slopeBoundKiBs} KiB/s)`, rssSlope <= profile.slopeBoundKiBs, `slope ${rssSlope.toFixed(2)} KiB/s over ${second.length} samples`);
+  } else {
+    console.error(`soak: ${backend}: RssAnon slope over the second half ${rssSlope.toFixed(2)} KiB/s over ${second.length} samples (reported, not judged: run ${TREND_MIN_SECONDS / 60} min or more)`);
+  }
   check("per-client hub drops add up to hub_dropped_frames_total", sumHubDropped === Number(summary.dropped_frames), `sum of client lines ${sumHubDropped}, summary ${summary.dropped_frames}`);
   const txReasons = new Set([...sumTxDropped.keys(), ...Object.keys(summary).filter((k) => k.startsWith("client_tx_dropped_")).map((k) => k.slice("client_tx_dropped_".length))]);
   const txMismatch = [...txReasons].filter((r) => (sumTxDropped.get(r) ?? 0) !== Number(summary[`client_tx_dropped_${r}`] ?? 0));
