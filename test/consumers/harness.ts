@@ -12,6 +12,7 @@ import { VirtualBackend } from "../../src/backends/virtual/virtual-backend.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { defaultConfig } from "../../src/cli/parse.ts";
 import { type Consumers, type ConsumerOverrides, createConsumers } from "../../src/consumers/consumers.ts";
+import type { MqttBridge } from "../../src/consumers/mqtt/bridge.ts";
 import { startGateway, type Gateway } from "../../src/gateway.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
@@ -32,18 +33,38 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
   }
 }
 
+/** A TLS listener instead of the plain one: its certificate, the CA, the loopback addresses to listen on (one port). */
+export interface MosquittoTls {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly hosts?: readonly string[];
+}
+
+/** The gateway's MQTT bridge (the test configured one). */
+export function bridgeOf(gw: ConsumerGateway): MqttBridge {
+  const b = gw.consumers.bridge();
+  if (b === null) throw new Error("no bridge");
+  return b;
+}
+
 export class Mosquitto {
   private proc: Subprocess<"ignore", "pipe", "pipe"> | null = null;
+  private stderrText = "";
   readonly dir: string;
   readonly port: number;
   readonly url: string;
 
-  constructor(opts: { users?: Record<string, string> } = {}) {
+  constructor(opts: { users?: Record<string, string>; tls?: MosquittoTls } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "can-server-mosquitto-"));
     chmodSync(this.dir, 0o755); // mosquitto started as root reads its files as user mosquitto
     this.port = freePort();
-    this.url = `mqtt://127.0.0.1:${this.port}`;
-    const lines = [`listener ${this.port} 127.0.0.1`, "persistence false", "log_dest stderr", "log_type error", "log_type warning"];
+    this.url = `${opts.tls ? "mqtts" : "mqtt"}://127.0.0.1:${this.port}`;
+    const lines = ["persistence false", "log_dest stderr", "log_type error", "log_type warning"];
+    if (opts.tls) {
+      const { ca, cert, key } = opts.tls;
+      for (const h of opts.tls.hosts ?? ["127.0.0.1"]) lines.push(`listener ${this.port} ${h}`, `cafile ${ca}`, `certfile ${cert}`, `keyfile ${key}`);
+    } else lines.push(`listener ${this.port} 127.0.0.1`);
     if (opts.users) {
       const pw = join(this.dir, "passwd");
       writeFileSync(pw, "");
@@ -56,9 +77,24 @@ export class Mosquitto {
     writeFileSync(join(this.dir, "mosquitto.conf"), lines.join("\n") + "\n");
   }
 
+  /** The broker's URL with another host name for the same loopback port (e.g. "localhost"). */
+  urlFor(host: string): string {
+    return this.url.replace("127.0.0.1", host);
+  }
+
+  /** What the broker wrote to stderr since it was (re)started. */
+  get stderr(): string {
+    return this.stderrText;
+  }
+
   /** Starts the broker and waits until it accepts connections. */
   async start(): Promise<void> {
-    this.proc = Bun.spawn(["mosquitto", "-c", join(this.dir, "mosquitto.conf")], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    this.stderrText = "";
+    const p = Bun.spawn(["mosquitto", "-c", join(this.dir, "mosquitto.conf")], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    this.proc = p;
+    void (async () => {
+      for await (const chunk of p.stderr) this.stderrText += new TextDecoder().decode(chunk);
+    })();
     const deadline = Date.now() + 5000;
     for (;;) {
       try {
@@ -66,7 +102,7 @@ export class Mosquitto {
         s.end();
         return;
       } catch {
-        if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`mosquitto did not start (exit ${this.proc.exitCode})`);
+        if (Date.now() > deadline || p.exitCode !== null) throw new Error(`mosquitto did not start (exit ${p.exitCode}): ${this.stderrText}`);
         await Bun.sleep(20);
       }
     }

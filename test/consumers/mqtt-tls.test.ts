@@ -12,7 +12,6 @@
  * default list (NODE_EXTRA_CA_CERTS no longer counts); a bad -mqtt-ca file is exit 2 naming it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { tmpdir } from "node:os";
@@ -22,10 +21,9 @@ import { dataFrame } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { ConfigError, parseConfig } from "../../src/cli/parse.ts";
 import { validateConsumerConfig } from "../../src/consumers/consumers.ts";
-import type { MqttBridge } from "../../src/consumers/mqtt/bridge.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.ts";
-import { type ConsumerGateway, freePort, MqttSub, startConsumerGateway, waitFor } from "./harness.ts";
+import { bridgeOf, type ConsumerGateway, Mosquitto, MqttSub, startConsumerGateway, waitFor } from "./harness.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 
@@ -88,63 +86,14 @@ function makePki(openssl: string): Pki {
   };
 }
 
-/** Mosquitto with one TLS listener on the loopback addresses `hosts` (same port), no plain one. */
-class TlsMosquitto {
-  private proc: Subprocess<"ignore", "ignore", "pipe"> | null = null;
-  private stderr = "";
-  readonly dir: string;
-  readonly port = freePort();
-
-  constructor(pki: Pki, cert: { cert: string; key: string }, hosts: readonly string[] = ["127.0.0.1"]) {
-    this.dir = mkdtempSync(join(tmpdir(), "can-server-mosquitto-tls-"));
-    chmodSync(this.dir, 0o755);
-    const lines = ["persistence false", "log_dest stderr", "log_type error", "log_type warning", "allow_anonymous true"];
-    for (const h of hosts) lines.push(`listener ${this.port} ${h}`, `cafile ${pki.ca}`, `certfile ${cert.cert}`, `keyfile ${cert.key}`);
-    writeFileSync(join(this.dir, "mosquitto.conf"), lines.join("\n") + "\n");
-  }
-
-  url(host = "127.0.0.1"): string {
-    return `mqtts://${host}:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.stderr = "";
-    const p = Bun.spawn([requireTool("mosquitto", "mosquitto"), "-c", join(this.dir, "mosquitto.conf")], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    this.proc = p;
-    void (async () => {
-      for await (const chunk of p.stderr) this.stderr += new TextDecoder().decode(chunk);
-    })();
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      try {
-        const s = await Bun.connect({ hostname: "127.0.0.1", port: this.port, socket: { data() {} } });
-        s.end();
-        return;
-      } catch {
-        if (Date.now() > deadline || p.exitCode !== null) throw new Error(`mosquitto (TLS) did not start (exit ${p.exitCode}): ${this.stderr}`);
-        await Bun.sleep(20);
-      }
-    }
-  }
-
-  /** SIGKILL: the broker vanishes mid-connection. */
-  async kill(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (p === null) return;
-    p.kill("SIGKILL");
-    await p.exited;
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
+/** Mosquitto (test/consumers/harness.ts) with one TLS listener on the loopback addresses `hosts` (same port), no plain one. */
+function tlsMosquitto(pki: Pki, cert: { cert: string; key: string }, hosts: readonly string[] = ["127.0.0.1"]): Mosquitto {
+  return new Mosquitto({ tls: { ca: pki.ca, cert: cert.cert, key: cert.key, hosts } });
 }
 
 let pki: Pki;
 /** The broker most tests use: certificate for 127.0.0.1 and localhost. */
-let broker: TlsMosquitto;
+let broker: Mosquitto;
 const cleanup: (() => Promise<void> | void)[] = [];
 
 /** The loopback addresses "localhost" resolves to here (the broker listens on each). */
@@ -158,7 +107,7 @@ beforeAll(async () => {
   requireTool("mosquitto", "mosquitto");
   requireTool("mosquitto_sub", "mosquitto-clients");
   pki = makePki(requireTool("openssl", "openssl"));
-  broker = new TlsMosquitto(pki, pki.server, await localhostAddresses());
+  broker = tlsMosquitto(pki, pki.server, await localhostAddresses());
   await broker.start();
 });
 afterAll(async () => {
@@ -178,16 +127,10 @@ async function gateway(overrides: Partial<Config>): Promise<ConsumerGateway> {
 }
 
 /** mosquitto_sub over TLS, trusting the test CA. */
-async function tlsSub(b: TlsMosquitto, topic: string): Promise<MqttSub> {
+async function tlsSub(b: Mosquitto, topic: string): Promise<MqttSub> {
   const s = await MqttSub.start(b.port, topic, ["--cafile", pki.ca]);
   cleanup.push(() => s.stop());
   return s;
-}
-
-function bridgeOf(gw: ConsumerGateway): MqttBridge {
-  const b = gw.consumers.bridge();
-  if (b === null) throw new Error("no bridge");
-  return b;
 }
 
 async function metric(gw: ConsumerGateway, name: string): Promise<number> {
@@ -209,31 +152,31 @@ const FRAME = dataFrame(0x123, [0xca, 0xfe]);
 describe("mqtts:// with -mqtt-ca", () => {
   test("the bridge trusts the private CA, connects over TLS and a bus frame reaches a TLS subscriber", async () => {
     const s = await tlsSub(broker, "s1/#");
-    const gw = await gateway({ mqttUrl: broker.url(), mqttCa: pki.ca, mqttPrefix: "s1" });
+    const gw = await gateway({ mqttUrl: broker.url, mqttCa: pki.ca, mqttPrefix: "s1" });
     await waitFor(() => bridgeOf(gw).connected, 5000, "bridge connected over TLS");
     await s.waitTopic("s1/availability", 5000, (m) => m.payload === "online");
     gw.backend.inject(FRAME);
     const raw = await s.waitTopic("s1/raw/123");
     expect(JSON.parse(raw.payload)).toMatchObject({ id: 0x123, ext: false, len: 2, data: "CAFE" });
     const starting = gw.events().find((e) => e.msg === "mqtt_starting")!;
-    expect(starting).toMatchObject({ broker: broker.url(), tls: true, ca: `${pki.ca} (CN=can-server test CA)` });
+    expect(starting).toMatchObject({ broker: broker.url, tls: true, ca: `${pki.ca} (CN=can-server test CA)` });
     expect(gw.events().some((e) => e.msg === "mqtt_tls_failed" || e.msg === "mqtt_connect_failed")).toBe(false);
     expect(bridgeOf(gw).counters()).toMatchObject({ connectFailures: 0, tlsFailures: 0 });
   }, 15_000);
 
   test("a host name in the URL: SNI and the certificate's DNS name (mqtts://localhost)", async () => {
     const s = await tlsSub(broker, "s2/raw/#");
-    const gw = await gateway({ mqttUrl: broker.url("localhost"), mqttCa: pki.ca, mqttPrefix: "s2" });
+    const gw = await gateway({ mqttUrl: broker.urlFor("localhost"), mqttCa: pki.ca, mqttPrefix: "s2" });
     await waitFor(() => bridgeOf(gw).connected, 5000, "bridge connected to localhost");
     gw.backend.inject(FRAME);
     expect((await s.waitTopic("s2/raw/123")).payload).toContain('"data":"CAFE"');
   }, 15_000);
 
   test("a bundle with several certificates (an unrelated CA first); broker killed and restarted: reconnects over TLS", async () => {
-    const own = new TlsMosquitto(pki, pki.server);
+    const own = tlsMosquitto(pki, pki.server);
     cleanup.push(() => own.stop());
     await own.start();
-    const gw = await gateway({ mqttUrl: own.url(), mqttCa: pki.bundle, mqttPrefix: "s3" });
+    const gw = await gateway({ mqttUrl: own.url, mqttCa: pki.bundle, mqttPrefix: "s3" });
     const b = bridgeOf(gw);
     await waitFor(() => b.connected, 5000, "bridge connected");
     expect(gw.events().find((e) => e.msg === "mqtt_starting")!.ca).toBe(`${pki.bundle} (CN=unrelated test CA and 1 more)`);
@@ -260,7 +203,7 @@ describe("mqtts:// with -mqtt-ca", () => {
 
 describe("verification failures are logged once, counted, retried; the gateway keeps serving", () => {
   test("without -mqtt-ca: a private CA is not trusted", async () => {
-    const gw = await gateway({ mqttUrl: broker.url(), mqttPrefix: "f1" });
+    const gw = await gateway({ mqttUrl: broker.url, mqttPrefix: "f1" });
     const b = bridgeOf(gw);
     const client = await CannelloniTestClient.connect(gw.gateway.port("cannelloni")!, { helloFirst: true });
     cleanup.push(() => client.close());
@@ -271,7 +214,7 @@ describe("verification failures are logged once, counted, retried; the gateway k
     const n0 = b.counters().tlsFailures;
     await Bun.sleep(1500);
     const line = gw.events().find((e) => e.msg === "mqtt_tls_failed")!;
-    expect(line).toMatchObject({ broker: broker.url(), kind: "untrusted" });
+    expect(line).toMatchObject({ broker: broker.url, kind: "untrusted" });
     expect(String(line.code)).toMatch(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
     expect(String(line.hint)).toContain("-mqtt-ca");
     // Retried with the backoff (50 ms doubling to 400 ms here), not in a loop; logged once.
@@ -294,10 +237,10 @@ describe("verification failures are logged once, counted, retried; the gateway k
   }, 15_000);
 
   test("a certificate for another name (SAN DNS:other.example, URL 127.0.0.1) fails even with the right CA", async () => {
-    const wrongName = new TlsMosquitto(pki, pki.other);
+    const wrongName = tlsMosquitto(pki, pki.other);
     cleanup.push(() => wrongName.stop());
     await wrongName.start();
-    const gw = await gateway({ mqttUrl: wrongName.url(), mqttCa: pki.ca, mqttPrefix: "f2" });
+    const gw = await gateway({ mqttUrl: wrongName.url, mqttCa: pki.ca, mqttPrefix: "f2" });
     const b = bridgeOf(gw);
     await waitFor(() => b.counters().tlsFailures >= 2, 5000, "two failed TLS attempts");
     const lines = gw.events().filter((e) => e.msg === "mqtt_tls_failed");
@@ -311,7 +254,7 @@ describe("verification failures are logged once, counted, retried; the gateway k
   }, 15_000);
 
   test("the gateway process: /healthz and /metrics answer while the broker's CA is untrusted", async () => {
-    const gp = await gatewayProcess(["-mqtt-url", broker.url(), "-mqtt-prefix", "f3"], "unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE;");
+    const gp = await gatewayProcess(["-mqtt-url", broker.url, "-mqtt-prefix", "f3"], "unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE;");
     const line = await gp.waitFor("mqtt_tls_failed", 10_000);
     expect(line.kind).toBe("untrusted");
     const h = await gp.http("/healthz");
@@ -325,9 +268,9 @@ describe("verification failures are logged once, counted, retried; the gateway k
 describe("-mqtt-ca replaces the default CA list", () => {
   test("NODE_EXTRA_CA_CERTS extends the default list; -mqtt-ca naming another CA overrides it", async () => {
     const extra = `unset SSL_CERT_FILE; export NODE_EXTRA_CA_CERTS='${pki.ca}';`;
-    const viaDefault = await gatewayProcess(["-mqtt-url", broker.url(), "-mqtt-prefix", "d1"], extra);
+    const viaDefault = await gatewayProcess(["-mqtt-url", broker.url, "-mqtt-prefix", "d1"], extra);
     await viaDefault.waitFor("mqtt_connected", 10_000);
-    const replaced = await gatewayProcess(["-mqtt-url", broker.url(), "-mqtt-prefix", "d2", "-mqtt-ca", pki.strangerCa], extra);
+    const replaced = await gatewayProcess(["-mqtt-url", broker.url, "-mqtt-prefix", "d2", "-mqtt-ca", pki.strangerCa], extra);
     const line = await replaced.waitFor("mqtt_tls_failed", 10_000);
     expect(line.kind).toBe("untrusted");
     expect(String(line.hint)).toContain(`not signed by a CA in ${pki.strangerCa}`);

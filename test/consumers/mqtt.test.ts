@@ -6,10 +6,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { dataFrame, type CanFrame } from "../../src/can/frame.ts";
-import type { MqttBridge } from "../../src/consumers/mqtt/bridge.ts";
 import { RAW_OUTBOX_FRAMES } from "../../src/consumers/mqtt/bridge.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { type ConsumerGateway, Mosquitto, mqttPub, MqttSub, startConsumerGateway, waitFor } from "./harness.ts";
+import { bridgeOf, type ConsumerGateway, Mosquitto, mqttPub, MqttSub, startConsumerGateway, waitFor } from "./harness.ts";
 
 const MODULE = 0x00001d4c;
 /** FE 06: temperature.1 = (0x04D7 − 1000) / 10 = 23.9 °C. */
@@ -41,12 +40,6 @@ async function sub(topic: string, port = broker.port): Promise<MqttSub> {
   const s = await MqttSub.start(port, topic);
   cleanup.push(() => s.stop());
   return s;
-}
-
-function bridgeOf(gw: ConsumerGateway): MqttBridge {
-  const b = gw.consumers.bridge();
-  if (b === null) throw new Error("no bridge");
-  return b;
 }
 
 async function connected(gw: ConsumerGateway): Promise<void> {
