@@ -8,7 +8,7 @@
  * Usage: bun scripts/bench-binary.ts [--write] [--runs N]
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { machineLine, today, writeSection } from "./bench/report.ts";
 
 const write = process.argv.includes("--write");
 const runsArg = process.argv.indexOf("--runs");
@@ -95,10 +95,9 @@ for (const t of targets) {
   );
 }
 const version = Bun.spawnSync([targets[0]!.binary, "-version"]).stdout.toString().trim();
-const section = `<!-- bench:binary:begin -->
-## Compiled binary: size, start-up, idle footprint
+const section = `## Compiled binary: size, start-up, idle footprint
 
-Measured ${new Date().toISOString().slice(0, 10)} on linux/x64, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${version}.
+Measured ${today()} on ${machineLine()}; ${version}.
 Command: \`bash scripts/build.sh && bun scripts/bench-binary.ts --write\`. Start-up = median of ${RUNS} runs of \`can-server -version\`
 (process spawn to exit) and spawn → \`ready\` log line with \`-backend virtual\`; idle = after 1 s, RssAnon (private) and RssFile (mapped
 binary and libraries) read from /proc/PID/status, CPU over ${IDLE_MS / 1000} s with no clients. "+ops" adds \`-metrics-addr\` (the HTTP endpoint; the metrics
@@ -110,15 +109,10 @@ are the emulator's (RssAnon includes its translation cache), not a Raspberry Pi'
 ${rows.join("\n")}
 
 Artifacts: ${[...artifact(/\.tar\.gz$/), ...artifact(/\.deb$/)].join(", ")}. The binary is the Bun ${Bun.version} runtime (x64: baseline build,
-no AVX2 needed) with the application embedded as minified ESM bytecode; it is not stripped (that would remove the application).
-<!-- bench:binary:end -->`;
+no AVX2 needed) with the application embedded as minified ESM bytecode; it is not stripped (that would remove the application).`;
 
 console.log(section);
 if (write) {
-  const path = "BENCHMARKS.md";
-  const old = existsSync(path) ? await Bun.file(path).text() : "# Benchmarks\n\nNumbers are measurements, not targets; each section names its machine, command and date.\n";
-  const re = /<!-- bench:binary:begin -->[\s\S]*?<!-- bench:binary:end -->/;
-  const next = re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`;
-  await Bun.write(path, next);
-  console.error(`bench-binary: wrote the bench:binary section of ${path}`);
+  await writeSection("binary", section);
+  console.error("bench-binary: wrote the bench:binary section of BENCHMARKS.md");
 }

@@ -14,7 +14,7 @@ import { CannelloniUdpPeer } from "../test/helpers/cannelloni-udp-peer.ts";
 import { GvretTestClient } from "../test/helpers/gvret-client.ts";
 import { SlcanTestClient } from "../test/helpers/slcan-client.ts";
 import { LineReader } from "./bench/line-reader.ts";
-import { connectStampedClients, percentile, sentAt } from "./bench/measure.ts";
+import { busScenarios, connectStampedClients, percentile, sentAt, type Scenario } from "./bench/measure.ts";
 
 const quick = process.argv.includes("--quick");
 const json = process.argv.includes("--json");
@@ -22,16 +22,7 @@ const json = process.argv.includes("--json");
 export const BENCH_PROTOCOLS = ["cannelloni", "slcan", "gvret", "canlogserver", "cannelloni-udp"] as const;
 type BenchProtocol = (typeof BENCH_PROTOCOLS)[number];
 
-interface Scenario {
-  name: string;
-  rate: number;
-  count: number;
-}
-const SCENARIOS: Scenario[] = [
-  { name: "382 f/s (Ampio 50 kbit/s max)", rate: 382, count: quick ? 400 : 1_500 },
-  { name: "7,634 f/s (1 Mbit/s saturated)", rate: 7_634, count: quick ? 4_000 : 20_000 },
-  { name: "flat out", rate: 0, count: quick ? 20_000 : 100_000 },
-];
+const SCENARIOS = busScenarios(quick);
 
 export interface ProtocolRow {
   protocol: BenchProtocol;

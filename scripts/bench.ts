@@ -17,22 +17,13 @@
  *   npm run bench -- --quick              # smaller counts (a smoke run)
  * SocketCAN in the VM: scripts/bench/socketcan-vm.sh; the compiled binary: scripts/bench-binary.ts.
  */
-import { arch, cpus, platform, totalmem } from "node:os";
 import { LineReader } from "./bench/line-reader.ts";
-import { connectStampedClients, percentile, sentAt } from "./bench/measure.ts";
+import { busScenarios, connectStampedClients, percentile, sentAt, type Scenario } from "./bench/measure.ts";
+import { machineLine, today as todayIso, writeSection } from "./bench/report.ts";
 
 const quick = process.argv.includes("--quick");
 const CLIENTS = [1, 10, 100];
-interface Scenario {
-  name: string;
-  rate: number; // frames/s, 0 = flat out
-  count: number;
-}
-const SCENARIOS: Scenario[] = [
-  { name: "382 f/s (Ampio 50 kbit/s max)", rate: 382, count: quick ? 400 : 1_500 },
-  { name: "7,634 f/s (1 Mbit/s saturated)", rate: 7_634, count: quick ? 4_000 : 20_000 },
-  { name: "flat out", rate: 0, count: quick ? 20_000 : 100_000 },
-];
+const SCENARIOS = busScenarios(quick);
 
 interface Row {
   clients: number;
@@ -97,21 +88,8 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
   }
 }
 
-/** Replaces (or appends) the section between `<!-- bench:KEY:begin/end -->` markers in BENCHMARKS.md. */
-async function writeSection(key: string, markdown: string): Promise<void> {
-  const path = "BENCHMARKS.md";
-  const file = Bun.file(path);
-  let doc = (await file.exists()) ? await file.text() : "# Benchmarks\n\nNumbers are measurements, not targets; each section names its machine, command and date.\n";
-  const begin = `<!-- bench:${key}:begin -->`;
-  const end = `<!-- bench:${key}:end -->`;
-  const block = `${begin}\n${markdown.trimEnd()}\n${end}`;
-  if (doc.includes(begin) && doc.includes(end)) doc = doc.slice(0, doc.indexOf(begin)) + block + doc.slice(doc.indexOf(end) + end.length);
-  else doc = doc.trimEnd() + "\n\n" + block + "\n";
-  await Bun.write(path, doc);
-}
-
-const machine = `${platform()}/${arch()}, ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}`;
-const today = new Date().toISOString().slice(0, 10);
+const machine = machineLine();
+const today = todayIso();
 const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle", "views"];
 const selected = new Set(onlyArg === "all" ? [...DEFAULT_SET, "serial"] : (onlyArg?.split(",") ?? DEFAULT_SET));

@@ -16,11 +16,8 @@ import { CannelloniTestClient } from "../../test/helpers/cannelloni-client.ts";
 import { launchCanServer, MAIN, type Launched } from "./launch.ts";
 import { CLK_TCK, median, procCpuTicks, procMemory } from "./proc.ts";
 import { f2, machineLoad, measuredLine, writeSection } from "./report.ts";
+import { arg } from "./args.ts";
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : dflt;
-}
 const WINDOW_S = Number(arg("--window", "10"));
 const CLIENTS = arg("--clients", "0,10,100").split(",").map(Number);
 const STARTS = 5;

@@ -5,6 +5,22 @@
  */
 import { CannelloniTestClient } from "../../test/helpers/cannelloni-client.ts";
 
+/** One fixed-rate (or flat-out) run: `count` frames at `rate` frames/s, 0 = as fast as possible. */
+export interface Scenario {
+  readonly name: string;
+  readonly rate: number;
+  readonly count: number;
+}
+
+/** The rates the fan-out and protocol benchmarks both measure: the Ampio maximum, a saturated 1 Mbit/s bus, flat out. */
+export function busScenarios(quick: boolean): Scenario[] {
+  return [
+    { name: "382 f/s (Ampio 50 kbit/s max)", rate: 382, count: quick ? 400 : 1_500 },
+    { name: "7,634 f/s (1 Mbit/s saturated)", rate: 7_634, count: quick ? 4_000 : 20_000 },
+    { name: "flat out", rate: 0, count: quick ? 20_000 : 100_000 },
+  ];
+}
+
 export const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /** Writes the current time into the first 8 bytes of `data`. */

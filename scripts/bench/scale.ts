@@ -18,11 +18,8 @@ import { Histogram } from "./histogram.ts";
 import { LineReader } from "./line-reader.ts";
 import { CLK_TCK, procCpuTicks, procMemory } from "./proc.ts";
 import { f3, int, machineLoad, measuredLine, writeSection } from "./report.ts";
+import { arg } from "./args.ts";
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : dflt;
-}
 const N = Number(arg("--clients", "1000"));
 const PROCS = Number(arg("--procs", "4"));
 const SECONDS = Number(arg("--seconds", "3"));

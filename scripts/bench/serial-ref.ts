@@ -24,14 +24,11 @@ import { cReference, launchCanServer, launchPortPrinter, MAIN, type Launched } f
 import { connectStampedClients, percentile, sentAt } from "./measure.ts";
 import { median, procCpuTicks, procMemory, CLK_TCK } from "./proc.ts";
 import { f2, f3, machineLoad, measuredLine, writeSection } from "./report.ts";
+import { arg } from "./args.ts";
 
 const ROOT = path.resolve(import.meta.dir, "../..");
 const BENCH_SERIAL = path.join(ROOT, "scripts/bench-serial.ts");
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : dflt;
-}
 const ROUNDS = Number(arg("--rounds", "3"));
 const COUNT = Number(arg("--count", "1000"));
 const RATE = Number(arg("--rate", "382"));
