@@ -13,7 +13,7 @@ import { startGateway, type Gateway } from "../../src/gateway.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, until } from "./vcan.ts";
+import { ATTACH_MARKER, attached, Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, until } from "./vcan.ts";
 
 noteSkipped();
 
@@ -40,17 +40,7 @@ async function client(port: number): Promise<CannelloniTestClient> {
   return c;
 }
 
-const MARKER = "7FD#A1";
-
-/** Sends a marker from the bus until every client sees it: they are attached to the hub. */
-async function attached(...clients: CannelloniTestClient[]): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!clients.every((c) => c.frames.some((f) => formatFrame(f) === MARKER))) {
-    if (Date.now() > deadline) throw new Error("a client never received the attach marker");
-    cansend(IFACE, MARKER);
-    await Bun.sleep(100);
-  }
-}
+const MARKER = ATTACH_MARKER;
 
 /** What a client received from the bus, markers left out (late ones may still arrive). */
 async function busFrames(c: CannelloniTestClient, n: number): Promise<string[]> {

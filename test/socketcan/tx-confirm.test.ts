@@ -21,7 +21,7 @@ import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats, TX_DROP_REASONS } from "../../src/ops/stats.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { TxLog } from "../helpers/tx-request.ts";
-import { Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, TestBackends, until, type Recorder } from "./vcan.ts";
+import { ATTACH_MARKER, attached, Candump, cansend, HAVE_VCAN, IFACE, noteSkipped, recorder, TestBackends, until, type Recorder } from "./vcan.ts";
 
 noteSkipped();
 
@@ -35,7 +35,7 @@ afterEach(async () => {
 
 /** candump's start-up sentinel and the gateway tests' attach marker: frames from the bus, not under test. */
 const SENTINEL = "7FE#5E";
-const MARKER = "7FD#A1";
+const MARKER = ATTACH_MARKER;
 const names = (frames: readonly CanFrame[]): string[] => frames.map(formatFrame).filter((t) => t !== SENTINEL && t !== MARKER);
 
 async function candump(): Promise<Candump> {
@@ -219,16 +219,6 @@ async function client(port: number): Promise<CannelloniTestClient> {
   cleanups.push(() => c.close());
   await c.handshake();
   return c;
-}
-
-/** Sends a marker from the bus until every client sees it: they are attached to the hub. */
-async function attached(...clients: CannelloniTestClient[]): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!clients.every((c) => c.frames.some((f) => formatFrame(f) === MARKER))) {
-    if (Date.now() > deadline) throw new Error("a client never received the attach marker");
-    cansend(IFACE, MARKER);
-    await Bun.sleep(100);
-  }
 }
 
 function dropped(stats: Stats): Record<string, number> {

@@ -8,7 +8,7 @@ import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import { kernelHasSocketCan } from "../../src/backends/socketcan/ffi.ts";
 import { SocketCanBackend, type SocketCanBackendOptions } from "../../src/backends/socketcan/socketcan-backend.ts";
-import { parseFrame, type CanFrame } from "../../src/can/frame.ts";
+import { formatFrame, parseFrame, type CanFrame } from "../../src/can/frame.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
 import { type RecordingListener, recordingListener } from "../helpers/tx-request.ts";
@@ -38,6 +38,19 @@ export function run(...argv: string[]): void {
 
 export function cansend(iface: string, text: string): void {
   run("cansend", iface, text);
+}
+
+/** The frame attached() sends; tests leave it out of what they compare. */
+export const ATTACH_MARKER = "7FD#A1";
+
+/** Sends ATTACH_MARKER on vcan0 until every client has seen it: they are attached to the hub. */
+export async function attached(...clients: { readonly frames: readonly CanFrame[] }[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!clients.every((c) => c.frames.some((f) => formatFrame(f) === ATTACH_MARKER))) {
+    if (Date.now() > deadline) throw new Error("a client never received the attach marker");
+    cansend(IFACE, ATTACH_MARKER);
+    await Bun.sleep(100);
+  }
 }
 
 export async function until(cond: () => boolean, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
