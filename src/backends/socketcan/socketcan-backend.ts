@@ -382,14 +382,11 @@ export class SocketCanBackend implements Backend {
         confirmations++;
         if (session.tx.confirm(frame)) continue;
         // Our frame, on the bus, but its wait had run out: delivered as a bus frame, so counted
-        // as one too (the frames clients receive add up to the rx counters).
-        this.stats.socketcanRxFrames++;
-        this.stats.serialRxFrames++;
-      } else {
-        this.stats.socketcanRxFrames++;
-        // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
-        this.stats.serialRxFrames++;
+        // as one (the frames clients receive add up to the rx counters).
       }
+      this.stats.socketcanRxFrames++;
+      // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
+      this.stats.serialRxFrames++;
       if (listener !== null) {
         try {
           listener.frame(frame);
