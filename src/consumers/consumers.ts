@@ -87,7 +87,8 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
   if (config.ampioStateReplay && decoder === null) log.warn("ampio_state_replay_disabled", { reason: "-ampio-decode false" });
   if (config.mqttUrl !== "" && decoder === null) log.info("mqtt_raw_only", { reason: "-ampio-decode false: no decoded states over MQTT" });
   let bridge: MqttBridge | null = null;
-  // Read at start-up, once (validateConsumerConfig has already refused a bad file with exit 2).
+  // Read again here, at start-up only (validateConsumerConfig read it first to refuse a bad file
+  // with exit 2 before anything starts; a few KiB, not worth threading the bundle through main).
   const ca = config.mqttUrl !== "" ? mqttCaBundle(config) : null;
   const route: HttpRoute = decoder
     ? decoder.httpRoute()
