@@ -2,12 +2,13 @@
 # Installs the Debian packages the test suite drives for real: socat (pseudo-terminal pairs for
 # the serial backend), python3-can (a real socketcand client), can-utils, iproute2 (network
 # namespaces for mDNS), mosquitto and mosquitto-clients (a real MQTT broker and client for the
-# MQTT bridge), openssl (a throw-away CA and broker certificates for the mqtts:// tests), and the
+# MQTT bridge), openssl (a throw-away CA and broker certificates for the mqtts:// tests), tshark
+# (the pcap oracle), chromium (the dashboard tests' headless browser), and the
 # qemu VM for SocketCAN (../shared/vmcan/setup.sh). Idempotent; needs root (or the packages
 # already installed).
 set -euo pipefail
 need=()
-for p in socat python3 python3-can can-utils iproute2 procps mosquitto mosquitto-clients openssl; do
+for p in socat python3 python3-can can-utils iproute2 procps mosquitto mosquitto-clients openssl tshark chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
