@@ -29,7 +29,9 @@ bad() { echo "FAIL $*"; failed=$((failed + 1)); }
 check() { # check "what" cmd...
   local what=$1; shift
   if "$@"; then ok "$what"; else bad "$what"; fi
-}
+}check "unit gives -record a writable place (StateDirectory=can-server), documented in the defaults file and README" bash -c \
+  "grep -qx 'StateDirectory=can-server' packaging/can-server.service && grep -q '/var/lib/can-server/recordings' packaging/can-server.default && grep -q '/var/lib/can-server/recordings' README.md"
+
 finish() {
   echo "release-test: $passed passed, $failed failed"
   [ "$failed" = 0 ]
@@ -162,5 +164,7 @@ else
 fi
 check "unit has no sh -c wrapper and reads /etc/default/can-server" bash -c \
   "! grep -v '^#' packaging/can-server.service | grep -q 'sh -c' && grep -qx 'EnvironmentFile=-/etc/default/can-server' packaging/can-server.service"
+check "unit gives -record a writable place (StateDirectory=can-server), documented in the defaults file and README" bash -c \
+  "grep -qx 'StateDirectory=can-server' packaging/can-server.service && grep -q '/var/lib/can-server/recordings' packaging/can-server.default && grep -q '/var/lib/can-server/recordings' README.md"
 
 finish
