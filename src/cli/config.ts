@@ -1,7 +1,8 @@
 /**
  * The gateway's configuration: the Config type and the flag table. Every flag of go-ampio-server
  * keeps its name, default and CAN_SERVER_* variable (drop-in), including `-backend socketcan`,
- * so an upgraded installation keeps bridging can0. Flags after the seed's are marked "new".
+ * so an upgraded installation keeps bridging can0. Flags go-ampio-server did not have are marked
+ * `isNew`; every flag names the -help group it is listed under (FLAG_GROUPS).
  */
 import type { BackendKind } from "../backends/backend.ts";
 import type { LogFormat, LogLevel } from "../ops/log.ts";
@@ -106,6 +107,22 @@ export interface Config extends ProtocolListenConfig {
  */
 export type FlagKind = "string" | "int" | "duration" | "bool" | "enum" | "addr" | "cidrs" | "rate" | "peers";
 
+/**
+ * The topics -help groups the flags under, in the order it prints them. A flag must name one
+ * (FlagSpec.group is required), so a new flag cannot land without a place in -help.
+ */
+export const FLAG_GROUPS = {
+  bus: "Bus and backend",
+  clients: "Client protocols and sessions",
+  transmit: "Transmit and security",
+  http: "HTTP endpoint: dashboard, API, capture, metrics, health",
+  recording: "Recording and replay",
+  ampio: "Ampio decoding",
+  mqtt: "MQTT bridge",
+  ops: "Logging and operations",
+} as const;
+export type FlagGroup = keyof typeof FLAG_GROUPS;
+
 export interface FlagSpec {
   readonly name: string;
   readonly key: keyof Config;
@@ -113,6 +130,13 @@ export interface FlagSpec {
   readonly kind: FlagKind;
   readonly def: string;
   readonly help: string;
+  /** The -help section this flag is listed in. */
+  readonly group: FlagGroup;
+  /**
+   * The value's form in -help (`-record DIR`); kinds other than string have a default form
+   * (help.ts), a string flag must say what its text is.
+   */
+  readonly arg?: string;
   readonly values?: readonly string[];
   /** Smallest accepted value (int: number; duration: milliseconds). */
   readonly min?: number;
@@ -132,6 +156,7 @@ function protocolFlag(p: AnyProtocolDescriptor): FlagSpec {
     key: p.configKey,
     env: p.env,
     kind: "addr",
+    group: "clients",
     def: p.defaultAddress,
     help: p.help,
     ...(p.required ? { required: true } : { defaultPort: p.defaultPort }),
@@ -145,69 +170,69 @@ function protocolFlags(pick: (p: AnyProtocolDescriptor) => boolean): FlagSpec[] 
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file)" },
-  { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
-  { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
-  { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
+  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", group: "bus", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file)" },
+  { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", arg: "IFACE", group: "bus", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
+  { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", arg: "DEVICE", group: "bus", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
+  { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", group: "bus", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
   ...protocolFlags((p) => p.name === "cannelloni"),
-  { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
-  { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
-  { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
-  { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = unlimited)" },
-  { name: "handshake-timeout", key: "handshakeTimeoutMs", env: "CAN_SERVER_HANDSHAKE_TIMEOUT", kind: "duration", def: "3s", min: 1, help: "Time a client has to complete the protocol handshake" },
-  { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", def: "60s", min: 1, help: "Disconnect a client that takes none of the bytes owed to it for this long (a stalled reader; idle listen-only clients stay, as in the seed)" },
-  { name: "mdns-enable", key: "mdnsEnable", env: "CAN_SERVER_MDNS_ENABLE", kind: "bool", def: "false", help: "Advertise _can-server._tcp over mDNS (the packaged unit turns it on)" },
-  { name: "mdns-name", key: "mdnsName", env: "CAN_SERVER_MDNS_NAME", kind: "string", def: "", help: "mDNS instance name (default can-server-<hostname>)" },
-  { name: "metrics-addr", key: "metricsAddr", env: "CAN_SERVER_METRICS", kind: "addr", def: "", help: "HTTP address for /metrics, /ready, /healthz (e.g. :9100); empty disables" },
-  { name: "log-metrics-interval", key: "logMetricsIntervalMs", env: "CAN_SERVER_LOG_METRICS_INTERVAL", kind: "duration", def: "0", min: 0, help: "Log a counter snapshot this often (0 disables)" },
-  { name: "log-format", key: "logFormat", env: "CAN_SERVER_LOG_FORMAT", kind: "enum", def: "text", values: ["text", "json"], help: "Log format" },
-  { name: "log-level", key: "logLevel", env: "CAN_SERVER_LOG_LEVEL", kind: "enum", def: "info", values: ["debug", "info", "warn", "error"], help: "Log level" },
-  { name: "version", key: "version", env: null, kind: "bool", def: "false", help: "Print version, commit and build date, then exit" },
-  { name: "help", key: "help", env: null, kind: "bool", def: "false", help: "Print this help, then exit" },
-  { name: "fd", key: "fd", env: "CAN_SERVER_FD", kind: "bool", def: "false", isNew: true, help: "Enable CAN FD (SocketCAN CAN_RAW_FD_FRAMES; FD frames to cannelloni clients)" },
-  { name: "echo-clients", key: "echoClients", env: "CAN_SERVER_ECHO_CLIENTS", kind: "bool", def: "true", isNew: true, help: "Deliver a frame sent by one client to the other clients too, as a real bus does" },
-  { name: "virtual-demo", key: "virtualDemo", env: "CAN_SERVER_VIRTUAL_DEMO", kind: "bool", def: "false", isNew: true, help: "With -backend virtual: emit demo Ampio-like state broadcasts (about 2 frames/s)" },
+  { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", group: "bus", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
+  { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", group: "clients", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
+  { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", group: "clients", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
+  { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", group: "clients", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = unlimited)" },
+  { name: "handshake-timeout", key: "handshakeTimeoutMs", env: "CAN_SERVER_HANDSHAKE_TIMEOUT", kind: "duration", group: "clients", def: "3s", min: 1, help: "Time a client has to complete the protocol handshake" },
+  { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", group: "clients", def: "60s", min: 1, help: "Disconnect a client that takes none of the bytes owed to it for this long (a stalled reader; idle listen-only clients stay connected, as with go-ampio-server)" },
+  { name: "mdns-enable", key: "mdnsEnable", env: "CAN_SERVER_MDNS_ENABLE", kind: "bool", group: "ops", def: "false", help: "Advertise _can-server._tcp over mDNS (the packaged unit turns it on)" },
+  { name: "mdns-name", key: "mdnsName", env: "CAN_SERVER_MDNS_NAME", kind: "string", arg: "NAME", group: "ops", def: "", help: "mDNS instance name (default can-server-<hostname>)" },
+  { name: "metrics-addr", key: "metricsAddr", env: "CAN_SERVER_METRICS", kind: "addr", group: "http", def: "", help: "HTTP endpoint for the web dashboard (/), its JSON API, live pcap capture, Prometheus /metrics, /ready and /healthz (e.g. 127.0.0.1:9100, or :9100 for every interface); empty disables" },
+  { name: "log-metrics-interval", key: "logMetricsIntervalMs", env: "CAN_SERVER_LOG_METRICS_INTERVAL", kind: "duration", group: "ops", def: "0", min: 0, help: "Log a counter snapshot this often (0 disables)" },
+  { name: "log-format", key: "logFormat", env: "CAN_SERVER_LOG_FORMAT", kind: "enum", group: "ops", def: "text", values: ["text", "json"], help: "Log format" },
+  { name: "log-level", key: "logLevel", env: "CAN_SERVER_LOG_LEVEL", kind: "enum", group: "ops", def: "info", values: ["debug", "info", "warn", "error"], help: "Log level" },
+  { name: "version", key: "version", env: null, kind: "bool", group: "ops", def: "false", help: "Print version, commit and build date, then exit" },
+  { name: "help", key: "help", env: null, kind: "bool", group: "ops", def: "false", help: "Print this help, then exit" },
+  { name: "fd", key: "fd", env: "CAN_SERVER_FD", kind: "bool", group: "bus", def: "false", isNew: true, help: "Enable CAN FD (SocketCAN CAN_RAW_FD_FRAMES; FD frames to cannelloni clients)" },
+  { name: "echo-clients", key: "echoClients", env: "CAN_SERVER_ECHO_CLIENTS", kind: "bool", group: "clients", def: "true", isNew: true, help: "Deliver a frame sent by one client to the other clients too, as a real bus does" },
+  { name: "virtual-demo", key: "virtualDemo", env: "CAN_SERVER_VIRTUAL_DEMO", kind: "bool", group: "bus", def: "false", isNew: true, help: "With -backend virtual: emit demo Ampio-like state broadcasts (about 2 frames/s)" },
   // Every other protocol's listen flag, from the registry (src/protocols/registry.ts).
   ...protocolFlags((p) => p.name !== "cannelloni"),
-  { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
-  { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000) for SavvyCAN/python-can; needs -socketcand-listen" },
-  { name: "gvret-discovery", key: "gvretDiscovery", env: "CAN_SERVER_GVRET_DISCOVERY", kind: "bool", def: "false", isNew: true, help: "Broadcast GVRET discovery datagrams (UDP 17222, once a second) so SavvyCAN lists the gateway; needs -gvret-listen" },
-  { name: "cannelloni-udp-peer", key: "cannelloniUdpPeer", env: "CAN_SERVER_CANNELLONI_UDP_PEER", kind: "peers", def: "", isNew: true, help: "cannelloni UDP peer host:port (repeatable or comma-separated): gets the bus, may send to it; datagrams from other addresses are dropped and counted" },
-  { name: "cannelloni-udp-accept-any", key: "cannelloniUdpAcceptAny", env: "CAN_SERVER_CANNELLONI_UDP_ACCEPT_ANY", kind: "bool", def: "false", isNew: true, help: "Accept cannelloni UDP datagrams from any address (-allow still applies); each sender becomes a peer until 60 s of silence" },
-  { name: "cannelloni-udp-mtu", key: "cannelloniUdpMtu", env: "CAN_SERVER_CANNELLONI_UDP_MTU", kind: "int", def: "1500", min: 128, max: 65535, isNew: true, help: "Link MTU cannelloni UDP datagrams are filled up to (as cannelloni -m)" },
-  { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
-  { name: "bitrate", key: "bitrate", env: "CAN_SERVER_BITRATE", kind: "int", def: "0", min: 0, max: 8_000_000, isNew: true, help: "Bus bit rate in bit/s, for TX rate defaults and bus load (0 = backend default: serial 50000 (Ampio), socketcan 500000, virtual 1000000)" },
-  { name: "client-tx-rate", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },
-  { name: "client-tx-burst", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
-  { name: "tx-max-age", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
-  { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
-  { name: "allow", key: "allow", env: "CAN_SERVER_ALLOW", kind: "cidrs", def: "", isNew: true, help: "Who may connect to any listener or the HTTP endpoint: CIDR[,CIDR...] (e.g. 192.168.1.0/24,::1); empty = everyone" },
-  { name: "tx-allow", key: "txAllow", env: "CAN_SERVER_TX_ALLOW", kind: "cidrs", def: "", isNew: true, help: "Who may transmit to the bus: CIDR[,CIDR...]; other clients are read-only (their frames are dropped and counted); empty = every connected client" },
+  { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", arg: "NAME", group: "clients", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
+  { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", group: "clients", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000) for SavvyCAN/python-can; needs -socketcand-listen" },
+  { name: "gvret-discovery", key: "gvretDiscovery", env: "CAN_SERVER_GVRET_DISCOVERY", kind: "bool", group: "clients", def: "false", isNew: true, help: "Broadcast GVRET discovery datagrams (UDP 17222, once a second) so SavvyCAN lists the gateway; needs -gvret-listen" },
+  { name: "cannelloni-udp-peer", key: "cannelloniUdpPeer", env: "CAN_SERVER_CANNELLONI_UDP_PEER", kind: "peers", group: "clients", def: "", isNew: true, help: "cannelloni UDP peer host:port (repeatable or comma-separated): gets the bus, may send to it; datagrams from other addresses are dropped and counted" },
+  { name: "cannelloni-udp-accept-any", key: "cannelloniUdpAcceptAny", env: "CAN_SERVER_CANNELLONI_UDP_ACCEPT_ANY", kind: "bool", group: "clients", def: "false", isNew: true, help: "Accept cannelloni UDP datagrams from any address (-allow still applies); each sender becomes a peer until 60 s of silence" },
+  { name: "cannelloni-udp-mtu", key: "cannelloniUdpMtu", env: "CAN_SERVER_CANNELLONI_UDP_MTU", kind: "int", group: "clients", def: "1500", min: 128, max: 65535, isNew: true, help: "Link MTU cannelloni UDP datagrams are filled up to (as cannelloni -m)" },
+  { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", group: "ops", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
+  { name: "bitrate", key: "bitrate", env: "CAN_SERVER_BITRATE", kind: "int", group: "bus", def: "0", min: 0, max: 8_000_000, isNew: true, help: "Bus bit rate in bit/s, for TX rate defaults and bus load (0 = backend default: serial 50000 (Ampio), socketcan 500000, virtual 1000000)" },
+  { name: "client-tx-rate", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },
+  { name: "client-tx-burst", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
+  { name: "tx-max-age", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", group: "transmit", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
+  { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
+  { name: "allow", key: "allow", env: "CAN_SERVER_ALLOW", kind: "cidrs", group: "transmit", def: "", isNew: true, help: "Who may connect to any listener or the HTTP endpoint: CIDR[,CIDR...] (e.g. 192.168.1.0/24,::1); empty = everyone" },
+  { name: "tx-allow", key: "txAllow", env: "CAN_SERVER_TX_ALLOW", kind: "cidrs", group: "transmit", def: "", isNew: true, help: "Who may transmit to the bus: CIDR[,CIDR...]; other clients are read-only (their frames are dropped and counted); empty = every connected client" },
   // Ampio decoder and MQTT bridge (src/consumers/, README "Ampio decoding and MQTT")
-  { name: "ampio-decode", key: "ampioDecode", env: "CAN_SERVER_AMPIO_DECODE", kind: "enum", def: "auto", values: ["auto", "true", "false"], isNew: true, help: "Decode Ampio state broadcasts (module inventory, /api/ampio/modules, ampio_* metrics); auto = on with -backend serial or when -mqtt-url or -ampio-state-replay is set" },
-  { name: "ampio-stale-after", key: "ampioStaleAfterMs", env: "CAN_SERVER_AMPIO_STALE_AFTER", kind: "duration", def: "5m", min: 1000, isNew: true, help: "An Ampio module silent this long is reported stale (offline over MQTT)" },
-  { name: "ampio-state-replay", key: "ampioStateReplay", env: "CAN_SERVER_AMPIO_STATE_REPLAY", kind: "bool", def: "false", isNew: true, help: "Send each new Waveshare client the latest Ampio state broadcasts right after its handshake (state on connect for Home Assistant)" },
-  { name: "ampio-state-max-age", key: "ampioStateMaxAgeMs", env: "CAN_SERVER_AMPIO_STATE_MAX_AGE", kind: "duration", def: "1h", min: 1, isNew: true, help: "With -ampio-state-replay: never replay a state broadcast older than this" },
-  { name: "mqtt-url", key: "mqttUrl", env: "CAN_SERVER_MQTT_URL", kind: "string", def: "", isNew: true, help: "MQTT broker to bridge the bus to: mqtt://host:1883 or mqtts://host:8883; empty disables" },
-  { name: "mqtt-ca", key: "mqttCa", env: "CAN_SERVER_MQTT_CA", kind: "string", def: "", isNew: true, help: "With an mqtts:// -mqtt-url: PEM file of the CA certificate(s) to trust for the broker (e.g. a private or self-signed CA), read at start-up; replaces the default (public) CA list; empty = the default list. The certificate and the broker's name are always verified" },
-  { name: "mqtt-username", key: "mqttUsername", env: "CAN_SERVER_MQTT_USERNAME", kind: "string", def: "", isNew: true, help: "MQTT user name" },
-  { name: "mqtt-password", key: "mqttPassword", env: "CAN_SERVER_MQTT_PASSWORD", kind: "string", def: "", isNew: true, help: "MQTT password (never logged; prefer the environment variable: flags show in ps)" },
-  { name: "mqtt-client-id", key: "mqttClientId", env: "CAN_SERVER_MQTT_CLIENT_ID", kind: "string", def: "", isNew: true, help: "MQTT client id (default can-server-<hostname>-<random>; must differ between gateways)" },
-  { name: "mqtt-prefix", key: "mqttPrefix", env: "CAN_SERVER_MQTT_PREFIX", kind: "string", def: "can-server", isNew: true, help: "Topic prefix; one per bus when several gateways share a broker" },
-  { name: "mqtt-qos", key: "mqttQos", env: "CAN_SERVER_MQTT_QOS", kind: "int", def: "0", min: 0, max: 2, isNew: true, help: "QoS of every published message and of the command subscription" },
-  { name: "mqtt-keepalive", key: "mqttKeepaliveMs", env: "CAN_SERVER_MQTT_KEEPALIVE", kind: "duration", def: "30s", min: 0, isNew: true, help: "MQTT keepalive (whole seconds; 0 disables)" },
-  { name: "mqtt-raw", key: "mqttRaw", env: "CAN_SERVER_MQTT_RAW", kind: "bool", def: "true", isNew: true, help: "With -mqtt-url: publish every bus frame on <prefix>/raw/<id>" },
-  { name: "mqtt-tx", key: "mqttTx", env: "CAN_SERVER_MQTT_TX", kind: "bool", def: "false", isNew: true, help: "Accept frames to transmit on <prefix>/tx (same validation and rate limit as TCP clients; refusals counted)" },
-  { name: "mqtt-ha-discovery", key: "mqttHaDiscovery", env: "CAN_SERVER_MQTT_HA_DISCOVERY", kind: "bool", def: "false", isNew: true, help: "Publish Home Assistant MQTT discovery for decoded temperatures and diagnostics" },
+  { name: "ampio-decode", key: "ampioDecode", env: "CAN_SERVER_AMPIO_DECODE", kind: "enum", group: "ampio", def: "auto", values: ["auto", "true", "false"], isNew: true, help: "Decode Ampio state broadcasts (module inventory, /api/ampio/modules, ampio_* metrics); auto = on with -backend serial or when -mqtt-url or -ampio-state-replay is set" },
+  { name: "ampio-stale-after", key: "ampioStaleAfterMs", env: "CAN_SERVER_AMPIO_STALE_AFTER", kind: "duration", group: "ampio", def: "5m", min: 1000, isNew: true, help: "An Ampio module silent this long is reported stale (offline over MQTT)" },
+  { name: "ampio-state-replay", key: "ampioStateReplay", env: "CAN_SERVER_AMPIO_STATE_REPLAY", kind: "bool", group: "ampio", def: "false", isNew: true, help: "Send each new Waveshare client the latest Ampio state broadcasts right after its handshake (state on connect for Home Assistant)" },
+  { name: "ampio-state-max-age", key: "ampioStateMaxAgeMs", env: "CAN_SERVER_AMPIO_STATE_MAX_AGE", kind: "duration", group: "ampio", def: "1h", min: 1, isNew: true, help: "With -ampio-state-replay: never replay a state broadcast older than this" },
+  { name: "mqtt-url", key: "mqttUrl", env: "CAN_SERVER_MQTT_URL", kind: "string", arg: "URL", group: "mqtt", def: "", isNew: true, help: "MQTT broker to bridge the bus to: mqtt://host:1883 or mqtts://host:8883; empty disables" },
+  { name: "mqtt-ca", key: "mqttCa", env: "CAN_SERVER_MQTT_CA", kind: "string", arg: "FILE", group: "mqtt", def: "", isNew: true, help: "With an mqtts:// -mqtt-url: PEM file of the CA certificate(s) to trust for the broker (e.g. a private or self-signed CA), read at start-up; replaces the default (public) CA list; empty = the default list. The certificate and the broker's name are always verified" },
+  { name: "mqtt-username", key: "mqttUsername", env: "CAN_SERVER_MQTT_USERNAME", kind: "string", arg: "USER", group: "mqtt", def: "", isNew: true, help: "MQTT user name" },
+  { name: "mqtt-password", key: "mqttPassword", env: "CAN_SERVER_MQTT_PASSWORD", kind: "string", arg: "PASSWORD", group: "mqtt", def: "", isNew: true, help: "MQTT password (never logged; prefer the environment variable: flags show in ps)" },
+  { name: "mqtt-client-id", key: "mqttClientId", env: "CAN_SERVER_MQTT_CLIENT_ID", kind: "string", arg: "ID", group: "mqtt", def: "", isNew: true, help: "MQTT client id (default can-server-<hostname>-<random>; must differ between gateways)" },
+  { name: "mqtt-prefix", key: "mqttPrefix", env: "CAN_SERVER_MQTT_PREFIX", kind: "string", arg: "PREFIX", group: "mqtt", def: "can-server", isNew: true, help: "Topic prefix; one per bus when several gateways share a broker" },
+  { name: "mqtt-qos", key: "mqttQos", env: "CAN_SERVER_MQTT_QOS", kind: "int", group: "mqtt", def: "0", min: 0, max: 2, isNew: true, help: "QoS of every published message and of the command subscription" },
+  { name: "mqtt-keepalive", key: "mqttKeepaliveMs", env: "CAN_SERVER_MQTT_KEEPALIVE", kind: "duration", group: "mqtt", def: "30s", min: 0, isNew: true, help: "MQTT keepalive (whole seconds; 0 disables)" },
+  { name: "mqtt-raw", key: "mqttRaw", env: "CAN_SERVER_MQTT_RAW", kind: "bool", group: "mqtt", def: "true", isNew: true, help: "With -mqtt-url: publish every bus frame on <prefix>/raw/<id>" },
+  { name: "mqtt-tx", key: "mqttTx", env: "CAN_SERVER_MQTT_TX", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "Accept frames to transmit on <prefix>/tx (same validation and rate limit as TCP clients; refusals counted)" },
+  { name: "mqtt-ha-discovery", key: "mqttHaDiscovery", env: "CAN_SERVER_MQTT_HA_DISCOVERY", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "Publish Home Assistant MQTT discovery for decoded temperatures and diagnostics" },
   // Bus views: recorder, replay backend, web dashboard (README "Dashboard, capture, recording and replay")
-  { name: "record", key: "record", env: "CAN_SERVER_RECORD", kind: "string", def: "", isNew: true, help: "Record every bus frame (R) and every client frame sent to the bus (T) to candump log files in this directory; empty disables" },
-  { name: "record-max-bytes", key: "recordMaxBytes", env: "CAN_SERVER_RECORD_MAX_BYTES", kind: "int", def: "16777216", min: 4096, max: 1_099_511_627_776, isNew: true, help: "Start a new record file once one holds this many bytes" },
-  { name: "record-max-files", key: "recordMaxFiles", env: "CAN_SERVER_RECORD_MAX_FILES", kind: "int", def: "8", min: 1, max: 100_000, isNew: true, help: "Record files kept (oldest deleted): disk use stays under max-files x max-bytes" },
-  { name: "record-max-age", key: "recordMaxAgeMs", env: "CAN_SERVER_RECORD_MAX_AGE", kind: "duration", def: "1h", min: 0, isNew: true, help: "Start a new record file after this long (0 = by size only)" },
-  { name: "replay-file", key: "replayFile", env: "CAN_SERVER_REPLAY_FILE", kind: "string", def: "", isNew: true, help: "With -backend replay: the candump log (candump -l, python-can, -record) to play onto the bus" },
-  { name: "replay-loop", key: "replayLoop", env: "CAN_SERVER_REPLAY_LOOP", kind: "bool", def: "false", isNew: true, help: "With -backend replay: start again at the end of the file" },
-  { name: "replay-speed", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
-  { name: "web-tx", key: "webTx", env: "CAN_SERVER_WEB_TX", kind: "bool", def: "false", isNew: true, help: "Let the dashboard send frames to the bus (needs -web-token); otherwise it is read-only" },
-  { name: "web-token", key: "webToken", env: "CAN_SERVER_WEB_TOKEN", kind: "string", def: "", isNew: true, help: "Token the dashboard must present to send frames (with -web-tx; prefer the environment variable)" },
-  { name: "http-max-streams", key: "httpMaxStreams", env: "CAN_SERVER_HTTP_MAX_STREAMS", kind: "int", def: "32", min: 1, max: 4096, isNew: true, help: "Long-lived streams the HTTP endpoint (-metrics-addr) holds open at once: dashboard WebSockets and /capture.pcap streams together; beyond it they are refused with 503 (counted)" },
+  { name: "record", key: "record", env: "CAN_SERVER_RECORD", kind: "string", arg: "DIR", group: "recording", def: "", isNew: true, help: "Record every bus frame (R) and every client frame sent to the bus (T) to candump log files in this directory; empty disables" },
+  { name: "record-max-bytes", key: "recordMaxBytes", env: "CAN_SERVER_RECORD_MAX_BYTES", kind: "int", group: "recording", def: "16777216", min: 4096, max: 1_099_511_627_776, isNew: true, help: "Start a new record file once one holds this many bytes" },
+  { name: "record-max-files", key: "recordMaxFiles", env: "CAN_SERVER_RECORD_MAX_FILES", kind: "int", group: "recording", def: "8", min: 1, max: 100_000, isNew: true, help: "Record files kept (oldest deleted): disk use stays under max-files x max-bytes" },
+  { name: "record-max-age", key: "recordMaxAgeMs", env: "CAN_SERVER_RECORD_MAX_AGE", kind: "duration", group: "recording", def: "1h", min: 0, isNew: true, help: "Start a new record file after this long (0 = by size only)" },
+  { name: "replay-file", key: "replayFile", env: "CAN_SERVER_REPLAY_FILE", kind: "string", arg: "FILE", group: "recording", def: "", isNew: true, help: "With -backend replay: the candump log (candump -l, python-can, -record) to play onto the bus" },
+  { name: "replay-loop", key: "replayLoop", env: "CAN_SERVER_REPLAY_LOOP", kind: "bool", group: "recording", def: "false", isNew: true, help: "With -backend replay: start again at the end of the file" },
+  { name: "replay-speed", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", arg: "FACTOR", group: "recording", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
+  { name: "web-tx", key: "webTx", env: "CAN_SERVER_WEB_TX", kind: "bool", group: "http", def: "false", isNew: true, help: "Let the dashboard send frames to the bus (needs -web-token); otherwise it is read-only" },
+  { name: "web-token", key: "webToken", env: "CAN_SERVER_WEB_TOKEN", kind: "string", arg: "TOKEN", group: "http", def: "", isNew: true, help: "Token the dashboard must present to send frames (with -web-tx; prefer the environment variable)" },
+  { name: "http-max-streams", key: "httpMaxStreams", env: "CAN_SERVER_HTTP_MAX_STREAMS", kind: "int", group: "http", def: "32", min: 1, max: 4096, isNew: true, help: "Long-lived streams the HTTP endpoint (-metrics-addr) holds open at once: dashboard WebSockets and /capture.pcap streams together; beyond it they are refused with 503 (counted)" },
 ];

@@ -1,18 +1,17 @@
 /**
  * Flags + environment → Config, or one clear error. Pure (argv and env are arguments).
  * Go `flag` syntax: `-name value`, `-name=value`, `--name` too; a bool flag alone means true and
- * also takes `true|false` as the next word (the seed's unit passes `-mdns-enable true`).
+ * also takes `true|false` as the next word (go-ampio-server's unit passes `-mdns-enable true`).
  * Precedence: flag > CAN_SERVER_* variable > default.
  *
  * A bad flag is an error (exit 2). A bad environment variable is a warning and keeps the default,
  * as go-ampio-server silently did for `CAN_SERVER_BAUD=0`, `CAN_SERVER_MDNS_ENABLE=enabled` and
- * the like: an upgraded systemd unit whose EnvironmentFile the seed accepted must still start.
+ * the like: an upgraded systemd unit whose EnvironmentFile go-ampio-server accepted must still start.
  * Exception: variables whose default is more open than anything the operator could have meant
  * (listen on every interface, allow everyone) stay errors — a typo must not widen access.
  */
 import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 import { CidrList, splitList } from "../net/cidr.ts";
-import { PROTOCOLS } from "../protocols/registry.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 
 export class ConfigError extends Error {
@@ -227,7 +226,7 @@ export function parseConfigWithWarnings(
     const raw = env[spec.env];
     if (raw === undefined) continue;
     const v = raw.trim();
-    // As in the seed, an empty variable means "not set" (systemd EnvironmentFile templates leave
+    // As with go-ampio-server, an empty variable means "not set" (systemd EnvironmentFile templates leave
     // them empty), except for optional addresses where empty is meaningful (disables the endpoint).
     if (v === "" && (spec.kind !== "addr" || spec.required)) continue;
     try {
@@ -265,22 +264,5 @@ export function validateCombination(config: Config): void {
   }
 }
 
-export function usage(): string {
-  const lines = [
-    "Usage: can-server [flags]",
-    "",
-    "CAN bus <-> network gateway. Flags take -name value, -name=value or --name; precedence:",
-    "flag > environment variable > default.",
-    "",
-    "Client protocols (all on the same bus; listen flag, default port when enabled):",
-    ...PROTOCOLS.map((p) => `  ${p.title.padEnd(52)} -${p.flag} ${p.required ? `(always on, ${p.defaultAddress})` : `(off; :${p.defaultPort})`}`),
-    "",
-  ];
-  for (const f of FLAGS) {
-    const def = f.def === "" ? '""' : f.def;
-    lines.push(`  -${f.name} ${f.kind === "bool" ? "" : `<${f.kind === "enum" ? f.values!.join("|") : f.kind}>`}`.trimEnd());
-    lines.push(`      ${f.help}${f.isNew ? " (new in can-server)" : ""}`);
-    lines.push(`      default ${def}${f.env ? `; env ${f.env}` : ""}`);
-  }
-  return lines.join("\n") + "\n";
-}
+/** -help lives in help.ts; re-exported here for the callers that import it with parseConfig. */
+export { usage } from "./help.ts";

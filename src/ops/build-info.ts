@@ -1,6 +1,6 @@
 /**
  * Version, commit and build date of this binary. scripts/build.sh injects them with
- * `bun build --define CAN_SERVER_VERSION='"…"'` (and _COMMIT, _DATE), the way the seed used
+ * `bun build --define CAN_SERVER_VERSION='"…"'` (and _COMMIT, _DATE), the way go-ampio-server used
  * `-ldflags -X`; run from source, the version comes from package.json and commit/date read
  * "unknown". Feeds `-version`, `build_info{version,commit,date}` and the mDNS TXT record.
  */
@@ -25,7 +25,7 @@ export function buildInfo(): BuildInfo {
   };
 }
 
-/** The `-version` output: one line, like the seed's "can-server <version> (commit …, built …)". */
+/** The `-version` output: one line, like go-ampio-server's "can-server <version> (commit …, built …)". */
 export function versionLine(info: BuildInfo = buildInfo()): string {
   return `can-server ${info.version} (commit ${info.commit}, built ${info.date})`;
 }

@@ -31,7 +31,7 @@ export interface MdnsAdvertisement {
   stop(): Promise<void>;
 }
 
-/** `-mdns-name`, or `can-server-<hostname>` when empty (the seed's default). */
+/** `-mdns-name`, or `can-server-<hostname>` when empty (go-ampio-server's default). */
 export function mdnsInstanceName(configured: string, host: string = hostname()): string {
   return configured !== "" ? configured : `can-server-${host}`;
 }

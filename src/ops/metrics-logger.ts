@@ -1,6 +1,6 @@
 /**
  * `-log-metrics-interval`: a counter snapshot written to the log every interval, for
- * installations without a Prometheus scraper. The line carries the seed's event name
+ * installations without a Prometheus scraper. The line carries go-ampio-server's event name
  * (`metrics_snapshot`) and field names, plus the hub gauges and backend state; it reads Stats
  * directly, so it works without the HTTP endpoint. Interval 0 disables it.
  */

@@ -143,7 +143,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registers: [registry],
     collect() {
       this.reset();
-      // Every site is exported from the start (the seed pre-registers its labels too).
+      // Every site is exported from the start (go-ampio-server pre-registers its labels too).
       for (const where of ERROR_SITES) setCounter(this, stats.errors.get(where) ?? 0, { where });
     },
   });
@@ -153,7 +153,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     () => stats.malformedFrames,
   );
 
-  // --- Beyond the seed. ---
+  // --- Beyond go-ampio-server. ---
   statCounter("virtual_rx_frames_total", "Total CAN frames delivered by the virtual bus (-backend virtual).", () => stats.virtualRxFrames);
   statCounter("virtual_tx_frames_total", "Total CAN frames written to the virtual bus (-backend virtual).", () => stats.virtualTxFrames);
   statGauge("backend_up", "1 while the CAN backend (serial adapter, SocketCAN interface, virtual bus) is reachable, else 0.", () =>

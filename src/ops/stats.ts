@@ -71,7 +71,7 @@ export class Stats {
   /** Clients targeted by the most recent broadcast. */
   hubBroadcastFanout = 0;
 
-  // Beyond the seed.
+  // Beyond go-ampio-server.
   virtualRxFrames = 0;
   virtualTxFrames = 0;
   backendUp = false;
@@ -86,7 +86,7 @@ export class Stats {
   readonly txDropped = new Map<TxDropReason, number>(TX_DROP_REASONS.map((r) => [r, 0]));
   /** Client frames written to the bus (and so echoed to the other clients when -echo-clients). */
   clientTxSent = 0;
-  /** Connections refused at accept, by reason (hubRejectedClients keeps the seed's total). */
+  /** Connections refused at accept, by reason (hubRejectedClients keeps go-ampio-server's total). */
   readonly rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
   /** HTTP requests refused by the -allow list. */
   httpRejected = 0;

@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { FLAGS } from "../../src/cli/config.ts";
 import { ConfigError, defaultConfig, parseConfig, usage } from "../../src/cli/parse.ts";
+import { protocolDefault } from "../../src/cli/help.ts";
 import { PROTOCOL_NAMES as STATS_PROTOCOL_NAMES, Stats } from "../../src/ops/stats.ts";
 import { PROTOCOL_NAMES, PROTOCOLS } from "../../src/protocols/registry.ts";
 
@@ -90,8 +91,8 @@ describe("protocol registry", () => {
   test("-help lists every protocol with its flag and default port", () => {
     const u = usage();
     for (const p of PROTOCOLS) {
-      expect(u).toContain(`-${p.flag} ${p.required ? `(always on, ${p.defaultAddress})` : `(off; :${p.defaultPort})`}`);
-      expect(u).toContain(`  -${p.flag} <addr>`);
+      expect(u).toMatch(new RegExp(`  -${p.flag} +${protocolDefault(p).replace(/[()]/g, "\\$&")}\n`));
+      expect(u).toContain(`  -${p.flag} [HOST]:PORT`);
     }
   });
 

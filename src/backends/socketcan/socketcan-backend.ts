@@ -385,7 +385,7 @@ export class SocketCanBackend implements Backend {
         // as one (the frames clients receive add up to the rx counters).
       }
       this.stats.socketcanRxFrames++;
-      // The seed documents serial_rx_frames_total as mirroring SocketCAN ingress too.
+      // go-ampio-server documents serial_rx_frames_total as mirroring SocketCAN ingress too.
       this.stats.serialRxFrames++;
       if (listener !== null) {
         try {
