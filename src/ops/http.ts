@@ -5,7 +5,7 @@
  * GET and HEAD only; everything else is 404 or 405. Port 0 binds an ephemeral port, reported
  * back in `port` (tests and the release smoke test use it).
  */
-import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import type { Server, WebSocketHandler } from "bun";
 import { parseListenAddress } from "../net/address.ts";
 import type { Logger } from "./log.ts";
 import type { CidrList } from "../net/cidr.ts";
@@ -33,37 +33,21 @@ export interface OpsHttpOptions {
    * built-in paths above win, and -allow applies to every route.
    */
   routes?: Readonly<Record<string, HttpRoute>>;
+  /** How upgraded WebSockets are served (the dashboard's src/web/ws.ts); none: no route may upgrade. */
+  websocket?: WebSocketHandler<unknown>;
 }
 
-/**
- * One upgraded WebSocket's behaviour: a route that upgrades (`server.upgrade(req, { data })`)
- * hands in the object that serves that socket, so the endpoint stays ignorant of what runs on it.
- */
-export interface WsPeer {
-  open(ws: ServerWebSocket<WsPeer>): void;
-  message(ws: ServerWebSocket<WsPeer>, message: string | Uint8Array): void;
-  drain(ws: ServerWebSocket<WsPeer>): void;
-  close(ws: ServerWebSocket<WsPeer>, code: number, reason: string): void;
-}
+/** The server a route runs on (requestIP, upgrade, timeout); WebSocket data is the route's business. */
+export type HttpServer = Server<unknown>;
 
 /** A route handler; one that upgraded the request to a WebSocket returns undefined. */
-export type HttpRoute = (req: Request, server: Server<WsPeer>) => Response | undefined | Promise<Response | undefined>;
+export type HttpRoute = (req: Request, server: HttpServer) => Response | undefined | Promise<Response | undefined>;
 
-/** Largest message a browser may send us (commands, a frame to send). */
-const WS_MAX_PAYLOAD = 16 * 1024;
-/** Bun closes a socket whose unsent output grows past this; consumers stay well below it. */
-const WS_BACKPRESSURE_LIMIT = 4 * 1024 * 1024;
-
-const websocket: WebSocketHandler<WsPeer> = {
-  maxPayloadLength: WS_MAX_PAYLOAD,
-  backpressureLimit: WS_BACKPRESSURE_LIMIT,
-  closeOnBackpressureLimit: true,
-  idleTimeout: 120,
-  open: (ws) => ws.data.open(ws),
-  message: (ws, m) => ws.data.message(ws, typeof m === "string" ? m : new Uint8Array(m)),
-  drain: (ws) => ws.data.drain(ws),
-  close: (ws, code, reason) => ws.data.close(ws, code, reason),
-};
+/** The peer of a request as "1.2.3.4:port" or "[v6]:port" ("?" when the socket is gone). */
+export function requestRemote(req: Request, server: HttpServer): string {
+  const ip = server.requestIP(req);
+  return ip ? (ip.family === "IPv6" ? `[${ip.address}]:${ip.port}` : `${ip.address}:${ip.port}`) : "?";
+}
 
 export interface OpsHttp {
   /** The bound port (the ephemeral one when addr asked for port 0). */
@@ -79,6 +63,9 @@ export class OpsHttpError extends Error {
 
 const TEXT = "text/plain; charset=utf-8";
 
+/** Without a websocket option no route upgrades; Bun still wants a handler. */
+const NO_WEBSOCKETS: WebSocketHandler<unknown> = { message: (ws) => ws.close(1011, "no WebSocket service here") };
+
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
   return new Response(body, { status, headers: { "content-type": TEXT, "cache-control": "no-store", ...headers } });
 }
@@ -89,7 +76,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
   if (!parsed) throw new OpsHttpError(`metrics HTTP: invalid address ${JSON.stringify(opts.addr)} (expected host:port or :port)`);
 
   const allow = opts.allow;
-  const handle = async (req: Request, srv: Server<WsPeer>): Promise<Response | undefined> => {
+  const handle = async (req: Request, srv: HttpServer): Promise<Response | undefined> => {
     if (allow && !allow.empty) {
       const peer = srv.requestIP(req)?.address ?? "";
       if (!allow.allows(peer)) {
@@ -117,7 +104,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
     }
   };
 
-  let server: Server<WsPeer>;
+  let server: HttpServer;
   try {
     server = Bun.serve({
       hostname: parsed.host,
@@ -125,7 +112,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
       // No `development: false`: with it Bun 1.4.5 lets a second Bun.serve in the same process
       // bind an occupied port silently instead of failing with EADDRINUSE.
       fetch: handle,
-      websocket,
+      websocket: opts.websocket ?? NO_WEBSOCKETS,
       error(err) {
         log.error("metrics_http_error", { error: err.message });
         return text(500, "internal error\n");

@@ -67,6 +67,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         allow: gateway.registry.limits.allow,
         rejected: () => stats.httpRejected++,
         routes: { ...views.routes, ...deps.consumers?.routes },
+        websocket: views.websocket,
       });
       httpPort = http.port;
       stops.push(() => http.stop());

@@ -92,7 +92,7 @@ export class Stats {
   httpRejected = 0;
   /** Dashboard WebSockets and /capture.pcap streams refused because -http-max-streams were open. */
   httpStreamsRejected = 0;
-  /** Dashboard WebSockets and /capture.pcap streams open now (src/ops/http-streams.ts). */
+  /** Dashboard WebSockets and /capture.pcap streams open now (src/net/http-streams.ts). */
   httpStreamsOpen = 0;
   /** Sessions closed because they exceeded a per-client bound (replies owed, pending bytes). */
   clientsOverLimit = 0;

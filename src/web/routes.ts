@@ -4,21 +4,20 @@
  * WebSocket `/ws`, `/api/status`). A capture stream is a hub client while its reader is
  * connected; the dashboard's meter (WebBus) is one hub client for all browsers, attached while
  * the endpoint runs, so the overview's rates are right the moment a page opens. Capture streams
- * and dashboard WebSockets each hold a slot of -http-max-streams (src/ops/http-streams.ts) until
+ * and dashboard WebSockets each hold a slot of -http-max-streams (src/net/http-streams.ts) until
  * they end; beyond the cap both routes answer 503.
  */
 import type { Config } from "../cli/config.ts";
 import type { Gateway } from "../gateway.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
 import type { Stats } from "../ops/stats.ts";
-import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
-import type { HttpRoute } from "../ops/http.ts";
-import { HttpStreamLimit } from "../ops/http-streams.ts";
+import { requestRemote, type HttpRoute } from "../ops/http.ts";
+import { HttpStreamLimit } from "../net/http-streams.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
-import { IdFilter, IdFilterError } from "../capture/filter.ts";
-import { CaptureStream } from "../consumers/capture.ts";
-import { WebBus, type WebViewer } from "../consumers/web.ts";
+import { captureRoute, type CaptureRouteDeps } from "../capture/route.ts";
+import { WebBus, type WebViewer } from "./bus.ts";
+import { websocket } from "./ws.ts";
 import { busBitrate } from "../gateway.ts";
 import { ASSETS } from "./assets.ts";
 import { StatusTracker } from "./status.ts";
@@ -27,19 +26,7 @@ import type { IdMask } from "../capture/filter.ts";
 /** How often the dashboard gets status and the per-id table. */
 export const STATUS_MS = 1000;
 
-/** Frames a capture stream holds for a slow reader: about one second of a saturated 1 Mbit/s bus. */
-export const CAPTURE_QUEUE_FRAMES = 8192;
-
-export interface BusViewDeps {
-  readonly hub: Hub;
-  readonly log: Logger;
-  readonly counters: ConsumerCounters;
-  /** Ids in the hub's client id space (shared with TCP sessions). */
-  readonly allocateId: () => number;
-  readonly captureQueueFrames?: number;
-  /** -http-max-streams, shared by capture streams and dashboard WebSockets. */
-  readonly streams: HttpStreamLimit;
-}
+export type BusViewDeps = CaptureRouteDeps;
 
 export interface BusViewContext {
   readonly gateway: Gateway;
@@ -51,13 +38,10 @@ export interface BusViewContext {
 
 export interface BusViews {
   readonly routes: Record<string, HttpRoute>;
+  /** Serves the dashboard's upgraded WebSockets (startOpsHttp({ websocket })). */
+  readonly websocket: typeof websocket;
   readonly web: WebBus;
   stop(): void;
-}
-
-function remoteOf(req: Request, server: Parameters<HttpRoute>[1]): string {
-  const ip = server.requestIP(req);
-  return ip ? (ip.family === "IPv6" ? `[${ip.address}]:${ip.port}` : `${ip.address}:${ip.port}`) : "?";
 }
 
 /** Every route of the bus views, for startOpsHttp({ routes }); stop() ends the dashboard's timers. */
@@ -95,7 +79,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
   const notUpgrade = (): Response => new Response("expected a WebSocket upgrade\n", { status: 426 });
   routes["/ws"] = (req, server) => {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return notUpgrade();
-    const remote = remoteOf(req, server);
+    const remote = requestRemote(req, server);
     const slot = deps.streams.admit("websocket", remote);
     if (slot instanceof Response) return slot;
     // The slot is held until the socket closes (Bun calls close for every socket it upgraded).
@@ -106,6 +90,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
   };
   return {
     routes,
+    websocket,
     web,
     stop() {
       clearInterval(timer);
@@ -123,45 +108,4 @@ function sniffRows(v: WebViewer, rows: ReturnType<WebBus["sniffer"]>): ReturnTyp
 function matchesId(terms: readonly IdMask[], id: number): boolean {
   for (const t of terms) if ((id & t.mask) === t.id) return true;
   return false;
-}
-
-export function captureRoute(deps: BusViewDeps): HttpRoute {
-  return (req, server) => {
-    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
-    let filter: IdFilter;
-    try {
-      filter = IdFilter.parse(new URL(req.url).searchParams.get("filter") ?? "");
-    } catch (e) {
-      if (e instanceof IdFilterError) return new Response(`${e.message}\n`, { status: 400 });
-      throw e;
-    }
-    const remote = remoteOf(req, server);
-    const slot = deps.streams.admit("capture", remote);
-    if (slot instanceof Response) return slot;
-    // The slot is held until the stream ends: reader gone (abort, cancel), kicked or shut down.
-    const stream = new CaptureStream({
-      id: deps.allocateId(),
-      remote,
-      queueFrames: deps.captureQueueFrames ?? CAPTURE_QUEUE_FRAMES,
-      filter,
-      counters: deps.counters,
-      closed: (s) => {
-        slot.release();
-        deps.hub.detach(s);
-        deps.log.info("capture_ended", { conn_id: s.id, remote: s.remote, frames: s.txFrames, dropped: s.dropped });
-      },
-    });
-    req.signal.addEventListener("abort", () => stream.end(), { once: true });
-    deps.hub.attach(stream);
-    deps.log.info("capture_started", { conn_id: stream.id, remote, filter: filter.toString() || "all" });
-    // A reader already gone never fires "abort" again.
-    if (req.signal.aborted) stream.end();
-    return new Response(stream.body, {
-      headers: {
-        "content-type": "application/vnd.tcpdump.pcap",
-        "content-disposition": 'inline; filename="can-server.pcap"',
-        "cache-control": "no-store",
-      },
-    });
-  };
 }

@@ -9,7 +9,7 @@ import type { BuildInfo } from "../ops/build-info.ts";
 import type { Stats } from "../ops/stats.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
 import type { ClientSession } from "../server/session.ts";
-import type { WebBus } from "../consumers/web.ts";
+import type { WebBus } from "./bus.ts";
 
 export interface ClientRow {
   id: number;

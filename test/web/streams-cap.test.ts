@@ -11,7 +11,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/cli/parse.ts";
 import { buildInfo } from "../../src/ops/build-info.ts";
 import { ConsumerCounters } from "../../src/capture/counters.ts";
-import { HttpStreamLimit } from "../../src/ops/http-streams.ts";
+import { HttpStreamLimit } from "../../src/net/http-streams.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { startOperations, type Operations } from "../../src/ops/operations.ts";
 import { Stats } from "../../src/ops/stats.ts";

@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { formatFrame, type CanFrame } from "../../src/can/frame.ts";
 import { ConsumerCounters } from "../../src/capture/counters.ts";
-import { WebBus } from "../../src/consumers/web.ts";
+import { WebBus } from "../../src/web/bus.ts";
 import { CidrList } from "../../src/net/cidr.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";

@@ -10,9 +10,9 @@
  * `retry-after: 5`; every refusal is counted (Stats.httpStreamsRejected, exported as
  * http_streams_rejected_total) and a burst of them is logged once per 10 s (BurstLog).
  */
-import { BurstLog } from "./burst-log.ts";
-import type { Logger } from "./log.ts";
-import type { Stats } from "./stats.ts";
+import { BurstLog } from "../ops/burst-log.ts";
+import type { Logger } from "../ops/log.ts";
+import type { Stats } from "../ops/stats.ts";
 
 /** What is asking for a slot (a log field). */
 export type HttpStreamKind = "websocket" | "capture";

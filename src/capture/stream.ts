@@ -8,10 +8,10 @@
 import type { CanFrame } from "../can/frame.ts";
 import type { HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
-import type { ConsumerCounters } from "../capture/counters.ts";
-import { nowUs } from "../capture/counters.ts";
-import type { IdFilter } from "../capture/filter.ts";
-import { PCAP_MAX_RECORD, pcapGlobalHeader, writePcapRecord } from "../capture/pcap.ts";
+import type { ConsumerCounters } from "./counters.ts";
+import { nowUs } from "./counters.ts";
+import type { IdFilter } from "./filter.ts";
+import { PCAP_MAX_RECORD, pcapGlobalHeader, writePcapRecord } from "./pcap.ts";
 
 /** Frames one pcap chunk carries at most (≈ 8 KiB of classic frames). */
 const FRAMES_PER_CHUNK = 256;

@@ -14,7 +14,7 @@ import { parseFrame, FrameSyntaxError } from "../can/frame.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { TxLane } from "../hub/tx-scheduler.ts";
-import type { WsPeer } from "../ops/http.ts";
+import type { WsPeer } from "./ws.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { Logger } from "../ops/log.ts";
 import { nowUs, type ConsumerCounters } from "../capture/counters.ts";
