@@ -83,7 +83,10 @@ async function main(argv: string[]): Promise<number> {
     await gateway.shutdown(0);
     return 1;
   }
-  log.info("ready", { listeners: gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(",") });
+  log.info("ready", {
+    listeners: gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(","),
+    ...(ops.dashboardUrls[0] ? { dashboard: ops.dashboardUrls[0] } : {}),
+  });
 
   log.info("shutdown", { signal: await signal });
   // One deadline for the whole shutdown (-shutdown-timeout), on the monotonic clock: each step

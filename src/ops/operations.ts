@@ -1,6 +1,6 @@
 /**
  * Starts the operations side of a running gateway from its Config: the metrics registry, the
- * HTTP endpoint (/metrics, /ready, /healthz) when -metrics-addr is set, periodic counter logs
+ * HTTP endpoint (dashboard, API, capture, /metrics, /ready, /healthz) when -metrics-addr is set, periodic counter logs
  * when -log-metrics-interval > 0, the mDNS advertisement when -mdns-enable is on, and the
  * socketcand discovery beacon when -socketcand-beacon is on (with the socketcand listener bound),
  * and GVRET discovery datagrams when -gvret-discovery is on (with the GVRET listener bound).
@@ -19,6 +19,8 @@ import type { HubGauges, Metrics } from "./metrics.ts";
 import type { Stats } from "./stats.ts";
 import { ConsumerCounters } from "../capture/counters.ts";
 import { PROTOCOLS } from "../protocols/registry.ts";
+import { networkInterfaces } from "node:os";
+import { endpointUrls } from "./endpoint-urls.ts";
 
 export interface OperationsDeps {
   readonly gateway: Gateway;
@@ -39,6 +41,8 @@ export interface Operations {
   readonly metrics: Metrics | undefined;
   /** Bound HTTP port, when the endpoint is enabled. */
   readonly httpPort: number | undefined;
+  /** The dashboard's URLs, one per address it is reachable at (empty without -metrics-addr). */
+  readonly dashboardUrls: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -51,6 +55,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
   const counters = deps.counters ?? new ConsumerCounters();
   const stops: (() => Promise<void> | void)[] = [];
   let httpPort: number | undefined;
+  let dashboardUrls: string[] = [];
   let metrics: Metrics | undefined;
   try {
     if (config.metricsAddr) {
@@ -71,6 +76,9 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       });
       httpPort = http.port;
       stops.push(() => http.stop());
+      // Start-up says where to look: the dashboard at every address it answers on.
+      dashboardUrls = endpointUrls(parseListenAddress(config.metricsAddr)!.host, http.port, networkInterfaces());
+      log.info("dashboard", { urls: dashboardUrls.join(" ") });
     }
     if (config.logMetricsIntervalMs > 0) {
       const { startMetricsLogger } = await import("./metrics-logger.ts");
@@ -111,6 +119,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
   return {
     metrics,
     httpPort,
+    dashboardUrls,
     async stop(): Promise<void> {
       for (const s of [...stops].reverse()) await s();
     },
