@@ -1,14 +1,25 @@
 /**
- * The state-on-connect cache: the latest state-broadcast frame per (module id, subtype) and the
- * latest SATEL status per module, so a client that connects late can be handed the bus's current
- * picture at once (neither Home Assistant client library can ask a module for its state). Only
- * frames the decoder understands as state are kept: commands (ids 0x0F000000 and 0x0F002000),
- * events (subtype 0x2B), unknown, undecoded and too-short frames never are. Bounded: at most
+ * The state-on-connect cache: the latest state-broadcast frame per (module id, subtype), so a
+ * client that connects late can be handed the bus's current picture at once (neither Home
+ * Assistant client library can ask a module for its state). Only frames that describe a lasting
+ * state are kept: commands (ids 0x0F000000 and 0x0F002000), events (subtype 0x2B), unknown,
+ * undecoded and too-short frames never are, and neither are one-off messages that are true only
+ * when sent — the SATEL panel's response to a command (`10 EF <code>`: replayed later it would
+ * look like a new answer and could re-fire an automation) and the `0x10` date/time broadcast (a
+ * replayed clock is wrong by its age). Bounded: at most
  * `maxEntries` entries; past that the least recently updated entry is evicted and counted.
  * Pure: time is passed in, no timers. See docs/ampio.md.
  */
 import { type CanFrame, dataFrame } from "../can/frame.ts";
-import { type DecodeResult, decodeAmpio } from "./decoder.ts";
+import { type DecodeResult, decodeAmpio, SATEL_STATUS_KEY } from "./decoder.ts";
+
+/** State keys that are one-off messages, not state (see the module comment). */
+const NOT_STATE: ReadonlySet<number> = new Set([SATEL_STATUS_KEY, 0x10]);
+
+/** Whether a decoded frame describes a lasting state (what the cache keeps and replays). */
+export function isLastingState(r: DecodeResult): boolean {
+  return r.kind === "decoded" && !NOT_STATE.has(r.key);
+}
 
 export interface StateCacheOptions {
   /** Most (module, subtype) entries held. Default 4096. */
@@ -55,7 +66,7 @@ export class StateCache {
    * whether it was stored. A stored frame is copied, so the caller may reuse its buffer.
    */
   offer(frame: CanFrame, now: number, decoded: DecodeResult = decodeAmpio(frame)): boolean {
-    if (decoded.kind !== "decoded") {
+    if (decoded.kind !== "decoded" || !isLastingState(decoded)) {
       this.c.refused++;
       return false;
     }

@@ -62,6 +62,12 @@ export class AmpioDecoder implements HubClient {
   readonly protocol = "ampio";
   readonly remote = "in-process";
   readonly receiving = true;
+  /**
+   * Only what modules put on the bus: a client's frames (echoed to other clients) never reach the
+   * decoder, so a client with TX rights cannot invent modules, retained MQTT states or Home
+   * Assistant devices by sending state-broadcast-shaped frames.
+   */
+  readonly wantsEcho = false;
   dropped = 0;
   readonly inventory: ModuleInventory;
   readonly cache = new StateCache();
@@ -147,6 +153,11 @@ export class AmpioDecoder implements HubClient {
   /** Modules currently announced online (for a listener that (re)connects and republishes). */
   onlineModules(): number[] {
     return [...this.online];
+  }
+
+  /** Whether a module has been heard by this process and is not stale. */
+  isOnline(id: number): boolean {
+    return this.online.has(id);
   }
 
   counters(): Readonly<AmpioDecoderCounters> {

@@ -1,6 +1,6 @@
 /**
- * State-on-connect cache: latest frame per (module, subtype) and SATEL status, the age limit on
- * an injected clock, what is never stored (commands, events, unknown), and the size bound.
+ * State-on-connect cache: latest frame per (module, subtype), the age limit on an injected clock,
+ * what is never stored (commands, events, one-off responses, unknown), and the size bound.
  */
 import { describe, expect, test } from "bun:test";
 import { AMPIO_COMMAND_ID, SATEL_COMMAND_ID, decodeAmpio } from "../../src/ampio/decoder.ts";
@@ -21,14 +21,9 @@ describe("what a new client is handed", () => {
     cache.offer(f(B, [0xfe, 0x1e, 0x01]), T0 + 10); // B outputs
     cache.offer(f(A, [0xfe, 0x4f, 0x39, 0x82]), T0 + 20); // A diagnostics
     cache.offer(f(A, [0xfe, 0x06, 0xe2, 0x04]), T0 + 30); // A temperature 25.0 replaces 24.1
-    cache.offer(f(A, [0x10, 0xef, 0xff]), T0 + 40); // A SATEL status
-    expect(cache.size).toBe(4);
-    expect(text(cache.snapshot(T0 + 50, 60_000))).toEqual([
-      "00001A2C#FE1E01",
-      "00001A2B#FE4F3982",
-      "00001A2B#FE06E204",
-      "00001A2B#10EFFF",
-    ]);
+    cache.offer(f(A, [0x10, 0xef, 0xff]), T0 + 40); // A SATEL response: one-off, never replayed
+    expect(cache.size).toBe(3);
+    expect(text(cache.snapshot(T0 + 50, 60_000))).toEqual(["00001A2C#FE1E01", "00001A2B#FE4F3982", "00001A2B#FE06E204"]);
   });
 
   test("a client that connects after the broadcasts gets the current picture", () => {
@@ -44,12 +39,14 @@ describe("what a new client is handed", () => {
     expect(text(cache.snapshot(T0 + 13_000, 60_000))).toEqual(["00001A2B#FE1E05", "00001A2C#FEC9E104B0043305"]);
   });
 
-  test("one SATEL status per module, the latest", () => {
+  test("SATEL panel responses and the date/time broadcast are one-off messages: never replayed", () => {
     const cache = new StateCache();
-    cache.offer(f(A, [0x10, 0xef, 0x11]), T0);
-    cache.offer(f(A, [0x10, 0xef, 0x00]), T0 + 1);
-    cache.offer(f(B, [0x10, 0xef, 0x12]), T0 + 2);
-    expect(text(cache.snapshot(T0 + 3, 1000))).toEqual(["00001A2B#10EF00", "00001A2C#10EF12"]);
+    // An old "command accepted" replayed to Home Assistant after its restart would look new and could re-fire an automation.
+    expect(cache.offer(f(A, [0x10, 0xef, 0xff]), T0)).toBe(false);
+    expect(cache.offer(f(B, [0x10, 0xef, 0x12]), T0 + 1)).toBe(false);
+    expect(cache.offer(f(A, [0xfe, 0x10, 0x19, 0x09, 0x15, 0x07, 0x0d, 0x1e]), T0 + 2)).toBe(false); // a clock replayed late is wrong
+    expect(cache.offer(f(A, [0xfe, 0x39, 0x01]), T0 + 3)).toBe(true); // SATEL arming state is state
+    expect(text(cache.snapshot(T0 + 4, 1000))).toEqual(["00001A2B#FE3901"]);
   });
 
   test("a stored frame is a copy: the caller may reuse its buffer", () => {

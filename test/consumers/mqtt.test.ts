@@ -105,6 +105,8 @@ describe("publishing", () => {
       unique_id: "can_server_t3_00001d4c_diagnostics_voltage",
       availability: [{ topic: "t3/availability" }, { topic: "t3/ampio/00001D4C/availability" }],
     });
+    expect(doc.object_id).toBeUndefined(); // deprecated since Home Assistant 2025.10
+    expect((doc.device as Record<string, unknown>).via_device).toBe("can_server_t3");
     const temp = await s.waitTopic("homeassistant/sensor/can_server_t3_00001d4c/diagnostics_temperature/config");
     expect(JSON.parse(temp.payload)).toMatchObject({ device_class: "temperature", unit_of_measurement: "°C" });
     await Bun.sleep(100);
@@ -113,6 +115,63 @@ describe("publishing", () => {
     const st = await sub("t3/ampio/00001D4C/diagnostics/#");
     expect((await st.waitTopic("t3/ampio/00001D4C/diagnostics/voltage")).payload).toBe("24.6");
     expect((await st.waitTopic("t3/ampio/00001D4C/diagnostics/temperature")).payload).toBe("30");
+  });
+
+  test("discovery announces the gateway device that via_device names; a heating zone's difference is a temperature_delta", async () => {
+    const s = await sub("homeassistant/#");
+    const gw = await gatewayWith("t5", { mqttHaDiscovery: true });
+    await connected(gw);
+    const g = await s.waitTopic("homeassistant/binary_sensor/can_server_t5/connectivity/config");
+    const gdoc = JSON.parse(g.payload) as { device: { identifiers: string[] }; state_topic: string; device_class: string };
+    expect(gdoc.device.identifiers).toEqual(["can_server_t5"]);
+    expect(gdoc).toMatchObject({ state_topic: "t5/availability", device_class: "connectivity", payload_on: "online", payload_off: "offline" });
+    // aioampio's heating-zone vector: current 22.5, target 17.6, difference (0x33 − 100) / 10 = −4.9.
+    gw.backend.inject(dataFrame(MODULE, [0xfe, 0xc9, 0xe1, 0x04, 0xb0, 0x04, 0x33, 0x05], true));
+    const diff = JSON.parse((await s.waitTopic("homeassistant/sensor/can_server_t5_00001d4c/heating_1_temperature_diff/config")).payload) as Record<string, unknown>;
+    expect(diff).toMatchObject({ device_class: "temperature_delta", unit_of_measurement: "°C", state_topic: "t5/ampio/00001D4C/heating/1/temperature_diff" });
+    const cur = JSON.parse((await s.waitTopic("homeassistant/sensor/can_server_t5_00001d4c/heating_1_current_temperature/config")).payload) as Record<string, unknown>;
+    expect(cur.device_class).toBe("temperature");
+    for (const m of s.messages) expect(JSON.parse(m.payload).object_id).toBeUndefined();
+  });
+
+  test("a client's frames never create modules, states or Home Assistant devices (only modules on the bus do)", async () => {
+    const gw = await gatewayWith("t6", { mqttHaDiscovery: true });
+    await connected(gw);
+    const s = await sub("homeassistant/sensor/#");
+    const st = await sub("t6/ampio/#");
+    const client = await CannelloniTestClient.connect(gw.gateway.port("cannelloni")!, { helloFirst: true });
+    cleanup.push(() => client.close());
+    await client.handshake({ helloFirst: true });
+    const onBus: CanFrame[] = [];
+    cleanup.push(gw.backend.observe((f) => onBus.push(f)));
+    // A forged diagnostics broadcast from a made-up module id, sent by a client with TX rights.
+    client.send(dataFrame(0x1badcafe, [0xfe, 0x4f, 0x7b, 0x82], true));
+    await waitFor(() => onBus.length === 1, 5000, "the client frame on the bus");
+    gw.backend.inject(DIAGNOSTICS); // a real module
+    await s.waitTopic("homeassistant/sensor/can_server_t6_00001d4c/diagnostics_voltage/config");
+    await Bun.sleep(200);
+    expect(s.messages.some((m) => m.topic.includes("1badcafe"))).toBe(false);
+    expect(st.messages.some((m) => m.topic.includes("1BADCAFE"))).toBe(false);
+    expect(gw.consumers.decoder!.inventory.has(0x1badcafe)).toBe(false);
+  });
+
+  test("after a gateway restart, a module that stays silent does not keep its retained online", async () => {
+    const gw1 = await gatewayWith("t7");
+    await connected(gw1);
+    gw1.backend.inject(TEMPERATURE);
+    gw1.backend.inject(dataFrame(0x00001d51, [0xfe, 0x06, 0xd7, 0x04], true));
+    const s1 = await sub("t7/ampio/+/availability");
+    await s1.waitTopic("t7/ampio/00001D4C/availability", 5000, (m) => m.payload === "online");
+    await s1.waitTopic("t7/ampio/00001D51/availability", 5000, (m) => m.payload === "online");
+    await gw1.stop(); // (a crash would leave the same retained "online")
+    const gw2 = await gatewayWith("t7");
+    gw2.backend.inject(TEMPERATURE); // 1D4C speaks again; 1D51 stays silent
+    await connected(gw2);
+    await waitFor(() => bridgeOf(gw2).counters().staleAvailabilityCleared === 1, 5000, "the silent module marked offline");
+    const late = await sub("t7/ampio/+/availability");
+    await late.waitTopic("t7/ampio/00001D51/availability", 5000, (m) => m.payload === "offline" && m.retained);
+    expect((await late.waitTopic("t7/ampio/00001D4C/availability")).payload).toBe("online");
+    expect(gw2.events().some((e) => e.msg === "mqtt_stale_availability")).toBe(true);
   });
 
   test("a clean shutdown publishes offline (retained)", async () => {
@@ -157,10 +216,14 @@ describe("commands (-mqtt-tx)", () => {
     expect(onBus.length).toBe(2);
     expect(gw.events().filter((e) => e.msg === "mqtt_tx_refused").map((e) => e.reason)).toEqual(["malformed"]);
 
-    // A retained command reaches a live subscriber as a normal message (MQTT 3.1.1 §3.3.1.3), but
-    // must not be sent again by a bridge that (re)subscribes later and gets it from the store.
+    // A retained command is refused whenever it arrives: live, while the bridge is connected (MQTT 5
+    // "retain as published" keeps the flag), and from the broker's store after a (re)subscribe.
     expect(await mqttPub(broker.port, "c1/tx", "123#00", ["-r"])).toBe(0);
-    await waitFor(() => b.txSent === 3, 5000, "the live retained command");
+    await waitFor(() => b.counters().txReceived === 5, 5000, "the live retained command");
+    expect(b.txRefusals().get("retained")).toBe(1);
+    expect(b.txSent).toBe(2);
+    expect(onBus.length).toBe(2);
+    expect(gw.events().filter((e) => e.msg === "mqtt_tx_refused").map((e) => e.reason)).toEqual(["malformed", "retained"]);
     const gw2 = await gatewayWith("c1", { mqttTx: true });
     const onBus2: CanFrame[] = [];
     cleanup.push(gw2.backend.observe((f) => onBus2.push(f)));
@@ -170,6 +233,9 @@ describe("commands (-mqtt-tx)", () => {
     expect(b2.txSent).toBe(0);
     expect(onBus2.length).toBe(0);
     expect(gw2.events().some((e) => e.msg === "mqtt_tx_refused" && e.reason === "retained")).toBe(true);
+    // A normal command after the refused ones still goes through.
+    expect(await mqttPub(broker.port, "c1/tx", "124#01")).toBe(0);
+    await waitFor(() => b.txSent === 3, 5000, "a normal command after the retained one");
     expect(await mqttPub(broker.port, "c1/tx", null, ["-r"])).toBe(0); // clear the stored one
   });
 

@@ -21,11 +21,20 @@
  * (logged once as mqtt_tls_failed with what to do, counted, retried with the same backoff).
  * Transmit requests (-mqtt-tx) go through a hub TX lane like a TCP client's: validation, rate
  * limit, fair scheduling, expiry; every refusal is counted by reason. Retained messages on the
- * command topic are refused: a command kept by the broker would be re-sent on every reconnect.
+ * command topic are refused, whenever they arrive: a command kept by the broker would be re-sent
+ * on every reconnect. The bridge speaks MQTT 5 and subscribes with "retain as published", so a
+ * retained publish is recognised even when it arrives while the bridge is connected (MQTT 3.1.1
+ * clears the flag on live delivery); a broker that refuses MQTT 5 gets 3.1.1 and a warning that
+ * only re-delivered retained commands can be told apart there.
+ *
+ * Availability after a restart: a new process has not seen the modules a previous one announced
+ * "online" (retained). Right after each connect the bridge reads the retained module availability
+ * topics for AVAILABILITY_SCAN_MS and marks "offline" every module it has not seen itself since
+ * it started, so a module that stays silent after a gateway restart never looks alive.
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type * as Prom from "prom-client";
-import type { DecodeResult } from "../../ampio/index.ts";
+import type { AmpioReading, DecodeResult } from "../../ampio/index.ts";
 import { Backoff } from "../../backends/backoff.ts";
 import type { CanFrame } from "../../can/frame.ts";
 import type { Hub, HubClient } from "../../hub/hub.ts";
@@ -33,7 +42,7 @@ import type { TxLane, TxOrigin } from "../../hub/tx-scheduler.ts";
 import type { Logger } from "../../ops/log.ts";
 import { TX_DROP_REASONS } from "../../ops/stats.ts";
 import type { AmpioDecoder, AmpioListener } from "../ampio-decoder.ts";
-import { type CommandRefusal, discoverable, discoveryMessage, framePayload, parseCommand, type Topics, topicsFor, valuePayload } from "./topics.ts";
+import { type CommandRefusal, discoverable, discoveryMessage, framePayload, gatewayDiscoveryMessage, parseCommand, type Topics, topicsFor, valuePayload } from "./topics.ts";
 import { mirrorCounter } from "../../ops/prom-mirror.ts";
 import { isIP } from "node:net";
 import { type CaBundle, tlsFailure } from "./tls.ts";
@@ -48,8 +57,17 @@ export const MAX_INFLIGHT = 1024;
 export const PUMP_BUDGET = 2048;
 /** Remembered last-published payloads for change detection; cleared (all re-sent once) past it. */
 const LAST_SENT_MAX = 200_000;
+/**
+ * Discovery documents remembered as published. The decoder sees only modules on the bus and holds
+ * at most 256 modules with at most 51 discoverable values each (13,056); past this cap, entries of
+ * modules no longer in the inventory are forgotten, and if that frees nothing a new one is
+ * dropped (counted as discovery_full).
+ */
+export const DISCOVERED_MAX = 16_384;
+/** How long after a connect retained module availability is read to mark unseen modules offline. */
+export const AVAILABILITY_SCAN_MS = 5_000;
 
-export const MQTT_DROP_REASONS = ["outbox_full", "state_outbox_full", "unconfirmed", "publish_failed"] as const;
+export const MQTT_DROP_REASONS = ["outbox_full", "state_outbox_full", "unconfirmed", "publish_failed", "discovery_full"] as const;
 export type MqttDropReason = (typeof MQTT_DROP_REASONS)[number];
 export const MQTT_TX_REFUSALS = ["malformed", "invalid", "retained", ...TX_DROP_REASONS] as const;
 
@@ -87,6 +105,8 @@ export interface MqttCounters {
   /** Attempts whose TLS handshake failed (certificate not trusted, wrong name, expired, not TLS). */
   tlsFailures: number;
   txReceived: number;
+  /** Retained "online" of modules this process had not seen, replaced by "offline" after a connect. */
+  staleAvailabilityCleared: number;
 }
 
 /** The broker URL without credentials, for logs. */
@@ -113,6 +133,9 @@ interface Attempt {
   connected: boolean;
   /** Waiting for the socket's 'drain' (one listener at most). */
   draining: boolean;
+  /** Reading retained module availability (AVAILABILITY_SCAN_MS after the connect). */
+  scanning: boolean;
+  scanTimer: ReturnType<typeof setTimeout> | null;
 }
 
 /** The bit of the socket the pump looks at: a full write buffer means wait for 'drain'. */
@@ -144,7 +167,8 @@ export class MqttBridge implements HubClient, AmpioListener {
   /** Retained messages waiting, by topic (insertion order = publish order). */
   private readonly pending = new Map<string, string>();
   private readonly lastSent = new Map<string, string>();
-  private readonly discovered = new Set<string>();
+  /** Discovery topic → module id, for what was queued since the last connect. */
+  private readonly discovered = new Map<string, number>();
 
   private attempt: Attempt | null = null;
   private everConnected = false;
@@ -160,7 +184,9 @@ export class MqttBridge implements HubClient, AmpioListener {
   private readonly refusedLogged = new Set<string>();
   readonly drops = new Map<MqttDropReason, number>(MQTT_DROP_REASONS.map((r) => [r, 0]));
   readonly txRefused = new Map<string, number>([["malformed", 0], ["invalid", 0], ["retained", 0]]);
-  private readonly c: MqttCounters = { published: 0, reconnects: 0, connectFailures: 0, authFailures: 0, tlsFailures: 0, txReceived: 0 };
+  private readonly c: MqttCounters = { published: 0, reconnects: 0, connectFailures: 0, authFailures: 0, tlsFailures: 0, txReceived: 0, staleAvailabilityCleared: 0 };
+  /** MQTT 5 until a broker refuses it; then 3.1.1 for the rest of the process. */
+  private protocolVersion: 4 | 5 = 5;
 
   constructor(private readonly opts: MqttBridgeOptions) {
     this.topics = topicsFor(opts.prefix);
@@ -282,13 +308,30 @@ export class MqttBridge implements HubClient, AmpioListener {
     for (const v of r.values) {
       const topic = this.topics.value(r.moduleId, v.name);
       const payload = valuePayload(v.value);
-      if (this.opts.haDiscovery && discoverable(v)) {
-        const d = discoveryMessage(this.topics, r.moduleId, v);
-        if (!this.discovered.has(d.topic) && this.queueRetained(d.topic, d.payload)) this.discovered.add(d.topic);
-      }
+      if (this.opts.haDiscovery && discoverable(v)) this.discover(r.moduleId, v);
       if (this.lastSent.get(topic) === payload && !this.pending.has(topic)) continue;
       this.queueRetained(topic, payload);
     }
+  }
+
+  /** Queues a value's discovery document once (bounded by DISCOVERED_MAX). */
+  private discover(moduleId: number, v: AmpioReading): void {
+    const d = discoveryMessage(this.topics, moduleId, v);
+    if (this.discovered.has(d.topic)) return;
+    if (this.discovered.size >= DISCOVERED_MAX && !this.pruneDiscovered()) {
+      this.drop("discovery_full", 1);
+      return;
+    }
+    if (this.queueRetained(d.topic, d.payload)) this.discovered.set(d.topic, moduleId);
+  }
+
+  /** Forgets discovery entries of modules the inventory no longer holds; true if any went. */
+  private pruneDiscovered(): boolean {
+    const inv = this.opts.decoder?.inventory;
+    if (inv === undefined) return false;
+    const before = this.discovered.size;
+    for (const [topic, id] of this.discovered) if (!inv.has(id)) this.discovered.delete(topic);
+    return this.discovered.size < before;
   }
 
   moduleState(moduleId: number, online: boolean): void {
@@ -316,10 +359,7 @@ export class MqttBridge implements HubClient, AmpioListener {
       this.queueRetained(this.topics.moduleAvailability(m.id), online.has(m.id) ? "online" : "offline");
       for (const v of m.values) {
         const reading = v.unit === undefined ? { name: v.name, value: v.value } : { name: v.name, value: v.value, unit: v.unit as "°C" | "V" };
-        if (this.opts.haDiscovery && discoverable(reading)) {
-          const d = discoveryMessage(this.topics, m.id, reading);
-          if (this.queueRetained(d.topic, d.payload)) this.discovered.add(d.topic);
-        }
+        if (this.opts.haDiscovery && discoverable(reading)) this.discover(m.id, reading);
         this.queueRetained(this.topics.value(m.id, v.name), valuePayload(v.value));
       }
     }
@@ -411,7 +451,7 @@ export class MqttBridge implements HubClient, AmpioListener {
       this.failedBeforeClient(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    const a: Attempt = { client, done: false, connected: false, draining: false };
+    const a: Attempt = { client, done: false, connected: false, draining: false, scanning: false, scanTimer: null };
     this.attempt = a;
     client.on("connect", () => this.onConnect(a));
     client.on("error", (e) => this.onError(a, e));
@@ -429,6 +469,7 @@ export class MqttBridge implements HubClient, AmpioListener {
       connectTimeout: o.connectTimeoutMs ?? 10_000,
       queueQoSZero: false,
       resubscribe: false,
+      protocolVersion: this.protocolVersion,
       will: { topic: this.topics.availability, payload: Buffer.from("offline"), qos: o.qos, retain: true },
     };
     // Parsed here with the WHATWG URL (mqtt.js would use the deprecated url.parse and warn on stderr).
@@ -465,18 +506,47 @@ export class MqttBridge implements HubClient, AmpioListener {
     this.everConnected = true;
     // Availability first: a subscriber that sees values also knows the gateway is up.
     this.publish(a, this.topics.availability, "online", true);
-    if (this.lane !== null) {
-      a.client.subscribe(this.topics.tx, { qos: this.opts.qos }, (err) => {
-        if (err) this.opts.log.error("mqtt_subscribe_failed", { topic: this.topics.tx, error: err.message });
-      });
+    if (this.opts.haDiscovery) {
+      const g = gatewayDiscoveryMessage(this.topics);
+      this.publish(a, g.topic, g.payload, true);
+    }
+    // rap (MQTT 5, "retain as published"): a retained publish keeps its flag on live delivery.
+    if (this.lane !== null) this.subscribe(a, this.topics.tx);
+    if (this.opts.decoder !== null) {
+      a.scanning = true;
+      this.subscribe(a, this.topics.moduleAvailabilityFilter);
+      a.scanTimer = setTimeout(() => {
+        a.scanTimer = null;
+        a.scanning = false;
+        if (!a.done) a.client.unsubscribe(this.topics.moduleAvailabilityFilter);
+      }, AVAILABILITY_SCAN_MS);
+      a.scanTimer.unref?.();
     }
     this.requeueAll();
     this.pump();
   }
 
+  private subscribe(a: Attempt, topic: string): void {
+    const options = this.protocolVersion === 5 ? { qos: this.opts.qos, rap: true } : { qos: this.opts.qos };
+    a.client.subscribe(topic, options, (err) => {
+      if (err) this.opts.log.error("mqtt_subscribe_failed", { topic, error: err.message });
+    });
+  }
+
   private onError(a: Attempt, e: Error): void {
     if (a.done) return;
     const code = (e as { code?: unknown }).code;
+    // CONNACK 1 (3.1.1) / 132 (MQTT 5): the broker does not speak MQTT 5: 3.1.1 from now on.
+    if (!a.connected && this.protocolVersion === 5 && (code === 1 || code === 132)) {
+      this.protocolVersion = 4;
+      this.opts.log.warn("mqtt_protocol_fallback", {
+        broker: this.brokerLabel,
+        protocol: "3.1.1",
+        detail: "the broker refused MQTT 5; retained commands published while the bridge is connected cannot be recognised (MQTT 3.1.1 clears the retain flag on live delivery)",
+      });
+      this.retire(a);
+      return;
+    }
     // MQTT 3.1.1 CONNACK 4 = bad user name or password, 5 = not authorized (MQTT 5: 134, 135).
     const auth = code === 4 || code === 5 || code === 134 || code === 135;
     const tls = this.tls && !auth && !a.connected ? tlsFailure(e, this.host, this.opts.ca?.file ?? null) : null;
@@ -530,6 +600,9 @@ export class MqttBridge implements HubClient, AmpioListener {
     a.connected = false;
     if (this.inflight > 0) this.drop("unconfirmed", this.inflight);
     this.inflight = 0;
+    if (a.scanTimer !== null) clearTimeout(a.scanTimer);
+    a.scanTimer = null;
+    a.scanning = false;
     a.client.removeAllListeners("message");
     a.client.on("error", () => {}); // late errors of a retired client are not ours to report
     a.client.end(true);
@@ -541,12 +614,27 @@ export class MqttBridge implements HubClient, AmpioListener {
   // --- Transmit requests ----------------------------------------------------------------------
 
   private onMessage(a: Attempt, topic: string, payload: Buffer, retained: boolean): void {
-    if (a.done || topic !== this.topics.tx || this.lane === null) return;
+    if (a.done) return;
+    if (a.scanning && retained) {
+      const id = this.topics.moduleOfAvailability(topic);
+      if (id !== null) return this.staleAvailability(id, topic, payload.toString("utf8"));
+    }
+    if (topic !== this.topics.tx || this.lane === null) return;
     this.c.txReceived++;
     if (retained) return this.refuse("retained", "retained message on the command topic (publish without -r)");
     const r = parseCommand(payload.toString("utf8"));
     if ("refusal" in r) return this.refuse(r.refusal, r.reason);
     this.lane.send(r.frame); // refusals counted by the lane (client_tx_dropped_total) and below
+  }
+
+  /** A retained availability read after a connect: "online" of a module not seen since start → "offline". */
+  private staleAvailability(id: number, topic: string, payload: string): void {
+    const dec = this.opts.decoder;
+    if (dec === null || payload !== "online" || dec.isOnline(id) || this.pending.has(topic)) return;
+    if (this.c.staleAvailabilityCleared++ === 0) {
+      this.opts.log.info("mqtt_stale_availability", { topic, detail: "a module announced online before this process started has not spoken since: marked offline" });
+    }
+    this.queueRetained(topic, "offline");
   }
 
   private refuse(reason: CommandRefusal | "retained", detail: string): void {
@@ -585,7 +673,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     counter("mqtt_published_messages_total", "Messages the MQTT bridge handed to the broker connection (written for QoS 0, acknowledged for QoS 1/2).", () => this.c.published);
     new Counter({
       name: "mqtt_dropped_messages_total",
-      help: "Messages the MQTT bridge lost, by reason (outbox_full: oldest raw frame dropped; state_outbox_full; unconfirmed: in flight when the connection closed; publish_failed).",
+      help: "Messages the MQTT bridge lost, by reason (outbox_full: oldest raw frame dropped; state_outbox_full; unconfirmed: in flight when the connection closed; publish_failed; discovery_full).",
       labelNames: ["reason"],
       registers: [registry],
       collect() {
@@ -606,6 +694,7 @@ export class MqttBridge implements HubClient, AmpioListener {
         this.set({ kind: "state" }, self.pending.size);
       },
     });
+    counter("mqtt_stale_availability_cleared_total", "Retained module availability \"online\" of modules this process had not heard since it started, replaced by \"offline\" after a connect.", () => this.c.staleAvailabilityCleared);
     counter("mqtt_tx_received_total", "Messages received on the MQTT command topic.", () => this.c.txReceived);
     counter("mqtt_tx_sent_total", "Frames from the MQTT command topic written to the bus.", () => this.txSent);
     new Counter({

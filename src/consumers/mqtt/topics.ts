@@ -28,6 +28,10 @@ export interface Topics {
   readonly tx: string;
   raw(f: CanFrame): string;
   moduleAvailability(moduleId: number): string;
+  /** Subscription matching every module's availability topic. */
+  readonly moduleAvailabilityFilter: string;
+  /** The module id of a module availability topic, or null. */
+  moduleOfAvailability(topic: string): number | null;
   value(moduleId: number, name: string): string;
 }
 
@@ -62,6 +66,15 @@ export function topicsFor(prefixFlag: string): Topics {
     tx: `${prefix}/tx`,
     raw: (f) => `${prefix}/raw/${frameIdHex(f)}`,
     moduleAvailability: (id) => `${prefix}/ampio/${moduleHex(id)}/availability`,
+    moduleAvailabilityFilter: `${prefix}/ampio/+/availability`,
+    moduleOfAvailability(topic) {
+      const head = `${prefix}/ampio/`;
+      if (!topic.startsWith(head) || !topic.endsWith("/availability")) return null;
+      const mod = topic.slice(head.length, -"/availability".length);
+      if (!/^[0-9A-F]{8}$/.test(mod)) return null;
+      const id = parseInt(mod, 16);
+      return id <= 0x1fffffff ? id : null;
+    },
     value: (id, name) => `${prefix}/ampio/${moduleHex(id)}/${name.replaceAll(".", "/")}`,
   };
 }
@@ -146,25 +159,66 @@ function slug(s: string): string {
   return s.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
 }
 
+/** The gateway's own Home Assistant device: every module device names it in `via_device`. */
+export function gatewayNode(topics: Topics): string {
+  return `can_server_${slug(topics.prefix)}`;
+}
+
+/**
+ * Discovery of the gateway device itself (a connectivity binary sensor on <prefix>/availability),
+ * so the `via_device` of every module device names a device Home Assistant knows.
+ */
+export function gatewayDiscoveryMessage(topics: Topics): { topic: string; payload: string } {
+  const node = gatewayNode(topics);
+  const config = {
+    name: "Connectivity",
+    unique_id: `${node}_connectivity`,
+    state_topic: topics.availability,
+    payload_on: "online",
+    payload_off: "offline",
+    device_class: "connectivity",
+    entity_category: "diagnostic",
+    device: { identifiers: [node], name: `can-server ${topics.prefix}`, manufacturer: "can-server", model: "CAN gateway" },
+  };
+  return { topic: `${HA_DISCOVERY_PREFIX}/binary_sensor/${node}/connectivity/config`, payload: JSON.stringify(config) };
+}
+
+/**
+ * Home Assistant device class of a value: a heating zone's temperature difference is a
+ * difference (`temperature_delta`: converted without the offset in °F), not an absolute temperature.
+ */
+function deviceClass(v: AmpioReading): string {
+  if (v.unit === "V") return "voltage";
+  return v.name.endsWith(".temperature_diff") ? "temperature_delta" : "temperature";
+}
+
+/** Names a names file gives a module and its values (absent: ids). */
+export interface DiscoveryNames {
+  readonly module?: string;
+  readonly room?: string;
+  readonly value?: string;
+}
+
 /** Discovery topic and retained config document for one value of one module. */
-export function discoveryMessage(topics: Topics, moduleId: number, v: AmpioReading): { topic: string; payload: string } {
+export function discoveryMessage(topics: Topics, moduleId: number, v: AmpioReading, names: DiscoveryNames = {}): { topic: string; payload: string } {
   const mod = moduleHex(moduleId);
-  const node = `can_server_${slug(topics.prefix)}_${mod.toLowerCase()}`;
+  const node = `${gatewayNode(topics)}_${mod.toLowerCase()}`;
   const object = slug(v.name);
-  const device = {
+  const device: Record<string, unknown> = {
     identifiers: [node],
-    name: `Ampio ${mod}`,
+    name: names.module ?? `Ampio ${mod}`,
     manufacturer: "Ampio",
     model: `CAN module ${mod}`,
-    via_device: `can_server_${slug(topics.prefix)}`,
+    via_device: gatewayNode(topics),
   };
+  if (names.room !== undefined) device.suggested_area = names.room;
+  // No object_id (deprecated since Home Assistant 2025.10): the entity id follows from the names.
   const config = {
-    name: v.name.replaceAll(".", " ").replaceAll("_", " "),
+    name: names.value ?? v.name.replaceAll(".", " ").replaceAll("_", " "),
     unique_id: `${node}_${object}`,
-    object_id: `ampio_${mod.toLowerCase()}_${object}`,
     state_topic: topics.value(moduleId, v.name),
     unit_of_measurement: v.unit,
-    device_class: v.unit === "V" ? "voltage" : "temperature",
+    device_class: deviceClass(v),
     state_class: "measurement",
     availability: [{ topic: topics.availability }, { topic: topics.moduleAvailability(moduleId) }],
     availability_mode: "all",
