@@ -8,7 +8,9 @@ import { Hub } from "./hub/hub.ts";
 import { busFrameRate } from "./hub/token-bucket.ts";
 import { droppedFields, type TxLimits } from "./hub/tx-scheduler.ts";
 import { CidrList } from "./net/cidr.ts";
-import { connectionCapacity } from "./server/fd-limit.ts";
+import { availableParallelism } from "node:os";
+import { connectionCapacity, derivedMaxClients } from "./server/fd-limit.ts";
+import { Admission } from "./net/admission.ts";
 import type { Logger } from "./ops/log.ts";
 import type { Stats } from "./ops/stats.ts";
 import { PROTOCOLS, type ProtocolName } from "./protocols/registry.ts";
@@ -89,17 +91,30 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const tx = txLimits(config);
   const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, tx, stats, log });
   hub.connectBus(backend);
-  const registry = new ClientRegistry({
-    maxClients: config.maxClients,
-    maxHandshakes: config.maxHandshakes,
-    maxConnections: connectionCapacity(),
-    allow: CidrList.parse(config.allow),
-    txAllow: CidrList.parse(config.txAllow),
-  });
+  const fdBudget = connectionCapacity();
+  const admission = new Admission(
+    {
+      maxClients: config.maxClients > 0 ? config.maxClients : derivedMaxClients(availableParallelism(), fdBudget),
+      maxHandshakes: config.maxHandshakes,
+      maxHostHandshakes: config.maxHostHandshakes,
+      maxHostConnections: config.maxHostConnections,
+      httpMaxConnections: 0,
+      fdBudget,
+      allow: CidrList.parse(config.allow),
+      txAllow: CidrList.parse(config.txAllow),
+    },
+    stats,
+    log,
+  );
+  const registry = new ClientRegistry(admission);
+  const limits = admission.limits;
   log.info("client_limits", {
-    max_clients: config.maxClients,
-    max_handshakes: config.maxHandshakes,
-    max_connections: registry.limits.maxConnections,
+    max_clients: limits.maxClients,
+    ...(config.maxClients === 0 ? { max_clients_derived: true } : {}),
+    max_handshakes: limits.maxHandshakes,
+    max_host_handshakes: limits.maxHostHandshakes,
+    max_host_connections: limits.maxHostConnections,
+    fd_budget: fdBudget,
     client_tx_rate: tx.rate,
     client_tx_burst: tx.burst,
     tx_max_age_ms: tx.maxAgeMs,

@@ -99,6 +99,10 @@ export interface Config extends ProtocolListenConfig {
   webToken: string;
   /** Dashboard WebSockets and /capture.pcap streams open at once on -metrics-addr, together. */
   httpMaxStreams: number;
+  /** Connections (TCP and HTTP) from one host (0 = unlimited). */
+  maxHostConnections: number;
+  /** Connections from one host still in a protocol handshake (0 = unlimited). */
+  maxHostHandshakes: number;
 }
 
 /**
@@ -178,7 +182,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", group: "bus", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
   { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", group: "clients", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
   { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", group: "clients", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
-  { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", group: "clients", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = unlimited)" },
+  { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", group: "clients", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = derived from the machine: 128 per CPU core, at least 64, within the descriptor budget; logged at start-up as max_clients)" },
   { name: "handshake-timeout", key: "handshakeTimeoutMs", env: "CAN_SERVER_HANDSHAKE_TIMEOUT", kind: "duration", group: "clients", def: "3s", min: 1, help: "Time a client has to complete the protocol handshake" },
   { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", group: "clients", def: "60s", min: 1, help: "Disconnect a client that takes none of the bytes owed to it for this long (a stalled reader; idle listen-only clients stay connected, as with go-ampio-server)" },
   { name: "mdns-enable", key: "mdnsEnable", env: "CAN_SERVER_MDNS_ENABLE", kind: "bool", group: "ops", def: "false", help: "Advertise _can-server._tcp over mDNS (the packaged unit turns it on)" },
@@ -206,6 +210,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "client-tx-burst", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
   { name: "tx-max-age", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", group: "transmit", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
   { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
+  { name: "max-host-handshakes", key: "maxHostHandshakes", env: "CAN_SERVER_MAX_HOST_HANDSHAKES", kind: "int", group: "transmit", def: "8", min: 0, max: 1_000_000, isNew: true, help: "Connections from one host (an IPv4 address or an IPv6 /64) still in their protocol handshake (0 = unlimited): one host cannot hold -max-handshakes alone" },
+  { name: "max-host-connections", key: "maxHostConnections", env: "CAN_SERVER_MAX_HOST_CONNECTIONS", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections from one host (an IPv4 address or an IPv6 /64) to all listeners and the HTTP endpoint together (0 = unlimited): one host cannot lock the others out" },
   { name: "allow", key: "allow", env: "CAN_SERVER_ALLOW", kind: "cidrs", group: "transmit", def: "", isNew: true, help: "Who may connect to any listener or the HTTP endpoint: CIDR[,CIDR...] (e.g. 192.168.1.0/24,::1); empty = everyone" },
   { name: "tx-allow", key: "txAllow", env: "CAN_SERVER_TX_ALLOW", kind: "cidrs", group: "transmit", def: "", isNew: true, help: "Who may transmit to the bus: CIDR[,CIDR...]; other clients are read-only (their frames are dropped and counted); empty = every connected client" },
   // Ampio decoder and MQTT bridge (src/consumers/, README "Ampio decoding and MQTT")

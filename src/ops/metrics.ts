@@ -195,7 +195,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   statCounter("client_tx_sent_total", "Frames sent by clients that reached the bus: written, or on SocketCAN confirmed by the kernel (and echoed to the other clients).", () => stats.clientTxSent);
   byLabel(
     "clients_rejected_total",
-    "Connections refused at accept, by reason (max_clients, max_handshakes, not_allowed, fd_reserve); hub_rejected_clients_total is their sum.",
+    "Connections (TCP clients and HTTP) refused at accept, by reason (max_clients, max_handshakes, not_allowed, fd_reserve, host_connections, host_handshakes, http_connections); hub_rejected_clients_total is their sum.",
     "reason",
     REJECT_REASONS,
     (r) => stats.rejected.get(r) ?? 0,

@@ -37,7 +37,7 @@ export const TX_DROP_REASONS = ["read_only", "rate_limited", "tx_queue_full", "u
 export type TxDropReason = (typeof TX_DROP_REASONS)[number];
 
 /** Why a connection was refused at accept (`clients_rejected_total{reason}`). */
-export const REJECT_REASONS = ["max_clients", "max_handshakes", "not_allowed", "fd_reserve"] as const;
+export const REJECT_REASONS = ["max_clients", "max_handshakes", "not_allowed", "fd_reserve", "host_connections", "host_handshakes", "http_connections"] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 // The protocol list lives with the protocols (src/protocols/registry.ts); re-exported for metrics.

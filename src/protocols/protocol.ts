@@ -57,6 +57,11 @@ export interface WireProtocol {
    * frames (socketcand: python-can reads each reply with one recv() and needs it alone).
    */
   readonly streamDelayMs?: number;
+  /**
+   * The session is ready the moment it is accepted (start() calls ready()): no handshake, so the
+   * admission layer never counts its connection as handshaking (src/net/admission.ts).
+   */
+  readonly readyOnAccept?: boolean;
   open(events: WireSessionEvents, options: WireSessionOptions): WireSession;
 }
 

@@ -1,9 +1,10 @@
 /**
- * How many connections this process can hold before accept() would fail with EMFILE: the soft
+ * How many descriptors connections may hold before accept() would fail with EMFILE: the soft
  * RLIMIT_NOFILE (read from /proc/self/limits, Linux) minus the descriptors already open and a
- * reserve for the HTTP endpoint, log files, the device and reconnects. The listener refuses
- * connections beyond that cleanly, so the kernel's accept never hits the limit (where the
- * runtime would retry accept in a tight loop) and /healthz stays reachable.
+ * reserve for log files, the device, the HTTP listener and reconnects. The admission layer
+ * (src/net/admission.ts) spends this budget on TCP clients and HTTP connections alike and refuses
+ * connections beyond it cleanly, so accept never hits the limit (where the runtime retries
+ * accept in a tight loop) and /healthz stays reachable.
  */
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -39,4 +40,21 @@ function openFds(): number {
 export function connectionCapacity(limit = softFdLimit(), open = openFds(), reserve = FD_RESERVE): number {
   if (limit === null) return 0;
   return Math.max(1, limit - open - reserve);
+}
+
+/** Established clients per CPU core when -max-clients is 0: fan-out to idle clients costs CPU per frame. */
+export const CLIENTS_PER_CORE = 128;
+/** The derived client limit is never below this (a single-core board still serves a household). */
+export const MIN_DERIVED_CLIENTS = 64;
+
+/**
+ * -max-clients 0: a limit that follows the machine. The hub hands every bus frame to every
+ * client, so the cost of a frame grows with the clients: thousands of idle clients on a busy
+ * bus kept the event loop from answering /healthz for over a second. 128 per core (256 on a
+ * two-core board, as the packaged unit sets) keeps the loop responsive at a saturated bus;
+ * never more than the descriptor budget holds (0 = no budget known).
+ */
+export function derivedMaxClients(cores: number, fdBudget: number): number {
+  const byCpu = Math.max(MIN_DERIVED_CLIENTS, CLIENTS_PER_CORE * Math.max(1, cores));
+  return fdBudget > 0 ? Math.max(1, Math.min(byCpu, fdBudget)) : byCpu;
 }

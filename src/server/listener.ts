@@ -1,18 +1,16 @@
 /**
- * The only `Bun.listen` file. A listener is (address, protocol): it accepts connections, applies
- * the admission rules shared by all listeners (the `-allow` list, `-max-clients` established
- * clients, `-max-handshakes` connections still in their handshake, and the fd reserve so accept
- * never runs into EMFILE), sets TCP_NODELAY and keepalive, and routes each socket event to the
- * ClientSession stored in `socket.data`. Protocol logic lives in the session. A refused
- * connection is closed at once, counted by reason, and logged once per burst.
+ * The TCP client listeners. A listener is (address, protocol): it accepts connections, asks the
+ * admission layer (src/net/admission.ts: -allow, the descriptor budget, per-host and global
+ * client and handshake limits) whether to keep each one, sets TCP_NODELAY and keepalive, and
+ * routes each socket event to the ClientSession stored in `socket.data`. Protocol logic lives in
+ * the session. A refused connection is closed at once (counted and burst-logged by admission).
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { CanFrame } from "../can/frame.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
-import type { RejectReason, Stats } from "../ops/stats.ts";
-import type { CidrList } from "../net/cidr.ts";
-import { BurstLog } from "../ops/burst-log.ts";
+import type { Stats } from "../ops/stats.ts";
+import type { Admission, AdmissionLimits } from "../net/admission.ts";
 import type { WireProtocol } from "../protocols/protocol.ts";
 import type { ProtocolName } from "../protocols/registry.ts";
 import { parseListenAddress } from "../net/address.ts";
@@ -25,60 +23,33 @@ interface SocketData {
   session: ClientSession | null;
 }
 
-export interface AdmissionLimits {
-  /** Established clients (handshake done) over all listeners; 0 = unlimited. */
-  readonly maxClients: number;
-  /** Connections still in their handshake; 0 = unlimited. */
-  readonly maxHandshakes: number;
-  /** All connections, from the fd limit (fd-limit.ts); 0 = no cap known. */
-  readonly maxConnections: number;
-  /** Who may connect (empty = everyone). */
-  readonly allow: CidrList;
-  /** Who may transmit (empty = everyone connected). */
-  readonly txAllow: CidrList;
-}
-
-
-/** All sessions of all listeners: ids, admission limits and shutdown. */
+/** All sessions of all listeners: ids, the admission layer and shutdown. */
 export class ClientRegistry {
   readonly sessions = new Set<ClientSession>();
-  /** Sessions whose handshake is not complete yet. */
-  handshaking = 0;
   private nextId = 1;
   accepted = 0;
-  /** Rejections are logged once per 10 s; the rest are counted and summarised. */
-  private readonly rejectLog = new BurstLog();
 
-  constructor(readonly limits: AdmissionLimits) {}
+  constructor(readonly admission: Admission) {}
+
+  get limits(): AdmissionLimits {
+    return this.admission.limits;
+  }
 
   get maxClients(): number {
-    return this.limits.maxClients;
+    return this.admission.limits.maxClients;
+  }
+
+  /** TCP connections still in their handshake. */
+  get handshaking(): number {
+    return this.admission.handshaking;
   }
 
   get established(): number {
-    return this.sessions.size - this.handshaking;
+    return this.admission.established;
   }
 
   allocateId(): number {
     return this.nextId++;
-  }
-
-  /** Why a new connection from `address` must be refused, or null to accept it. */
-  admission(address: string): RejectReason | null {
-    const l = this.limits;
-    if (!l.allow.allows(address)) return "not_allowed";
-    if (l.maxConnections > 0 && this.sessions.size >= l.maxConnections) return "fd_reserve";
-    if (l.maxClients > 0 && this.established >= l.maxClients) return "max_clients";
-    if (l.maxHandshakes > 0 && this.handshaking >= l.maxHandshakes) return "max_handshakes";
-    return null;
-  }
-
-  /** Counts a refusal; logs the first of a burst, and how many were not logged since. */
-  rejected(reason: RejectReason, fields: Record<string, unknown>, stats: Stats, log: Logger): void {
-    stats.reject(reason);
-    const suppressed = this.rejectLog.next();
-    if (suppressed === null) return;
-    log.warn("client_rejected", { ...fields, reason, ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
   }
 }
 
@@ -119,9 +90,9 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
     open(socket: Socket<SocketData>): void {
       socket.data = { session: null };
       const remote = remoteOf(socket);
-      const refusal = registry.admission(socket.remoteAddress);
-      if (refusal !== null) {
-        registry.rejected(refusal, { remote, protocol: protocol.name, max_clients: registry.maxClients }, stats, log);
+      const admission = registry.admission;
+      const ticket = admission.admit("tcp", socket.remoteAddress, protocol.readyOnAccept !== true, { remote, protocol: protocol.name });
+      if (typeof ticket === "string") {
         socket.terminate();
         return;
       }
@@ -131,13 +102,6 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
       stats.clientsAccepted++;
       stats.protocol(protocol.name).accepted++;
       const readOnly = !registry.limits.txAllow.allows(socket.remoteAddress);
-      let inHandshake = true;
-      registry.handshaking++;
-      const leaveHandshake = (): void => {
-        if (!inHandshake) return;
-        inHandshake = false;
-        registry.handshaking--;
-      };
       const session = new ClientSession({ id: registry.allocateId(), remote, readOnly }, socket, protocol, {
         hub,
         stats,
@@ -145,15 +109,14 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
         options,
         initialFrames: deps.initialFrames,
         established: (s) => {
-          leaveHandshake();
-          // Several handshakes may finish while the limit is reached: the late ones are refused.
-          if (registry.maxClients > 0 && registry.established > registry.maxClients) {
-            registry.rejected("max_clients", { remote, protocol: protocol.name, max_clients: registry.maxClients }, stats, log);
+          ticket.leaveHandshake();
+          if (admission.overClientLimit()) {
+            admission.refuse("max_clients", { remote, protocol: protocol.name });
             s.close("rejected");
           }
         },
         closed: (s) => {
-          leaveHandshake();
+          ticket.release();
           registry.sessions.delete(s);
           stats.clientsDisconnected++;
         },

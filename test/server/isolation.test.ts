@@ -189,7 +189,8 @@ describe("isolation over real TCP", () => {
   });
 
   test("under ulimit -n 256 a connection flood is refused cleanly: /healthz answers, CPU stays idle", async () => {
-    const gw = await startGatewayProcess(["-waveshare-listen", "127.0.0.1:0"], { shellPrefix: "ulimit -n 256;" });
+    // One host, so the per-host cap is lifted: this is about the descriptor budget.
+    const gw = await startGatewayProcess(["-waveshare-listen", "127.0.0.1:0", "-max-host-connections", "0"], { shellPrefix: "ulimit -n 256;" });
     procs.push(gw);
     const conns: WaveshareTestClient[] = [];
     let refusedAtConnect = 0;

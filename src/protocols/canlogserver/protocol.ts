@@ -82,4 +82,4 @@ export function open(events: WireSessionEvents, options: CanlogserverOptions): C
   return new CanlogserverSession(events, options);
 }
 
-export const canlogserver: WireProtocol = { name: "canlogserver", defaultPort: CANLOGSERVER_DEFAULT_PORT, open };
+export const canlogserver: WireProtocol = { name: "canlogserver", defaultPort: CANLOGSERVER_DEFAULT_PORT, readyOnAccept: true, open };

@@ -44,6 +44,7 @@ class WaveshareSession implements WireSession {
 export const waveshare: WireProtocol = {
   name: "waveshare",
   defaultPort: 20001,
+  readyOnAccept: true,
   open(events: WireSessionEvents): WireSession {
     return new WaveshareSession(events);
   },
