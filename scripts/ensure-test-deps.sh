@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs the Debian packages the test suite drives for real: socat (pseudo-terminal pairs for
-# the serial backend), python3-can (a real socketcand client), can-utils, iproute2 (network
+# the serial backend), python3-can (a real socketcand client), python3-canmatrix (the DBC decoding
+# oracle; it also ships j1939.dbc), can-utils, iproute2 (network
 # namespaces for mDNS), mosquitto and mosquitto-clients (a real MQTT broker and client for the
 # MQTT bridge), openssl (a throw-away CA and broker certificates for the mqtts:// tests), tshark
 # (the pcap oracle), chromium (the dashboard tests' headless browser), and the
@@ -8,7 +9,7 @@
 # already installed).
 set -euo pipefail
 need=()
-for p in socat python3 python3-can can-utils iproute2 procps mosquitto mosquitto-clients openssl tshark chromium; do
+for p in socat python3 python3-can python3-canmatrix can-utils iproute2 procps mosquitto mosquitto-clients openssl tshark chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
