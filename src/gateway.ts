@@ -18,14 +18,17 @@ import { ClientRegistry, startListener, type Listener } from "./server/listener.
 import type { SessionOptions } from "./server/session.ts";
 import { UdpEndpoint } from "./server/udp-peer.ts";
 import type { ClientSession } from "./server/session.ts";
-import type { CanFrame } from "./can/frame.ts";
+import type { StampedFrame } from "./can/frame.ts";
+import type { WallClock } from "./can/clock.ts";
 
 export interface GatewayDeps {
   readonly stats: Stats;
   readonly log: Logger;
   readonly backend: Backend;
   /** Frames each new client gets right after its handshake (see SessionContext.initialFrames). */
-  readonly initialFrames?: (session: ClientSession) => readonly CanFrame[];
+  readonly initialFrames?: (session: ClientSession) => readonly StampedFrame[];
+  /** The frame clock (src/can/clock.ts); the system clock unless a test steps its own. */
+  readonly clock?: WallClock;
 }
 
 export interface ShutdownSummary {
@@ -89,7 +92,7 @@ export function socketcandBusName(config: Config): string {
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const { stats, log, backend } = deps;
   const tx = txLimits(config);
-  const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, tx, stats, log });
+  const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, tx, stats, log, clock: deps.clock });
   hub.connectBus(backend);
   const fdBudget = connectionCapacity();
   const admission = new Admission(

@@ -10,7 +10,7 @@
  * `maxEntries` entries; past that the least recently updated entry is evicted and counted.
  * Pure: time is passed in, no timers. See docs/ampio.md.
  */
-import { type CanFrame, dataFrame } from "../can/frame.ts";
+import { type CanFrame, type StampedFrame, dataFrame, stamp } from "../can/frame.ts";
 import { type DecodeResult, decodeAmpio, SATEL_STATUS_KEY } from "./decoder.ts";
 
 /** State keys that are one-off messages, not state (see the module comment). */
@@ -40,7 +40,7 @@ export interface StateCacheCounters {
 }
 
 interface Entry {
-  readonly frame: CanFrame;
+  readonly frame: StampedFrame;
   readonly at: number;
 }
 
@@ -63,9 +63,11 @@ export class StateCache {
 
   /**
    * Offers a bus frame seen at `now`; pass `decoded` if the caller already decoded it. Returns
-   * whether it was stored. A stored frame is copied, so the caller may reuse its buffer.
+   * whether it was stored. A stored frame is copied, so the caller may reuse its buffer; it keeps
+   * the time it reached the gateway (a frame from the hub carries it; else `now`), so a replayed
+   * state shows when the bus really sent it.
    */
-  offer(frame: CanFrame, now: number, decoded: DecodeResult = decodeAmpio(frame)): boolean {
+  offer(frame: CanFrame | StampedFrame, now: number, decoded: DecodeResult = decodeAmpio(frame)): boolean {
     if (decoded.kind !== "decoded" || !isLastingState(decoded)) {
       this.c.refused++;
       return false;
@@ -78,7 +80,9 @@ export class StateCache {
         this.c.evictions++;
       }
     }
-    this.entries.set(k, { frame: dataFrame(decoded.moduleId, frame.data.slice(0, frame.len), true), at: now });
+    const copy = dataFrame(decoded.moduleId, frame.data.slice(0, frame.len), true);
+    const arrived = "ts" in frame ? stamp(copy, frame.ts, frame.bus) : stamp(copy, Math.floor(now * 1000), 0);
+    this.entries.set(k, { frame: arrived, at: now });
     this.c.stored++;
     return true;
   }
@@ -87,8 +91,8 @@ export class StateCache {
    * The current picture: every entry no older than `maxAgeMs` at `now`, least recently updated
    * first (the order the bus last sent them). Entries from a clock that stepped back count as new.
    */
-  snapshot(now: number, maxAgeMs: number): CanFrame[] {
-    const out: CanFrame[] = [];
+  snapshot(now: number, maxAgeMs: number): StampedFrame[] {
+    const out: StampedFrame[] = [];
     for (const e of this.entries.values()) if (now - e.at <= maxAgeMs) out.push(e.frame);
     return out;
   }

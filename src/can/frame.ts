@@ -38,6 +38,27 @@ export interface CanFrame {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * A frame inside the hub (and in everything the hub hands frames to): the CAN frame plus when it
+ * reached the gateway and on which bus. Stamped once, at hub ingress (src/hub/hub.ts): a bus frame
+ * when the backend hands it over, a client frame when it enters the hub for the bus. Every
+ * timestamp the gateway emits is `ts`, so a clock step moves every output alike and a backed-up
+ * client sees when its frames arrived, not when its queue drained. Codecs read it; none calls a
+ * clock (docs/protocols.md §1).
+ */
+export interface StampedFrame extends CanFrame {
+  /** Wall-clock microseconds since the Unix epoch (src/can/clock.ts). */
+  readonly ts: number;
+  /** Index of the bus in the gateway's bus set (0 = the first or only bus). */
+  readonly bus: number;
+}
+
+/** `frame` stamped with its arrival time and bus; one allocation, the same shape for every frame. */
+export function stamp(frame: CanFrame, ts: number, bus: number): StampedFrame {
+  return { canId: frame.canId, len: frame.len, data: frame.data, fd: frame.fd, fdFlags: frame.fdFlags, ts, bus };
+}
+
+
 export function isExtended(f: CanFrame): boolean {
   return (f.canId & CAN_EFF_FLAG) !== 0;
 }

@@ -1,5 +1,5 @@
 /**
- * Counters and the receive clock shared by the in-process consumers (capture stream, recorder,
+ * Counters shared by the in-process consumers (capture stream, recorder,
  * dashboard viewers). Each consumer kind has monotonic totals that outlive its instances (a
  * capture stream that ends keeps its drops counted), read by /metrics and the dashboard.
  */
@@ -20,15 +20,4 @@ export class ConsumerCounters {
     recorder: { frames: 0, dropped: 0 },
     web: { frames: 0, dropped: 0 },
   };
-}
-
-const ORIGIN_US = performance.timeOrigin * 1000;
-
-/**
- * Wall-clock microseconds since the Unix epoch, with sub-millisecond resolution (Date.now() has
- * only milliseconds). Consumers stamp a frame when the hub hands it to them, which is in the same
- * event-loop turn in which the backend delivered it: the receive time as this process saw it.
- */
-export function nowUs(): number {
-  return Math.floor(ORIGIN_US + performance.now() * 1000);
 }

@@ -5,11 +5,10 @@
  * (counted on the stream and in ConsumerCounters) — `enqueue` always answers true, so the hub
  * never counts this stream as a slow TCP client and never kicks it, whatever -hub-policy says.
  */
-import type { CanFrame } from "../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../can/frame.ts";
 import type { HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { ConsumerCounters } from "./counters.ts";
-import { nowUs } from "./counters.ts";
 import type { IdFilter } from "./filter.ts";
 import { PCAP_MAX_RECORD, pcapGlobalHeader, writePcapRecord } from "./pcap.ts";
 
@@ -27,11 +26,6 @@ export interface CaptureStreamOptions {
   readonly closed: (stream: CaptureStream) => void;
 }
 
-interface Stamped {
-  readonly frame: CanFrame;
-  readonly tUs: number;
-}
-
 export class CaptureStream implements HubClient {
   readonly protocol = "pcap";
   readonly id: number;
@@ -41,14 +35,14 @@ export class CaptureStream implements HubClient {
   dropped = 0;
   /** Frames written to the response body. */
   txFrames = 0;
-  private readonly queue: BoundedQueue<Stamped>;
+  private readonly queue: BoundedQueue<StampedFrame>;
   private wake: (() => void) | null = null;
   private ended = false;
 
   constructor(private readonly opts: CaptureStreamOptions) {
     this.id = opts.id;
     this.remote = opts.remote;
-    this.queue = new BoundedQueue<Stamped>(opts.queueFrames);
+    this.queue = new BoundedQueue<StampedFrame>(opts.queueFrames);
     this.body = new ReadableStream<Uint8Array>(
       {
         start: (c) => c.enqueue(pcapGlobalHeader()),
@@ -72,8 +66,8 @@ export class CaptureStream implements HubClient {
     return this.opts.filter.matches(frame);
   }
 
-  enqueue(frame: CanFrame): boolean {
-    if (!this.queue.offer({ frame, tUs: nowUs() })) {
+  enqueue(frame: StampedFrame): boolean {
+    if (!this.queue.offer(frame)) {
       this.dropped++;
       this.opts.counters.byKind.pcap.dropped++;
     } else if (this.wake) {
@@ -113,8 +107,8 @@ export class CaptureStream implements HubClient {
     const out = new Uint8Array(n * PCAP_MAX_RECORD);
     let at = 0;
     for (let i = 0; i < n; i++) {
-      const s = this.queue.poll()!;
-      at = writePcapRecord(out, at, s.frame, s.tUs);
+      const f = this.queue.poll()!;
+      at = writePcapRecord(out, at, f, f.ts);
     }
     this.txFrames += n;
     this.opts.counters.byKind.pcap.frames += n;

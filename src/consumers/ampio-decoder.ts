@@ -10,7 +10,7 @@
  */
 import type * as Prom from "prom-client";
 import { type DecodeResult, ModuleInventory, StateCache } from "../ampio/index.ts";
-import { type CanFrame, isError, isExtended, isRemote } from "../can/frame.ts";
+import { type CanFrame, type StampedFrame, isError, isExtended, isRemote } from "../can/frame.ts";
 import type { Config } from "../cli/config.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
@@ -165,7 +165,7 @@ export class AmpioDecoder implements HubClient {
   }
 
   /** State-on-connect frames for a new client of `protocol` (empty for other protocols). */
-  replayFor(protocol: string): CanFrame[] {
+  replayFor(protocol: string): StampedFrame[] {
     if (!REPLAY_PROTOCOLS.has(protocol)) return [];
     return this.cache.snapshot(this.now(), this.opts.stateMaxAgeMs);
   }

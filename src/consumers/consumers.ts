@@ -7,7 +7,7 @@
  */
 import { hostname } from "node:os";
 import type { Registry } from "prom-client";
-import type { CanFrame } from "../can/frame.ts";
+import type { StampedFrame } from "../can/frame.ts";
 import type { Config } from "../cli/config.ts";
 import { ConfigError } from "../cli/parse.ts";
 import type { Gateway } from "../gateway.ts";
@@ -22,7 +22,7 @@ import { type CaBundle, CaFileError, loadCaFile } from "./mqtt/tls.ts";
 export interface Consumers {
   readonly decoder: AmpioDecoder | null;
   /** For startGateway's initialFrames (undefined when -ampio-state-replay is off). */
-  readonly initialFrames: ((session: ClientSession) => readonly CanFrame[]) | undefined;
+  readonly initialFrames: ((session: ClientSession) => readonly StampedFrame[]) | undefined;
   /** Extra HTTP routes (GET /api/ampio/modules). */
   readonly routes: Readonly<Record<string, HttpRoute>>;
   bridge(): MqttBridge | null;

@@ -17,12 +17,12 @@
  */
 import { mkdir, open, readdir, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import type { CanFrame } from "../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../can/frame.ts";
 import { formatCandumpLogLine } from "../can/candump-log.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Logger } from "../ops/log.ts";
-import { nowUs, type ConsumerCounters } from "../capture/counters.ts";
+import type { ConsumerCounters } from "../capture/counters.ts";
 
 export interface RecorderOptions {
   readonly id: number;
@@ -44,12 +44,15 @@ export interface RecorderOptions {
 }
 
 interface Line {
-  readonly frame: CanFrame;
-  readonly tUs: number;
+  /** Carries its time: when it reached the gateway (StampedFrame.ts). */
+  readonly frame: StampedFrame;
   readonly dir: "R" | "T";
 }
 
-/** Our file names: can-server-YYYYMMDD-HHMMSS-mmm.log (sortable = chronological). */
+/**
+ * Our file names: can-server-YYYYMMDD-HHMMSS-mmm.log (sortable = chronological), the UTC time of
+ * the file's first frame — the same clock as the lines in it.
+ */
 const FILE_RE = /^can-server-\d{8}-\d{6}-\d{3}\.log$/;
 const LINES_PER_WRITE = 8192;
 /**
@@ -115,13 +118,13 @@ export class Recorder implements HubClient {
   }
 
   /** A bus frame (from the hub's fan-out). */
-  enqueue(frame: CanFrame): boolean {
+  enqueue(frame: StampedFrame): boolean {
     this.add(frame, "R");
     return true;
   }
 
   /** A client frame the backend wrote to the bus (the hub's sent hook). */
-  recordSent(frame: CanFrame): void {
+  recordSent(frame: StampedFrame): void {
     this.add(frame, "T");
   }
 
@@ -144,9 +147,10 @@ export class Recorder implements HubClient {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const deadline = Date.now() + deadlineMs;
+    // Intervals on the monotonic clock: a wall-clock step must not stretch or cut them.
+    const deadline = performance.now() + deadlineMs;
     this.retryAt = 0;
-    while (Date.now() < deadline) {
+    while (performance.now() < deadline) {
       if (this.writing) await this.writing;
       if (this.queue.length === 0 || this.lastError) break;
       this.writing = this.writeBatch();
@@ -158,9 +162,9 @@ export class Recorder implements HubClient {
     this.opts.log.info("recorder_stopped", { frames: this.txFrames, dropped: this.dropped });
   }
 
-  private add(frame: CanFrame, dir: "R" | "T"): void {
+  private add(frame: StampedFrame, dir: "R" | "T"): void {
     if (this.stopped) return;
-    if (!this.queue.offer({ frame, tUs: nowUs(), dir })) {
+    if (!this.queue.offer({ frame, dir })) {
       this.countDrops(1);
       return;
     }
@@ -185,7 +189,7 @@ export class Recorder implements HubClient {
   private async writeBatch(): Promise<void> {
     const n = Math.min(this.queue.length, LINES_PER_WRITE);
     if (n === 0) return;
-    if (Date.now() < this.retryAt) {
+    if (performance.now() < this.retryAt) {
       // Still backing off after a disk error: these lines are lost (counted).
       for (let i = 0; i < n; i++) this.queue.poll();
       this.countDrops(n);
@@ -194,20 +198,22 @@ export class Recorder implements HubClient {
     // Only this method takes from the queue (stop() clears it only once no batch is in flight), so
     // the n lines counted above are still there after each yield.
     const lines: string[] = new Array<string>(n);
+    const stamps = new Float64Array(n);
     for (let i = 0; i < n; ) {
       const end = Math.min(n, i + LINES_PER_TURN);
       for (; i < end; i++) {
         const l = this.queue.poll()!;
-        lines[i] = formatCandumpLogLine({ timestampUs: l.tUs, iface: this.opts.iface, frame: l.frame, direction: l.dir }) + "\n";
+        stamps[i] = l.frame.ts;
+        lines[i] = formatCandumpLogLine({ timestampUs: l.frame.ts, iface: this.opts.iface, frame: l.frame, direction: l.dir }) + "\n";
       }
       if (i < n) await nextTurn();
     }
     let done = 0;
     try {
       while (done < n) {
-        const now = Date.now();
+        const now = performance.now();
         if (this.file && (this.fileBytes >= this.opts.maxBytes || (this.opts.maxAgeMs > 0 && now - this.fileOpenedAt >= this.opts.maxAgeMs))) await this.closeFile();
-        if (!this.file) await this.openFile(now);
+        if (!this.file) await this.openFile(Math.floor(stamps[done]! / 1000), now);
         // As many lines as fit in this file (at least one: a file is never left empty).
         // `+=` builds a rope that the write flattens natively: measured cheaper than join("")
         // (8,192 lines: 0.5 ms + 3–11 ms in the write vs 7–25 ms for the join).
@@ -242,13 +248,14 @@ export class Recorder implements HubClient {
     const message = `${reason}: ${err.message ?? String(e)}`;
     if (!this.lastError) this.opts.log.error("recorder_error", { dir: this.opts.dir, file: this.currentFile, reason, error: err.message ?? String(e), retry_ms: this.retryMs });
     this.lastError = message;
-    this.retryAt = Date.now() + this.retryMs;
+    this.retryAt = performance.now() + this.retryMs;
     this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
   }
 
-  private async openFile(now: number): Promise<void> {
+  /** `nameMs`: wall-clock ms the file is named after; `monoNow`: performance.now() for its age. */
+  private async openFile(nameMs: number, monoNow: number): Promise<void> {
     await mkdir(this.opts.dir, { recursive: true });
-    let name = fileName(now);
+    let name = fileName(nameMs);
     for (let i = 1; i < 100; i++) {
       try {
         this.file = await open(join(this.opts.dir, name), "wx");
@@ -256,13 +263,13 @@ export class Recorder implements HubClient {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         // Same millisecond as an existing file: take the next one, so names stay chronological.
-        name = fileName(now + i);
+        name = fileName(nameMs + i);
       }
     }
     if (!this.file) throw new Error("could not create a new file name");
     this.currentFile = name;
     this.fileBytes = 0;
-    this.fileOpenedAt = now;
+    this.fileOpenedAt = monoNow;
     this.opts.log.info("recorder_file", { file: join(this.opts.dir, name) });
     await this.prune();
   }

@@ -9,7 +9,8 @@
  * written to the bus (a real bus shows every node what was really on it), never a frame the bus
  * refused, dropped or let expire.
  */
-import type { CanFrame } from "../can/frame.ts";
+import { stamp, type CanFrame, type StampedFrame } from "../can/frame.ts";
+import { systemClock, type WallClock } from "../can/clock.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats } from "../ops/stats.ts";
 import { TxScheduler, type TxBus, type TxLane, type TxLimits, type TxOrigin } from "./tx-scheduler.ts";
@@ -25,9 +26,9 @@ export interface HubClient extends TxOrigin {
   /** Frames this client lost to the drop policy. */
   dropped: number;
   /** Whether the client can (and wants to) be sent the frame (protocol support, filters). */
-  accepts(frame: CanFrame): boolean;
+  accepts(frame: StampedFrame): boolean;
   /** Queues a frame; false when the queue is full. */
-  enqueue(frame: CanFrame): boolean;
+  enqueue(frame: StampedFrame): boolean;
   /** Disconnects the client because it cannot keep up. */
   kick(reason: string): void;
   /**
@@ -38,7 +39,7 @@ export interface HubClient extends TxOrigin {
 }
 
 /** Told of every client frame the backend wrote to the bus. */
-export type SentListener = (frame: CanFrame, origin: TxOrigin) => void;
+export type SentListener = (frame: StampedFrame, origin: TxOrigin) => void;
 
 export interface HubOptions {
   readonly policy: HubPolicy;
@@ -47,6 +48,10 @@ export interface HubOptions {
   readonly tx: TxLimits;
   readonly stats: Stats;
   readonly log: Logger;
+  /** The clock frames are stamped with at ingress (src/can/clock.ts); the system clock by default. */
+  readonly clock?: WallClock;
+  /** This hub's bus: its index in the gateway's bus set, carried in every frame (StampedFrame.bus). */
+  readonly bus?: number;
 }
 
 export class Hub {
@@ -54,11 +59,29 @@ export class Hub {
   private readonly tx: TxScheduler;
   private readonly sentListeners = new Set<SentListener>();
 
+  /** The clock frames are stamped with (sessions state other times on it, e.g. GVRET time sync). */
+  readonly clock: WallClock;
+  /** This hub's bus index (StampedFrame.bus). */
+  readonly bus: number;
+
   constructor(private readonly opts: HubOptions) {
-    this.tx = new TxScheduler(opts.tx, opts.stats, opts.log, (frame, origin) => {
-      if (this.opts.echoClients) this.deliver(frame, origin, true);
-      for (const l of this.sentListeners) l(frame, origin);
-    });
+    this.clock = opts.clock ?? systemClock;
+    this.bus = opts.bus ?? 0;
+    this.tx = new TxScheduler(
+      opts.tx,
+      opts.stats,
+      opts.log,
+      (frame, origin) => {
+        if (this.opts.echoClients) this.deliver(frame, origin, true);
+        for (const l of this.sentListeners) l(frame, origin);
+      },
+      (frame) => this.stamp(frame),
+    );
+  }
+
+  /** The one place a frame gets its time and bus. */
+  stamp(frame: CanFrame): StampedFrame {
+    return stamp(frame, this.clock.nowUs(), this.bus);
   }
 
   /** Subscribes to client frames written to the bus; returns the unsubscribe function. */
@@ -109,12 +132,12 @@ export class Hub {
     else this.tx.ready();
   }
 
-  /** A frame read from the bus: to every client. */
+  /** A frame read from the bus: stamped now (it has just reached the gateway), to every client. */
   fromBus(frame: CanFrame): void {
-    this.deliver(frame, null, false);
+    this.deliver(this.stamp(frame), null, false);
   }
 
-  private deliver(frame: CanFrame, except: TxOrigin | null, echo: boolean): void {
+  private deliver(frame: StampedFrame, except: TxOrigin | null, echo: boolean): void {
     const { stats, policy } = this.opts;
     let fanout = 0;
     for (const c of this.clients) {

@@ -10,7 +10,8 @@
  * command is never flushed onto the bus after an outage), write_failed, unconfirmed (written but
  * never confirmed by the bus).
  */
-import type { CanFrame } from "../can/frame.ts";
+import { stamp, type CanFrame, type StampedFrame } from "../can/frame.ts";
+import { systemClock } from "../can/clock.ts";
 import type { SendResult, TxLoss, TxRequest } from "../backends/backend.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats, TxDropReason } from "../ops/stats.ts";
@@ -42,7 +43,10 @@ export interface TxOrigin {
   readonly remote: string;
 }
 
-export type SentHandler = (frame: CanFrame, origin: TxOrigin) => void;
+export type SentHandler = (frame: StampedFrame, origin: TxOrigin) => void;
+
+/** Stamps a client frame as it enters the hub (arrival time and bus, see StampedFrame). */
+export type FrameStamper = (frame: CanFrame) => StampedFrame;
 
 /** Flattens counts by reason into log fields `<prefix><reason>`, skipping zeros. */
 export function droppedFields(counts: ReadonlyMap<TxDropReason, number>, prefix: string): Record<string, number> {
@@ -54,7 +58,7 @@ export function droppedFields(counts: ReadonlyMap<TxDropReason, number>, prefix:
 class TxItem implements TxRequest {
   private done = false;
   constructor(
-    readonly frame: CanFrame,
+    readonly frame: StampedFrame,
     readonly expiresAt: number,
     readonly lane: TxLane,
   ) {}
@@ -135,6 +139,8 @@ export class TxScheduler {
     private readonly stats: Stats,
     private readonly log: Logger,
     private readonly onFrameSent: SentHandler,
+    /** The hub's stamp: a client frame's time is when it entered, not when the bus took it. */
+    private readonly stampFrame: FrameStamper = (f) => stamp(f, systemClock.nowUs(), 0),
   ) {}
 
   connect(bus: TxBus): void {
@@ -165,7 +171,7 @@ export class TxScheduler {
     // A full lane is checked first, so a frame that cannot be queued does not spend a token.
     if (lane.queue.isFull()) return this.drop(lane, "tx_queue_full", 1);
     if (!lane.bucket.take(now)) return this.drop(lane, "rate_limited", 1);
-    lane.queue.offer(new TxItem(frame, now + this.limits.maxAgeMs, lane));
+    lane.queue.offer(new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane));
     if (!lane.active) {
       lane.active = true;
       this.ring.push(lane);

@@ -6,7 +6,8 @@
  * decode. Neither does I/O; the server layer (src/server/) owns sockets, queues and timers. Which
  * protocols exist, and their flags and ports, is declared in ./registry.ts.
  */
-import type { CanFrame } from "../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../can/frame.ts";
+import type { WallClock } from "../can/clock.ts";
 import type { ProtocolName } from "./registry.ts";
 
 export type ViolationKind = "handshake" | "malformed";
@@ -36,6 +37,11 @@ export interface WireSessionOptions {
   readonly busBitrate?: number;
   /** Something worth a log line that is not an error (e.g. a bit rate the gateway will not apply). */
   readonly notice?: (text: string) => void;
+  /**
+   * The gateway's frame clock, for times a session states that are not frame times (GVRET's
+   * time-sync answer); frame times come with the frames (StampedFrame.ts). System clock if unset.
+   */
+  readonly clock?: WallClock;
 }
 
 export interface WireSession {
@@ -46,7 +52,7 @@ export interface WireSession {
   /** Whether this client can be sent this frame (e.g. FD only when enabled). */
   accepts(frame: CanFrame): boolean;
   /** Encodes frames[0..count) into one buffer for one socket write. */
-  encode(frames: readonly CanFrame[], count: number): Uint8Array;
+  encode(frames: readonly StampedFrame[], count: number): Uint8Array;
 }
 
 export interface WireProtocol {

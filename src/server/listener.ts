@@ -6,7 +6,7 @@
  * the session. A refused connection is closed at once (counted and burst-logged by admission).
  */
 import type { Socket, TCPSocketListener } from "bun";
-import type { CanFrame } from "../can/frame.ts";
+import type { StampedFrame } from "../can/frame.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats } from "../ops/stats.ts";
@@ -60,7 +60,7 @@ export interface ListenerDeps {
   readonly options: SessionOptions;
   readonly registry: ClientRegistry;
   /** See SessionContext.initialFrames. */
-  readonly initialFrames?: (session: ClientSession) => readonly CanFrame[];
+  readonly initialFrames?: (session: ClientSession) => readonly StampedFrame[];
 }
 
 export interface Listener {

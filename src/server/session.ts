@@ -12,7 +12,7 @@
  * handshake or broke its protocol stops being read at once and is closed after flushing its
  * error reply for at most CLOSE_GRACE_MS.
  */
-import type { CanFrame } from "../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../can/frame.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import type { TxLane } from "../hub/tx-scheduler.ts";
@@ -69,7 +69,7 @@ export interface SessionContext {
    * Frames a client gets first, right after its handshake, before any live bus frame (e.g. the
    * latest Ampio state broadcasts with -ampio-state-replay). Optional.
    */
-  readonly initialFrames?: (session: ClientSession) => readonly CanFrame[];
+  readonly initialFrames?: (session: ClientSession) => readonly StampedFrame[];
   /** Called once when the handshake is complete (the session now counts as a client). */
   readonly established?: (session: ClientSession) => void;
   /** Called once when the session has closed (for whatever reason). */
@@ -99,8 +99,8 @@ export class ClientSession implements HubClient {
   /** When the connection was accepted (Date.now()). */
   readonly connectedAt = Date.now();
 
-  private readonly queue: BoundedQueue<CanFrame>;
-  private readonly batch: CanFrame[] = [];
+  private readonly queue: BoundedQueue<StampedFrame>;
+  private readonly batch: StampedFrame[] = [];
   /** Replies owed, oldest at replyHead; replyBytes is their total size. */
   private replies: Uint8Array[] = [];
   private replyHead = 0;
@@ -133,7 +133,7 @@ export class ClientSession implements HubClient {
     this.id = identity.id;
     this.remote = identity.remote;
     this.readOnly = identity.readOnly;
-    this.queue = new BoundedQueue<CanFrame>(ctx.options.queueFrames);
+    this.queue = new BoundedQueue<StampedFrame>(ctx.options.queueFrames);
     this.pump = new WritePump(socket);
     this.pstats = ctx.stats.protocol(wireProtocol.name);
     this.log = ctx.log.child({ conn_id: this.id, remote: this.remote, protocol: wireProtocol.name });
@@ -155,6 +155,7 @@ export class ClientSession implements HubClient {
         busName: ctx.options.busName,
         busBitrate: ctx.options.busBitrate,
         notice: (text) => this.log.info("client_notice", { note: text }),
+        clock: ctx.hub.clock,
       },
     );
   }
@@ -212,7 +213,7 @@ export class ClientSession implements HubClient {
     return this.wire.accepts(frame);
   }
 
-  enqueue(frame: CanFrame): boolean {
+  enqueue(frame: StampedFrame): boolean {
     if (!this.queue.offer(frame)) return false;
     // A full batch goes out now, so the queue only fills when the socket really pushes back.
     if (this.queue.length >= Math.min(BATCH_FRAMES, this.queue.capacity) && !this.pump.busy) this.flush();

@@ -9,7 +9,7 @@
  * or kicks the dashboard.
  */
 import type { ServerWebSocket } from "bun";
-import { arbitrationId, formatFrame, isExtended, isRemote, type CanFrame } from "../can/frame.ts";
+import { arbitrationId, formatFrame, isExtended, isRemote, type CanFrame, type StampedFrame } from "../can/frame.ts";
 import { parseFrame, FrameSyntaxError } from "../can/frame.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
@@ -17,7 +17,8 @@ import type { TxLane } from "../hub/tx-scheduler.ts";
 import type { WsPeer } from "./ws.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { Logger } from "../ops/log.ts";
-import { nowUs, type ConsumerCounters } from "../capture/counters.ts";
+import type { ConsumerCounters } from "../capture/counters.ts";
+import { systemClock } from "../can/clock.ts";
 import { IdFilter, IdFilterError } from "../capture/filter.ts";
 
 export const FLUSH_MS = 100;
@@ -236,8 +237,8 @@ export class WebBus implements HubClient {
     return true;
   }
 
-  enqueue(frame: CanFrame): boolean {
-    const tUs = nowUs();
+  enqueue(frame: StampedFrame): boolean {
+    const tUs = frame.ts;
     this.frames++;
     this.bits += frameBits(frame);
     const key = frame.canId >>> 0;
@@ -264,7 +265,8 @@ export class WebBus implements HubClient {
 
   /** Rates per id over the last interval; returns the sniffer rows (changed ones first). */
   sniffer(intervalS: number): { id: string; ext: boolean; count: number; rate: number; frame: string; ageMs: number }[] {
-    const now = nowUs();
+    // Frame times are the hub's (StampedFrame.ts): compared with the same clock.
+    const now = systemClock.nowUs();
     const rows = [];
     for (const [key, s] of this.ids) {
       s.rate = intervalS > 0 ? (s.count - s.prevCount) / intervalS : 0;

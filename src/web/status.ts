@@ -10,6 +10,7 @@ import type { Stats } from "../ops/stats.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
 import type { ClientSession } from "../server/session.ts";
 import type { WebBus } from "./bus.ts";
+import { systemClock } from "../can/clock.ts";
 
 export interface ClientRow {
   id: number;
@@ -57,7 +58,8 @@ function closeReason(s: ClientSession): string {
 }
 
 export class StatusTracker {
-  private readonly startedAt = Date.now();
+  /** Monotonic: uptime is an interval. */
+  private readonly startedAt = performance.now();
   private prev = { t: performance.now(), frames: 0, bits: 0, clientTx: 0 };
   private rates = { inFps: 0, outFps: 0, bps: 0 };
   private known = new Map<ClientSession, ClientRow>();
@@ -117,8 +119,9 @@ export class StatusTracker {
       type: "status",
       version: this.build.version,
       commit: this.build.commit,
-      now: Date.now(),
-      uptimeS: (Date.now() - this.startedAt) / 1000,
+      // The frame clock (the frames' times on the page are StampedFrame.ts), in ms.
+      now: Math.floor(systemClock.nowUs() / 1000),
+      uptimeS: (performance.now() - this.startedAt) / 1000,
       backend: { kind: g.backend.kind, up: g.backend.up, reason: g.backend.downReason, reconnects: this.stats.backendReconnects },
       ready: g.readiness(),
       listeners: g.listeners.map((l) => ({ protocol: l.protocol.name, port: l.port })),

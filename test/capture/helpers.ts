@@ -6,6 +6,7 @@ import { startOperations, type Operations } from "../../src/ops/operations.ts";
 import { buildInfo } from "../../src/ops/build-info.ts";
 import { ConsumerCounters } from "../../src/capture/counters.ts";
 import type { Config } from "../../src/cli/config.ts";
+import type { WallClock } from "../../src/can/clock.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 
 export interface ViewGateway extends TestGateway {
@@ -14,8 +15,8 @@ export interface ViewGateway extends TestGateway {
   httpBase: string;
 }
 
-export async function startViewGateway(overrides: Partial<Config> = {}): Promise<ViewGateway> {
-  const tg = await startTestGateway({ metricsAddr: "127.0.0.1:0", ...overrides });
+export async function startViewGateway(overrides: Partial<Config> = {}, extra: { clock?: WallClock } = {}): Promise<ViewGateway> {
+  const tg = await startTestGateway({ metricsAddr: "127.0.0.1:0", ...overrides }, extra);
   const counters = new ConsumerCounters();
   const { memoryLogger } = await import("../../src/ops/log.ts");
   const { log } = memoryLogger("warn");

@@ -13,6 +13,8 @@ import { ConsumerCounters } from "../../src/capture/counters.ts";
 import { Recorder } from "../../src/consumers/recorder.ts";
 import { ReplayBackend } from "../../src/backends/replay/replay-backend.ts";
 import { memoryLogger, silentLogger } from "../../src/ops/log.ts";
+import { stamped } from "../helpers/stamped.ts";
+import { systemClock } from "../../src/can/clock.ts";
 import { Stats } from "../../src/ops/stats.ts";
 
 const VM = resolve(import.meta.dir, "../../../shared/vmcan/run-in-vm.sh");
@@ -42,8 +44,8 @@ describe.skipIf(!existsSync(VM))("can-utils in the SocketCAN VM", () => {
     const counters = new ConsumerCounters();
     const rec = new Recorder({ id: 1, dir: join(work, "rec"), iface: "can0", maxBytes: 1 << 20, maxFiles: 2, maxAgeMs: 0, counters, log: silentLogger, flushMs: 5 });
     await rec.start();
-    for (const f of FRAMES) rec.enqueue(f);
-    rec.recordSent(dataFrame(0x321, [0x55]));
+    for (const f of FRAMES) rec.enqueue(stamped(f, systemClock.nowUs()));
+    rec.recordSent(stamped(dataFrame(0x321, [0x55]), systemClock.nowUs()));
     await rec.stop();
     const recFile = join("rec", readdirSync(join(work, "rec"))[0]!);
 

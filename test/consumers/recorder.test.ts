@@ -91,7 +91,7 @@ describe("recorder", () => {
     const before = Date.now() / 1000;
     for (const f of KNOWN) gw.backend.inject(f);
     // The recorder's own sent hook: a client frame the backend wrote, marked T.
-    recorder.recordSent(dataFrame(0x321, [0x55]));
+    recorder.recordSent(gw.gateway.hub.stamp(dataFrame(0x321, [0x55])));
     await recorder.stop();
     rec = null;
     const files = logFiles(dir);

@@ -9,6 +9,7 @@ import { dataFrame, formatFrame, type CanFrame } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
 import { defaultConfig } from "../../src/cli/parse.ts";
 import { startGateway, type Gateway } from "../../src/gateway.ts";
+import type { WallClock } from "../../src/can/clock.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
 import { CannelloniTestClient } from "./cannelloni-client.ts";
@@ -26,12 +27,13 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-export async function startTestGateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
+/** `clock`: the frame clock (a ManualClock steps it like NTP would); the system clock by default. */
+export async function startTestGateway(overrides: Partial<Config> = {}, extra: { clock?: WallClock } = {}): Promise<TestGateway> {
   const config: Config = { ...defaultConfig(), backend: "virtual", listen: "127.0.0.1:0", ...overrides };
   const stats = new Stats();
   const { log, lines } = memoryLogger("debug");
   const backend = new VirtualBackend({ stats, log, fd: config.fd });
-  const gateway = await startGateway(config, { stats, log, backend });
+  const gateway = await startGateway(config, { stats, log, backend, clock: extra.clock });
   let stopped = false;
   return {
     gateway,

@@ -9,9 +9,10 @@ import { CAN_ERR_FLAG, type CanFrame, CANFD_BRS, dataFrame, fdFrame, remoteFrame
 import { CANLOGSERVER_DEFAULT_PORT, CANLOGSERVER_NAME, encodeCanlogserverLines, open } from "../../src/protocols/canlogserver/protocol.ts";
 import type { WireSessionEvents } from "../../src/protocols/protocol.ts";
 import { Rng, runCodecConformance } from "./conformance.ts";
+import { allAt } from "../helpers/stamped.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
-const NOW = 1_700_000_000_123.456; // ms
+const NOW_US = 1_700_000_000_123_456; // arrival time, µs
 
 function genFrame(rng: Rng): CanFrame {
   const ext = rng.bool();
@@ -25,7 +26,7 @@ function genFrame(rng: Rng): CanFrame {
 
 runCodecConformance({
   name: "canlogserver lines",
-  encode: (frames) => encodeCanlogserverLines(frames, frames.length, "can0", NOW, true),
+  encode: (frames) => encodeCanlogserverLines(allAt(NOW_US, frames), frames.length, "can0", true),
   makeDecoder(onFrame) {
     let errors = 0;
     const r = new CandumpLogReader({ record: (rec) => onFrame(rec.frame), error: () => errors++ });
@@ -63,8 +64,8 @@ describe("canlogserver session", () => {
 
   test("one line per frame: (sec.usec) IFACE FRAME\\n, interface unpadded, same time per batch", () => {
     const { events } = recorder();
-    const s = open(events, { fd: true, busName: "can0", iface: "vcan0", now: () => NOW });
-    const out = text(s.encode([dataFrame(0x123, [0xde, 0xad]), dataFrame(0x1abcde0f, [], true), remoteFrame(0x7ff, 2), fdFrame(0x10, [1, 2, 3], CANFD_BRS)], 4));
+    const s = open(events, { fd: true, busName: "can0", iface: "vcan0" });
+    const out = text(s.encode(allAt(NOW_US, [dataFrame(0x123, [0xde, 0xad]), dataFrame(0x1abcde0f, [], true), remoteFrame(0x7ff, 2), fdFrame(0x10, [1, 2, 3], CANFD_BRS)]), 4));
     expect(out).toBe(
       "(1700000000.123456) vcan0 123#DEAD\n" +
         "(1700000000.123456) vcan0 1ABCDE0F#\n" +
@@ -77,16 +78,16 @@ describe("canlogserver session", () => {
 
   test("interface name defaults to busName and is made safe", () => {
     const { events } = recorder();
-    expect(text(open(events, { fd: false, busName: "can1", now: () => 0 }).encode([dataFrame(1, [])], 1))).toBe("(0.000000) can1 001#\n");
-    expect(text(open(events, { fd: false, busName: "x", iface: "my bus", now: () => 0 }).encode([dataFrame(1, [])], 1))).toBe("(0.000000) my_bus 001#\n");
+    expect(text(open(events, { fd: false, busName: "can1" }).encode(allAt(0, [dataFrame(1, [])]), 1))).toBe("(0.000000) can1 001#\n");
+    expect(text(open(events, { fd: false, busName: "x", iface: "my bus" }).encode(allAt(0, [dataFrame(1, [])]), 1))).toBe("(0.000000) my_bus 001#\n");
   });
 
   test("FD frames only with fd", () => {
     const { events } = recorder();
-    const s = open(events, { fd: false, busName: "can0", now: () => 0 });
+    const s = open(events, { fd: false, busName: "can0" });
     expect(s.accepts(fdFrame(1, [1]))).toBe(false);
     expect(s.accepts(dataFrame(1, [1]))).toBe(true);
-    expect(s.encode([fdFrame(1, [1])], 1).length).toBe(0);
+    expect(s.encode(allAt(0, [fdFrame(1, [1])]), 1).length).toBe(0);
   });
 
   test("read-only: client bytes are ignored, counted, reported as rejected, never fatal", () => {

@@ -23,6 +23,7 @@ import { CANNELLONI_MAX_FRAME_BYTES, CannelloniDecoder, encodeCannelloni } from 
 import { CANNELLONI_HELLO, stepHello } from "../../src/protocols/cannelloni/handshake.ts";
 import { cannelloni } from "../../src/protocols/cannelloni/protocol.ts";
 import type { WireSessionEvents } from "../../src/protocols/protocol.ts";
+import { stamped } from "../helpers/stamped.ts";
 import { Rng, randomChunks, runCodecConformance } from "./conformance.ts";
 
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
@@ -403,6 +404,6 @@ describe("cannelloni session", () => {
     expect(off.accepts(fd)).toBe(false);
     expect(off.accepts(classic)).toBe(true);
     expect(on.accepts(fd)).toBe(true);
-    expect(Array.from(on.encode([fd], 1))).toEqual([0, 0, 0, 1, 0x82, 0, 1, 2]);
+    expect(Array.from(on.encode([stamped(fd)], 1))).toEqual([0, 0, 0, 1, 0x82, 0, 1, 2]);
   });
 });

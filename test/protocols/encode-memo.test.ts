@@ -10,6 +10,7 @@ import { encodeCannelloni } from "../../src/protocols/cannelloni/codec.ts";
 import { cannelloni } from "../../src/protocols/cannelloni/protocol.ts";
 import { encodeWaveshare } from "../../src/protocols/waveshare/codec.ts";
 import { waveshare } from "../../src/protocols/waveshare/protocol.ts";
+import { stamped } from "../helpers/stamped.ts";
 import type { WireSessionEvents, WireSessionOptions } from "../../src/protocols/protocol.ts";
 
 function counting(): { memo: EncodeMemo<string>; calls: () => number } {
@@ -21,9 +22,10 @@ function counting(): { memo: EncodeMemo<string>; calls: () => number } {
   return { memo, calls: () => calls };
 }
 
-const a = dataFrame(0x100, [1]);
-const b = dataFrame(0x101, [2]);
-const c = dataFrame(0x102, [3]);
+// As the hub hands them out (StampedFrame).
+const a = stamped(dataFrame(0x100, [1]));
+const b = stamped(dataFrame(0x101, [2]));
+const c = stamped(dataFrame(0x102, [3]));
 
 describe("EncodeMemo", () => {
   test("the same frames, count and key reuse the bytes (the same object)", () => {
@@ -69,7 +71,7 @@ const events: WireSessionEvents = { frame() {}, reply() {}, ready() {}, rejected
 const opts = (fd: boolean): WireSessionOptions => ({ fd, busName: "can0" });
 
 describe("protocols sharing their encoding", () => {
-  const fdF = fdFrame(0x123, new Uint8Array(12).fill(7), 1);
+  const fdF = stamped(fdFrame(0x123, new Uint8Array(12).fill(7), 1));
   const batch = [a, fdF, b];
 
   test("cannelloni: sessions with and without FD each get their own bytes, interleaved", () => {

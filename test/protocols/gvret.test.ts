@@ -16,6 +16,8 @@ import {
 import { GVRET_DEFAULT_PORT, GVRET_NAME, type GvretOptions, open } from "../../src/protocols/gvret/protocol.ts";
 import type { WireSessionEvents } from "../../src/protocols/protocol.ts";
 import { Rng, runCodecConformance } from "./conformance.ts";
+import { allAt } from "../helpers/stamped.ts";
+import { ManualClock } from "../../src/can/clock.ts";
 
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
 
@@ -85,7 +87,7 @@ function savvyRead(wire: Uint8Array): { frames: { id: number; ext: boolean; bus:
 
 describe("gvret device → host encoding", () => {
   test("classic standard frame: F1 00 | ts u32 LE | id u32 LE | len|bus<<4 | data | 00", () => {
-    const wire = encodeGvretFrames([dataFrame(0x123, [0xaa, 0xbb])], 1, { fd: false, timestampUs: 0x04030201 });
+    const wire = encodeGvretFrames(allAt(1_000_000 + 0x04030201, [dataFrame(0x123, [0xaa, 0xbb])]), 1, { fd: false, epochUs: 1_000_000 });
     expect(Array.from(wire)).toEqual([
       0xf1, 0x00, // frame
       0x01, 0x02, 0x03, 0x04, // timestamp 0x04030201 µs, little-endian
@@ -97,25 +99,25 @@ describe("gvret device → host encoding", () => {
   });
 
   test("extended frame sets bit 31 of the id word", () => {
-    const wire = encodeGvretFrames([dataFrame(0x1abcde0f, [], true)], 1, { fd: false, timestampUs: 0 });
+    const wire = encodeGvretFrames(allAt(5, [dataFrame(0x1abcde0f, [], true)]), 1, { fd: false, epochUs: 5 });
     expect(Array.from(wire)).toEqual([0xf1, 0x00, 0, 0, 0, 0, 0x0f, 0xde, 0xbc, 0x9a, 0x00, 0x00]);
   });
 
   test("FD frame as command 20: len and bus in separate bytes", () => {
     const data = Array.from({ length: 12 }, (_, i) => i);
-    const wire = encodeGvretFrames([fdFrame(0x10, data)], 1, { fd: true, timestampUs: 7 });
+    const wire = encodeGvretFrames(allAt(7, [fdFrame(0x10, data)]), 1, { fd: true, epochUs: 0 });
     expect(Array.from(wire)).toEqual([0xf1, 0x14, 7, 0, 0, 0, 0x10, 0, 0, 0, 12, 0, ...data, 0x00]);
   });
 
   test("RTR, error and (without fd) FD frames are skipped", () => {
     const err: CanFrame = { canId: (CAN_ERR_FLAG | 1) >>> 0, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
-    expect(encodeGvretFrames([remoteFrame(1, 2), err, fdFrame(1, [1])], 3, { fd: false, timestampUs: 0 }).length).toBe(0);
+    expect(encodeGvretFrames(allAt(0, [remoteFrame(1, 2), err, fdFrame(1, [1])]), 3, { fd: false, epochUs: 0 }).length).toBe(0);
   });
 
   test("a SavvyCAN-style reader recovers every frame of a random batch", () => {
     const rng = new Rng(9);
     const frames = Array.from({ length: 100 }, () => genGvretFrame(rng));
-    const got = savvyRead(encodeGvretFrames(frames, frames.length, { fd: true, timestampUs: 123 })).frames;
+    const got = savvyRead(encodeGvretFrames(allAt(123, frames), frames.length, { fd: true, epochUs: 0 })).frames;
     expect(got.length).toBe(100);
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
@@ -199,10 +201,10 @@ function recorder() {
 
 function session(extra: Partial<GvretOptions> = {}) {
   const { events, rec } = recorder();
-  let t = 1000;
-  const s = open(events, { fd: false, busName: "can0", busBitrate: 50000, now: () => t, ...extra });
+  const clock = new ManualClock(1_700_000_000_000_000);
+  const s = open(events, { fd: false, busName: "can0", busBitrate: 50000, clock, ...extra });
   s.start();
-  return { s, rec, advance: (ms: number) => (t += ms) };
+  return { s, rec, clock, advance: (ms: number) => clock.step(ms * 1000) };
 }
 
 // SavvyCAN deviceConnected(): E7 E7, F1 0C, F1 06, F1 07, F1 01, F1 09 in one write.
@@ -255,13 +257,15 @@ describe("gvret session", () => {
     expect(rec.fails).toEqual([]);
   });
 
-  test("frames both ways; device timestamps advance with the clock", () => {
-    const { s, rec, advance } = session();
+  test("frames both ways; device timestamps are arrival times since the session opened", () => {
+    const { s, rec, clock, advance } = session();
     s.receive(SAVVYCAN_OPENING);
     s.receive(encodeGvretHostFrames([dataFrame(0x100, [1, 2])]));
     expect(rec.frames).toEqual([dataFrame(0x100, [1, 2])]);
     advance(1);
-    const got = savvyRead(s.encode([dataFrame(0x200, [3]), dataFrame(0x1234567, [4], true)], 2)).frames;
+    const arrived = clock.us;
+    advance(500); // encoded later (a backed-up client): the device time is still the arrival's
+    const got = savvyRead(s.encode(allAt(arrived, [dataFrame(0x200, [3]), dataFrame(0x1234567, [4], true)]), 2)).frames;
     expect(got.map((f) => [f.id, f.ext, f.bus, f.data])).toEqual([
       [0x200, false, 0, [3]],
       [0x1234567, true, 0, [4]],
@@ -282,7 +286,7 @@ describe("gvret session", () => {
     s.receive(encodeGvretHostFrames([fdFrame(1, new Array(12).fill(7))]));
     expect(rec.frames).toEqual([fdFrame(1, new Array(12).fill(7))]);
     expect(s.accepts(fdFrame(1, [1]))).toBe(true);
-    expect(s.encode([fdFrame(1, [1])], 1)[1]).toBe(0x14);
+    expect(s.encode(allAt(0, [fdFrame(1, [1])]), 1)[1]).toBe(0x14);
   });
 
   test("accepts data frames only; FD only with fd", () => {

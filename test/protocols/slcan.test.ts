@@ -16,6 +16,7 @@ import {
   slcanTimestamp,
 } from "../../src/protocols/slcan/codec.ts";
 import { open, SLCAN_DEFAULT_PORT, SLCAN_NAME, type SlcanOptions } from "../../src/protocols/slcan/protocol.ts";
+import { allAt } from "../helpers/stamped.ts";
 import { Rng, runCodecConformance } from "./conformance.ts";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -48,7 +49,7 @@ function makeLineDecoder(onFrame: (f: CanFrame) => void) {
 
 runCodecConformance({
   name: "slcan",
-  encode: (frames) => encodeSlcanFrames(frames, frames.length, { fd: true, timestamps: false }),
+  encode: (frames) => encodeSlcanFrames(allAt(0, frames), frames.length, { fd: true, timestamps: false }),
   makeDecoder: makeLineDecoder,
   genFrame: genSlcanFrame,
   maxBuffered: SLCAN_MAX_LINE,
@@ -96,13 +97,13 @@ describe("slcan frame syntax", () => {
     expect(formatSlcanFrame(fdFrame(0x1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], CANFD_BRS), null)).toBe("b0019" + "0102030405060708090A0B0C");
     expect(formatSlcanFrame(dataFrame(0x1, [0x42]), 0xea5f)).toBe("t0011" + "42" + "EA5F");
   });
-  test("timestamp is milliseconds within the minute", () => {
-    expect(slcanTimestamp(1_699_999_979_999)).toBe(59_999);
-    expect(slcanTimestamp(1_699_999_980_000)).toBe(0);
+  test("timestamp is milliseconds within the minute (from µs)", () => {
+    expect(slcanTimestamp(1_699_999_979_999_999)).toBe(59_999);
+    expect(slcanTimestamp(1_699_999_980_000_000)).toBe(0);
   });
   test("encoder skips error frames and FD without FD", () => {
     const err: CanFrame = { canId: (CAN_ERR_FLAG | 4) >>> 0, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
-    const wire = encodeSlcanFrames([err, fdFrame(1, [1]), dataFrame(2, [])], 3, { fd: false, timestamps: false });
+    const wire = encodeSlcanFrames(allAt(0, [err, fdFrame(1, [1]), dataFrame(2, [])]), 3, { fd: false, timestamps: false });
     expect(text(wire)).toBe("t0020\r");
   });
 });
@@ -164,7 +165,7 @@ function recorder() {
 
 function session(extra: Partial<SlcanOptions> = {}) {
   const { events, rec } = recorder();
-  const s = open(events, { fd: false, busName: "can0", busBitrate: 50000, notice: (t) => rec.notices.push(t), now: () => 1_699_999_981_234, ...extra });
+  const s = open(events, { fd: false, busName: "can0", busBitrate: 50000, notice: (t) => rec.notices.push(t), ...extra });
   s.start();
   return { s, rec };
 }
@@ -281,7 +282,7 @@ describe("slcan session", () => {
   test("C stops the flow: accepts() false, queued frames not encoded; O again does not re-fire ready", () => {
     const { s, rec } = session();
     s.receive(ascii("O\r"));
-    const queued = [dataFrame(0x10, [1])];
+    const queued = allAt(0, [dataFrame(0x10, [1])]);
     s.receive(ascii("C\r"));
     expect(s.accepts(queued[0]!)).toBe(false);
     expect(s.encode(queued, 1).length).toBe(0);
@@ -294,8 +295,8 @@ describe("slcan session", () => {
     const { s } = session();
     s.receive(ascii("Z1\rO\r"));
     expect(s.timestamps).toBe(true);
-    // now = ...001.234 s → 1234 ms in the minute = 0x04D2
-    expect(text(s.encode([dataFrame(0x7ff, [0xaa])], 1))).toBe("t7FF1AA04D2\r");
+    // arrived at ...981.234 s → 1234 ms in the minute = 0x04D2 (the frame's time, not the encoding's)
+    expect(text(s.encode(allAt(1_699_999_981_234_567, [dataFrame(0x7ff, [0xaa])]), 1))).toBe("t7FF1AA04D2\r");
   });
 
   test("acceptance filter set with M/m applies to bus frames", () => {
@@ -305,7 +306,7 @@ describe("slcan session", () => {
     expect(s.filter).toEqual({ code: 0x2460ffff, mask: 0x000f000f });
     expect(s.accepts(dataFrame(0x123, [9]))).toBe(true);
     expect(s.accepts(dataFrame(0x321, [9]))).toBe(false);
-    expect(text(s.encode([dataFrame(0x321, []), dataFrame(0x123, [])], 2))).toBe("t1230\r");
+    expect(text(s.encode(allAt(0, [dataFrame(0x321, []), dataFrame(0x123, [])]), 2))).toBe("t1230\r");
   });
 
   test("FD only with fd: lines refused and FD bus frames not accepted without it", () => {

@@ -21,6 +21,7 @@ import { socketcand } from "../../src/protocols/socketcand/protocol.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { RawSocketcandClient } from "../helpers/socketcand-clients.ts";
 import { Rng, randomChunks, runCodecConformance } from "./conformance.ts";
+import { allAt, stamped } from "../helpers/stamped.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -201,32 +202,38 @@ describe("socketcand send parser", () => {
 });
 
 describe("socketcand frame encoder", () => {
-  const t = 1700000000123; // ms
+  const t = 1700000000123000; // µs
 
   test("timestamp SEC.USEC", () => {
     expect(socketcandTimestamp(t)).toBe("1700000000.123000");
-    expect(socketcandTimestamp(5)).toBe("0.005000");
+    expect(socketcandTimestamp(5000)).toBe("0.005000");
+    expect(socketcandTimestamp(1700000000999999)).toBe("1700000000.999999");
   });
 
   test("standard id %03X, extended %08X, data %02X without spaces", () => {
-    const wire = encodeSocketcandFrames([dataFrame(0x12, [0xab, 0x01]), dataFrame(0x1abcde0f, [0xff], true), dataFrame(0x5, [], true)], 3, t);
+    const wire = encodeSocketcandFrames(allAt(t, [dataFrame(0x12, [0xab, 0x01]), dataFrame(0x1abcde0f, [0xff], true), dataFrame(0x5, [], true)]), 3);
     expect(text(wire)).toBe(
       " < frame 012 1700000000.123000 AB01 >" + " < frame 1ABCDE0F 1700000000.123000 FF >" + " < frame 00000005 1700000000.123000  >",
     );
   });
 
   test("no data keeps both spaces", () => {
-    expect(text(encodeSocketcandFrames([dataFrame(0x7ff, [])], 1, t))).toBe(" < frame 7FF 1700000000.123000  >");
+    expect(text(encodeSocketcandFrames(allAt(t, [dataFrame(0x7ff, [])]), 1))).toBe(" < frame 7FF 1700000000.123000  >");
   });
 
   test("RTR, FD and error frames are skipped", () => {
     const err: CanFrame = { canId: CAN_ERR_FLAG | 4, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 };
-    const wire = encodeSocketcandFrames([remoteFrame(0x1, 2), fdFrame(0x2, [1]), err, dataFrame(0x3, [3])], 4, t);
+    const wire = encodeSocketcandFrames(allAt(t, [remoteFrame(0x1, 2), fdFrame(0x2, [1]), err, dataFrame(0x3, [3])]), 4);
     expect(text(wire)).toBe(" < frame 003 1700000000.123000 03 >");
   });
 
+  test("each frame carries its own arrival time", () => {
+    const wire = encodeSocketcandFrames([stamped(dataFrame(1, [1]), t), stamped(dataFrame(2, [2]), t + 1), stamped(dataFrame(3, [3]), 2_000_000)], 3);
+    expect(text(wire)).toBe(" < frame 001 1700000000.123000 01 >" + " < frame 002 1700000000.123001 02 >" + " < frame 003 2.000000 03 >");
+  });
+
   test("only frames[0..count)", () => {
-    expect(encodeSocketcandFrames([dataFrame(1, [1]), dataFrame(2, [2])], 0, t).length).toBe(0);
+    expect(encodeSocketcandFrames(allAt(t, [dataFrame(1, [1]), dataFrame(2, [2])]), 0).length).toBe(0);
   });
 });
 
@@ -408,13 +415,10 @@ describe("socketcand session", () => {
     expect(s.accepts({ canId: CAN_ERR_FLAG, len: 8, data: new Uint8Array(8), fd: false, fdFlags: 0 })).toBe(false);
   });
 
-  test("encode uses the current time", () => {
+  test("encode writes the frame's arrival time, not the time of encoding", () => {
     const { s } = opened();
-    const before = Math.floor(Date.now() / 1000);
-    const out = text(s.encode([dataFrame(0x1, [1])], 1));
-    const sec = Number(/^ < frame 001 (\d+)\.\d{6} 01 >$/.exec(out)?.[1]);
-    expect(sec).toBeGreaterThanOrEqual(before);
-    expect(sec).toBeLessThanOrEqual(before + 5);
+    const out = text(s.encode([stamped(dataFrame(0x1, [1]), 1_234_567_890_000_001)], 1));
+    expect(out).toBe(" < frame 001 1234567890.000001 01 >");
   });
 });
 
@@ -459,7 +463,7 @@ describe("socketcand frames through python-can 4.1's parser", () => {
       const ext = rng.bool();
       return dataFrame(ext ? rng.int(0x20000000) : rng.int(0x800), rng.bytes(rng.int(9)), ext);
     });
-    const wire = encodeSocketcandFrames(frames, frames.length, 1700000000123);
+    const wire = encodeSocketcandFrames(allAt(1700000000123000, frames), frames.length);
     const proc = Bun.spawnSync([PYTHON, "-c", PY_SCRIPT, "10"], { stdin: wire, timeout: 30_000 });
     expect(proc.exitCode).toBe(0);
     const runs = JSON.parse(text(proc.stdout)) as [number, string][][];

@@ -12,6 +12,7 @@ import { Stats } from "../../src/ops/stats.ts";
 import { cannelloni } from "../../src/protocols/cannelloni/protocol.ts";
 import { socketcand } from "../../src/protocols/socketcand/protocol.ts";
 import type { WireProtocol } from "../../src/protocols/protocol.ts";
+import { stamped } from "../helpers/stamped.ts";
 import { CLOSE_GRACE_MS, ClientSession, MAX_OWED_REPLY_BYTES, type SessionSocket } from "../../src/server/session.ts";
 
 class ScriptedSocket implements SessionSocket {
@@ -134,7 +135,7 @@ describe("ClientSession limits", () => {
       s.session.onData(enc("CANNELLONIv1"));
       s.session.flush();
       s.socket.budget = 0;
-      for (let i = 0; i < 200; i++) s.session.enqueue(dataFrame(0x100, [1, 2, 3, 4, 5, 6, 7, 8]));
+      for (let i = 0; i < 200; i++) s.session.enqueue(stamped(dataFrame(0x100, [1, 2, 3, 4, 5, 6, 7, 8])));
       s.session.flush();
     }
     for (let t = 0; t < 8; t++) {
@@ -182,7 +183,7 @@ describe("ClientSession limits", () => {
     const { socket, session, isClosed } = setup(cannelloni);
     session.onData(enc("CANNELLONIv1"));
     socket.budget = 0;
-    for (let i = 0; i < 100; i++) session.enqueue(dataFrame(0x100, [1]));
+    for (let i = 0; i < 100; i++) session.enqueue(stamped(dataFrame(0x100, [1])));
     session.close("shutdown");
     expect(isClosed()).toBe(false); // still flushing
     session.abort();
@@ -199,7 +200,7 @@ describe("ClientSession limits", () => {
     const write = socket.write.bind(socket);
     socket.write = (d: Uint8Array): number => (++writes >= 2 ? -1 : write(d));
     let closed = false;
-    const initial = Array.from({ length: 100 }, (_, i) => dataFrame(0x100 + i, [i]));
+    const initial = Array.from({ length: 100 }, (_, i) => stamped(dataFrame(0x100 + i, [i])));
     const session = new ClientSession({ id: 1, remote: "test:1", readOnly: false }, socket, cannelloni, {
       hub,
       stats,

@@ -36,7 +36,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type * as Prom from "prom-client";
 import type { AmpioReading, DecodeResult } from "../../ampio/index.ts";
 import { Backoff } from "../../backends/backoff.ts";
-import type { CanFrame } from "../../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../../can/frame.ts";
 import type { Hub, HubClient } from "../../hub/hub.ts";
 import type { TxLane, TxOrigin } from "../../hub/tx-scheduler.ts";
 import type { Logger } from "../../ops/log.ts";
@@ -160,8 +160,7 @@ export class MqttBridge implements HubClient, AmpioListener {
   private readonly host: string;
 
   // Raw outbox: a ring of frames and their arrival times.
-  private readonly rawFrames: (CanFrame | undefined)[] = new Array<CanFrame | undefined>(RAW_OUTBOX_FRAMES);
-  private readonly rawTs = new Float64Array(RAW_OUTBOX_FRAMES);
+  private readonly rawFrames: (StampedFrame | undefined)[] = new Array<StampedFrame | undefined>(RAW_OUTBOX_FRAMES);
   private rawHead = 0;
   private rawLen = 0;
   /** Retained messages waiting, by topic (insertion order = publish order). */
@@ -284,7 +283,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     return true;
   }
 
-  enqueue(f: CanFrame): boolean {
+  enqueue(f: StampedFrame): boolean {
     const cap = RAW_OUTBOX_FRAMES;
     let i = this.rawHead + this.rawLen;
     if (i >= cap) i -= cap;
@@ -294,7 +293,6 @@ export class MqttBridge implements HubClient, AmpioListener {
       this.drop("outbox_full", 1);
     } else this.rawLen++;
     this.rawFrames[i] = f;
-    this.rawTs[i] = Date.now();
     this.schedulePump();
     return true;
   }
@@ -411,7 +409,7 @@ export class MqttBridge implements HubClient, AmpioListener {
         this.rawFrames[i] = undefined;
         this.rawHead = i + 1 === RAW_OUTBOX_FRAMES ? 0 : i + 1;
         this.rawLen--;
-        this.publish(a, this.topics.raw(f), framePayload(f, this.rawTs[i]!), false);
+        this.publish(a, this.topics.raw(f), framePayload(f, Math.floor(f.ts / 1000)), false);
       }
     } finally {
       this.pumping = false;

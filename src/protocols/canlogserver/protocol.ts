@@ -5,10 +5,10 @@
  * CANLOGSERVER client splits each line into exactly three space-separated tokens). The stream is
  * read-only: bytes the client sends are ignored, and each received chunk is reported once as
  * `rejected` so it shows in the malformed counters; the connection is never failed for it.
- * All frames of one batch carry the same time (the gateway has no per-frame receive time).
+ * Each line carries its frame's arrival time (StampedFrame.ts).
  */
 import { formatCandumpLogLine } from "../../can/candump-log.ts";
-import type { CanFrame } from "../../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 
 export const CANLOGSERVER_NAME = "canlogserver";
@@ -17,20 +17,17 @@ export const CANLOGSERVER_DEFAULT_PORT = 28700;
 export interface CanlogserverOptions extends WireSessionOptions {
   /** Interface name written in every line; defaults to `busName`. */
   readonly iface?: string;
-  /** Wall clock in milliseconds since the epoch (may be fractional); defaults to Date.now. */
-  readonly now?: () => number;
 }
 
 const encoder = new TextEncoder();
 
-/** Encodes frames[0..count) as log lines stamped `nowMs`; FD frames only when `fd`. */
-export function encodeCanlogserverLines(frames: readonly CanFrame[], count: number, iface: string, nowMs: number, fd: boolean): Uint8Array {
-  const timestampUs = Math.floor(nowMs * 1000);
+/** Encodes frames[0..count) as log lines stamped with their arrival time; FD frames only when `fd`. */
+export function encodeCanlogserverLines(frames: readonly StampedFrame[], count: number, iface: string, fd: boolean): Uint8Array {
   let text = "";
   for (let i = 0; i < count; i++) {
     const frame = frames[i]!;
     if (frame.fd && !fd) continue;
-    text += formatCandumpLogLine({ timestampUs, iface, frame }) + "\n";
+    text += formatCandumpLogLine({ timestampUs: frame.ts, iface, frame }) + "\n";
   }
   return encoder.encode(text);
 }
@@ -38,14 +35,12 @@ export function encodeCanlogserverLines(frames: readonly CanFrame[], count: numb
 export class CanlogserverSession implements WireSession {
   private ignored = 0;
   private readonly iface: string;
-  private readonly now: () => number;
 
   constructor(
     private readonly events: WireSessionEvents,
     private readonly options: CanlogserverOptions,
   ) {
     this.iface = sanitizeIface(options.iface ?? options.busName);
-    this.now = options.now ?? Date.now;
   }
 
   /** Bytes received from the client and ignored so far. */
@@ -67,8 +62,8 @@ export class CanlogserverSession implements WireSession {
     return !frame.fd || this.options.fd;
   }
 
-  encode(frames: readonly CanFrame[], count: number): Uint8Array {
-    return encodeCanlogserverLines(frames, count, this.iface, this.now(), this.options.fd);
+  encode(frames: readonly StampedFrame[], count: number): Uint8Array {
+    return encodeCanlogserverLines(frames, count, this.iface, this.options.fd);
   }
 }
 

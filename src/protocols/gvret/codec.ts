@@ -12,7 +12,7 @@
  * and a frame it cannot use is reported and dropped with the stream kept in step. At most one
  * command (≤ 71 bytes) is buffered. No I/O.
  */
-import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_ERR_FLAG, CAN_MAX_DLEN, CAN_RTR_FLAG, CAN_SFF_MASK, CANFD_MAX_DLEN, type CanFrame, isValidFdLength } from "../../can/frame.ts";
+import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_ERR_FLAG, CAN_MAX_DLEN, CAN_RTR_FLAG, CAN_SFF_MASK, CANFD_MAX_DLEN, type CanFrame, type StampedFrame, isValidFdLength } from "../../can/frame.ts";
 
 export const GVRET_START = 0xf1;
 export const GVRET_BINARY_MODE = 0xe7;
@@ -220,14 +220,17 @@ export function gvretCanCarry(f: CanFrame, fd: boolean): boolean {
 
 export interface GvretEncodeOptions {
   readonly fd: boolean;
-  /** Device timestamp in microseconds (wraps at 2^32); every frame of the batch gets it. */
-  readonly timestampUs: number;
+  /**
+   * The wall-clock time (µs) that is device time 0: each frame's device timestamp is its arrival
+   * time (StampedFrame.ts) minus this, in microseconds wrapping at 2^32 as a GVRET device's micros().
+   */
+  readonly epochUs: number;
   /** Bus number written into each frame (the gateway has one: 0). */
   readonly bus?: number;
 }
 
 /** Encodes frames[0..count) device → host in one buffer; frames without a GVRET form are skipped. */
-export function encodeGvretFrames(frames: readonly CanFrame[], count: number, opts: GvretEncodeOptions): Uint8Array {
+export function encodeGvretFrames(frames: readonly StampedFrame[], count: number, opts: GvretEncodeOptions): Uint8Array {
   let size = 0;
   for (let i = 0; i < count; i++) {
     const f = frames[i]!;
@@ -235,7 +238,6 @@ export function encodeGvretFrames(frames: readonly CanFrame[], count: number, op
     if (gvretCanCarry(f, opts.fd)) size += (f.fd ? 13 : 12) + f.data.length;
   }
   const out = new Uint8Array(size);
-  const ts = opts.timestampUs >>> 0;
   const bus = (opts.bus ?? 0) & 0x0f;
   let p = 0;
   for (let i = 0; i < count; i++) {
@@ -243,7 +245,7 @@ export function encodeGvretFrames(frames: readonly CanFrame[], count: number, op
     if (!gvretCanCarry(f, opts.fd)) continue;
     out[p] = GVRET_START;
     out[p + 1] = f.fd ? GvretCmd.fdFrame : GvretCmd.frame;
-    putU32le(out, p + 2, ts);
+    putU32le(out, p + 2, (f.ts - opts.epochUs) >>> 0);
     putU32le(out, p + 6, idWord(f));
     if (f.fd) {
       out[p + 10] = f.data.length;

@@ -16,7 +16,8 @@
  * - `F1 05` (bus set-up) is acknowledged by silence, as devices do; the bus is not retuned.
  * - `F1 0B` (echo) is answered with the frame as if received, to this client only.
  */
-import type { CanFrame } from "../../can/frame.ts";
+import { stamp, type CanFrame, type StampedFrame } from "../../can/frame.ts";
+import { systemClock } from "../../can/clock.ts";
 import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 import {
   encodeGvretFrames,
@@ -40,8 +41,6 @@ export const GVRET_BUILD = 618;
 export interface GvretOptions extends WireSessionOptions {
   /** The bus bit rate reported in the bus-parameter answer; 0 (default) when unknown. */
   readonly busBitrate?: number;
-  /** Monotonic clock in ms (may be fractional) for device timestamps; defaults to performance.now. */
-  readonly now?: () => number;
   /** Something worth a log line that is not an error (a bus set-up the gateway will not apply). */
   readonly notice?: (text: string) => void;
 }
@@ -49,16 +48,15 @@ export interface GvretOptions extends WireSessionOptions {
 export class GvretSession implements WireSession {
   private binary = false;
   private readonly decoder: GvretHostDecoder;
-  private readonly now: () => number;
-  private readonly t0: number;
+  /** Device time 0 in wall-clock µs: the session's start (a GVRET device counts micros() from boot). */
+  private readonly epochUs: number;
   private out: Uint8Array[] = [];
 
   constructor(
     private readonly events: WireSessionEvents,
     private readonly options: GvretOptions,
   ) {
-    this.now = options.now ?? (() => performance.now());
-    this.t0 = this.now();
+    this.epochUs = this.nowUs();
     this.decoder = new GvretHostDecoder({
       binaryMode: () => {
         if (this.binary) return;
@@ -67,7 +65,8 @@ export class GvretSession implements WireSession {
       },
       frame: (frame, bus) => this.hostFrame(frame, bus),
       echo: (frame) => {
-        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([frame], 1, { fd: this.options.fd, timestampUs: this.deviceMicros() }));
+        // The device answers at once: the frame's time is now (it never enters the hub).
+        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([stamp(frame, this.nowUs(), 0)], 1, { fd: this.options.fd, epochUs: this.epochUs }));
       },
       query: (cmd) => this.query(cmd),
       setupBuses: (can0) => {
@@ -117,12 +116,17 @@ export class GvretSession implements WireSession {
     return gvretCanCarry(frame, this.options.fd);
   }
 
-  encode(frames: readonly CanFrame[], count: number): Uint8Array {
-    return encodeGvretFrames(frames, count, { fd: this.options.fd, timestampUs: this.deviceMicros() });
+  encode(frames: readonly StampedFrame[], count: number): Uint8Array {
+    return encodeGvretFrames(frames, count, { fd: this.options.fd, epochUs: this.epochUs });
   }
 
+  private nowUs(): number {
+    return (this.options.clock ?? systemClock).nowUs();
+  }
+
+  /** Device time now, on the same clock as the frames' timestamps. */
   private deviceMicros(): number {
-    return Math.floor((this.now() - this.t0) * 1000) >>> 0;
+    return (this.nowUs() - this.epochUs) >>> 0;
   }
 
   private hostFrame(frame: CanFrame, bus: number): void {

@@ -16,6 +16,7 @@ import {
   CANFD_BRS,
   CANFD_VALID_LENGTHS,
   type CanFrame,
+  type StampedFrame,
 } from "../../can/frame.ts";
 
 /**
@@ -150,9 +151,9 @@ function hex(n: number, digits: number): string {
   return s;
 }
 
-/** The slcan timestamp after `Z1`: milliseconds within the current minute, 0000..EA5F. */
-export function slcanTimestamp(nowMs: number): number {
-  const ms = Math.floor(nowMs);
+/** The slcan timestamp after `Z1`: milliseconds within the current minute, 0000..EA5F (from µs). */
+export function slcanTimestamp(us: number): number {
+  const ms = Math.floor(us / 1000);
   return ((ms % 60000) + 60000) % 60000;
 }
 
@@ -178,22 +179,20 @@ export function formatSlcanFrame(f: CanFrame, timestamp: number | null): string 
 export interface SlcanEncodeOptions {
   /** Whether FD frames may be written (others are skipped). */
   readonly fd: boolean;
-  /** `Z1`: append a millisecond timestamp (all frames of a batch get `nowMs`). */
+  /** `Z1`: append a millisecond timestamp (each frame's arrival time, StampedFrame.ts). */
   readonly timestamps: boolean;
-  readonly nowMs?: number;
   /** Extra per-frame test (the session's open state and acceptance filter); default accept. */
   readonly accept?: (f: CanFrame) => boolean;
 }
 
 /** Encodes frames[0..count) as CR-terminated lines in one buffer; frames without a form are skipped. */
-export function encodeSlcanFrames(frames: readonly CanFrame[], count: number, opts: SlcanEncodeOptions): Uint8Array {
-  const ts = opts.timestamps ? slcanTimestamp(opts.nowMs ?? Date.now()) : null;
+export function encodeSlcanFrames(frames: readonly StampedFrame[], count: number, opts: SlcanEncodeOptions): Uint8Array {
   let text = "";
   for (let i = 0; i < count; i++) {
     const f = frames[i]!;
     if (!slcanCanCarry(f, opts.fd)) continue;
     if (opts.accept && !opts.accept(f)) continue;
-    text += formatSlcanFrame(f, ts) + "\r";
+    text += formatSlcanFrame(f, opts.timestamps ? slcanTimestamp(f.ts) : null) + "\r";
   }
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);

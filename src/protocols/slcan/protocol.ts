@@ -16,7 +16,7 @@
  * `S`/`s` change nothing on the bus: the gateway does not retune it. A different rate is
  * acknowledged (CR) and reported through `options.notice` so the server can log it.
  */
-import type { CanFrame } from "../../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 import {
   encodeSlcanFrames,
@@ -46,8 +46,6 @@ export type SlcanChannel = "closed" | "open" | "listen-only";
 export interface SlcanOptions extends WireSessionOptions {
   /** The bus bit rate, if known: an `S` naming another rate is then reported via `notice`. */
   readonly busBitrate?: number;
-  /** Wall clock in ms (may be fractional), for `Z1` timestamps; defaults to Date.now. */
-  readonly now?: () => number;
   /** Something worth a log line that is not an error (a bit rate the gateway will not apply). */
   readonly notice?: (text: string) => void;
 }
@@ -61,7 +59,6 @@ export class SlcanSession implements WireSession {
   private rate: number | null = null;
   private readyFired = false;
   private readonly reader: SlcanLineReader;
-  private readonly now: () => number;
   private readonly acceptFn = (f: CanFrame): boolean => this.accepts(f);
   /** Replies produced while handling one received chunk: written as one reply, in order. */
   private out = "";
@@ -70,7 +67,6 @@ export class SlcanSession implements WireSession {
     private readonly events: WireSessionEvents,
     private readonly options: SlcanOptions,
   ) {
-    this.now = options.now ?? Date.now;
     this.reader = new SlcanLineReader({
       line: (text) => this.command(text),
       overlong: () => {
@@ -117,8 +113,8 @@ export class SlcanSession implements WireSession {
     return this.chan !== "closed" && slcanCanCarry(frame, this.options.fd) && sja1000DualFilterAccepts(frame, this.code, this.mask);
   }
 
-  encode(frames: readonly CanFrame[], count: number): Uint8Array {
-    return encodeSlcanFrames(frames, count, { fd: this.options.fd, timestamps: this.ts, nowMs: this.now(), accept: this.acceptFn });
+  encode(frames: readonly StampedFrame[], count: number): Uint8Array {
+    return encodeSlcanFrames(frames, count, { fd: this.options.fd, timestamps: this.ts, accept: this.acceptFn });
   }
 
   private command(line: string): void {

@@ -10,7 +10,7 @@
  * stalls on an element longer than its buffer; this reader instead skips an element longer than
  * SOCKETCAND_MAX_COMMAND up to its `>`, reporting it once, and keeps nothing of it.
  */
-import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_ERR_FLAG, CAN_MAX_DLEN, CAN_RTR_FLAG, CAN_SFF_MASK, type CanFrame } from "../../can/frame.ts";
+import { CAN_EFF_FLAG, CAN_EFF_MASK, CAN_ERR_FLAG, CAN_MAX_DLEN, CAN_RTR_FLAG, CAN_SFF_MASK, type CanFrame, type StampedFrame } from "../../can/frame.ts";
 import { ByteQueue } from "../byte-queue.ts";
 
 /** Longest command body (between `<` and `>`) accepted; a send with 8 bytes needs about 40. */
@@ -201,12 +201,11 @@ const HEX_DIGITS = Uint8Array.from("0123456789ABCDEF", (c) => c.charCodeAt(0));
 // " < frame ": the leading space is deliberate, see encodeSocketcandFrames.
 const FRAME_PREFIX = Uint8Array.from(" < frame ", (c) => c.charCodeAt(0));
 
-/** `SEC.USEC` (microseconds zero-padded to 6) for a time in milliseconds since the epoch. */
-export function socketcandTimestamp(nowMs: number): string {
-  const ms = Math.floor(nowMs);
-  const sec = Math.floor(ms / 1000);
-  const usec = (ms - sec * 1000) * 1000 + Math.floor((nowMs - ms) * 1000);
-  return `${sec}.${String(usec).padStart(6, "0")}`;
+/** `SEC.USEC` (microseconds zero-padded to 6) for a time in microseconds since the epoch. */
+export function socketcandTimestamp(us: number): string {
+  const t = Math.max(0, Math.floor(us));
+  const sec = Math.floor(t / 1e6);
+  return `${sec}.${String(t - sec * 1e6).padStart(6, "0")}`;
 }
 
 /**
@@ -216,18 +215,25 @@ export function socketcandTimestamp(nowMs: number): string {
  * element still has both spaces (`< frame 123 1.000000  >`), which python-can needs to parse it.
  * Every element is preceded by one space: python-can 4.1 drops the character after the last
  * complete element of each recv(), which without a separator costs one frame per read boundary;
- * clients locate elements by `<`, so the space is harmless to them. All frames of a batch carry
- * the same time, `nowMs` (the gateway has no per-frame receive time).
+ * clients locate elements by `<`, so the space is harmless to them. Each frame carries its own
+ * time: when it reached the gateway (StampedFrame.ts).
  */
-export function encodeSocketcandFrames(frames: readonly CanFrame[], count: number, nowMs: number = Date.now()): Uint8Array {
-  const ts = socketcandTimestamp(nowMs);
+export function encodeSocketcandFrames(frames: readonly StampedFrame[], count: number): Uint8Array {
   // prefix + id + " " + ts + " " + data + " >"
-  const fixed = FRAME_PREFIX.length + 1 + ts.length + 1 + 2;
+  const fixed = FRAME_PREFIX.length + 1 + 1 + 2;
   let size = 0;
+  const stamps: string[] = new Array<string>(count);
+  let lastUs = -1;
+  let lastText = "";
   for (let i = 0; i < count; i++) {
     const f = frames[i]!;
     if (!socketcandCanCarry(f)) continue;
-    size += fixed + ((f.canId & CAN_EFF_FLAG) !== 0 ? 8 : 3) + 2 * f.data.length;
+    if (f.ts !== lastUs) {
+      lastUs = f.ts;
+      lastText = socketcandTimestamp(f.ts);
+    }
+    stamps[i] = lastText;
+    size += fixed + lastText.length + ((f.canId & CAN_EFF_FLAG) !== 0 ? 8 : 3) + 2 * f.data.length;
   }
   const out = new Uint8Array(size);
   let p = 0;
@@ -240,6 +246,7 @@ export function encodeSocketcandFrames(frames: readonly CanFrame[], count: numbe
     const id = ext ? f.canId & CAN_EFF_MASK : f.canId & CAN_SFF_MASK;
     for (let shift = ext ? 28 : 8; shift >= 0; shift -= 4) out[p++] = HEX_DIGITS[(id >>> shift) & 0xf]!;
     out[p++] = 0x20;
+    const ts = stamps[i]!;
     for (let k = 0; k < ts.length; k++) out[p++] = ts.charCodeAt(k);
     out[p++] = 0x20;
     const d = f.data;

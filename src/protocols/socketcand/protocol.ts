@@ -9,7 +9,7 @@
  * a bad or unsupported command is answered with `< error … >` and the session continues, as
  * socketcand does. Only a handshake failure (a bus this gateway does not serve) ends the session.
  */
-import type { CanFrame } from "../../can/frame.ts";
+import type { CanFrame, StampedFrame } from "../../can/frame.ts";
 import type { WireProtocol, WireSession, WireSessionEvents, WireSessionOptions } from "../protocol.ts";
 import { CommandReader, commandWords, encodeSocketcandFrames, parseSend, printable, socketcandCanCarry, socketcandReply } from "./codec.ts";
 
@@ -67,8 +67,8 @@ class SocketcandSession implements WireSession {
     return socketcandCanCarry(frame);
   }
 
-  encode(frames: readonly CanFrame[], count: number): Uint8Array {
-    return encodeSocketcandFrames(frames, count, Date.now());
+  encode(frames: readonly StampedFrame[], count: number): Uint8Array {
+    return encodeSocketcandFrames(frames, count);
   }
 
   /** Handles one command body; returns false once the session has failed (stop reading). */
