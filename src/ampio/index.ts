@@ -2,3 +2,5 @@
 export * from "./decoder.ts";
 export * from "./inventory.ts";
 export * from "./state-cache.ts";
+export * from "./names.ts";
+export * from "./commands.ts";

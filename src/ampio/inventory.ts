@@ -197,6 +197,11 @@ export class ModuleInventory {
     return out;
   }
 
+  /** Whether a module has reported a value of this name. */
+  hasValue(id: number, name: string): boolean {
+    return this.modules.get(id)?.values.has(name) ?? false;
+  }
+
   /** Number of named values held for a module (0 if unknown). */
   valueCount(id: number): number {
     return this.modules.get(id)?.values.size ?? 0;

@@ -71,6 +71,8 @@ export interface Config extends ProtocolListenConfig {
   ampioStaleAfterMs: number;
   ampioStateReplay: boolean;
   ampioStateMaxAgeMs: number;
+  /** TOML or YAML file naming modules, channels and rooms (src/ampio/names.ts); empty = ids only. */
+  ampioNames: string;
   mqttUrl: string;
   /** PEM file of the CAs trusted for an mqtts:// broker (instead of the default list); empty = default list. */
   mqttCa: string;
@@ -84,6 +86,8 @@ export interface Config extends ProtocolListenConfig {
   mqttRaw: boolean;
   mqttTx: boolean;
   mqttHaDiscovery: boolean;
+  /** Serve the Ampio M-SERV topic tree (ampio/from/…, ampio/to/…) from the bus. */
+  mqttAmpio: boolean;
   // Bus views: recorder, replay backend, web dashboard (src/consumers/, src/backends/replay/, src/web/)
   /** Directory for candump log files; empty disables recording. */
   record: string;
@@ -219,6 +223,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "ampio-stale-after", key: "ampioStaleAfterMs", env: "CAN_SERVER_AMPIO_STALE_AFTER", kind: "duration", group: "ampio", def: "5m", min: 1000, isNew: true, help: "An Ampio module silent this long is reported stale (offline over MQTT)" },
   { name: "ampio-state-replay", key: "ampioStateReplay", env: "CAN_SERVER_AMPIO_STATE_REPLAY", kind: "bool", group: "ampio", def: "false", isNew: true, help: "Send each new Waveshare client the latest Ampio state broadcasts right after its handshake (state on connect for Home Assistant)" },
   { name: "ampio-state-max-age", key: "ampioStateMaxAgeMs", env: "CAN_SERVER_AMPIO_STATE_MAX_AGE", kind: "duration", group: "ampio", def: "1h", min: 1, isNew: true, help: "With -ampio-state-replay: never replay a state broadcast older than this" },
+  { name: "ampio-names", key: "ampioNames", env: "CAN_SERVER_AMPIO_NAMES", kind: "string", group: "ampio", def: "", arg: "FILE", isNew: true, help: "TOML or YAML file naming Ampio modules, channels and rooms (the Home Assistant Ampio integration's devices: list fits); used by the MQTT inventory and discovery, /api/ampio/modules and the dashboard; empty = ids; a bad file exits 2 (docs/ampio.md)" },
   { name: "mqtt-url", key: "mqttUrl", env: "CAN_SERVER_MQTT_URL", kind: "string", arg: "URL", group: "mqtt", def: "", isNew: true, help: "MQTT broker to bridge the bus to: mqtt://host:1883 or mqtts://host:8883; empty disables" },
   { name: "mqtt-ca", key: "mqttCa", env: "CAN_SERVER_MQTT_CA", kind: "string", arg: "FILE", group: "mqtt", def: "", isNew: true, help: "With an mqtts:// -mqtt-url: PEM file of the CA certificate(s) to trust for the broker (e.g. a private or self-signed CA), read at start-up; replaces the default (public) CA list; empty = the default list. The certificate and the broker's name are always verified" },
   { name: "mqtt-username", key: "mqttUsername", env: "CAN_SERVER_MQTT_USERNAME", kind: "string", arg: "USER", group: "mqtt", def: "", isNew: true, help: "MQTT user name" },
@@ -229,6 +234,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "mqtt-keepalive", key: "mqttKeepaliveMs", env: "CAN_SERVER_MQTT_KEEPALIVE", kind: "duration", group: "mqtt", def: "30s", min: 0, isNew: true, help: "MQTT keepalive (whole seconds; 0 disables)" },
   { name: "mqtt-raw", key: "mqttRaw", env: "CAN_SERVER_MQTT_RAW", kind: "bool", group: "mqtt", def: "true", isNew: true, help: "With -mqtt-url: publish every bus frame on <prefix>/raw/<id>" },
   { name: "mqtt-tx", key: "mqttTx", env: "CAN_SERVER_MQTT_TX", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "Accept frames to transmit on <prefix>/tx (same validation and rate limit as TCP clients; refusals counted)" },
+  { name: "mqtt-ampio", key: "mqttAmpio", env: "CAN_SERVER_MQTT_AMPIO", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "With -mqtt-url: serve the Ampio M-SERV topic tree (ampio/from/<MAC>/state/…, inventory, descriptions; commands on ampio/to/… with -mqtt-tx) from the bus, for Ampio's Node-RED nodes and ampio-hacc; turns Ampio decoding on" },
   { name: "mqtt-ha-discovery", key: "mqttHaDiscovery", env: "CAN_SERVER_MQTT_HA_DISCOVERY", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "Publish Home Assistant MQTT discovery for decoded temperatures and diagnostics" },
   // Bus views: recorder, replay backend, web dashboard (README "Dashboard, capture, recording and replay")
   { name: "record", key: "record", env: "CAN_SERVER_RECORD", kind: "string", arg: "DIR", group: "recording", def: "", isNew: true, help: "Record every bus frame (R) and every client frame sent to the bus (T) to candump log files in this directory; empty disables" },

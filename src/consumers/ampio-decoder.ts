@@ -9,7 +9,7 @@
  * METRIC_MAX_MODULES modules, numeric sensor values only). See docs/ampio.md.
  */
 import type * as Prom from "prom-client";
-import { type DecodeResult, ModuleInventory, StateCache } from "../ampio/index.ts";
+import { type DecodeResult, HouseNames, type InventorySnapshot, ModuleInventory, StateCache } from "../ampio/index.ts";
 import { type CanFrame, type StampedFrame, isError, isExtended, isRemote } from "../can/frame.ts";
 import type { Config } from "../cli/config.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
@@ -31,12 +31,17 @@ export interface AmpioListener {
   decoded(r: Extract<DecodeResult, { kind: "decoded" }>, at: number): void;
   /** A module sent its first frame, or its first after being stale (online), or went stale. */
   moduleState(moduleId: number, online: boolean): void;
+  /** An event broadcast (FE 2B …): one-off, not a state. */
+  event?(moduleId: number, data: Uint8Array, at: number): void;
 }
+
+/** Subtype of the event broadcasts. */
+const EVENT_SUBTYPE = 0x2b;
 
 /** Whether -ampio-decode (with "auto") turns the decoder on for this configuration. */
 export function ampioDecodeEnabled(config: Config): boolean {
   if (config.ampioDecode !== "auto") return config.ampioDecode === "true";
-  return config.backend === "serial" || config.mqttUrl !== "" || config.ampioStateReplay;
+  return config.backend === "serial" || config.mqttUrl !== "" || config.ampioStateReplay || config.mqttAmpio;
 }
 
 export interface AmpioDecoderOptions {
@@ -47,6 +52,8 @@ export interface AmpioDecoderOptions {
   readonly queueFrames?: number;
   /** Wall clock in ms (tests inject one). */
   readonly now?: () => number;
+  /** -ampio-names: names and rooms for the API (ids only without). */
+  readonly names?: HouseNames;
 }
 
 export interface AmpioDecoderCounters {
@@ -196,6 +203,10 @@ export class AmpioDecoder implements HubClient {
       this.online.add(id);
       for (const l of this.listeners) l.moduleState(id, true);
     }
+    if (r.kind === "undecoded" && r.key === EVENT_SUBTYPE) {
+      for (const l of this.listeners) l.event?.(id, f.data, now);
+      return;
+    }
     if (r.kind !== "decoded") return;
     this.cache.offer(f, now, r);
     for (const l of this.listeners) l.decoded(r, now);
@@ -212,13 +223,44 @@ export class AmpioDecoder implements HubClient {
     this.cache.prune(now, this.opts.stateMaxAgeMs);
   }
 
+  /** The names file in use (empty without -ampio-names). */
+  get names(): HouseNames {
+    return this.opts.names ?? HouseNames.EMPTY;
+  }
+
+  /**
+   * The inventory with the names file's names: per module `name` and `room` (absent when the file
+   * has none), per value `label` and `room` of its channel. Modules named in the file but not yet
+   * heard are not listed (the inventory is what is on the bus).
+   */
+  namedSnapshot(now: number): InventorySnapshot & { names: string } {
+    const snap = this.inventory.snapshot(now);
+    const names = this.names;
+    for (const m of snap.modules) {
+      const n = names.module(m.id);
+      if (n === undefined) continue;
+      const o = m as typeof m & { name?: string; room?: string };
+      if (n.name !== undefined) o.name = n.name;
+      if (n.room !== undefined) o.room = n.room;
+      for (const v of m.values) {
+        const c = names.channel(m.id, v.name);
+        if (c === undefined) continue;
+        const vo = v as typeof v & { label?: string; room?: string; kind?: string };
+        vo.label = c.name;
+        if (c.room !== undefined) vo.room = c.room;
+        if (c.kind !== undefined) vo.kind = c.kind;
+      }
+    }
+    return { ...snap, names: names.file };
+  }
+
   /** GET /api/ampio/modules. */
   httpRoute(): (req: Request) => Response {
     return (req) => {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
       }
-      const body = { ...this.inventory.snapshot(this.now()), decoder: this.counters(), stateCache: { size: this.cache.size, ...this.cache.counters() } };
+      const body = { ...this.namedSnapshot(this.now()), decoder: this.counters(), stateCache: { size: this.cache.size, ...this.cache.counters() } };
       return new Response(JSON.stringify(body), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
     };
   }

@@ -18,6 +18,10 @@ import { AmpioDecoder, ampioDecodeEnabled } from "./ampio-decoder.ts";
 import type { MqttBridge } from "./mqtt/bridge.ts";
 import { normalizePrefix } from "./mqtt/topics.ts";
 import { type CaBundle, CaFileError, loadCaFile } from "./mqtt/tls.ts";
+import { HouseNames, loadNamesFile, NamesFileError } from "../ampio/names.ts";
+import { isIP } from "node:net";
+import { lookup } from "node:dns/promises";
+import { CidrList } from "../net/cidr.ts";
 
 export interface Consumers {
   readonly decoder: AmpioDecoder | null;
@@ -35,6 +39,7 @@ export interface Consumers {
 /** Checks what the flag parser cannot (URL scheme, prefix); throws ConfigError (exit 2). */
 export function validateConsumerConfig(config: Config): void {
   if (config.help || config.version) return;
+  houseNames(config);
   if (config.mqttUrl !== "") {
     let u: URL;
     try {
@@ -54,11 +59,48 @@ export function validateConsumerConfig(config: Config): void {
       throw new ConfigError(`-mqtt-ca (CAN_SERVER_MQTT_CA) needs an mqtts:// -mqtt-url: the CA file verifies the broker's TLS certificate, and ${u.protocol}// is not TLS`);
     }
     mqttCaBundle(config);
-  } else if (config.mqttTx || config.mqttHaDiscovery) {
-    throw new ConfigError("-mqtt-tx and -mqtt-ha-discovery need -mqtt-url");
+    if (config.mqttAmpio && config.ampioDecode === "false") {
+      throw new ConfigError("-mqtt-ampio serves decoded Ampio states: it cannot work with -ampio-decode false");
+    }
+  } else if (config.mqttTx || config.mqttHaDiscovery || config.mqttAmpio) {
+    throw new ConfigError("-mqtt-tx, -mqtt-ha-discovery and -mqtt-ampio need -mqtt-url");
   } else if (config.mqttCa !== "") {
     throw new ConfigError("-mqtt-ca (CAN_SERVER_MQTT_CA) needs an mqtts:// -mqtt-url");
   }
+}
+
+/** The -ampio-names file, read and checked (empty without the flag); a bad file is a ConfigError (one line, exit 2). */
+export function houseNames(config: Config): HouseNames {
+  if (config.ampioNames === "") return HouseNames.EMPTY;
+  try {
+    return loadNamesFile(config.ampioNames);
+  } catch (e) {
+    if (e instanceof NamesFileError) throw new ConfigError(`-ampio-names: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * -tx-allow for the MQTT command topics: the broker is the peer the frames come from, so the
+ * bridge's TX lane is read-only unless the broker's address is allowed (a host name is resolved
+ * once at start). Empty -tx-allow: everyone may send.
+ */
+async function brokerTxReadOnly(config: Config, log: Logger): Promise<boolean> {
+  if (config.txAllow.length === 0 || !config.mqttTx) return false;
+  const allow = CidrList.parse(config.txAllow);
+  const host = new URL(config.mqttUrl).hostname.replace(/^\[|\]$/g, "");
+  let addresses: string[] = [host];
+  if (isIP(host) === 0) {
+    try {
+      addresses = (await lookup(host, { all: true })).map((a) => a.address);
+    } catch (e) {
+      addresses = [];
+      log.warn("mqtt_tx_read_only", { broker: host, reason: `cannot resolve the broker's address for -tx-allow: ${e instanceof Error ? e.message : String(e)}` });
+    }
+  }
+  const ok = addresses.some((a) => allow.allows(a));
+  if (!ok) log.warn("mqtt_tx_read_only", { broker: host, addresses: addresses.join(","), reason: "the broker's address is outside -tx-allow: MQTT commands are refused (read_only)" });
+  return !ok;
 }
 
 /** The -mqtt-ca file, read and checked (null without the flag); a bad file is a ConfigError naming it. */
@@ -81,8 +123,10 @@ export interface ConsumerOverrides {
 
 export function createConsumers(config: Config, log: Logger, overrides: ConsumerOverrides = {}): Consumers {
   const decode = ampioDecodeEnabled(config);
+  // Read again here, at start-up only (validateConsumerConfig refused a bad file with exit 2).
+  const names = houseNames(config);
   const decoder = decode
-    ? new AmpioDecoder({ id: 0, staleAfterMs: config.ampioStaleAfterMs, stateMaxAgeMs: config.ampioStateMaxAgeMs, log, now: overrides.now })
+    ? new AmpioDecoder({ id: 0, staleAfterMs: config.ampioStaleAfterMs, stateMaxAgeMs: config.ampioStateMaxAgeMs, log, now: overrides.now, names })
     : null;
   if (config.ampioStateReplay && decoder === null) log.warn("ampio_state_replay_disabled", { reason: "-ampio-decode false" });
   if (config.mqttUrl !== "" && decoder === null) log.info("mqtt_raw_only", { reason: "-ampio-decode false: no decoded states over MQTT" });
@@ -113,6 +157,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           stale_after_ms: config.ampioStaleAfterMs,
           state_replay: config.ampioStateReplay,
           state_max_age_ms: config.ampioStateMaxAgeMs,
+          ...(names.size > 0 ? { names: config.ampioNames, named_modules: names.size } : {}),
         });
       }
       if (config.mqttUrl !== "") {
@@ -135,6 +180,9 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           txId: gateway.registry.allocateId(),
           backoff: overrides.mqttBackoff,
           ca,
+          ampioTree: config.mqttAmpio,
+          names,
+          txReadOnly: await brokerTxReadOnly(config, log),
         });
         bridge.start();
       }

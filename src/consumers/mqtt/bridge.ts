@@ -1,7 +1,9 @@
 /**
  * The MQTT bridge (mqtt.js): bus frames, decoded Ampio states, module and gateway availability
  * to a broker; optionally frames from a command topic to the bus. Topics and payloads:
- * ./topics.ts.
+ * ./topics.ts; with -mqtt-ampio also the Ampio M-SERV tree (./ampio-tree.ts: its states go through
+ * the same retained outbox, its answers and events through a bounded FIFO of not-retained
+ * messages, its commands through the same TX lane).
  *
  * Nothing here can slow the hub or the TCP clients. The bridge is a hub client whose enqueue()
  * only stores the frame and its arrival time in a fixed ring (RAW_OUTBOX_FRAMES; when full the
@@ -34,7 +36,8 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type * as Prom from "prom-client";
-import type { AmpioReading, DecodeResult } from "../../ampio/index.ts";
+import { type AmpioReading, type DecodeResult, HouseNames } from "../../ampio/index.ts";
+import { AMPIO_AVAILABILITY_FILTER, AMPIO_REQUESTS, AmpioTree, DEV_LIST_ANSWER, descriptionAnswer, moduleOfTreeAvailability, parseRequest } from "./ampio-tree.ts";
 import { Backoff } from "../../backends/backoff.ts";
 import type { CanFrame, StampedFrame } from "../../can/frame.ts";
 import type { Hub, HubClient } from "../../hub/hub.ts";
@@ -67,9 +70,15 @@ export const DISCOVERED_MAX = 16_384;
 /** How long after a connect retained module availability is read to mark unseen modules offline. */
 export const AVAILABILITY_SCAN_MS = 5_000;
 
-export const MQTT_DROP_REASONS = ["outbox_full", "state_outbox_full", "unconfirmed", "publish_failed", "discovery_full"] as const;
+/** Answers and events (not retained) waiting for the broker. */
+export const ONCE_OUTBOX_MESSAGES = 1024;
+
+export const MQTT_DROP_REASONS = ["outbox_full", "state_outbox_full", "unconfirmed", "publish_failed", "discovery_full", "answer_outbox_full"] as const;
 export type MqttDropReason = (typeof MQTT_DROP_REASONS)[number];
-export const MQTT_TX_REFUSALS = ["malformed", "invalid", "retained", ...TX_DROP_REASONS] as const;
+/** The bridge's own refusals of command-topic messages (the TX lane adds its reasons). */
+const BRIDGE_REFUSALS = ["malformed", "invalid", "retained", "unknown_module", "undocumented", "tx_off"] as const;
+type BridgeRefusal = (typeof BRIDGE_REFUSALS)[number];
+export const MQTT_TX_REFUSALS = [...BRIDGE_REFUSALS, ...TX_DROP_REASONS] as const;
 
 export interface MqttBridgeOptions {
   readonly url: string;
@@ -95,6 +104,12 @@ export interface MqttBridgeOptions {
   readonly connectTimeoutMs?: number;
   /** -mqtt-ca, loaded (mqtts:// only): the only CAs trusted for the broker. Null: the default list. */
   readonly ca?: CaBundle | null;
+  /** -mqtt-ampio: serve the M-SERV topic tree (./ampio-tree.ts); needs the decoder. */
+  readonly ampioTree?: boolean;
+  /** -ampio-names, loaded (empty without the flag). */
+  readonly names?: HouseNames;
+  /** The TX lane refuses every frame (-tx-allow does not include the broker's address). */
+  readonly txReadOnly?: boolean;
 }
 
 export interface MqttCounters {
@@ -165,6 +180,11 @@ export class MqttBridge implements HubClient, AmpioListener {
   private rawLen = 0;
   /** Retained messages waiting, by topic (insertion order = publish order). */
   private readonly pending = new Map<string, string>();
+  /** Not-retained messages (answers, events, diagnostics), FIFO, at most ONCE_OUTBOX_MESSAGES. */
+  private readonly once: { topic: string; payload: string }[] = [];
+  /** The M-SERV topic tree (-mqtt-ampio), or null. */
+  readonly tree: AmpioTree | null;
+  private readonly names: HouseNames;
   private readonly lastSent = new Map<string, string>();
   /** Discovery topic → module id, for what was queued since the last connect. */
   private readonly discovered = new Map<string, number>();
@@ -182,7 +202,7 @@ export class MqttBridge implements HubClient, AmpioListener {
   private readonly lane: TxLane | null;
   private readonly refusedLogged = new Set<string>();
   readonly drops = new Map<MqttDropReason, number>(MQTT_DROP_REASONS.map((r) => [r, 0]));
-  readonly txRefused = new Map<string, number>([["malformed", 0], ["invalid", 0], ["retained", 0]]);
+  readonly txRefused = new Map<string, number>(BRIDGE_REFUSALS.map((r) => [r, 0]));
   private readonly c: MqttCounters = { published: 0, reconnects: 0, connectFailures: 0, authFailures: 0, tlsFailures: 0, txReceived: 0, staleAvailabilityCleared: 0 };
   /** MQTT 5 until a broker refuses it; then 3.1.1 for the rest of the process. */
   private protocolVersion: 4 | 5 = 5;
@@ -201,7 +221,19 @@ export class MqttBridge implements HubClient, AmpioListener {
     this.host = u?.hostname.replace(/^\[|\]$/g, "") ?? "";
     this.backoff = new Backoff({ initialMs: opts.backoff?.initialMs ?? 500, maxMs: opts.backoff?.maxMs ?? 30_000, factor: 2 });
     const origin: TxOrigin = { id: opts.txId, protocol: "mqtt", remote: this.brokerLabel };
-    this.lane = opts.tx ? opts.hub.openTx(origin, false) : null;
+    this.lane = opts.tx ? opts.hub.openTx(origin, opts.txReadOnly === true) : null;
+    this.names = opts.names ?? HouseNames.EMPTY;
+    const dec = opts.decoder;
+    this.tree =
+      opts.ampioTree === true && dec !== null
+        ? new AmpioTree(dec, this.names, {
+            retained: (topic, payload, always = false) => {
+              if (!always && this.lastSent.get(topic) === payload && !this.pending.has(topic)) return;
+              this.queueRetained(topic, payload);
+            },
+            once: (topic, payload) => this.queueOnce(topic, payload),
+          })
+        : null;
   }
 
   get id(): number {
@@ -209,7 +241,7 @@ export class MqttBridge implements HubClient, AmpioListener {
   }
 
   get queued(): number {
-    return this.rawLen + this.pending.size;
+    return this.rawLen + this.pending.size + this.once.length;
   }
 
   /** Bus frames waiting for the broker (at most RAW_OUTBOX_FRAMES). */
@@ -244,6 +276,8 @@ export class MqttBridge implements HubClient, AmpioListener {
       tx: this.opts.tx,
       ha_discovery: this.opts.haDiscovery,
       decoded: this.opts.decoder !== null,
+      ampio_tree: this.tree !== null,
+      ...(this.names.size > 0 ? { names: this.names.file, named_modules: this.names.size } : {}),
       ...(this.tls ? { tls: true, ca: this.opts.ca ? caSummary(this.opts.ca) : "default list" } : {}),
     });
     this.connect();
@@ -310,11 +344,19 @@ export class MqttBridge implements HubClient, AmpioListener {
       if (this.lastSent.get(topic) === payload && !this.pending.has(topic)) continue;
       this.queueRetained(topic, payload);
     }
+    this.tree?.decoded(r);
+  }
+
+  event(moduleId: number, data: Uint8Array): void {
+    this.tree?.event(moduleId, data);
   }
 
   /** Queues a value's discovery document once (bounded by DISCOVERED_MAX). */
   private discover(moduleId: number, v: AmpioReading): void {
-    const d = discoveryMessage(this.topics, moduleId, v);
+    const mod = this.names.module(moduleId);
+    const ch = this.names.channel(moduleId, v.name);
+    const names = { ...(mod?.name !== undefined ? { module: mod.name } : {}), ...((ch?.room ?? mod?.room) !== undefined ? { room: (ch?.room ?? mod?.room)! } : {}), ...(ch !== undefined ? { value: ch.name } : {}) };
+    const d = discoveryMessage(this.topics, moduleId, v, names);
     if (this.discovered.has(d.topic)) return;
     if (this.discovered.size >= DISCOVERED_MAX && !this.pruneDiscovered()) {
       this.drop("discovery_full", 1);
@@ -334,6 +376,14 @@ export class MqttBridge implements HubClient, AmpioListener {
 
   moduleState(moduleId: number, online: boolean): void {
     this.queueRetained(this.topics.moduleAvailability(moduleId), online ? "online" : "offline");
+    this.tree?.moduleState(moduleId, online);
+  }
+
+  /** A not-retained message (answer, event); bounded, the newest is dropped when full (counted). */
+  private queueOnce(topic: string, payload: string): void {
+    if (this.once.length >= ONCE_OUTBOX_MESSAGES) return this.drop("answer_outbox_full", 1);
+    this.once.push({ topic, payload });
+    this.schedulePump();
   }
 
   private queueRetained(topic: string, payload: string): boolean {
@@ -361,6 +411,7 @@ export class MqttBridge implements HubClient, AmpioListener {
         this.queueRetained(this.topics.value(m.id, v.name), valuePayload(v.value));
       }
     }
+    this.tree?.requeueAll(Date.now());
   }
 
   // --- Publishing -------------------------------------------------------------------------------
@@ -394,6 +445,11 @@ export class MqttBridge implements HubClient, AmpioListener {
           break;
         }
         budget--;
+        const answer = this.once.shift();
+        if (answer !== undefined) {
+          this.publish(a, answer.topic, answer.payload, false);
+          continue;
+        }
         const first = this.pending.entries().next();
         if (first.done !== true) {
           const [topic, payload] = first.value;
@@ -414,7 +470,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     } finally {
       this.pumping = false;
     }
-    if (a.connected && !a.draining && this.inflight < MAX_INFLIGHT && (this.rawLen > 0 || this.pending.size > 0)) this.schedulePump();
+    if (a.connected && !a.draining && this.inflight < MAX_INFLIGHT && (this.rawLen > 0 || this.pending.size > 0 || this.once.length > 0)) this.schedulePump();
   }
 
   private publish(a: Attempt, topic: string, payload: string, retain: boolean): void {
@@ -510,13 +566,15 @@ export class MqttBridge implements HubClient, AmpioListener {
     }
     // rap (MQTT 5, "retain as published"): a retained publish keeps its flag on live delivery.
     if (this.lane !== null) this.subscribe(a, this.topics.tx);
+    if (this.tree !== null) this.subscribe(a, AMPIO_REQUESTS);
     if (this.opts.decoder !== null) {
       a.scanning = true;
-      this.subscribe(a, this.topics.moduleAvailabilityFilter);
+      const filters = [this.topics.moduleAvailabilityFilter, ...(this.tree !== null ? [AMPIO_AVAILABILITY_FILTER] : [])];
+      for (const f of filters) this.subscribe(a, f);
       a.scanTimer = setTimeout(() => {
         a.scanTimer = null;
         a.scanning = false;
-        if (!a.done) a.client.unsubscribe(this.topics.moduleAvailabilityFilter);
+        if (!a.done) a.client.unsubscribe(filters);
       }, AVAILABILITY_SCAN_MS);
       a.scanTimer.unref?.();
     }
@@ -614,15 +672,37 @@ export class MqttBridge implements HubClient, AmpioListener {
   private onMessage(a: Attempt, topic: string, payload: Buffer, retained: boolean): void {
     if (a.done) return;
     if (a.scanning && retained) {
-      const id = this.topics.moduleOfAvailability(topic);
+      const id = this.topics.moduleOfAvailability(topic) ?? (this.tree !== null ? moduleOfTreeAvailability(topic) : null);
       if (id !== null) return this.staleAvailability(id, topic, payload.toString("utf8"));
     }
+    if (this.tree !== null && topic.startsWith("ampio/to/")) return this.onTreeRequest(topic, payload, retained);
     if (topic !== this.topics.tx || this.lane === null) return;
     this.c.txReceived++;
-    if (retained) return this.refuse("retained", "retained message on the command topic (publish without -r)");
+    if (retained) return this.refuse("retained", "retained message on the command topic (publish without -r)", topic);
     const r = parseCommand(payload.toString("utf8"));
-    if ("refusal" in r) return this.refuse(r.refusal, r.reason);
+    if ("refusal" in r) return this.refuse(r.refusal, r.reason, topic);
     this.lane.send(r.frame); // refusals counted by the lane (client_tx_dropped_total) and below
+  }
+
+  /** A message under ampio/to/: an inventory or description request, or a command for a module. */
+  private onTreeRequest(topic: string, payload: Buffer, retained: boolean): void {
+    const tree = this.tree!;
+    const r = parseRequest(topic, payload.toString("utf8"), tree);
+    switch (r.kind) {
+      case "ignored":
+        return;
+      case "dev-list":
+        return this.queueOnce(DEV_LIST_ANSWER, tree.devList(Date.now()));
+      case "description":
+        return this.queueOnce(`ampio/from/${topic.split("/")[2]}/description`, descriptionAnswer(r.id, this.names));
+    }
+    this.c.txReceived++;
+    if (retained) return this.refuse("retained", "retained message on a command topic (publish without -r)", topic);
+    if (r.kind === "refused") return this.refuse(r.refusal, r.reason, topic);
+    if (this.lane === null) return this.refuse("tx_off", "commands need -mqtt-tx", topic);
+    // In order, on the bridge's lane: a multi-frame command's frames stay together and in order.
+    for (const f of r.frames) this.lane.send(f);
+    this.opts.log.debug("mqtt_ampio_command", { topic, command: r.what, frames: r.frames.length });
   }
 
   /** A retained availability read after a connect: "online" of a module not seen since start → "offline". */
@@ -635,11 +715,11 @@ export class MqttBridge implements HubClient, AmpioListener {
     this.queueRetained(topic, "offline");
   }
 
-  private refuse(reason: CommandRefusal | "retained", detail: string): void {
+  private refuse(reason: CommandRefusal | BridgeRefusal, detail: string, topic: string): void {
     this.txRefused.set(reason, this.txRefused.get(reason)! + 1);
     if (!this.refusedLogged.has(reason)) {
       this.refusedLogged.add(reason);
-      this.opts.log.warn("mqtt_tx_refused", { reason, detail, topic: this.topics.tx });
+      this.opts.log.warn("mqtt_tx_refused", { reason, detail, topic });
     }
   }
 
@@ -671,7 +751,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     counter("mqtt_published_messages_total", "Messages the MQTT bridge handed to the broker connection (written for QoS 0, acknowledged for QoS 1/2).", () => this.c.published);
     new Counter({
       name: "mqtt_dropped_messages_total",
-      help: "Messages the MQTT bridge lost, by reason (outbox_full: oldest raw frame dropped; state_outbox_full; unconfirmed: in flight when the connection closed; publish_failed; discovery_full).",
+      help: "Messages the MQTT bridge lost, by reason (outbox_full: oldest raw frame dropped; state_outbox_full; unconfirmed: in flight when the connection closed; publish_failed; discovery_full; answer_outbox_full).",
       labelNames: ["reason"],
       registers: [registry],
       collect() {
@@ -684,12 +764,13 @@ export class MqttBridge implements HubClient, AmpioListener {
     counter("mqtt_tls_failures_total", "MQTT connection attempts whose TLS handshake failed (broker certificate not trusted, not issued for the -mqtt-url host, expired; also counted in mqtt_connect_failures_total).", () => this.c.tlsFailures);
     new Gauge({
       name: "mqtt_outbox_messages",
-      help: "Messages waiting for the broker, by kind (raw frames, retained states).",
+      help: "Messages waiting for the broker, by kind (raw frames, retained states, answers and events).",
       labelNames: ["kind"],
       registers: [registry],
       collect() {
         this.set({ kind: "raw" }, self.rawLen);
         this.set({ kind: "state" }, self.pending.size);
+        this.set({ kind: "answer" }, self.once.length);
       },
     });
     counter("mqtt_stale_availability_cleared_total", "Retained module availability \"online\" of modules this process had not heard since it started, replaced by \"offline\" after a connect.", () => this.c.staleAvailabilityCleared);
@@ -697,7 +778,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     counter("mqtt_tx_sent_total", "Frames from the MQTT command topic written to the bus.", () => this.txSent);
     new Counter({
       name: "mqtt_tx_refused_total",
-      help: "Messages on the MQTT command topic that did not reach the bus, by reason (malformed, invalid, retained, and the TX lane's reasons).",
+      help: "Messages on the MQTT command topics that did not reach the bus, by reason (malformed, invalid, retained, unknown_module, undocumented, tx_off, and the TX lane's reasons).",
       labelNames: ["reason"],
       registers: [registry],
       collect() {
