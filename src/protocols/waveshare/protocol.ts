@@ -1,8 +1,9 @@
 /**
  * Waveshare 13-byte format as a WireProtocol (docs/protocols.md §5, default port 20001):
  * no handshake, so a session is ready on accept. A bad frame (reserved bits, DLC above 8, an
- * invalid id) is reported through `rejected` (counted as malformed) and skipped; the session stays
- * open, because the fixed-size format cannot lose its framing. FD and error frames are never
+ * invalid id) is reported through `rejected` (counted as malformed) and skipped, and the decoder
+ * re-synchronises after stray or lost bytes (see WaveshareDecoder); the session stays open, since
+ * Home Assistant's client notices a closed socket only through a watchdog. FD and error frames are never
  * sent: the format has no bits for them, and the Home Assistant client drops a frame it cannot
  * parse without reconnecting.
  */
