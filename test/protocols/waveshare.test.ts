@@ -21,6 +21,11 @@ function genWaveshareFrame(rng: Rng): CanFrame {
   return rng.bool(0.2) ? remoteFrame(id, rng.int(9), ext) : dataFrame(id, rng.bytes(rng.int(9)), ext);
 }
 
+/** A bus frame without its hub stamp, comparable with the frames a test built. */
+function dataOnly(f: CanFrame): CanFrame {
+  return { canId: f.canId, len: f.len, data: Uint8Array.from(f.data), fd: f.fd, fdFlags: f.fdFlags };
+}
+
 function decodeAll(...chunks: Uint8Array[]): { frames: CanFrame[]; rejects: string[]; buffered: number } {
   const frames: CanFrame[] = [];
   const rejects: string[] = [];
@@ -416,7 +421,8 @@ describe("waveshare bad frames over real TCP", () => {
   test("each bad frame is counted as malformed (per protocol) and skipped; the client stays connected both ways", async () => {
     gw = await startTestGateway({ waveshareListen: "127.0.0.1:0" });
     const onBus: CanFrame[] = [];
-    gw.backend.observe((f) => onBus.push(f));
+    // Frames as they reach the bus, without the hub's stamp (time, bus index).
+    gw.backend.observe((f) => onBus.push(dataOnly(f)));
     client = await WaveshareTestClient.connect(gw.gateway.port("waveshare")!);
     // good | DLC 9 | reserved bit | standard id 0x800 | good, in one write
     const wire = new Uint8Array(5 * WAVESHARE_FRAME_BYTES);
@@ -443,7 +449,8 @@ describe("waveshare bad frames over real TCP", () => {
   test("one stray byte, then 20 Ampio commands in one write: the commands reach the bus, nothing else does, the drop is counted", async () => {
     gw = await startTestGateway({ waveshareListen: "127.0.0.1:0" });
     const onBus: CanFrame[] = [];
-    gw.backend.observe((f) => onBus.push(f));
+    // Frames as they reach the bus, without the hub's stamp (time, bus index).
+    gw.backend.observe((f) => onBus.push(dataOnly(f)));
     client = await WaveshareTestClient.connect(gw.gateway.port("waveshare")!);
     const commands = Array.from({ length: 20 }, (_, i) => dataFrame(0x0f000000 + 0x1d4c, [0x10, i, 0, 0, 1, 0, 0, 0], true));
     client.write(bytes(0x23));
