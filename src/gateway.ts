@@ -80,7 +80,7 @@ export function busBitrate(config: Config): number {
 export function txLimits(config: Config): TxLimits {
   const rate = config.clientTxRate === "auto" ? Math.max(1, Math.floor(busFrameRate(busBitrate(config)) / 2)) : config.clientTxRate;
   const burst = config.clientTxBurst === "auto" ? Math.max(32, Math.floor(rate / 4)) : Math.max(1, config.clientTxBurst);
-  return { rate, burst, maxAgeMs: config.txMaxAgeMs, queueFrames: CLIENT_TX_QUEUE_FRAMES };
+  return { rate, burst, maxAgeMs: config.txMaxAgeMs, queueFrames: CLIENT_TX_QUEUE_FRAMES, fairness: config.txFairness };
 }
 
 /** The socketcand bus name: explicit, else the SocketCAN interface, else can0. */
@@ -121,6 +121,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     client_tx_rate: tx.rate,
     client_tx_burst: tx.burst,
     tx_max_age_ms: tx.maxAgeMs,
+    tx_fairness: tx.fairness,
     allow: registry.limits.allow.toString() || "any",
     tx_allow: registry.limits.txAllow.toString() || "any",
   });

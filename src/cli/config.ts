@@ -59,6 +59,8 @@ export interface Config extends ProtocolListenConfig {
   clientTxBurst: number | "auto";
   /** A client frame not on the bus within this many ms is dropped instead of sent late. */
   txMaxAgeMs: number;
+  /** What one TX rate and round-robin turn belong to: each source host, or each connection. */
+  txFairness: "host" | "connection";
   /** Connections still in their handshake, over all listeners (0 = unlimited). */
   maxHandshakes: number;
   /** Who may connect at all (CIDR list; empty = everyone). */
@@ -213,6 +215,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "client-tx-rate", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },
   { name: "client-tx-burst", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
   { name: "tx-max-age", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", group: "transmit", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
+  { name: "tx-fairness", key: "txFairness", env: "CAN_SERVER_TX_FAIRNESS", kind: "enum", group: "transmit", def: "host", values: ["host", "connection"], isNew: true, help: "Who shares one -client-tx-rate and one round-robin turn at the bus: host (all connections from one address) | connection (each connection)" },
   { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
   { name: "max-host-handshakes", key: "maxHostHandshakes", env: "CAN_SERVER_MAX_HOST_HANDSHAKES", kind: "int", group: "transmit", def: "8", min: 0, max: 1_000_000, isNew: true, help: "Connections from one host (an IPv4 address or an IPv6 /64) still in their protocol handshake (0 = unlimited): one host cannot hold -max-handshakes alone" },
   { name: "max-host-connections", key: "maxHostConnections", env: "CAN_SERVER_MAX_HOST_CONNECTIONS", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections from one host (an IPv4 address or an IPv6 /64) to all listeners and the HTTP endpoint together (0 = unlimited): one host cannot lock the others out" },

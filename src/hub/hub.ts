@@ -111,9 +111,13 @@ export class Hub {
     return this.clients;
   }
 
-  /** A producer's way to the bus. Frames it sends are dropped and counted if readOnly. */
-  openTx(origin: TxOrigin, readOnly: boolean): TxLane {
-    return this.tx.openLane(origin, readOnly);
+  /**
+   * A producer's way to the bus. Frames it sends are dropped and counted if readOnly. A paced
+   * producer (flow control: TCP) is shaped instead of dropped for rate or queue: it stops reading
+   * while lane.hasRoom is false and goes on at lane.onRoom (./tx-scheduler.ts).
+   */
+  openTx(origin: TxOrigin, readOnly: boolean, paced = false): TxLane {
+    return this.tx.openLane(origin, { readOnly, paced });
   }
 
   /** Client frames waiting for the backend, over all lanes. */

@@ -29,6 +29,13 @@ export class TokenBucket {
     this.tokens -= 1;
     return true;
   }
+
+  /** Milliseconds until take(now + result) can succeed (0: a token is there now). */
+  waitMs(now: number): number {
+    if (this.rate === 0) return 0;
+    const tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) * this.rate) / 1000);
+    return tokens >= 1 ? 0 : ((1 - tokens) * 1000) / this.rate;
+  }
 }
 
 /**

@@ -1,18 +1,32 @@
 /**
  * Client frames on their way to the bus, shared fairly. Every producer (a TCP session, a UDP peer,
- * the MQTT bridge…) gets a TxLane: its own bounded queue and token bucket. The scheduler offers
- * the heads of the lanes to the backend in round-robin order, so a flooding client can delay
- * another client's frame by at most one frame per other busy lane — never push it out of a shared
- * FIFO. A frame is "sent" only when the backend says it reached the bus (TxRequest.sent(): written,
- * or on SocketCAN confirmed by the kernel); only then is it echoed to the other clients. Frames
- * that cannot go are dropped with a reason and counted per lane and in Stats: read_only,
- * rate_limited, tx_queue_full, unsupported, backend_down, expired (older than maxAgeMs: a stale
- * command is never flushed onto the bus after an outage), write_failed, unconfirmed (written but
- * never confirmed by the bus).
+ * the MQTT bridge…) gets a TxLane: its own bounded queue. Lanes belong to a TxShare — one per
+ * source host (all connections from one address), or one per lane with `-tx-fairness connection`
+ * — which holds the token bucket (-client-tx-rate/-client-tx-burst). The scheduler offers the
+ * heads of the shares to the backend in round-robin order (and within a share, its lanes in turn),
+ * so a flooding host can delay another host's frame by at most one frame per other busy host —
+ * never push it out of a shared FIFO, nor multiply its share by opening more connections.
+ *
+ * Two kinds of producer (issue 18, "shape, don't police"):
+ * - paced (TCP sessions): the transport has flow control, so nothing is ever dropped for rate or
+ *   queue. A frame waits in the lane until its share has a token; once the lane holds `pauseAt`
+ *   frames it reports no room (`hasRoom` false) and the producer stops reading its socket until
+ *   `onRoom` (TCP backpressure then paces the client at its share of the bus).
+ * - policed (UDP peers, MQTT, the dashboard): no flow control to push back with, so a frame over
+ *   the rate (no token at arrival) is dropped as rate_limited and one that finds the lane full as
+ *   tx_queue_full — counted, as before.
+ *
+ * A frame is "sent" only when the backend says it reached the bus (TxRequest.sent(): written, or
+ * on SocketCAN confirmed by the kernel); only then is it echoed to the other clients. Frames that
+ * cannot go are dropped with a reason and counted per lane and in Stats: read_only, rate_limited,
+ * tx_queue_full, unsupported, backend_down, expired (not on the bus within maxAgeMs of reaching the
+ * gateway: a stale command is never flushed onto the bus after an outage), write_failed,
+ * unconfirmed (written but never confirmed by the bus).
  */
 import { stamp, type CanFrame, type StampedFrame } from "../can/frame.ts";
 import { systemClock } from "../can/clock.ts";
 import type { SendResult, TxLoss, TxRequest } from "../backends/backend.ts";
+import { hostOfRemote } from "../net/address.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats, TxDropReason } from "../ops/stats.ts";
 import { BoundedQueue } from "./bounded-queue.ts";
@@ -25,22 +39,44 @@ export interface TxBus {
   send(req: TxRequest): SendResult;
 }
 
+/** Who shares one rate and one round-robin turn: a source host (default) or each connection. */
+export type TxFairness = "host" | "connection";
+
 export interface TxLimits {
-  /** Frames per second per lane; 0 = unlimited. */
+  /** Frames per second per share (host or connection); 0 = unlimited. */
   readonly rate: number;
   /** Token-bucket depth in frames (>= 1). */
   readonly burst: number;
-  /** A frame not on the bus this many ms after it arrived is dropped (expired). */
+  /** A frame not on the bus this many ms after it reached the gateway is dropped (expired). */
   readonly maxAgeMs: number;
-  /** Frames one lane may hold while the backend is busy. */
+  /** Frames one policed lane may hold while the backend is busy. */
   readonly queueFrames: number;
+  /** What one rate and one round-robin turn belong to; default "host". */
+  readonly fairness?: TxFairness;
 }
+
+/**
+ * Frames a paced lane may hold beyond `pauseAt`: what one decode step of the producer can yield
+ * after the lane reported no room (a session decodes at most PACED_SLICE_BYTES at a time, and a
+ * frame takes at least one byte). Only a producer that ignores hasRoom could exceed it (then the
+ * excess is dropped as tx_queue_full, counted).
+ */
+export const PACED_SLICE_BYTES = 512;
 
 /** Who a lane belongs to (for logs and for the echo, which skips the origin). */
 export interface TxOrigin {
   readonly id: number;
   readonly protocol: string;
   readonly remote: string;
+}
+
+export interface LaneOptions {
+  /** A read-only lane's frames are all dropped (outside -tx-allow). */
+  readonly readOnly: boolean;
+  /** The producer has flow control and honours hasRoom/onRoom: shaped, never dropped for rate or queue. */
+  readonly paced?: boolean;
+  /** The source host it shares a rate with; default: the host part of origin.remote. */
+  readonly host?: string;
 }
 
 export type SentHandler = (frame: StampedFrame, origin: TxOrigin) => void;
@@ -57,6 +93,8 @@ export function droppedFields(counts: ReadonlyMap<TxDropReason, number>, prefix:
 
 class TxItem implements TxRequest {
   private done = false;
+  /** A token of the share was spent on it (at arrival when policed, at the head when paced). */
+  paid = false;
   constructor(
     readonly frame: StampedFrame,
     readonly expiresAt: number,
@@ -76,30 +114,76 @@ class TxItem implements TxRequest {
   }
 }
 
+/** The lanes of one host (or of one connection): one token bucket, one round-robin turn. */
+class TxShare {
+  /** Lanes with queued frames, served in turn from `next`. */
+  readonly ring: TxLane[] = [];
+  next = 0;
+  /** In the scheduler's ring. */
+  active = false;
+  /** Open lanes (the share is forgotten when the last one is settled). */
+  lanes = 0;
+  constructor(
+    readonly key: string,
+    readonly bucket: TokenBucket,
+  ) {}
+
+  /** The lane whose turn it is, dropping empty lanes from the ring; null if none has frames. */
+  current(): TxLane | null {
+    while (this.ring.length > 0) {
+      if (this.next >= this.ring.length) this.next = 0;
+      const lane = this.ring[this.next]!;
+      if (lane.queue.length > 0) return lane;
+      lane.active = false;
+      this.ring.splice(this.next, 1);
+    }
+    return null;
+  }
+}
+
 /** One producer's transmit state. */
 export class TxLane {
   readonly queue: BoundedQueue<TxItem>;
-  readonly bucket: TokenBucket;
   /** Frames this lane got onto the bus. */
   sent = 0;
   /** Frames this lane lost, by reason (only reasons that happened). */
   readonly dropped = new Map<TxDropReason, number>();
-  /** In the scheduler's round-robin ring. */
+  /** In its share's ring. */
   active = false;
   /** Accepted by the backend, not yet reported sent or lost. */
   inflight = 0;
   /** Counts when the producer closed (its final log line); null while open. */
   closedWith: { sent: number; dropped: Map<TxDropReason, number> } | null = null;
+  readonly readOnly: boolean;
+  readonly paced: boolean;
+  /** A paced lane holding this many frames has no room until it is down to `resumeAt`. */
+  readonly pauseAt: number;
+  readonly resumeAt: number;
+  /** Called (in a microtask) when a paced lane that reported no room has room again. */
+  onRoom: (() => void) | null = null;
+  private full = false;
+  private roomScheduled = false;
+  private released = false;
 
   constructor(
     readonly scheduler: TxScheduler,
     readonly origin: TxOrigin,
-    /** A read-only lane's frames are all dropped (outside -tx-allow). */
-    readonly readOnly: boolean,
+    readonly share: TxShare,
+    opts: LaneOptions,
     limits: TxLimits,
   ) {
-    this.queue = new BoundedQueue<TxItem>(limits.queueFrames);
-    this.bucket = new TokenBucket(limits.rate, limits.burst, performance.now());
+    this.readOnly = opts.readOnly;
+    this.paced = opts.paced === true && !opts.readOnly;
+    // A paced lane holds about a burst: enough to keep the bus busy between two reads of the
+    // socket, little enough that its frames wait far less than -tx-max-age for their turn.
+    this.pauseAt = Math.max(1, Math.min(limits.queueFrames, Math.max(32, limits.burst)));
+    this.resumeAt = Math.floor(this.pauseAt / 2);
+    this.queue = new BoundedQueue<TxItem>(this.paced ? this.pauseAt + PACED_SLICE_BYTES : limits.queueFrames);
+  }
+
+  /** False while a paced producer must not produce (stop reading); onRoom says when to go on. */
+  get hasRoom(): boolean {
+    return !this.full;
   }
 
   /** Offers a frame for the bus; false if it was dropped (counted with its reason). */
@@ -115,6 +199,7 @@ export class TxLane {
   close(): void {
     if (this.closedWith) return;
     this.closedWith = { sent: this.sent, dropped: new Map(this.dropped) };
+    this.onRoom = null;
     this.scheduler.settleIfDone(this);
   }
 
@@ -122,17 +207,46 @@ export class TxLane {
   droppedFields(prefix: string): Record<string, number> {
     return droppedFields(this.dropped, prefix);
   }
+
+  /** After a frame was queued: a paced lane at its mark asks its producer to wait. */
+  noteQueued(): void {
+    if (this.paced && this.queue.length >= this.pauseAt) this.full = true;
+  }
+
+  /** After frames left the queue: a waiting producer is told once it is down to resumeAt. */
+  noteTaken(): void {
+    if (!this.full || this.queue.length > this.resumeAt) return;
+    this.full = false;
+    if (this.roomScheduled || this.onRoom === null) return;
+    this.roomScheduled = true;
+    // Not from inside the scheduler's loop: the producer feeds the lane again at once.
+    queueMicrotask(() => {
+      this.roomScheduled = false;
+      if (!this.full) this.onRoom?.();
+    });
+  }
+
+  /** Closed and settled: gives up its place in the share (once). */
+  release(): boolean {
+    if (this.released) return false;
+    this.released = true;
+    return true;
+  }
 }
 
 export class TxScheduler {
   private bus: TxBus | null = null;
-  /** Lanes with queued frames, served round-robin from `next`. */
-  private readonly ring: TxLane[] = [];
+  /** Shares with queued frames, served round-robin from `next`. */
+  private readonly ring: TxShare[] = [];
   private next = 0;
+  private readonly shares = new Map<string, TxShare>();
+  private nextPrivateShare = 0;
   /** The backend answered "busy": wait for txReady() before offering more. */
   private busy = false;
   private pumping = false;
   private sweepTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Every waiting share is out of tokens: pump again when the first one has one. */
+  private tokenTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly limits: TxLimits,
@@ -147,15 +261,27 @@ export class TxScheduler {
     this.bus = bus;
   }
 
-  openLane(origin: TxOrigin, readOnly: boolean): TxLane {
-    return new TxLane(this, origin, readOnly, this.limits);
+  openLane(origin: TxOrigin, opts: LaneOptions): TxLane {
+    const key = (this.limits.fairness ?? "host") === "connection" ? `#${this.nextPrivateShare++}` : `host:${opts.host ?? hostOfRemote(origin.remote)}`;
+    let share = this.shares.get(key);
+    if (share === undefined) {
+      share = new TxShare(key, new TokenBucket(this.limits.rate, this.limits.burst, performance.now()));
+      this.shares.set(key, share);
+    }
+    share.lanes++;
+    return new TxLane(this, origin, share, opts, this.limits);
   }
 
   /** Frames waiting in all lanes. */
   get queued(): number {
     let n = 0;
-    for (const l of this.ring) n += l.queue.length;
+    for (const s of this.ring) for (const l of s.ring) n += l.queue.length;
     return n;
+  }
+
+  /** Shares (hosts, or connections) with an open lane: for tests and status. */
+  get shareCount(): number {
+    return this.shares.size;
   }
 
   submit(lane: TxLane, frame: CanFrame): boolean {
@@ -169,12 +295,23 @@ export class TxScheduler {
     }
     const now = performance.now();
     // A full lane is checked first, so a frame that cannot be queued does not spend a token.
+    // A paced lane is full only if its producer ignored hasRoom.
     if (lane.queue.isFull()) return this.drop(lane, "tx_queue_full", 1);
-    if (!lane.bucket.take(now)) return this.drop(lane, "rate_limited", 1);
-    lane.queue.offer(new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane));
+    const item = new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane);
+    if (!lane.paced) {
+      // No flow control: over the rate is dropped now rather than queued.
+      if (!lane.share.bucket.take(now)) return this.drop(lane, "rate_limited", 1);
+      item.paid = true;
+    }
+    lane.queue.offer(item);
+    lane.noteQueued();
     if (!lane.active) {
       lane.active = true;
-      this.ring.push(lane);
+      lane.share.ring.push(lane);
+    }
+    if (!lane.share.active) {
+      lane.share.active = true;
+      this.ring.push(lane.share);
     }
     this.pump();
     return true;
@@ -188,38 +325,69 @@ export class TxScheduler {
 
   /** The backend went down: everything waiting is lost (counted). */
   busDown(): void {
-    for (const lane of this.ring) {
-      const n = lane.queue.length;
-      lane.queue.clear();
-      lane.active = false;
-      if (n > 0) this.drop(lane, "backend_down", n);
+    for (const share of this.ring) {
+      for (const lane of share.ring) {
+        const n = lane.queue.length;
+        lane.queue.clear();
+        lane.active = false;
+        if (n > 0) this.drop(lane, "backend_down", n);
+        lane.noteTaken();
+      }
+      share.ring.length = 0;
+      share.next = 0;
+      share.active = false;
     }
     this.ring.length = 0;
     this.next = 0;
     this.busy = false;
     this.clearSweep();
+    this.clearTokenTimer();
   }
 
-  /** Offers lane heads to the backend, round-robin, until all are empty or the backend is busy. */
+  /**
+   * Offers share heads to the backend, round-robin, until all are empty, the backend is busy, or
+   * every share with frames waits for a token (then a timer resumes at the first token).
+   */
   private pump(): void {
     if (this.pumping || this.busy || this.bus === null) return;
     this.pumping = true;
     const bus = this.bus;
+    // Shares passed over in a row because they had no token; a full round of them ends the pump.
+    let starved = 0;
+    let waitMs = Infinity;
     try {
       while (this.ring.length > 0) {
         if (this.next >= this.ring.length) this.next = 0;
-        const lane = this.ring[this.next]!;
-        const item = lane.queue.peek();
-        if (item === undefined) {
-          lane.active = false;
+        const share = this.ring[this.next]!;
+        const lane = share.current();
+        if (lane === null) {
+          share.active = false;
           this.ring.splice(this.next, 1);
+          if (share.lanes === 0) this.shares.delete(share.key);
           continue;
         }
-        if (performance.now() > item.expiresAt) {
+        const item = lane.queue.peek()!;
+        const now = performance.now();
+        if (now > item.expiresAt) {
           lane.queue.poll();
           this.drop(lane, "expired", 1);
+          lane.noteTaken();
+          starved = 0;
           continue;
         }
+        if (!item.paid) {
+          if (!share.bucket.take(now)) {
+            waitMs = Math.min(waitMs, share.bucket.waitMs(now));
+            this.next++;
+            if (++starved >= this.ring.length) {
+              this.armTokenTimer(waitMs);
+              break;
+            }
+            continue;
+          }
+          item.paid = true;
+        }
+        starved = 0;
         // Out of the lane before the backend sees it: a backend that goes down inside send()
         // (busDown clears the lanes) must not find, and count, this frame a second time.
         // In flight before send(): a backend may report sent()/lost() before it returns.
@@ -228,15 +396,18 @@ export class TxScheduler {
         const result = bus.send(item);
         if (result !== "accepted") lane.inflight--;
         if (result === "busy") {
-          lane.queue.unshift(item); // room: it was just taken out
+          lane.queue.unshift(item); // room: it was just taken out (its token stays spent on it)
           this.busy = true;
           this.armSweep();
           return;
         }
+        lane.noteTaken();
         if (result === "down") this.drop(lane, "backend_down", 1);
         else if (result === "unsupported") this.drop(lane, "unsupported", 1);
+        share.next++;
         this.next++;
       }
+      if (this.ring.length === 0) this.clearTokenTimer();
       this.clearSweep();
     } finally {
       this.pumping = false;
@@ -261,6 +432,7 @@ export class TxScheduler {
   settleIfDone(lane: TxLane): void {
     const at = lane.closedWith;
     if (at === null || lane.queue.length > 0 || lane.inflight > 0) return;
+    if (lane.release() && --lane.share.lanes === 0 && !lane.share.active) this.shares.delete(lane.share.key);
     const sent = lane.sent - at.sent;
     const dropped = new Map<TxDropReason, number>();
     for (const [reason, n] of lane.dropped) if (n !== (at.dropped.get(reason) ?? 0)) dropped.set(reason, n - (at.dropped.get(reason) ?? 0));
@@ -299,10 +471,15 @@ export class TxScheduler {
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = null;
       const now = performance.now();
-      for (const lane of this.ring) {
-        for (let head = lane.queue.peek(); head !== undefined && now > head.expiresAt; head = lane.queue.peek()) {
-          lane.queue.poll();
-          this.drop(lane, "expired", 1);
+      for (const share of this.ring) {
+        for (const lane of share.ring) {
+          let n = 0;
+          for (let head = lane.queue.peek(); head !== undefined && now > head.expiresAt; head = lane.queue.peek()) {
+            lane.queue.poll();
+            this.drop(lane, "expired", 1);
+            n++;
+          }
+          if (n > 0) lane.noteTaken();
         }
       }
       this.busy = false;
@@ -313,5 +490,21 @@ export class TxScheduler {
   private clearSweep(): void {
     if (this.sweepTimer !== null) clearTimeout(this.sweepTimer);
     this.sweepTimer = null;
+  }
+
+  private armTokenTimer(waitMs: number): void {
+    if (this.tokenTimer !== null) return;
+    this.tokenTimer = setTimeout(
+      () => {
+        this.tokenTimer = null;
+        this.pump();
+      },
+      Math.max(1, Math.ceil(Number.isFinite(waitMs) ? waitMs : 1)),
+    );
+  }
+
+  private clearTokenTimer(): void {
+    if (this.tokenTimer !== null) clearTimeout(this.tokenTimer);
+    this.tokenTimer = null;
   }
 }

@@ -21,3 +21,13 @@ export function parsePeerAddress(text: string): { host: string; port: number } |
   if (port < 1 || port > 65535) return null;
   return { host: m[1] ?? m[2]!, port };
 }
+
+/**
+ * The host part of a remote "1.2.3.4:port" / "[v6]:port" (an IPv4-mapped IPv6 address as its IPv4
+ * form, so a dual-stack listener and an IPv4 one name a host alike); anything else is returned as is.
+ */
+export function hostOfRemote(remote: string): string {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(remote) ?? /^([^:]+):\d+$/.exec(remote);
+  const host = m ? m[1]! : remote;
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(host) ? host.slice(7) : host;
+}

@@ -5,6 +5,12 @@
  * as over real TCP. Frames queued in one event-loop turn go out in one write (at most
  * BATCH_FRAMES per write), flushed in a microtask at the end of the turn instead of on a tick.
  *
+ * Transmit is paced, never policed (issue 18): the session decodes what the client sends in slices
+ * of at most PACED_SLICE_BYTES and, as soon as its TX lane has no room (the client is over its
+ * host's rate or the bus is busy), keeps the undecoded rest and stops reading the socket until the
+ * lane has room again. TCP backpressure then slows the client to its share of the bus; nothing it
+ * sent is dropped for rate or queue reasons, and its replies (slcan/GVRET acks) still flow.
+ *
  * Every client is a tenant with hard limits: while the socket does not take what the session
  * owes it, the session stops reading from it (so a client that never reads cannot make it pile
  * up replies); replies owed are capped in bytes (past MAX_OWED_REPLY_BYTES the client is
@@ -15,7 +21,7 @@
 import type { CanFrame, StampedFrame } from "../can/frame.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
-import type { TxLane } from "../hub/tx-scheduler.ts";
+import { PACED_SLICE_BYTES, type TxLane } from "../hub/tx-scheduler.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ProtocolName, ProtocolStats, Stats } from "../ops/stats.ts";
 import type { ViolationKind, WireProtocol, WireSession } from "../protocols/protocol.ts";
@@ -107,7 +113,16 @@ export class ClientSession implements HubClient {
   private replyBytes = 0;
   private readonly lane: TxLane;
   private readonly pump: WritePump;
+  /** The socket is paused (not read). */
   private paused = false;
+  /** The client is not taking what it is owed (the write pump is busy). */
+  private writeBlocked = false;
+  /** The TX lane has no room: the client is not read until it has. */
+  private laneBlocked = false;
+  /** Bytes read from the socket but not decoded yet (the lane filled up in the middle of them). */
+  private held: Uint8Array | null = null;
+  /** The client closed while bytes were held: they are still decoded (paced) before finishing. */
+  private tail = false;
   /** Bus frames wait in the queue until the protocol's start delay has passed. */
   private holdFrames = false;
   private yieldScheduled = false;
@@ -137,7 +152,8 @@ export class ClientSession implements HubClient {
     this.pump = new WritePump(socket);
     this.pstats = ctx.stats.protocol(wireProtocol.name);
     this.log = ctx.log.child({ conn_id: this.id, remote: this.remote, protocol: wireProtocol.name });
-    this.lane = ctx.hub.openTx(this, this.readOnly);
+    this.lane = ctx.hub.openTx(this, this.readOnly, true);
+    this.lane.onRoom = () => this.onLaneRoom();
     this.wire = wireProtocol.open(
       {
         frame: (f) => this.onClientFrame(f),
@@ -195,7 +211,56 @@ export class ClientSession implements HubClient {
   /** Bytes from the client. */
   onData(chunk: Uint8Array): void {
     if (this.closing) return;
-    this.wire.receive(chunk);
+    if (this.held !== null) {
+      // Read before the pause took effect: behind what is already waiting, in order.
+      const all = new Uint8Array(this.held.length + chunk.length);
+      all.set(this.held);
+      all.set(chunk, this.held.length);
+      this.held = all;
+      this.setLaneBlocked(true);
+      return;
+    }
+    this.decode(chunk, false);
+  }
+
+  /**
+   * Decodes `bytes` slice by slice while the TX lane has room; the rest is kept (copied unless
+   * `owned`: Bun reuses its read buffer) and the socket paused until onLaneRoom.
+   */
+  private decode(bytes: Uint8Array, owned: boolean): void {
+    let off = 0;
+    while (off < bytes.length) {
+      if (!this.lane.hasRoom) {
+        this.held = owned ? bytes.subarray(off) : bytes.slice(off);
+        break;
+      }
+      const end = bytes.length - off <= PACED_SLICE_BYTES ? bytes.length : off + PACED_SLICE_BYTES;
+      this.wire.receive(off === 0 && end === bytes.length ? bytes : bytes.subarray(off, end));
+      off = end;
+      if (this.closing && !this.tail) return;
+    }
+    this.setLaneBlocked(this.held !== null || !this.lane.hasRoom);
+  }
+
+  /** The TX lane has room again: decode what was held, then read the socket again. */
+  private onLaneRoom(): void {
+    if (this.finished) return;
+    const held = this.held;
+    if (held !== null) {
+      this.held = null;
+      this.decode(held, true);
+    } else {
+      this.setLaneBlocked(!this.lane.hasRoom);
+    }
+    if (this.tail && this.held === null) {
+      this.tail = false;
+      this.finish();
+    }
+  }
+
+  private setLaneBlocked(blocked: boolean): void {
+    this.laneBlocked = blocked;
+    this.updatePause();
   }
 
   /** The socket can take more bytes. */
@@ -227,7 +292,7 @@ export class ClientSession implements HubClient {
   }
 
   private onClientFrame(frame: CanFrame): void {
-    if (this.closing) return;
+    if (this.closing && !this.tail) return;
     this.rxFrames++;
     this.pstats.rxFrames++;
     this.ctx.stats.tcpRxFrames++;
@@ -330,11 +395,13 @@ export class ClientSession implements HubClient {
     }
     if (this.pump.busy) {
       // The client is not taking what it is owed: stop reading from it until it does.
-      this.setPaused(true);
+      this.writeBlocked = true;
+      this.updatePause();
       this.armStallTimer();
       return;
     }
-    this.setPaused(false);
+    this.writeBlocked = false;
+    this.updatePause();
     if (this.closing) {
       // Everything that was owed has been written: now close.
       this.finish();
@@ -350,6 +417,11 @@ export class ClientSession implements HubClient {
       this.yieldScheduled = false;
       this.flush();
     });
+  }
+
+  /** Read the socket only while the client takes what it is owed and its TX lane has room. */
+  private updatePause(): void {
+    this.setPaused(this.writeBlocked || this.laneBlocked);
   }
 
   private setPaused(paused: boolean): void {
@@ -462,6 +534,11 @@ export class ClientSession implements HubClient {
     }
     if (!this.closing) this.closing = error ? "socket_error" : "client_closed";
     this.detachFromHub();
+    if (this.held !== null && this.closing === "client_closed" && !this.finished) {
+      // What the client sent before its FIN still goes to the bus, paced; then the session ends.
+      this.tail = true;
+      return;
+    }
     this.finish();
   }
 
@@ -483,6 +560,8 @@ export class ClientSession implements HubClient {
     this.queue.clear();
     this.replies = [];
     this.replyHead = this.replyBytes = 0;
+    this.held = null;
+    this.tail = false;
     try {
       if (now) this.socket.terminate();
       else this.socket.end();

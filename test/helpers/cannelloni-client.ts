@@ -27,6 +27,8 @@ export interface ClientOptions {
   /** Do not send any hello at all. */
   noHello?: boolean;
   host?: string;
+  /** Connect from this local address (another "host" on loopback, e.g. 127.0.0.2). */
+  localAddress?: string;
 }
 
 export class CannelloniTestClient extends TcpTestClient {
@@ -43,7 +45,7 @@ export class CannelloniTestClient extends TcpTestClient {
   }
 
   static async connect(port: number, opts: ClientOptions = {}): Promise<CannelloniTestClient> {
-    const c = await new CannelloniTestClient().connectTo(port, opts.host);
+    const c = await new CannelloniTestClient().connectTo(port, opts.host, opts.localAddress);
     if (opts.helloFirst && !opts.noHello) c.write(HELLO);
     return c;
   }

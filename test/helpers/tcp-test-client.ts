@@ -4,8 +4,17 @@
  * buffer, waiting for a condition with a deadline (woken early by incoming data), and the
  * received-frames / receipt-time / closed bookkeeping. Protocol decoding stays in each client.
  */
-import type { Socket } from "bun";
+import net from "node:net";
 import type { CanFrame } from "../../src/can/frame.ts";
+
+/** What the clients use of a connection: Bun.connect's socket, or a node:net one bound to a local address. */
+interface Conn {
+  write(data: Uint8Array): number;
+  end(): void;
+  terminate(): void;
+  setNoDelay(on: boolean): void;
+  readonly localPort: number;
+}
 
 export abstract class TcpTestClient {
   readonly frames: CanFrame[] = [];
@@ -18,11 +27,37 @@ export abstract class TcpTestClient {
   /** When true, receipts[i] is the time (ms, timeOrigin-based) frames[i] arrived (benchmarks). */
   stampReceipts = false;
   readonly receipts: number[] = [];
-  protected socket!: Socket<undefined>;
+  protected socket!: Conn;
   private waiters: (() => void)[] = [];
 
-  /** Connects this client to host:port; every chunk goes to onData, close and error to onClose. */
-  protected async connectTo(port: number, host = "127.0.0.1"): Promise<this> {
+  /**
+   * Connects this client to host:port; every chunk goes to onData, close and error to onClose.
+   * With `localAddress` (e.g. 127.0.0.2: loopback is all of 127.0.0.0/8) the connection comes
+   * from that address, so a test can play several hosts (node:net: Bun.connect cannot bind).
+   */
+  protected async connectTo(port: number, host = "127.0.0.1", localAddress?: string): Promise<this> {
+    if (localAddress !== undefined) {
+      this.socket = await new Promise<Conn>((resolve, reject) => {
+        const s = net.connect({ host, port, localAddress }, () => {
+          s.off("error", reject);
+          s.on("error", () => this.onClose());
+          resolve({
+            // node:net buffers what the kernel does not take yet: every byte is accepted.
+            write: (data) => (s.write(data), data.length),
+            end: () => s.end(),
+            terminate: () => s.resetAndDestroy(),
+            setNoDelay: (on) => s.setNoDelay(on),
+            get localPort() {
+              return s.localPort ?? 0;
+            },
+          });
+        });
+        s.on("data", (d: Buffer) => this.onData(new Uint8Array(d.buffer, d.byteOffset, d.length)));
+        s.on("close", () => this.onClose());
+        s.once("error", reject);
+      });
+      return this;
+    }
     this.socket = await Bun.connect({
       hostname: host,
       port,

@@ -48,8 +48,8 @@ export class WaveshareTestClient extends TcpTestClient {
   /** Bytes of an element split across reads (stays < 13; non-zero at the end = misaligned). */
   private partial = new Uint8Array(0);
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<WaveshareTestClient> {
-    const c = await new WaveshareTestClient().connectTo(port, host);
+  static async connect(port: number, host = "127.0.0.1", localAddress?: string): Promise<WaveshareTestClient> {
+    const c = await new WaveshareTestClient().connectTo(port, host, localAddress);
     // The HA client sets TCP_NODELAY too; here it also keeps byte-by-byte writes separate.
     c.socket.setNoDelay(true);
     return c;

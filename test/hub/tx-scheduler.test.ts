@@ -38,11 +38,13 @@ class ScriptedBus {
 
 class Observer implements HubClient {
   readonly protocol = "test";
-  readonly remote = "memory";
   receiving = true;
   dropped = 0;
   readonly got: CanFrame[] = [];
-  constructor(readonly id: number) {}
+  constructor(
+    readonly id: number,
+    readonly remote = `10.0.0.${id}:5000`,
+  ) {}
   get queued(): number {
     return 0;
   }
@@ -230,5 +232,89 @@ describe("hub TX scheduler and a backend that fails inside send()", () => {
     expect(total).toBe(1);
     expect(stats.txDropped.get("write_failed")).toBe(1);
     expect(stats.txDropped.get("backend_down")).toBe(0);
+  });
+});
+
+describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for rate or queue (issue 18)", () => {
+  test("over the rate a paced lane keeps its frames, reports no room at its mark, and says when it has room", async () => {
+    const { hub, bus, a, watcher, stats } = setup({ rate: 400, burst: 5 });
+    const lane = hub.openTx(a, false, true);
+    let rooms = 0;
+    lane.onRoom = () => rooms++;
+    let n = 0;
+    while (lane.hasRoom) lane.send(f(n++ & 0x7ff));
+    // 5 went at once (the burst), the lane holds its mark (32 frames) and now asks to wait.
+    expect(bus.held).toHaveLength(5);
+    expect(lane.queue.length).toBe(lane.pauseAt);
+    expect(n).toBe(5 + lane.pauseAt);
+    expect([...stats.txDropped.values()].reduce((x, y) => x + y, 0)).toBe(0);
+    // A producer that decoded a little more before it stopped: still queued, not dropped.
+    for (let i = 0; i < 10; i++) expect(lane.send(f(n++ & 0x7ff))).toBe(true);
+    // 400/s: the rest goes out paced by the bucket; room is reported once it is down to half.
+    const deadline = Date.now() + 2000;
+    while (bus.held.length + bus.written.length < n && Date.now() < deadline) {
+      bus.drain();
+      await Bun.sleep(10);
+    }
+    bus.drain();
+    expect(bus.written.map((x) => x.canId)).toEqual(Array.from({ length: n }, (_, i) => i & 0x7ff));
+    expect(rooms).toBe(1);
+    expect(lane.hasRoom as boolean).toBe(true); // (narrowed to false by the loop above)
+    expect(watcher.got).toHaveLength(n);
+    expect([...stats.txDropped.values()].reduce((x, y) => x + y, 0)).toBe(0);
+  });
+
+  test("a paced frame that waits past tx-max-age in the gateway still expires (counted)", async () => {
+    const { hub, bus, a, stats } = setup({ maxAgeMs: 30 });
+    bus.capacity = 0;
+    const lane = hub.openTx(a, false, true);
+    for (let i = 0; i < 3; i++) lane.send(f(i));
+    await Bun.sleep(80);
+    expect(stats.txDropped.get("expired")).toBe(3);
+    expect(lane.hasRoom).toBe(true);
+  });
+
+  /** Three paced lanes, two from one host, flood a bus that takes one frame at a time. */
+  function shares(fairness: "host" | "connection"): Map<string, number> {
+    const { hub, bus } = setup({ queueFrames: 1000, fairness });
+    bus.capacity = 1;
+    const lanes = [new Observer(1, "127.0.0.1:4001"), new Observer(2, "127.0.0.1:4002"), new Observer(3, "127.0.0.2:4001")].map((o) => hub.openTx(o, false, true));
+    lanes.forEach((l, k) => {
+      for (let i = 0; i < 30; i++) l.send(f(0x100 * (k + 1)));
+    });
+    for (let i = 0; i < 30; i++) {
+      bus.drain(1);
+      hub.busReady();
+    }
+    const by = new Map<string, number>();
+    // The first frame went at once, when it arrived; the 29 after it show the turns.
+    for (const x of bus.written.slice(1)) by.set(x.canId.toString(16), (by.get(x.canId.toString(16)) ?? 0) + 1);
+    return by;
+  }
+
+  test("round-robin across hosts, then across a host's connections: two connections of one host share one turn", () => {
+    const by = shares("host");
+    const hostA = (by.get("100") ?? 0) + (by.get("200") ?? 0);
+    expect(hostA + (by.get("300") ?? 0)).toBe(29);
+    expect(Math.abs(hostA - (by.get("300") ?? 0))).toBeLessThanOrEqual(1);
+    expect(Math.abs((by.get("100") ?? 0) - (by.get("200") ?? 0))).toBeLessThanOrEqual(1);
+  });
+
+  test("-tx-fairness connection: each connection has its own turn", () => {
+    const by = shares("connection");
+    for (const id of ["100", "200", "300"]) expect(Math.abs((by.get(id) ?? 0) - 10)).toBeLessThanOrEqual(1);
+  });
+
+  test("policed lanes (UDP) of one host share one bucket and still drop over the rate", () => {
+    const { hub, stats } = setup({ rate: 10, burst: 5 });
+    const p1 = hub.openTx(new Observer(1, "127.0.0.1:20000"), false);
+    const p2 = hub.openTx(new Observer(2, "127.0.0.1:20001"), false);
+    let accepted = 0;
+    for (let i = 0; i < 10; i++) {
+      if (p1.send(f(1))) accepted++;
+      if (p2.send(f(2))) accepted++;
+    }
+    expect(accepted).toBe(5);
+    expect(stats.txDropped.get("rate_limited")).toBe(15);
   });
 });

@@ -429,7 +429,7 @@ describe("TxQueue with transmit confirmations (unit tests: the confirmations are
     const dev = device();
     const q = new TxQueue({ write: dev.write, failed: () => {}, ready: () => scheduler.ready(), limit: 4, stats, log, confirm: true, confirmTimeoutMs: 60 });
     scheduler.connect({ up: true, txRefusal: () => null, send: (req) => q.send(req) });
-    const lane = scheduler.openLane({ id: 1, protocol: "cannelloni", remote: "test" }, false);
+    const lane = scheduler.openLane({ id: 1, protocol: "cannelloni", remote: "test" }, { readOnly: false });
     for (let i = 1; i <= 10; i++) expect(lane.send(frame(i))).toBe(true);
     // 4 written and waiting for confirmation, 6 held in the client's lane (back-pressure).
     expect(dev.accepted).toHaveLength(4);

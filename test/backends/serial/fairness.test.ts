@@ -2,8 +2,9 @@
  * Transmit under a flood on a slow bus, end to end over real parts (issue 9): the adapter end of a
  * socat pty pair is read at a UART-like ~700 frames/s, one cannelloni client floods at ~10,000
  * frames/s and a second one sends a command every 60 ms. Every command of the second client must
- * reach the adapter while the flood still runs (on the old shared FIFO ~30 % did), the flood's
- * excess is dropped and counted rather than queued, and observers are shown only frames that were
+ * reach the adapter while the flood still runs (on the old shared FIFO ~30 % did), the flooder
+ * is paced rather than dropped (issue 18: the gateway reads its socket only as fast as its share of
+ * the bus drains, TCP backpressure holds the rest), and observers are shown only frames that were
  * written to the tty. The round-robin order itself is pinned frame by frame, with a scripted bus,
  * in test/hub/tx-scheduler.test.ts (the kernel's pty buffers here absorb bursts, so this test
  * alone would not tell round-robin from per-client FIFOs).
@@ -93,10 +94,12 @@ test("a flooding client cannot keep another client's commands off a slow serial 
   expect(nextCommand).toBe(commands.length);
   expect(seen.size).toBe(commands.length);
   expect(honest.closed).toBe(false);
-  // The flood was far more than the bus carried: most of it was dropped (counted), not queued.
+  // The flood was far more than the bus carried: most of it is still unread (paced by TCP), and
+  // nothing the flooder sent was dropped for rate or queue.
   expect(records).toBeLessThan(floodSent / 2);
   const dropped = [...stats.txDropped.values()].reduce((a, b) => a + b, 0);
-  expect(dropped).toBeGreaterThan(floodSent / 2);
+  expect(dropped).toBe(0);
+  expect(flooder.closed).toBe(false);
   // The observer saw only what was written to the tty.
   expect(observer.frames.length).toBeLessThanOrEqual(stats.serialTxFrames);
 }, 40_000);
