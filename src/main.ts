@@ -71,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
     ? await startRecorder(config, { hub: g.hub, allocateId: () => g.registry.allocateId(), iface: socketcandBusName(config), counters, log })
     : null;
   await consumers.start(gateway);
+  // -dbc: SIGHUP re-reads the DBC file (clients stay connected; a bad file keeps the old one).
+  if (consumers.signals !== null) process.on("SIGHUP", () => consumers.reloadDbc());
   let ops;
   try {
     ops = await startOperations(config, { gateway, stats, log, build, counters, consumers });

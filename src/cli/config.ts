@@ -90,6 +90,13 @@ export interface Config extends ProtocolListenConfig {
   mqttHaDiscovery: boolean;
   /** Serve the Ampio M-SERV topic tree (ampio/from/…, ampio/to/…) from the bus. */
   mqttAmpio: boolean;
+  // DBC signal decoding (src/dbc/, src/consumers/signals.ts)
+  /** DBC file to decode the bus with; empty = off. */
+  dbc: string;
+  /** MESSAGE.SIGNAL list exported as Prometheus gauges. */
+  dbcMetrics: string;
+  /** Milliseconds between two MQTT publications of one signal at most. */
+  dbcMqttIntervalMs: number;
   // Bus views: recorder, replay backend, web dashboard (src/consumers/, src/backends/replay/, src/web/)
   /** Directory for candump log files; empty disables recording. */
   record: string;
@@ -128,6 +135,7 @@ export const FLAG_GROUPS = {
   http: "HTTP endpoint: dashboard, API, capture, metrics, health",
   recording: "Recording and replay",
   ampio: "Ampio decoding",
+  dbc: "DBC signal decoding",
   mqtt: "MQTT bridge",
   ops: "Logging and operations",
 } as const;
@@ -239,6 +247,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "mqtt-tx", key: "mqttTx", env: "CAN_SERVER_MQTT_TX", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "Accept frames to transmit on <prefix>/tx (same validation and rate limit as TCP clients; refusals counted)" },
   { name: "mqtt-ampio", key: "mqttAmpio", env: "CAN_SERVER_MQTT_AMPIO", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "With -mqtt-url: serve the Ampio M-SERV topic tree (ampio/from/<MAC>/state/…, inventory, descriptions; commands on ampio/to/… with -mqtt-tx) from the bus, for Ampio's Node-RED nodes and ampio-hacc; turns Ampio decoding on" },
   { name: "mqtt-ha-discovery", key: "mqttHaDiscovery", env: "CAN_SERVER_MQTT_HA_DISCOVERY", kind: "bool", group: "mqtt", def: "false", isNew: true, help: "Publish Home Assistant MQTT discovery for decoded temperatures and diagnostics" },
+  // DBC signal decoding (README "DBC signals")
+  { name: "dbc", key: "dbc", env: "CAN_SERVER_DBC", kind: "string", arg: "FILE", group: "dbc", def: "", isNew: true, help: "Decode the bus with this DBC file: signals on /api/signals, the dashboard, MQTT (<prefix>/<bus>/signals/...) and -dbc-metrics; read at start-up (a bad file exits 2) and again on SIGHUP" },
+  { name: "dbc-metrics", key: "dbcMetrics", env: "CAN_SERVER_DBC_METRICS", kind: "string", arg: "MSG.SIGNAL,...", group: "dbc", def: "", isNew: true, help: "Signals exported as the Prometheus gauge dbc_signal_value (an explicit list keeps the series bounded)" },
+  { name: "dbc-mqtt-interval", key: "dbcMqttIntervalMs", env: "CAN_SERVER_DBC_MQTT_INTERVAL", kind: "duration", group: "dbc", def: "1s", min: 0, isNew: true, help: "With -dbc and -mqtt-url: a signal is published when it changes, at most once per this interval" },
   // Bus views: recorder, replay backend, web dashboard (README "Dashboard, capture, recording and replay")
   { name: "record", key: "record", env: "CAN_SERVER_RECORD", kind: "string", arg: "DIR", group: "recording", def: "", isNew: true, help: "Record every bus frame (R) and every client frame sent to the bus (T) to candump log files in this directory; empty disables" },
   { name: "record-max-bytes", key: "recordMaxBytes", env: "CAN_SERVER_RECORD_MAX_BYTES", kind: "int", group: "recording", def: "16777216", min: 4096, max: 1_099_511_627_776, isNew: true, help: "Start a new record file once one holds this many bytes" },

@@ -22,6 +22,10 @@ import { HouseNames, loadNamesFile, NamesFileError } from "../ampio/names.ts";
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
 import { CidrList } from "../net/cidr.ts";
+import { DbcFileError, loadDbcFile } from "./dbc-file.ts";
+import { checkSignalKeys, SignalStore } from "./signals.ts";
+import { signalRoutes } from "../web/signals-api.ts";
+import { socketcandBusName } from "../gateway.ts";
 
 export interface Consumers {
   readonly decoder: AmpioDecoder | null;
@@ -30,6 +34,10 @@ export interface Consumers {
   /** Extra HTTP routes (GET /api/ampio/modules). */
   readonly routes: Readonly<Record<string, HttpRoute>>;
   bridge(): MqttBridge | null;
+  /** The DBC signal store (-dbc), null without it. */
+  readonly signals: SignalStore | null;
+  /** SIGHUP: reads the -dbc file again; a bad file is logged and the old one stays in use. */
+  reloadDbc(): void;
   /** Registers the ampio_* and mqtt_* series (loads prom-client only when called). */
   registerMetrics(registry: Registry): Promise<void>;
   start(gateway: Gateway): Promise<void>;
@@ -40,6 +48,7 @@ export interface Consumers {
 export function validateConsumerConfig(config: Config): void {
   if (config.help || config.version) return;
   houseNames(config);
+  dbcCheck(config);
   if (config.mqttUrl !== "") {
     let u: URL;
     try {
@@ -103,6 +112,28 @@ async function brokerTxReadOnly(config: Config, log: Logger): Promise<boolean> {
   return !ok;
 }
 
+/** -dbc-metrics as a list of MESSAGE.SIGNAL. */
+function dbcMetricKeys(config: Config): string[] {
+  return config.dbcMetrics.split(",").map((k) => k.trim()).filter((k) => k !== "");
+}
+
+/** The -dbc file parsed, and -dbc-metrics checked against it; ConfigError (exit 2) otherwise. */
+function dbcCheck(config: Config): void {
+  if (config.dbc === "") {
+    if (config.dbcMetrics !== "") throw new ConfigError("-dbc-metrics (CAN_SERVER_DBC_METRICS) needs -dbc");
+    return;
+  }
+  let codec;
+  try {
+    codec = loadDbcFile(config.dbc);
+  } catch (e) {
+    if (e instanceof DbcFileError) throw new ConfigError(`-dbc (CAN_SERVER_DBC): ${e.message}`);
+    throw e;
+  }
+  const bad = checkSignalKeys(codec, dbcMetricKeys(config));
+  if (bad !== null) throw new ConfigError(`-dbc-metrics (CAN_SERVER_DBC_METRICS): ${bad}`);
+}
+
 /** The -mqtt-ca file, read and checked (null without the flag); a bad file is a ConfigError naming it. */
 function mqttCaBundle(config: Config): CaBundle | null {
   if (config.mqttCa === "") return null;
@@ -138,18 +169,44 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
     ? decoder.httpRoute()
     : () => new Response('{"error":"Ampio decoding is off (-ampio-decode)"}\n', { status: 503, headers: { "content-type": "application/json" } });
 
+  const signals = config.dbc !== "" ? new SignalStore(loadDbcFile(config.dbc), { bus: socketcandBusName(config), file: config.dbc, log }) : null;
+  if (signals !== null) {
+    const db = signals.codec.db;
+    log.info("dbc_loaded", { file: config.dbc, messages: db.messages.length, warnings: db.warnings.length });
+    for (const w of db.warnings.slice(0, 20)) log.warn("dbc_warning", { detail: w });
+  }
+
   return {
     decoder,
+    signals,
+    reloadDbc() {
+      if (signals === null) return;
+      try {
+        const codec = loadDbcFile(config.dbc);
+        const bad = checkSignalKeys(codec, dbcMetricKeys(config));
+        if (bad !== null) throw new DbcFileError(`-dbc-metrics: ${bad}`);
+        signals.replaceCodec(codec);
+        log.info("dbc_reloaded", { file: config.dbc, messages: codec.db.messages.length, warnings: codec.db.warnings.length });
+      } catch (e) {
+        signals.reloadFailed();
+        log.error("dbc_reload_failed", { file: config.dbc, error: e instanceof Error ? e.message : String(e), kept: "the previous DBC stays in use" });
+      }
+    },
     initialFrames: decoder !== null && config.ampioStateReplay ? (s) => decoder.replayFor(s.protocol) : undefined,
-    routes: { "/api/ampio/modules": route },
+    routes: { "/api/ampio/modules": route, ...(signals !== null ? signalRoutes(signals) : {}) },
     bridge: () => bridge,
     async registerMetrics(registry) {
-      if (decoder === null && bridge === null) return;
+      if (decoder === null && bridge === null && signals === null) return;
       const prom = await import("prom-client");
       decoder?.registerMetrics(registry, prom);
+      signals?.registerMetrics(registry, prom, dbcMetricKeys(config));
       bridge?.registerMetrics(registry, prom);
     },
     async start(gateway) {
+      if (signals !== null) {
+        signals.setId(gateway.registry.allocateId());
+        signals.attach(gateway.hub);
+      }
       if (decoder !== null) {
         decoder.setId(gateway.registry.allocateId());
         decoder.attach(gateway.hub);
@@ -190,6 +247,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
     async stop() {
       await bridge?.stop();
       decoder?.detach();
+      signals?.detach();
     },
   };
 }

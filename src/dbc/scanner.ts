@@ -97,7 +97,15 @@ export class Scanner {
 
   fail(expected: string): never {
     const got = this.describe();
-    throw new DbcParseError(this.file, this.line, `expected ${expected}, got ${got}`);
+    throw new DbcParseError(this.file, this.eof() ? this.lastContentLine() : this.line, `expected ${expected}, got ${got}`);
+  }
+
+  /** At the end of the file: the line of its last non-blank character (where the text stopped). */
+  private lastContentLine(): number {
+    const t = this.src.trimEnd();
+    let n = 1;
+    for (let i = 0; i < t.length; i++) if (t.charCodeAt(i) === 0x0a) n++;
+    return n;
   }
 
   error(line: number, detail: string): never {
