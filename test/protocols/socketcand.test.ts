@@ -179,8 +179,15 @@ describe("socketcand send parser", () => {
     expect(p("send 00000123 0")).toEqual(dataFrame(0x123, [], true));
   });
 
-  test("id above 0x7FF is extended", () => {
-    expect(p("send 800 1 1")).toEqual(dataFrame(0x800, [1], true));
+  test("an id with 8 digits is extended, one with up to 3 standard (0x800 refused); 4..7 digits above 0x7FF extended (python-can 4.1)", () => {
+    // socketcand: extended only with 8 digits; three digits are a standard id, and 0x800 is none
+    expect(p("send 800 1 1")).toBe('id 800 is not a standard id (0..7FF); write an extended id with 8 hex digits');
+    expect(p("send FFF 0")).toContain("not a standard id");
+    // 4..7 digits above 0x7FF: extended, as python-can 4.1 writes them (`{id:X}`, unpadded)
+    expect(p("send F001D4C 0")).toEqual(dataFrame(0x0f001d4c, [], true));
+    expect(p("send 0800 0")).toEqual(dataFrame(0x800, [], true));
+    expect(p("send 00000800 1 1")).toEqual(dataFrame(0x800, [1], true));
+    expect(p("send 0123 0")).toEqual(dataFrame(0x123, []));
     expect((p("send 1ABCDE0F 0") as CanFrame).canId).toBe((CAN_EFF_FLAG | 0x1abcde0f) >>> 0);
   });
 
@@ -534,6 +541,25 @@ describe("socketcand framing tolerance over real TCP", () => {
       return client!.frames.length > 0;
     }, "a bus frame at the client");
     expect(client.frames[0]).toBe("020#20");
+    expect(client.closed).toBe(false);
+  });
+
+  test("`< send 800 0 >` is refused with an error (not sent as extended 0x800); `-1` is the byte FF, as socketcand reads it", async () => {
+    gw = await startTestGateway({ socketcandListen: "127.0.0.1:0" });
+    const onBus: CanFrame[] = [];
+    gw.backend.observe((f) => onBus.push(f));
+    client = await RawSocketcandClient.connect(gw.gateway.port("socketcand")!);
+    await client.handshake("can0");
+    client.write("< send 800 0 >< send FFF 1 1 >< send 00000800 1 -1 >< send 123 1 100 >");
+    await until(() => onBus.length === 1 && gw!.stats.protocol("socketcand").malformed === 3, "one frame on the bus, three refused");
+    await Bun.sleep(50);
+    expect(onBus.map(formatFrame)).toEqual(["00000800#FF"]);
+    const errors = (await client.waitElements(6)).filter((e) => e.startsWith("error"));
+    expect(errors).toEqual([
+      "error id 800 is not a standard id (0..7FF); write an extended id with 8 hex digits",
+      "error id FFF is not a standard id (0..7FF); write an extended id with 8 hex digits",
+      'error bad data byte "100"',
+    ]);
     expect(client.closed).toBe(false);
   });
 });

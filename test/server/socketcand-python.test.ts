@@ -94,16 +94,17 @@ describe("python-can 4.1 socketcand interface (the real client)", () => {
     const py = await python();
     await fx.attached(3);
     // python-can writes the id as `{id:X}` without padding, so an extended id is recognised only
-    // above 0x7FF (a limitation of python-can 4.1, documented in docs/clients.md).
+    // from 0x1000 (4 digits); 0x800..0xFFF is three digits, a standard id to socketcand, and
+    // refused (a limitation of python-can 4.1, documented in docs/clients.md).
     const sent = [
       dataFrame(0x123, [0x11, 0x22, 0x33]),
       dataFrame(0x7ff, []),
       dataFrame(0x1abcde0f, [1, 2, 3, 4, 5, 6, 7, 8], true),
-      dataFrame(0x800, [0xff], true),
+      dataFrame(0x1000, [0xff], true),
     ];
     for (const f of sent) py.send(f);
     await py.waitSent(4);
-    const expected = ["123#112233", "7FF#", "1ABCDE0F#0102030405060708", "00000800#FF"];
+    const expected = ["123#112233", "7FF#", "1ABCDE0F#0102030405060708", "00001000#FF"];
     await waitFor(() => onBus.length === 4, "frames on the bus");
     expect(frameText(onBus)).toEqual(expected);
     expect(frameText(await cnl.waitFrames(4))).toEqual(expected);

@@ -132,8 +132,12 @@ const DLC_DIGIT = /^[0-9a-fA-F]$/;
 
 /**
  * Parses the words of `send ID DLC b0 b1 …` into a classic data frame, or returns why it is not
- * one. ID is hex; 8 digits or a value above 0x7FF make it extended. DLC is one hex digit (python-can
- * writes `{dlc:X}`), 0..8, and must equal the number of data bytes; bytes are 1–2 hex digits.
+ * one, with socketcand's rules (state_raw.c, `sscanf("%x %hhu %hhx…")`): ID is hex, extended when
+ * written with 8 digits, standard (at most 0x7FF) with up to 3, and with 4 to 7 digits standard
+ * up to 0x7FF and extended above (python-can 4.1 writes extended ids unpadded); DLC 0..8 (one digit; python-can writes
+ * `{dlc:X}`) and equal to the number of data bytes; a byte is 1–2 hex digits, or a negative or
+ * sign-extended value that `%hhx` reads as one byte (`-1` is 0xFF, as SavvyCAN writes it).
+ * Where socketcand would silently truncate (a byte `100`, a 12-bit standard id) the send is refused.
  */
 export function parseSend(words: readonly string[]): CanFrame | string {
   const idText = words[1];
@@ -150,7 +154,13 @@ export function parseSend(words: readonly string[]): CanFrame | string {
     ext = true;
   } else {
     id = signedId;
-    ext = idText.length === 8 || id > CAN_SFF_MASK;
+    // socketcand (state_raw.c) makes an id extended exactly when it is written with 8 characters
+    // and sends any other as a standard id, even one above 0x7FF (which the bus cannot carry).
+    // Up to 3 digits is a standard id here too, so `800` is refused. python-can 4.1 writes
+    // extended ids unpadded (`{id:X}`, e.g. `F001D4C`), so 4 to 7 digits above 0x7FF stay
+    // extended: socketcand would have corrupted them, so no client can mean anything else.
+    ext = idText.length === 8 || (idText.length > 3 && id > CAN_SFF_MASK);
+    if (!ext && id > CAN_SFF_MASK) return `id ${printable(idText)} is not a standard id (0..7FF); write an extended id with 8 hex digits`;
   }
   if (!DLC_DIGIT.test(dlcText)) return `bad dlc "${printable(dlcText)}"`;
   const dlc = parseInt(dlcText, 16);
