@@ -101,7 +101,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       maxHandshakes: config.maxHandshakes,
       maxHostHandshakes: config.maxHostHandshakes,
       maxHostConnections: config.maxHostConnections,
-      httpMaxConnections: 0,
+      httpMaxConnections: config.httpMaxConnections,
       fdBudget,
       allow: CidrList.parse(config.allow),
       txAllow: CidrList.parse(config.txAllow),

@@ -52,6 +52,9 @@ export function captureRoute(deps: CaptureRouteDeps): HttpRoute {
       },
     });
     req.signal.addEventListener("abort", () => stream.end(), { once: true });
+    // A capture is quiet while the bus is: Bun.serve's idle timeout (10 s) would cut it on a
+    // silent bus. Lifted for this request only; idle connections that are not streams keep it.
+    server.timeout(req, 0);
     deps.hub.attach(stream);
     deps.log.info("capture_started", { conn_id: stream.id, remote, filter: filter.toString() || "all" });
     // A reader already gone never fires "abort" again.

@@ -9,10 +9,12 @@
  *     to the HTTP server, see ./http-front.ts) out of one budget computed from the soft fd limit
  *     (../server/fd-limit.ts), so the process never reaches EMFILE — where Bun 1.4.5's accept
  *     loop spins on the listen socket (oven-sh/bun#32705) and starves every other client
- *     (`fd_reserve`).
+ *     (`fd_reserve`). HTTP may use at most half of it, TCP clients all but 8 HTTP connections'
+ *     worth, so neither kind can lock the other out.
  *  3. Per source host (an IPv4 address, or an IPv6 /64: one machine's privacy addresses are one
- *     host): at most `maxHostConnections` connections (`host_connections`) and at most
- *     `maxHostHandshakes` of them still in a handshake (`host_handshakes`), so one host cannot
+ *     host): at most `maxHostConnections` connections, and never more than half of what all
+ *     hosts together can hold of a kind (TCP clients, HTTP connections) (`host_connections`);
+ *     at most `maxHostHandshakes` still in a handshake (`host_handshakes`). So one host cannot
  *     lock the others out however many sockets it opens.
  *  4. Over all hosts: `maxHandshakes` connections in a handshake (`max_handshakes`), `maxClients`
  *     established TCP clients (`max_clients`), `httpMaxConnections` HTTP connections
@@ -51,9 +53,16 @@ export interface AdmissionLimits {
   readonly fdBudget: number;
 }
 
+/** Descriptors kept for HTTP out of a budget: 8 connections' worth, at most a quarter. */
+function httpReserve(budget: number): number {
+  return Math.min(8 * FD_COST.http, Math.floor(budget / 4));
+}
+
 interface HostUse {
   connections: number;
   handshakes: number;
+  tcp: number;
+  http: number;
 }
 
 /**
@@ -145,9 +154,16 @@ export class Admission {
   check(kind: ConnectionKind, address: string, handshake: boolean): RejectReason | null {
     const l = this.limits;
     if (!l.allow.allows(address)) return "not_allowed";
-    if (l.fdBudget > 0 && this.fds + FD_COST[kind] > l.fdBudget) return "fd_reserve";
+    if (l.fdBudget > 0) {
+      if (this.fds + FD_COST[kind] > l.fdBudget) return "fd_reserve";
+      // Neither side can starve the other: HTTP may hold half the budget, TCP clients all but a
+      // few HTTP connections' worth (so /healthz and the dashboard stay reachable).
+      if (kind === "http" && (this.http + 1) * FD_COST.http > l.fdBudget / 2) return "fd_reserve";
+      if (kind === "tcp" && this.tcp + 1 > l.fdBudget - httpReserve(l.fdBudget)) return "fd_reserve";
+    }
     const use = this.hosts.get(hostKey(address));
     if (l.maxHostConnections > 0 && (use?.connections ?? 0) >= l.maxHostConnections) return "host_connections";
+    if ((use?.[kind] ?? 0) >= this.hostShare(kind)) return "host_connections";
     if (kind === "http") {
       if (l.httpMaxConnections > 0 && this.http >= l.httpMaxConnections) return "http_connections";
       return null;
@@ -172,8 +188,9 @@ export class Admission {
     }
     const host = hostKey(address);
     let use = this.hosts.get(host);
-    if (!use) this.hosts.set(host, (use = { connections: 0, handshakes: 0 }));
+    if (!use) this.hosts.set(host, (use = { connections: 0, handshakes: 0, tcp: 0, http: 0 }));
     use.connections++;
+    use[kind]++;
     this.fds += FD_COST[kind];
     if (kind === "http") this.http++;
     else this.tcp++;
@@ -183,6 +200,26 @@ export class Admission {
       this.handshaking++;
     }
     return new Ticket(this, kind, host, address, hs);
+  }
+
+  /** How many connections of a kind all hosts together can hold (Infinity: no cap known). */
+  capacity(kind: ConnectionKind): number {
+    const l = this.limits;
+    let cap = Infinity;
+    if (kind === "http") {
+      if (l.httpMaxConnections > 0) cap = l.httpMaxConnections;
+      if (l.fdBudget > 0) cap = Math.min(cap, Math.floor(l.fdBudget / 2 / FD_COST.http));
+    } else {
+      if (l.maxClients > 0) cap = l.maxClients;
+      if (l.fdBudget > 0) cap = Math.min(cap, l.fdBudget - httpReserve(l.fdBudget));
+    }
+    return cap;
+  }
+
+  /** One host may hold at most half of a kind's capacity, so it can never take it all. */
+  private hostShare(kind: ConnectionKind): number {
+    const cap = this.capacity(kind);
+    return cap === Infinity ? Infinity : Math.max(1, Math.floor(cap / 2));
   }
 
   /**
@@ -236,6 +273,7 @@ export class Admission {
     const use = this.hosts.get(t.host);
     if (!use) return;
     use.connections--;
+    use[t.kind]--;
     if (use.connections <= 0) this.hosts.delete(t.host);
   }
 }

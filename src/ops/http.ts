@@ -4,9 +4,20 @@
  * load balancers and systemd health checks), /healthz (200 while the process answers at all).
  * GET and HEAD only; everything else is 404 or 405. Port 0 binds an ephemeral port, reported
  * back in `port` (tests and the release smoke test use it).
+ *
+ * With `admission` (the gateway always passes it) the public port is the admission layer's front
+ * door (src/net/http-front.ts): connections are admitted or refused at accept, and Bun.serve
+ * listens on a loopback port behind it, serving only what came through the front. With `hosts`,
+ * every request's Host (DNS rebinding) and a WebSocket's or state-changing request's Origin
+ * (cross-site use) are checked (src/net/http-hosts.ts); refusals answer 403, are counted in
+ * http_rejected_requests_total and logged once per burst.
  */
 import type { Server, WebSocketHandler } from "bun";
 import { parseListenAddress } from "../net/address.ts";
+import type { Admission } from "../net/admission.ts";
+import { startHttpFront, type HttpFront } from "../net/http-front.ts";
+import type { HostCheck } from "../net/http-hosts.ts";
+import { BurstLog } from "./burst-log.ts";
 import type { Logger } from "./log.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { Metrics } from "./metrics.ts";
@@ -25,6 +36,10 @@ export interface OpsHttpOptions {
   log: Logger;
   /** Who may use the endpoint (-allow); others get 403 and are counted. Default: everyone. */
   allow?: CidrList;
+  /** Admits connections at accept (the gateway's admission layer); absent: Bun.serve on the port itself. */
+  admission?: Admission;
+  /** Host and Origin checks (DNS rebinding, cross-site WebSockets); absent: none. */
+  hosts?: HostCheck;
   /** Called for each refused request (counted as http_rejected_requests_total). */
   rejected?: () => void;
   /**
@@ -43,10 +58,21 @@ export type HttpServer = Server<unknown>;
 /** A route handler; one that upgraded the request to a WebSocket returns undefined. */
 export type HttpRoute = (req: Request, server: HttpServer) => Response | undefined | Promise<Response | undefined>;
 
+/** Servers behind a front door: the real peer is the front's, looked up by the splice's port. */
+const fronts = new WeakMap<object, HttpFront>();
+
+/** The real peer of a request: its address and "1.2.3.4:port" / "[v6]:port"; null when unknown. */
+export function requestPeer(req: Request, server: HttpServer): { address: string; remote: string } | null {
+  const ip = server.requestIP(req);
+  if (!ip) return null;
+  const front = fronts.get(server);
+  if (front) return front.peerOf(ip.port) ?? null;
+  return { address: ip.address, remote: ip.family === "IPv6" ? `[${ip.address}]:${ip.port}` : `${ip.address}:${ip.port}` };
+}
+
 /** The peer of a request as "1.2.3.4:port" or "[v6]:port" ("?" when the socket is gone). */
 export function requestRemote(req: Request, server: HttpServer): string {
-  const ip = server.requestIP(req);
-  return ip ? (ip.family === "IPv6" ? `[${ip.address}]:${ip.port}` : `${ip.address}:${ip.port}`) : "?";
+  return requestPeer(req, server)?.remote ?? "?";
 }
 
 export interface OpsHttp {
@@ -76,12 +102,27 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
   if (!parsed) throw new OpsHttpError(`metrics HTTP: invalid address ${JSON.stringify(opts.addr)} (expected host:port or :port)`);
 
   const allow = opts.allow;
+  const refusals = new BurstLog();
+  const refuse = (reason: string, req: Request, remote: string, hint: string): Response => {
+    opts.rejected?.();
+    const suppressed = refusals.next();
+    if (suppressed !== null) {
+      log.warn("http_request_refused", { reason, remote, host: req.headers.get("host") ?? "", origin: req.headers.get("origin") ?? "", ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
+    }
+    return text(403, `forbidden: ${hint}\n`);
+  };
   const handle = async (req: Request, srv: HttpServer): Promise<Response | undefined> => {
-    if (allow && !allow.empty) {
-      const peer = srv.requestIP(req)?.address ?? "";
-      if (!allow.allows(peer)) {
-        opts.rejected?.();
-        return text(403, "forbidden\n");
+    const peer = requestPeer(req, srv);
+    if (opts.admission && !peer) return refuse("not_through_front", req, "?", "connect to the public port");
+    if (allow && !allow.empty && !allow.allows(peer?.address ?? "")) return refuse("not_allowed", req, peer?.remote ?? "?", "not in -allow");
+    const hosts = opts.hosts;
+    if (hosts) {
+      const host = req.headers.get("host");
+      if (!hosts.hostAllowed(host)) return refuse("host", req, peer?.remote ?? "?", `this gateway does not answer to the name ${JSON.stringify(host)} (add it to -http-hosts)`);
+      const stateChanging = req.method !== "GET" && req.method !== "HEAD";
+      const upgrade = req.headers.get("upgrade") !== null;
+      if ((stateChanging || upgrade) && !hosts.originAllowed(req.headers.get("origin"), host)) {
+        return refuse("origin", req, peer?.remote ?? "?", "cross-site request (the Origin is not this gateway)");
       }
     }
     const path = new URL(req.url).pathname;
@@ -104,11 +145,12 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
     }
   };
 
+  const front = opts.admission !== undefined;
   let server: HttpServer;
   try {
     server = Bun.serve({
-      hostname: parsed.host,
-      port: parsed.port,
+      hostname: front ? "127.0.0.1" : parsed.host,
+      port: front ? 0 : parsed.port,
       // No `development: false`: with it Bun 1.4.5 lets a second Bun.serve in the same process
       // bind an occupied port silently instead of failing with EADDRINUSE.
       fetch: handle,
@@ -119,19 +161,34 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
       },
     });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const where = `${parsed.host}:${parsed.port}`;
-    if (err.code === "EADDRINUSE") throw new OpsHttpError(`metrics HTTP: address ${where} is already in use`);
-    if (err.code === "EACCES") throw new OpsHttpError(`metrics HTTP: not permitted to bind ${where}`);
-    if (err.code === "EADDRNOTAVAIL") throw new OpsHttpError(`metrics HTTP: ${parsed.host} is not an address of this machine`);
-    throw new OpsHttpError(`metrics HTTP: cannot listen on ${where}: ${err.message}`);
+    throw bindError(e, front ? "127.0.0.1" : parsed.host, front ? 0 : parsed.port);
   }
-  const port = server.port ?? parsed.port;
+  let door: HttpFront | null = null;
+  if (opts.admission) {
+    try {
+      door = startHttpFront({ hostname: parsed.host, port: parsed.port, innerPort: server.port!, admission: opts.admission, log });
+    } catch (e) {
+      void server.stop(true);
+      throw bindError(e, parsed.host, parsed.port);
+    }
+    fronts.set(server, door);
+  }
+  const port = door ? door.port : (server.port ?? parsed.port);
   log.info("metrics_listen", { addr: `${parsed.host}:${port}` });
   return {
     port,
     async stop() {
+      door?.stop();
       await server.stop(true);
     },
   };
+}
+
+function bindError(e: unknown, host: string, port: number): OpsHttpError {
+  const err = e as NodeJS.ErrnoException;
+  const where = `${host}:${port}`;
+  if (err.code === "EADDRINUSE") return new OpsHttpError(`metrics HTTP: address ${where} is already in use`);
+  if (err.code === "EACCES") return new OpsHttpError(`metrics HTTP: not permitted to bind ${where}`);
+  if (err.code === "EADDRNOTAVAIL") return new OpsHttpError(`metrics HTTP: ${host} is not an address of this machine`);
+  return new OpsHttpError(`metrics HTTP: cannot listen on ${where}: ${err.message}`);
 }

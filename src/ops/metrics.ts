@@ -205,7 +205,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     "Client connections closed because they exceeded a per-client bound (reply bytes owed).",
     () => stats.clientsOverLimit,
   );
-  statCounter("http_rejected_requests_total", "HTTP requests refused because the peer is not in -allow.", () => stats.httpRejected);
+  statCounter("http_rejected_requests_total", "HTTP requests refused (403): peer not in -allow, a Host the gateway does not answer to (DNS rebinding), a cross-site Origin.", () => stats.httpRejected);
   statCounter(
     "http_streams_rejected_total",
     "Dashboard WebSockets and /capture.pcap streams refused (503) because -http-max-streams of them were open.",

@@ -10,6 +10,8 @@
  */
 import type { Config } from "../cli/config.ts";
 import { parseListenAddress } from "../net/address.ts";
+import { splitList } from "../net/cidr.ts";
+import { HostCheck } from "../net/http-hosts.ts";
 import { socketcandBusName, type Gateway } from "../gateway.ts";
 import type { BuildInfo } from "./build-info.ts";
 import type { HttpRoute } from "./http.ts";
@@ -70,6 +72,8 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         readiness: () => gateway.readiness(),
         log,
         allow: gateway.registry.limits.allow,
+        admission: gateway.registry.admission,
+        hosts: new HostCheck(splitList(config.httpHosts)),
         rejected: () => stats.httpRejected++,
         routes: { ...views.routes, ...deps.consumers?.routes },
         websocket: views.websocket,

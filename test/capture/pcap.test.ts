@@ -161,7 +161,7 @@ describe("GET /capture.pcap", () => {
     while (gw.gateway.registry.established < 1) await Bun.sleep(5);
     // A raw TCP reader that sends the request and then never reads a byte.
     const sock = await Bun.connect({ hostname: "127.0.0.1", port: gw.ops.httpPort!, socket: { data() {}, open() {} } });
-    sock.write(`GET /capture.pcap HTTP/1.1\r\nHost: x\r\n\r\n`);
+    sock.write(`GET /capture.pcap HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     const deadline = Date.now() + 2000;
     while (![...gw.gateway.hub.attached].some((c) => c.protocol === "pcap") && Date.now() < deadline) await Bun.sleep(10);
     const capture = [...gw.gateway.hub.attached].find((c) => c.protocol === "pcap")!;

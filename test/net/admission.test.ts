@@ -60,18 +60,23 @@ describe("Admission rules", () => {
     expect(a.admit("tcp", "127.0.0.1", true, {})).toBeInstanceOf(Ticket);
   });
 
-  test("one descriptor budget: an HTTP connection costs three, a TCP client one; release gives them back", () => {
-    const { a } = admission({ fdBudget: 7 });
-    const h1 = a.admit("http", "10.0.0.1", false, {}) as Ticket;
-    const h2 = a.admit("http", "10.0.0.1", false, {}) as Ticket;
-    expect(a.admit("http", "10.0.0.2", false, {})).toBe("fd_reserve");
-    expect(a.admit("tcp", "10.0.0.2", true, {})).toBeInstanceOf(Ticket);
-    expect(a.admit("tcp", "10.0.0.2", true, {})).toBe("fd_reserve");
-    h1.release();
-    h1.release(); // idempotent
-    expect(a.fdsInUse).toBe(4);
-    expect(a.admit("http", "10.0.0.3", false, {})).toBeInstanceOf(Ticket);
-    h2.release();
+  test("one descriptor budget: an HTTP connection costs three, a TCP client one; neither kind starves the other", () => {
+    const { a } = admission({ fdBudget: 100 });
+    const http: Ticket[] = [];
+    for (let i = 0; i < 16; i++) http.push(a.admit("http", `10.0.0.${i}`, false, {}) as Ticket);
+    expect(a.admit("http", "10.0.1.1", false, {})).toBe("fd_reserve"); // 17 x 3 > half of 100
+    for (let i = 0; i < 52; i++) expect(a.admit("tcp", `10.0.2.${i}`, false, {})).toBeInstanceOf(Ticket);
+    expect(a.fdsInUse).toBe(100);
+    expect(a.admit("tcp", "10.0.3.1", false, {})).toBe("fd_reserve");
+    http[0]!.release();
+    http[0]!.release(); // idempotent
+    expect(a.fdsInUse).toBe(97);
+    expect(a.admit("tcp", "10.0.3.1", false, {})).toBeInstanceOf(Ticket);
+    // TCP alone stops 24 short of the budget (8 HTTP connections' worth stay free).
+    const { a: b } = admission({ fdBudget: 100 });
+    for (let i = 0; i < 76; i++) expect(b.admit("tcp", `10.1.0.${i}`, false, {})).toBeInstanceOf(Ticket);
+    expect(b.admit("tcp", "10.1.1.1", false, {})).toBe("fd_reserve");
+    expect(b.admit("http", "10.1.1.1", false, {})).toBeInstanceOf(Ticket);
   });
 
   test("-allow refuses before anything is counted; per-host connections cap TCP and HTTP together", () => {
