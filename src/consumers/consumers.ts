@@ -16,6 +16,8 @@ import type { Logger } from "../ops/log.ts";
 import type { ClientSession } from "../server/session.ts";
 import { AmpioDecoder, ampioDecodeEnabled } from "./ampio-decoder.ts";
 import type { MqttBridge } from "./mqtt/bridge.ts";
+import type { SignalPublisher } from "./mqtt/signals.ts";
+import { mirrorCounter } from "../ops/prom-mirror.ts";
 import { normalizePrefix } from "./mqtt/topics.ts";
 import { type CaBundle, CaFileError, loadCaFile } from "./mqtt/tls.ts";
 import { HouseNames, loadNamesFile, NamesFileError } from "../ampio/names.ts";
@@ -162,6 +164,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
   if (config.ampioStateReplay && decoder === null) log.warn("ampio_state_replay_disabled", { reason: "-ampio-decode false" });
   if (config.mqttUrl !== "" && decoder === null) log.info("mqtt_raw_only", { reason: "-ampio-decode false: no decoded states over MQTT" });
   let bridge: MqttBridge | null = null;
+  let signalPublisher: SignalPublisher | null = null;
   // Read again here, at start-up only (validateConsumerConfig read it first to refuse a bad file
   // with exit 2 before anything starts; a few KiB, not worth threading the bundle through main).
   const ca = config.mqttUrl !== "" ? mqttCaBundle(config) : null;
@@ -200,6 +203,21 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       const prom = await import("prom-client");
       decoder?.registerMetrics(registry, prom);
       signals?.registerMetrics(registry, prom, dbcMetricKeys(config));
+      if (signals !== null && config.mqttUrl !== "") {
+        // The publisher exists only after start(): read through the closure.
+        mirrorCounter(prom.Counter, registry, "dbc_mqtt_published_total", "DBC signal values handed to the MQTT bridge (on change, rate-limited per signal).", () => signalPublisher?.published ?? 0);
+        mirrorCounter(prom.Counter, registry, "dbc_mqtt_commands_total", "DBC signal commands (<prefix>/<bus>/signals/<message>/set) encoded and handed to the TX lane.", () => signalPublisher?.commandsSent ?? 0);
+        new prom.Counter({
+          name: "dbc_mqtt_commands_refused_total",
+          help: "DBC signal commands refused before the TX lane, by reason (malformed, retained, unknown_message, encode); the lane's own refusals are in client_tx_dropped_total.",
+          labelNames: ["reason"],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const [reason, n] of signalPublisher?.refused ?? []) this.inc({ reason }, n);
+          },
+        });
+      }
       bridge?.registerMetrics(registry, prom);
     },
     async start(gateway) {
@@ -218,7 +236,14 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
         });
       }
       if (config.mqttUrl !== "") {
-        const { MqttBridge } = await import("./mqtt/bridge.ts");
+        const { MqttBridge, redactUrl } = await import("./mqtt/bridge.ts");
+        const txReadOnly = await brokerTxReadOnly(config, log);
+        // DBC signals publish through the bridge; their commands get their own TX lane (one origin, counted apart).
+        if (signals !== null) {
+          const { SignalPublisher } = await import("./mqtt/signals.ts");
+          const lane = config.mqttTx ? gateway.hub.openTx({ id: gateway.registry.allocateId(), protocol: "mqtt-signals", remote: redactUrl(config.mqttUrl) }, txReadOnly) : null;
+          signalPublisher = new SignalPublisher(signals, { prefix: normalizePrefix(config.mqttPrefix), intervalMs: config.dbcMqttIntervalMs, haDiscovery: config.mqttHaDiscovery, lane, log });
+        }
         bridge = new MqttBridge({
           url: config.mqttUrl,
           username: config.mqttUsername,
@@ -239,7 +264,8 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           ca,
           ampioTree: config.mqttAmpio,
           names,
-          txReadOnly: await brokerTxReadOnly(config, log),
+          txReadOnly,
+          extensions: signalPublisher !== null ? [signalPublisher] : [],
         });
         bridge.start();
       }

@@ -49,6 +49,7 @@ import { type CommandRefusal, discoverable, discoveryMessage, framePayload, gate
 import { mirrorCounter } from "../../ops/prom-mirror.ts";
 import { isIP } from "node:net";
 import { type CaBundle, tlsFailure } from "./tls.ts";
+import type { MqttExtension } from "./extension.ts";
 
 /** Bus frames held for the broker; ~1 s of a saturated 1 Mbit/s bus, ~26 s of an Ampio bus. */
 export const RAW_OUTBOX_FRAMES = 10_000;
@@ -106,6 +107,8 @@ export interface MqttBridgeOptions {
   readonly ca?: CaBundle | null;
   /** -mqtt-ampio: serve the M-SERV topic tree (./ampio-tree.ts); needs the decoder. */
   readonly ampioTree?: boolean;
+  /** Features publishing through the bridge (./extension.ts): DBC signals. */
+  readonly extensions?: readonly MqttExtension[];
   /** -ampio-names, loaded (empty without the flag). */
   readonly names?: HouseNames;
   /** The TX lane refuses every frame (-tx-allow does not include the broker's address). */
@@ -234,6 +237,7 @@ export class MqttBridge implements HubClient, AmpioListener {
             once: (topic, payload) => this.queueOnce(topic, payload),
           })
         : null;
+    for (const x of opts.extensions ?? []) x.bind({ retained: (topic, payload) => this.queueRetained(topic, payload) });
   }
 
   get id(): number {
@@ -286,6 +290,7 @@ export class MqttBridge implements HubClient, AmpioListener {
   /** Publishes "offline" (best effort, at most timeoutMs) and disconnects. */
   async stop(timeoutMs = 1000): Promise<void> {
     this.stopping = true;
+    for (const x of this.opts.extensions ?? []) x.stop();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.opts.hub.detach(this);
@@ -567,6 +572,10 @@ export class MqttBridge implements HubClient, AmpioListener {
     // rap (MQTT 5, "retain as published"): a retained publish keeps its flag on live delivery.
     if (this.lane !== null) this.subscribe(a, this.topics.tx);
     if (this.tree !== null) this.subscribe(a, AMPIO_REQUESTS);
+    for (const x of this.opts.extensions ?? []) {
+      for (const f of x.subscriptions()) this.subscribe(a, f);
+      x.connected();
+    }
     if (this.opts.decoder !== null) {
       a.scanning = true;
       const filters = [this.topics.moduleAvailabilityFilter, ...(this.tree !== null ? [AMPIO_AVAILABILITY_FILTER] : [])];
@@ -675,6 +684,7 @@ export class MqttBridge implements HubClient, AmpioListener {
       const id = this.topics.moduleOfAvailability(topic) ?? (this.tree !== null ? moduleOfTreeAvailability(topic) : null);
       if (id !== null) return this.staleAvailability(id, topic, payload.toString("utf8"));
     }
+    for (const x of this.opts.extensions ?? []) if (x.message(topic, payload.toString("utf8"), retained)) return;
     if (this.tree !== null && topic.startsWith("ampio/to/")) return this.onTreeRequest(topic, payload, retained);
     if (topic !== this.topics.tx || this.lane === null) return;
     this.c.txReceived++;
