@@ -254,13 +254,13 @@ export class AmpioDecoder implements HubClient {
     return { ...snap, names: names.file };
   }
 
-  /** GET /api/ampio/modules. */
-  httpRoute(): (req: Request) => Response {
+  /** GET /api/ampio/modules; `extra` adds fields (e.g. whether the dashboard may send commands). */
+  httpRoute(extra: () => Record<string, unknown> = () => ({})): (req: Request) => Response {
     return (req) => {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
       }
-      const body = { ...this.namedSnapshot(this.now()), decoder: this.counters(), stateCache: { size: this.cache.size, ...this.cache.counters() } };
+      const body = { ...this.namedSnapshot(this.now()), decoder: this.counters(), stateCache: { size: this.cache.size, ...this.cache.counters() }, ...extra() };
       return new Response(JSON.stringify(body), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
     };
   }

@@ -15,6 +15,7 @@ import type { HttpRoute } from "../ops/http.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ClientSession } from "../server/session.ts";
 import { AmpioDecoder, ampioDecodeEnabled } from "./ampio-decoder.ts";
+import { AmpioCommands } from "./ampio-http.ts";
 import type { MqttBridge } from "./mqtt/bridge.ts";
 import type { SignalPublisher } from "./mqtt/signals.ts";
 import { mirrorCounter } from "../ops/prom-mirror.ts";
@@ -168,8 +169,26 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
   // Read again here, at start-up only (validateConsumerConfig read it first to refuse a bad file
   // with exit 2 before anything starts; a few KiB, not worth threading the bundle through main).
   const ca = config.mqttUrl !== "" ? mqttCaBundle(config) : null;
+  // The dashboard's Ampio view sends through this (POST /api/ampio/command; -web-tx + -web-token).
+  let running: Gateway | null = null;
+  const commands =
+    decoder !== null
+      ? new AmpioCommands({
+          decoder,
+          names,
+          enabled: config.webTx,
+          token: config.webToken,
+          log,
+          gateway: () => {
+            const g = running;
+            if (g === null) return null;
+            const allow = g.registry.limits.txAllow;
+            return { hub: g.hub, txAllow: allow.toString() === "" ? null : allow, allocateId: () => g.registry.allocateId() };
+          },
+        })
+      : null;
   const route: HttpRoute = decoder
-    ? decoder.httpRoute()
+    ? decoder.httpRoute(() => ({ sending: commands?.enabled ?? false }))
     : () => new Response('{"error":"Ampio decoding is off (-ampio-decode)"}\n', { status: 503, headers: { "content-type": "application/json" } });
 
   const signals = config.dbc !== "" ? new SignalStore(loadDbcFile(config.dbc), { bus: socketcandBusName(config), file: config.dbc, log }) : null;
@@ -196,12 +215,13 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       }
     },
     initialFrames: decoder !== null && config.ampioStateReplay ? (s) => decoder.replayFor(s.protocol) : undefined,
-    routes: { "/api/ampio/modules": route, ...(signals !== null ? signalRoutes(signals) : {}) },
+    routes: { "/api/ampio/modules": route, ...(commands !== null ? { "/api/ampio/command": commands.route() } : {}), ...(signals !== null ? signalRoutes(signals) : {}) },
     bridge: () => bridge,
     async registerMetrics(registry) {
       if (decoder === null && bridge === null && signals === null) return;
       const prom = await import("prom-client");
       decoder?.registerMetrics(registry, prom);
+      commands?.registerMetrics(registry, prom);
       signals?.registerMetrics(registry, prom, dbcMetricKeys(config));
       if (signals !== null && config.mqttUrl !== "") {
         // The publisher exists only after start(): read through the closure.
@@ -221,6 +241,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       bridge?.registerMetrics(registry, prom);
     },
     async start(gateway) {
+      running = gateway;
       if (signals !== null) {
         signals.setId(gateway.registry.allocateId());
         signals.attach(gateway.hub);
@@ -272,6 +293,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
     },
     async stop() {
       await bridge?.stop();
+      commands?.close();
       decoder?.detach();
       signals?.detach();
     },

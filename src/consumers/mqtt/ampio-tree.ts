@@ -251,6 +251,15 @@ export function descriptionAnswer(id: number, names: HouseNames): string {
 
 // --- Tying it to the bridge ---------------------------------------------------------------------
 
+/** What the command path knows of modules: the decoder's inventory and the names file. */
+export function moduleFacts(decoder: AmpioDecoder, names: HouseNames): ModuleFacts {
+  return {
+    known: (id) => decoder.inventory.has(id) || names.module(id) !== undefined,
+    kind: (id, valueName) => names.channel(id, valueName)?.kind,
+    hasValue: (id, valueName) => decoder.inventory.hasValue(id, valueName),
+  };
+}
+
 /** What the tree needs from the bridge. */
 export interface TreeSink {
   /** A retained message; published only if it changed, unless `always` (after a connect). */
@@ -258,23 +267,15 @@ export interface TreeSink {
   once(topic: string, payload: string): void;
 }
 
-export class AmpioTree implements ModuleFacts {
+export class AmpioTree {
+  readonly facts: ModuleFacts;
+
   constructor(
     private readonly decoder: AmpioDecoder,
     readonly names: HouseNames,
     private readonly sink: TreeSink,
-  ) {}
-
-  known(id: number): boolean {
-    return this.decoder.inventory.has(id) || this.names.module(id) !== undefined;
-  }
-
-  kind(id: number, valueName: string): string | undefined {
-    return this.names.channel(id, valueName)?.kind;
-  }
-
-  hasValue(id: number, valueName: string): boolean {
-    return this.decoder.inventory.hasValue(id, valueName);
+  ) {
+    this.facts = moduleFacts(decoder, names);
   }
 
   /** A decoded frame: its state topics (the sink publishes changes only) and diagnostics. */

@@ -697,7 +697,7 @@ export class MqttBridge implements HubClient, AmpioListener {
   /** A message under ampio/to/: an inventory or description request, or a command for a module. */
   private onTreeRequest(topic: string, payload: Buffer, retained: boolean): void {
     const tree = this.tree!;
-    const r = parseRequest(topic, payload.toString("utf8"), tree);
+    const r = parseRequest(topic, payload.toString("utf8"), tree.facts);
     switch (r.kind) {
       case "ignored":
         return;
