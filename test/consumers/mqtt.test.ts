@@ -167,10 +167,13 @@ describe("publishing", () => {
     const gw2 = await gatewayWith("t7");
     gw2.backend.inject(TEMPERATURE); // 1D4C speaks again; 1D51 stays silent
     await connected(gw2);
-    await waitFor(() => bridgeOf(gw2).counters().staleAvailabilityCleared === 1, 5000, "the silent module marked offline");
+    // (1D4C may be marked offline too if the retained message beats its frame through the decoder; its frame then wins.)
+    await waitFor(() => bridgeOf(gw2).counters().staleAvailabilityCleared >= 1, 5000, "the silent module marked offline");
     const late = await sub("t7/ampio/+/availability");
     await late.waitTopic("t7/ampio/00001D51/availability", 5000, (m) => m.payload === "offline" && m.retained);
-    expect((await late.waitTopic("t7/ampio/00001D4C/availability")).payload).toBe("online");
+    await late.waitTopic("t7/ampio/00001D4C/availability", 5000, (m) => m.payload === "online");
+    await Bun.sleep(100);
+    expect(late.on("t7/ampio/00001D4C/availability").at(-1)?.payload).toBe("online");
     expect(gw2.events().some((e) => e.msg === "mqtt_stale_availability")).toBe(true);
   });
 
