@@ -1,5 +1,5 @@
 /**
- * The only bun:ffi file of the serial backend: opens a tty for the Ampio adapter and configures
+ * The serial backend's tty layer (libc through ../libc.ts): opens a tty for the Ampio adapter and configures
  * it through libc (raw 8N1, baud rate, exclusive lock). The fd is opened with node:fs
  * `O_RDWR|O_NOCTTY|O_NONBLOCK` (its errors carry errno codes), then `tcgetattr`/`cfmakeraw`/
  * `tcsetattr` make the line raw, and the baud rate is set with the kernel's termios2 ioctls
@@ -11,9 +11,8 @@
  * the errno name and a message that says what to do. Closing discards unsent output first
  * (`tcflush(TCOFLUSH)`): a UART's close() otherwise waits for it to drain, O_NONBLOCK or not.
  */
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import fs from "node:fs";
-import os from "node:os";
+import { errnoName, lastErrno as lastErrnoNumber, type Libc, libc as loadSharedLibc, LibcUnavailableError } from "../libc.ts";
 
 // Kernel ABI, identical on x86_64 and aarch64 (asm-generic ioctls), measured per issue 3.
 const TCGETS2 = 0x802c542a;
@@ -57,41 +56,17 @@ const STANDARD_RATES: ReadonlyMap<number, number> = new Map([
   [2000000, 0o10013], [2500000, 0o10014], [3000000, 0o10015], [3500000, 0o10016], [4000000, 0o10017],
 ]);
 
-/** Library names tried in order: glibc (x86_64 and aarch64 alike), then musl. */
-const LIBC_CANDIDATES = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
-
-const SYMBOLS = {
-  tcgetattr: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-  tcsetattr: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-  cfmakeraw: { args: [FFIType.ptr], returns: FFIType.void },
-  // ioctl(fd, TCFLSH, queue) in glibc and musl alike; a fixed signature, unlike ioctl's.
-  tcflush: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  // ioctl and fcntl are variadic; their third argument is passed in the same register as a fixed
-  // one on the x86_64 SysV and Linux aarch64 ABIs, so a fixed signature is safe there.
-  ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
-} as const;
-
-type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
-
 let libc: Libc | null = null;
-let libcError: string | null = null;
 
 function loadLibc(): Libc {
   if (libc) return libc;
-  if (libcError !== null) throw new SerialOpenError("ENOSYS", "", libcError);
-  const tried: string[] = [];
-  for (const name of LIBC_CANDIDATES) {
-    try {
-      libc = dlopen(name, SYMBOLS).symbols;
-      return libc;
-    } catch (e) {
-      tried.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
-    }
+  try {
+    libc = loadSharedLibc();
+  } catch (e) {
+    if (e instanceof LibcUnavailableError) throw new SerialOpenError("ENOSYS", "", e.message.replace("the C library", "the C library for serial I/O"));
+    throw e;
   }
-  libcError = `cannot load the C library for serial I/O (${tried.join("; ")})`;
-  throw new SerialOpenError("ENOSYS", "", libcError);
+  return libc;
 }
 
 /**
@@ -102,13 +77,10 @@ export function loadSerialLibrary(): void {
   loadLibc();
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, num]) => [num, name]));
-
-function lastErrno(c: Libc): string {
-  const p = c.__errno_location();
-  if (p === null) return "EIO";
-  const n = read.i32(p as Pointer, 0);
-  return ERRNO_NAMES.get(n) ?? `errno ${n}`;
+/** The errno name of the last failed libc call (the C library is loaded: an fd exists). */
+function failedErrno(): string {
+  const n = lastErrnoNumber();
+  return n === 0 ? "EIO" : errnoName(n);
 }
 
 /** A failure to open or configure the serial device; `code` is the errno name (ENOENT, EACCES, …). */
@@ -168,7 +140,7 @@ function closeQuietly(fd: number): void {
  */
 export function discardPendingOutput(fd: number): string | null {
   if (!libc) return "ENOSYS"; // no fd can have been opened by openSerial without libc
-  return libc.tcflush(fd, TCOFLUSH) === 0 ? null : lastErrno(libc);
+  return libc.tcflush(fd, TCOFLUSH) === 0 ? null : failedErrno();
 }
 
 /**
@@ -224,28 +196,28 @@ export function openSerial(path: string, baud: number): OpenedSerial {
 
 function configure(c: Libc, fd: number, path: string, baud: number): void {
   // Exclusive: further open()s of this tty fail with EBUSY (root excepted, a kernel rule).
-  if (c.ioctl(fd, TIOCEXCL, null) !== 0) fail(lastErrno(c), path, "lock (TIOCEXCL)");
+  if (c.ioctl(fd, TIOCEXCL, null) !== 0) fail(failedErrno(), path, "lock (TIOCEXCL)");
 
   // Keep O_NONBLOCK whatever happened to the open flags: writes must never block the loop.
   const flags = c.fcntl(fd, F_GETFL, 0);
-  if (flags < 0) fail(lastErrno(c), path, "read flags of");
-  if ((flags & O_NONBLOCK) === 0 && c.fcntl(fd, F_SETFL, flags | O_NONBLOCK) !== 0) fail(lastErrno(c), path, "set O_NONBLOCK on");
+  if (flags < 0) fail(failedErrno(), path, "read flags of");
+  if ((flags & O_NONBLOCK) === 0 && c.fcntl(fd, F_SETFL, flags | O_NONBLOCK) !== 0) fail(failedErrno(), path, "set O_NONBLOCK on");
 
   // Raw 8N1: no echo, no line editing, no signals, no CR/LF mapping, 8 data bits, no parity,
   // one stop bit, receiver on, modem lines ignored, no hardware flow control.
   const t = new Uint8Array(TERMIOS_SIZE);
-  if (c.tcgetattr(fd, t) !== 0) fail(lastErrno(c), path, "read terminal settings of");
+  if (c.tcgetattr(fd, t) !== 0) fail(failedErrno(), path, "read terminal settings of");
   c.cfmakeraw(t);
   const tv = new DataView(t.buffer);
   let cflag = tv.getUint32(T_CFLAG, true);
   cflag = (cflag & ~(CSIZE | PARENB | CSTOPB | CRTSCTS | HUPCL)) | CS8 | CREAD | CLOCAL;
   tv.setUint32(T_CFLAG, cflag >>> 0, true);
-  if (c.tcsetattr(fd, TCSANOW, t) !== 0) fail(lastErrno(c), path, "apply raw mode to");
+  if (c.tcsetattr(fd, TCSANOW, t) !== 0) fail(failedErrno(), path, "apply raw mode to");
 
   // Rate through termios2 (see the module comment for why not cfsetospeed).
   const t2 = new Uint8Array(TERMIOS2_SIZE);
   const v2 = new DataView(t2.buffer);
-  if (c.ioctl(fd, TCGETS2, t2) !== 0) fail(lastErrno(c), path, "read terminal settings (TCGETS2) of");
+  if (c.ioctl(fd, TCGETS2, t2) !== 0) fail(failedErrno(), path, "read terminal settings (TCGETS2) of");
   const code = STANDARD_RATES.get(baud) ?? BOTHER;
   let c2 = v2.getUint32(T2_CFLAG, true);
   c2 &= ~(CBAUD | (CBAUD << CIBAUD_SHIFT));
@@ -254,7 +226,7 @@ function configure(c: Libc, fd: number, path: string, baud: number): void {
   v2.setUint32(T2_ISPEED, baud, true);
   v2.setUint32(T2_OSPEED, baud, true);
   if (c.ioctl(fd, TCSETS2, t2) !== 0) {
-    const err = lastErrno(c);
+    const err = failedErrno();
     fail(err, path, `set baud rate ${baud} on`, err === "EINVAL" ? baud : undefined);
   }
   const got = readBaud(c, fd, path);
@@ -266,7 +238,7 @@ function configure(c: Libc, fd: number, path: string, baud: number): void {
 
 function readBaud(c: Libc, fd: number, path: string): number {
   const t2 = new Uint8Array(TERMIOS2_SIZE);
-  if (c.ioctl(fd, TCGETS2, t2) !== 0) fail(lastErrno(c), path, "read terminal settings (TCGETS2) of");
+  if (c.ioctl(fd, TCGETS2, t2) !== 0) fail(failedErrno(), path, "read terminal settings (TCGETS2) of");
   const v2 = new DataView(t2.buffer);
   const cflag = v2.getUint32(T2_CFLAG, true);
   if ((cflag & CBAUD) === BOTHER) return v2.getUint32(T2_OSPEED, true);
@@ -280,7 +252,7 @@ function readBaud(c: Libc, fd: number, path: string): number {
 export function serialSettings(fd: number): { cflag: number; lflag: number; ispeed: number; ospeed: number; nonblocking: boolean; baud: number } {
   const c = loadLibc();
   const t2 = new Uint8Array(TERMIOS2_SIZE);
-  if (c.ioctl(fd, TCGETS2, t2) !== 0) fail(lastErrno(c), `fd ${fd}`, "read terminal settings (TCGETS2) of");
+  if (c.ioctl(fd, TCGETS2, t2) !== 0) fail(failedErrno(), `fd ${fd}`, "read terminal settings (TCGETS2) of");
   const v2 = new DataView(t2.buffer);
   const flags = c.fcntl(fd, F_GETFL, 0);
   return {

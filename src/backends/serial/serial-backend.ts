@@ -15,7 +15,7 @@
  *
  * When the device vanishes (read stream ends or fails, EIO on write, ENOENT on open) the backend
  * reports down once, and reopens with capped exponential backoff until the adapter is back; a
- * device missing at start-up is handled the same way. The fd is closed only after its read loop
+ * device missing at start-up is handled the same way (the shared rules: ../link-state.ts). The fd is closed only after its read loop
  * has ended, so a reopened device that gets the same fd number never shares it with the old loop.
  */
 import fs from "node:fs";
@@ -23,16 +23,9 @@ import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
 import { AmpioSerialDecoder, ampioTxRefusal, encodeAmpioTx } from "../../protocols/ampio-serial/codec.ts";
-import {
-  type Backend,
-  BackendFatalError,
-  type BackendListener,
-  commonTxRefusal,
-  type SendResult,
-  type TxLoss,
-  type TxRequest,
-} from "../backend.ts";
-import { Backoff, type BackoffOptions } from "../backoff.ts";
+import { type Backend, BackendFatalError, type BackendListener, commonTxRefusal, type SendResult, type TxRequest } from "../backend.ts";
+import type { BackoffOptions } from "../backoff.ts";
+import { LinkState } from "../link-state.ts";
 import { closeSerial, loadSerialLibrary, openSerial, SerialOpenError } from "./ffi.ts";
 
 export interface SerialBackendOptions {
@@ -86,14 +79,13 @@ export class SerialBackend implements Backend {
   private readonly baud: number;
   private readonly stats: Stats;
   private readonly log: Logger;
-  private readonly backoff: Backoff;
+  private readonly link: LinkState;
   private readonly writeRetryMs: number;
   private readonly txLimit: number;
   private readonly decoder: AmpioSerialDecoder;
 
   private listener: BackendListener | null = null;
   private started = false;
-  private stopped = false;
   private fd = -1;
   /** Bumped on every close so a read loop of an older fd never acts on the new one. */
   private generation = 0;
@@ -103,16 +95,10 @@ export class SerialBackend implements Backend {
   private readerExited: Promise<void> = Promise.resolve();
   /** The close of a lost or stopped device in progress (the reopen waits for it). */
   private closing: Promise<void> = Promise.resolve();
-  private reopenTimer: ReturnType<typeof setTimeout> | null = null;
   private writeTimer: ReturnType<typeof setTimeout> | null = null;
   private pumpScheduled = false;
-  /** send() answered "busy": txReady() is owed once there is room. */
-  private busyReported = false;
-  private everUp = false;
-  private upSince = 0;
   /** Why the device was lost last ("" before the first loss); kept in downReason while reopening. */
   private lostReason = "";
-  private reconnectCount = 0;
   /** errno of the last failed open that was logged, so a retry loop logs each cause once. */
   private lastOpenError = "";
 
@@ -127,8 +113,6 @@ export class SerialBackend implements Backend {
   private readonly batchEnds: number[] = [];
   private batchDone = 0;
 
-  private _up = false;
-  private _downReason = "not started";
   /** Bytes of line noise skipped by the decoder (not frames, so not in malformed_frames_total). */
   skippedBytes = 0;
   /** Writes that found the tty full (EAGAIN) and were retried on a timer. */
@@ -139,7 +123,7 @@ export class SerialBackend implements Backend {
     this.baud = options.baud;
     this.stats = options.stats;
     this.log = options.log.child({ backend: "serial", device: options.path });
-    this.backoff = new Backoff(options.reconnect ?? DEFAULT_SERIAL_RECONNECT);
+    this.link = new LinkState({ reconnect: options.reconnect ?? DEFAULT_SERIAL_RECONNECT, stableUpMs: STABLE_UP_MS, stats: this.stats, log: this.log, name: "serial" });
     this.writeRetryMs = options.writeRetryMs ?? DEFAULT_WRITE_RETRY_MS;
     this.txLimit = Math.max(1, options.txQueueLimit ?? DEFAULT_SERIAL_TX_QUEUE_LIMIT);
     this.decoder = new AmpioSerialDecoder({
@@ -157,17 +141,16 @@ export class SerialBackend implements Backend {
   }
 
   get up(): boolean {
-    return this._up;
+    return this.link.up;
   }
 
   get downReason(): string {
-    return this._downReason;
+    return this.link.downReason;
   }
 
-  /** Times the device came back after an outage. (stats.backendReconnects is counted by the
-   * gateway from state() events, so it is not incremented here as well.) */
+  /** Times the device came back after an outage. */
   get reconnects(): number {
-    return this.reconnectCount;
+    return this.link.reconnects;
   }
 
   /** Accepted requests not yet reported sent or lost. */
@@ -184,6 +167,7 @@ export class SerialBackend implements Backend {
     }
     this.started = true;
     this.listener = listener;
+    this.link.attach(listener);
     this.tryOpen();
     return Promise.resolve();
   }
@@ -193,10 +177,10 @@ export class SerialBackend implements Backend {
   }
 
   send(req: TxRequest): SendResult {
-    if (!this._up) return "down";
+    if (!this.link.up) return "down";
     if (this.txRefusal(req.frame) !== null) return "unsupported";
     if (this.txPending >= this.txLimit) {
-      this.busyReported = true;
+      this.link.markBusy();
       return "busy";
     }
     this.txQueue.push({ req, bytes: encodeAmpioTx(req.frame)! });
@@ -212,15 +196,10 @@ export class SerialBackend implements Backend {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.reopenTimer !== null) clearTimeout(this.reopenTimer);
-    this.reopenTimer = null;
     const wasOpen = this.fd >= 0;
-    this._up = false;
-    this._downReason = "stopped";
-    this.stats.backendUp = false;
+    this.link.stop();
     const lost = this.takeUnwritten();
-    this.report(lost, "backend_down");
+    this.link.report(lost, "backend_down");
     if (wasOpen) this.closing = this.closeDevice();
     await this.closing;
     if (wasOpen) this.log.info("serial_closed");
@@ -228,8 +207,7 @@ export class SerialBackend implements Backend {
 
   /** Opens the device; on failure logs the cause once and schedules the next attempt. */
   private tryOpen(): void {
-    this.reopenTimer = null;
-    if (this.stopped) return;
+    if (this.link.isStopped) return;
     let fd: number;
     let baud: number;
     try {
@@ -237,40 +215,32 @@ export class SerialBackend implements Backend {
     } catch (e) {
       const code = e instanceof SerialOpenError ? e.code : errnoOf(e);
       const message = errorText(e);
-      const delay = this.backoff.next();
-      this._downReason = this.lostReason ? `${this.lostReason}; reopening: ${message}` : message;
+      const delay = this.link.nextDelay();
+      // Told to the listener only when an up device is lost (deviceLost), not on each failed open.
+      this.link.stillDown(this.lostReason ? `${this.lostReason}; reopening: ${message}` : message);
       if (code !== this.lastOpenError) {
         this.lastOpenError = code;
         const fields = { error: message, code, retry_ms: delay };
-        if (this.everUp) this.log.warn("serial_open_failed", fields);
+        if (this.link.wasEverUp) this.log.warn("serial_open_failed", fields);
         else this.log.error("serial_open_failed", fields);
       } else if (this.log.enabled("debug")) {
         this.log.debug("serial_open_retry", { code, retry_ms: delay });
       }
-      this.reopenTimer = setTimeout(() => this.tryOpen(), delay);
+      this.link.scheduleRetry(() => this.tryOpen(), delay);
       return;
     }
     this.fd = fd;
     const generation = ++this.generation;
-    this.upSince = Date.now();
     this.lastOpenError = "";
     this.decoder.reset();
-    this._up = true;
-    this._downReason = "";
-    this.stats.backendUp = true;
-    if (this.everUp) {
-      this.reconnectCount++;
-      this.log.info("serial_up", { baud, reconnects: this.reconnectCount });
-    } else {
-      this.log.info("serial_up", { baud });
-    }
-    this.everUp = true;
     const exited = this.readLoop(fd, generation);
     this.readerExited = exited.then(() => undefined);
     void exited.then((reason) => {
       if (reason !== null) this.deviceLost(reason);
     });
-    this.listener?.state(true, "");
+    const { reconnect } = this.link.wentUp();
+    if (reconnect) this.log.info("serial_up", { baud, reconnects: this.link.reconnects });
+    else this.log.info("serial_up", { baud });
     this.txReadyIfRoom();
   }
 
@@ -341,14 +311,14 @@ export class SerialBackend implements Backend {
       if (this.batchOff >= this.batchLen) this.clearBatch();
     }
     this.stats.serialTxFrames += written.length;
-    this.report(written, "sent");
-    this.report(expired, "expired");
+    this.link.report(written, "sent");
+    this.link.report(expired, "expired");
     if (failure !== "") {
       this.stats.error("serial_write");
       // The frames of the failed batch never fully reached the tty.
       const failed = this.batchReqs.slice(this.batchDone);
       this.clearBatch();
-      this.report(failed, "write_failed");
+      this.link.report(failed, "write_failed");
       this.deviceLost(`device vanished: write failed: ${failure}`);
       return;
     }
@@ -423,41 +393,19 @@ export class SerialBackend implements Backend {
 
   /** Tells the hub there is room again, once after each "busy", while the device is up. */
   private txReadyIfRoom(): void {
-    if (!this.busyReported || !this._up || this.txPending >= this.txLimit) return;
-    this.busyReported = false;
-    try {
-      this.listener?.txReady();
-    } catch (e) {
-      this.log.error("serial_tx_callback_failed", { error: errorText(e) });
-    }
-  }
-
-  /** Reports outcomes; a throwing callback is logged and never stops the others. */
-  private report(reqs: readonly TxRequest[], outcome: TxLoss | "sent"): void {
-    for (const req of reqs) {
-      try {
-        if (outcome === "sent") req.sent();
-        else req.lost(outcome);
-      } catch (e) {
-        this.log.error("serial_tx_callback_failed", { error: errorText(e) });
-      }
-    }
+    this.link.txReady(this.link.up && this.txPending < this.txLimit);
   }
 
   /** The device is gone: report down once, release it, and reopen once it is closed. */
   private deviceLost(reason: string): void {
-    if (this.fd < 0 || this.stopped) return;
-    this._up = false;
-    this._downReason = this.lostReason = reason;
-    this.stats.backendUp = false;
-    this.report(this.takeUnwritten(), "backend_down");
+    if (this.fd < 0 || this.link.isStopped) return;
+    this.lostReason = reason;
+    // Down first (as on SocketCAN): a lost() callback that offers a frame again hears "down".
+    this.link.wentDown(reason);
+    this.link.report(this.takeUnwritten(), "backend_down");
     this.log.warn("serial_down", { reason });
-    this.listener?.state(false, reason);
-    if (Date.now() - this.upSince >= STABLE_UP_MS) this.backoff.reset();
-    const delay = this.backoff.next();
-    this.closing = this.closeDevice().then(() => {
-      if (!this.stopped) this.reopenTimer = setTimeout(() => this.tryOpen(), delay);
-    });
+    const delay = this.link.nextDelay();
+    this.closing = this.closeDevice().then(() => this.link.scheduleRetry(() => this.tryOpen(), delay));
   }
 
   /**

@@ -1,10 +1,14 @@
 /**
- * The only bun:ffi file of the SocketCAN backend: raw CAN sockets through libc (socket, bind,
- * setsockopt, ioctl, send, recvmmsg, close) and errno turned into clear errors. Both the main
+ * The SocketCAN backend's socket layer: raw CAN sockets through libc (socket, bind, setsockopt,
+ * ioctl, send, recvmmsg, close; the C library and errno names come from ../libc.ts) and errno
+ * turned into clear errors. Both the main
  * thread (open, transmit, close) and the receive worker (recvmmsg) use it. Layouts are the 64-bit
  * Linux ones (amd64, arm64; Bun has no 32-bit build): docs/protocols.md §1.
  */
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { describeErrno, ERRNO, lastErrno, libc as loadLibc } from "../libc.ts";
+
+export { describeErrno, ERRNO, lastErrno };
 
 export const AF_CAN = 29;
 export const SOCK_RAW = 3;
@@ -54,65 +58,14 @@ export const MMSGHDR_SIZE = 64;
 export const MSGHDR_FLAGS_OFFSET = 48;
 export const IOVEC_SIZE = 16;
 
-export const ERRNO = {
-  EPERM: 1,
-  EINTR: 4,
-  ENXIO: 6,
-  EBADF: 9,
-  EAGAIN: 11,
-  EACCES: 13,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-  ENOPROTOOPT: 92,
-  EOPNOTSUPP: 95,
-  EAFNOSUPPORT: 97,
-  ENETDOWN: 100,
-  ENOBUFS: 105,
-} as const;
-
-const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([k, v]) => [v, k]));
-
-function openLibc() {
-  const symbols = {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
-    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-    send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
-    recvmmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-    strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  } as const;
-  let lastError: unknown;
-  // glibc ships libc.so.6; musl's loader answers to libc.so.
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      return dlopen(name, symbols).symbols;
-    } catch (e) {
-      lastError = e;
-    }
+/** Opened when this module loads (here and in the receive worker), as before the shared module. */
+const libc = (() => {
+  try {
+    return loadLibc();
+  } catch (e) {
+    throw new Error(`cannot load the C library for SocketCAN: ${e instanceof Error ? e.message : String(e)}`);
   }
-  throw new Error(`cannot load the C library for SocketCAN: ${String(lastError)}`);
-}
-
-const libc = openLibc();
-
-/** errno of the last failed libc call on this thread (read right after the call). */
-export function lastErrno(): number {
-  const p = libc.__errno_location();
-  return p === null ? 0 : read.i32(p, 0);
-}
-
-/** "ENETDOWN (Network is down)" */
-export function describeErrno(errno: number): string {
-  const name = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
-  const text = String(libc.strerror(errno));
-  return `${name} (${text})`;
-}
+})();
 
 /**
  * A failed socket operation. `errno` is the raw value; `fatal` marks conditions no retry can fix

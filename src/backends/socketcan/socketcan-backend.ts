@@ -15,7 +15,8 @@
  * interface goes down or vanishes, the backend reports itself down once, loses what waits to be
  * sent or confirmed (`lost("backend_down")`), closes the socket and reopens it with capped backoff
  * until the interface is back; the backoff starts small again only after the socket stayed up for
- * a while, so a flapping link is not reopened in a tight loop. An interface that is up without
+ * a while, so a flapping link is not reopened in a tight loop (the rules every backend shares:
+ * ../link-state.ts). An interface that is up without
  * carrier (bus-off with restart-ms 0, a vxcan whose peer is down) counts as down too. Frames the
  * kernel drops because the receive buffer overflowed (this thread fell behind) are read from
  * SO_MEMINFO and counted. Only a kernel without SocketCAN is fatal. Classic frames only unless
@@ -25,7 +26,8 @@ import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
 import { BackendFatalError, commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
-import { Backoff, type BackoffOptions } from "../backoff.ts";
+import type { BackoffOptions } from "../backoff.ts";
+import { LinkState } from "../link-state.ts";
 import { DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT, DEFAULT_TX_CONFIRM_TIMEOUT_MS, TxQueue } from "./tx-queue.ts";
 import { CANFD_FRAME_SIZE, decodeCanStruct } from "./can-struct.ts";
 import {
@@ -109,8 +111,6 @@ interface Session {
   dropsWarned: boolean;
   /** When the interface flags were last looked at (performance.now()). */
   linkCheckedAt: number;
-  /** When the session was opened (performance.now()). */
-  readonly openedAt: number;
 }
 
 const RX_BATCH = 64;
@@ -164,21 +164,11 @@ export class SocketCanBackend implements Backend {
   private readonly rxRingSlots: number;
   private readonly rcvBufBytes: number;
   private readonly rcvTimeoutMs: number;
-  private readonly reconnectBackoff: Backoff;
-  private readonly stableUpMs: number;
-  /** send() answered "busy": txReady() is owed, also across a reconnect. */
-  private txBusy = false;
+  /** Up/down, reconnect backoff with the stable-up reset, the busy → txReady latch. */
+  private readonly link: LinkState;
 
   private listener: BackendListener | null = null;
   private session: Session | null = null;
-  private isUp = false;
-  private reason = "not started";
-  private everUp = false;
-  private recoveries = 0;
-  /** True while an outage has been reported (so it is logged once). */
-  private outageReported = false;
-  private stopped = false;
-  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private mtuWarned = false;
   private workerSpecifier = "";
   /** Sessions being torn down after a failure (stop() waits for them). */
@@ -195,26 +185,31 @@ export class SocketCanBackend implements Backend {
     this.rxRingSlots = options.rxRingSlots ?? 4096;
     this.rcvBufBytes = options.rcvBufBytes ?? 4 * 1024 * 1024;
     this.rcvTimeoutMs = options.rcvTimeoutMs ?? 100;
-    this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 50, maxMs: 1000, factor: 2 });
-    this.stableUpMs = options.stableUpMs ?? DEFAULT_STABLE_UP_MS;
+    this.link = new LinkState({
+      reconnect: options.reconnect ?? { initialMs: 50, maxMs: 1000, factor: 2 },
+      stableUpMs: options.stableUpMs ?? DEFAULT_STABLE_UP_MS,
+      stats: this.stats,
+      log: this.log,
+      name: "socketcan",
+    });
   }
 
   get up(): boolean {
-    return this.isUp;
+    return this.link.up;
   }
 
   get downReason(): string {
-    return this.isUp ? "" : this.reason;
+    return this.link.downReason;
   }
 
   /** Times the socket was reopened after an outage. */
   get reconnects(): number {
-    return this.recoveries;
+    return this.link.reconnects;
   }
 
   async start(listener: BackendListener): Promise<void> {
     this.listener = listener;
-    this.stopped = false;
+    this.link.attach(listener);
     try {
       this.workerSpecifier = rxWorkerSpecifier();
       this.open();
@@ -234,22 +229,17 @@ export class SocketCanBackend implements Backend {
 
   send(req: TxRequest): SendResult {
     const session = this.session;
-    if (!this.isUp || session === null) return "down";
+    if (!this.link.up || session === null) return "down";
     if (this.txRefusal(req.frame) !== null) return "unsupported";
     const result = session.tx.send(req);
-    if (result === "busy") this.txBusy = true;
+    if (result === "busy") this.link.markBusy();
     return result;
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
+    this.link.stop();
     const session = this.session;
     this.session = null;
-    this.isUp = false;
-    this.reason = "stopped";
-    this.stats.backendUp = false;
     if (session !== null) await this.closeSession(session);
     await Promise.all([...this.closing]);
     this.log.debug("socketcan_stopped");
@@ -288,7 +278,7 @@ export class SocketCanBackend implements Backend {
     const tx = new TxQueue({
       write: (struct, length) => sendFrame(fd, struct, length),
       failed: (errno) => this.writeFailed(session, errno),
-      ready: () => this.txReady(),
+      ready: () => this.link.txReady(),
       limit: this.txQueueLimit,
       stats: this.stats,
       log: this.log,
@@ -307,7 +297,6 @@ export class SocketCanBackend implements Backend {
       kernelDrops: socketDrops(fd),
       dropsWarned: false,
       linkCheckedAt: performance.now(),
-      openedAt: performance.now(),
     };
     // Bun reports an uncaught error in the worker as "error" followed by "close".
     worker.addEventListener("error", (event) => this.workerGone(session, `receive worker failed: ${event.message}`));
@@ -315,12 +304,12 @@ export class SocketCanBackend implements Backend {
     const startMessage: RxWorkerStart = { ring: ring.buffer, fd: sock.fd, batch: RX_BATCH };
     worker.postMessage(startMessage);
     this.session = session;
-    // The backoff is not reset here but in fail(), and only after a stable-up window: a link
-    // that fails right after every open is retried at the grown delay.
+    // The backoff is not reset here but when the link goes down after a stable-up window
+    // (LinkState.wentDown): a link that fails right after every open is retried at the grown delay.
     this.log.debug("socketcan_open", { fd: sock.fd, ifindex: sock.ifindex });
     this.wentUp(sock.rcvBufBytes);
     this.pump(session);
-    if (this.txBusy && this.session === session) this.txReady();
+    this.link.txReady(this.session === session);
   }
 
   /**
@@ -506,7 +495,6 @@ export class SocketCanBackend implements Backend {
   private fail(session: Session, reason: string): void {
     if (session.closing || this.session !== session) return;
     this.session = null;
-    if (performance.now() - session.openedAt >= this.stableUpMs) this.reconnectBackoff.reset();
     this.wentDown(reason);
     const done = this.closeSession(session).then(() => {
       this.closing.delete(done);
@@ -576,11 +564,9 @@ export class SocketCanBackend implements Backend {
   }
 
   private scheduleReconnect(): void {
-    if (this.stopped || this.reconnectTimer !== null || this.session !== null) return;
-    const delay = this.reconnectBackoff.next();
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      if (this.stopped || this.session !== null) return;
+    if (this.session !== null) return;
+    this.link.scheduleRetry(() => {
+      if (this.session !== null) return;
       try {
         this.open();
       } catch (err) {
@@ -588,47 +574,24 @@ export class SocketCanBackend implements Backend {
         this.wentDown(errorMessage(err));
         this.scheduleReconnect();
       }
-    }, delay);
+    });
   }
 
   private wentUp(rcvBufBytes: number): void {
     // stats.backendReconnects is counted by the gateway from state() changes.
-    if (this.everUp) this.recoveries++;
     const fields = { fd_frames: this.fdCapable, rcvbuf: rcvBufBytes };
-    if (this.outageReported) this.log.info("socketcan_recovered", { ...fields, last_down_reason: this.reason });
+    const recovery = this.link.wentUp();
+    if (recovery.outageReported) this.log.info("socketcan_recovered", { ...fields, last_down_reason: recovery.lastDownReason });
     else this.log.info("socketcan_up", fields);
-    this.everUp = true;
-    this.outageReported = false;
-    this.isUp = true;
-    this.reason = "";
-    this.stats.backendUp = true;
-    this.listener?.state(true, "");
   }
 
   /** Marks the backend down; the first report of an outage is logged and sent to the listener. */
   private wentDown(reason: string): void {
-    const wasUp = this.isUp;
-    this.isUp = false;
-    this.stats.backendUp = false;
-    if (wasUp || !this.outageReported) {
-      this.reason = reason;
-      this.outageReported = true;
+    const previous = this.link.downReason;
+    if (this.link.wentDown(reason)) {
       this.log.error("socketcan_down", { reason, retry: "reopening until the interface is back" });
-      this.listener?.state(false, reason);
-    } else if (reason !== this.reason) {
+    } else if (reason !== previous) {
       this.log.debug("socketcan_still_down", { reason });
-      this.reason = reason;
-    }
-  }
-
-  /** There is room for frames again (the retry queue drained, or a new session after "busy"). */
-  private txReady(): void {
-    if (!this.txBusy) return;
-    this.txBusy = false;
-    try {
-      this.listener?.txReady();
-    } catch (err) {
-      this.log.error("socketcan_tx_callback_failed", { error: errorMessage(err) });
     }
   }
 }
