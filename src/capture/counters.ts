@@ -20,4 +20,6 @@ export class ConsumerCounters {
     recorder: { frames: 0, dropped: 0 },
     web: { frames: 0, dropped: 0 },
   };
+  /** Dashboard send attempts refused for a wrong -web-token or a locked-out host (web_tx_token_refused_total). */
+  webTokenRefused = 0;
 }

@@ -276,6 +276,15 @@ export function createMetrics(opts: MetricsOptions): Metrics {
         },
       });
     }
+    new Counter({
+      name: "web_tx_token_refused_total",
+      help: "Dashboard send attempts refused for a wrong -web-token or because the host was locked out after 5 wrong guesses a minute.",
+      registers: [registry],
+      collect() {
+        this.reset();
+        setCounter(this, consumers.webTokenRefused);
+      },
+    });
   }
 
   if (opts.processMetrics ?? true) registerProcessMetrics(registry);

@@ -16,6 +16,8 @@ import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { TxLane } from "../hub/tx-scheduler.ts";
 import type { WsPeer } from "./ws.ts";
 import type { CidrList } from "../net/cidr.ts";
+import { FailureThrottle, secretMatches } from "../net/throttle.ts";
+import { BurstLog } from "../ops/burst-log.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
 import { systemClock } from "../can/clock.ts";
@@ -25,7 +27,11 @@ export const FLUSH_MS = 100;
 /** Frames per message at most: 2,000 frames/s per browser; beyond that the tail is sampled. */
 export const TAIL_PER_FLUSH = 200;
 export const VIEWER_QUEUE_FRAMES = 1024;
-export const MAX_BUFFERED = 512 * 1024;
+/**
+ * Unsent bytes a viewer's socket may hold: past this, frames are dropped (counted) and status
+ * and table messages skipped, so a browser that never reads costs at most this (plus one message).
+ */
+export const MAX_BUFFERED = 256 * 1024;
 export const MAX_IDS = 4096;
 
 /** Nominal bits of a frame on the wire (no stuff bits): SOF..EOF + IFS. FD counted at the nominal rate. */
@@ -58,12 +64,6 @@ function hostOf(remote: string): string {
   return m ? m[1]! : remote;
 }
 
-function tokenMatches(given: string, want: string): boolean {
-  if (want === "" || given.length !== want.length) return false;
-  let d = 0;
-  for (let i = 0; i < want.length; i++) d |= given.charCodeAt(i) ^ want.charCodeAt(i);
-  return d === 0;
-}
 
 export class WebViewer implements WsPeer {
   readonly protocol = "web";
@@ -73,6 +73,8 @@ export class WebViewer implements WsPeer {
   dropped = 0;
   sampled = 0;
   txFrames = 0;
+  /** Status, table and reply messages not sent because the socket was backed up. */
+  skipped = 0;
   ws: ServerWebSocket<WsPeer> | null = null;
   lane: TxLane | null = null;
 
@@ -101,16 +103,32 @@ export class WebViewer implements WsPeer {
       try {
         this.filter = IdFilter.parse(m.filter);
         this.queue.clear();
-        ws.sendText(JSON.stringify({ type: "filter", ok: true, filter: this.filter.toString() }));
+        this.sendMessage(JSON.stringify({ type: "filter", ok: true, filter: this.filter.toString() }));
       } catch (e) {
-        ws.sendText(JSON.stringify({ type: "filter", ok: false, error: e instanceof IdFilterError ? e.message : String(e) }));
+        this.sendMessage(JSON.stringify({ type: "filter", ok: false, error: e instanceof IdFilterError ? e.message : String(e) }));
       }
     } else if (m.type === "send" && typeof m.frame === "string") {
-      ws.sendText(JSON.stringify({ type: "sent", ...this.bus.send(this, m.frame, typeof m.token === "string" ? m.token : "") }));
+      this.sendMessage(JSON.stringify({ type: "sent", ...this.bus.send(this, m.frame, typeof m.token === "string" ? m.token : "") }));
     }
   }
 
   drain(_ws: ServerWebSocket<WsPeer>): void {}
+
+  /** Whether the socket holds more unsent bytes than a viewer may (a browser that does not read). */
+  get backedUp(): boolean {
+    return this.ws !== null && this.ws.getBufferedAmount() > MAX_BUFFERED;
+  }
+
+  /** Sends a non-frame message unless the socket is backed up (then it is skipped and counted). */
+  sendMessage(text: string): void {
+    const ws = this.ws;
+    if (!ws) return;
+    if (this.backedUp) {
+      this.skipped++;
+      return;
+    }
+    ws.sendText(text);
+  }
 
   close(_ws: ServerWebSocket<WsPeer>, _code: number, _reason: string): void {
     this.ws = null;
@@ -131,7 +149,7 @@ export class WebViewer implements WsPeer {
     if (!ws) return;
     const n = this.queue.length;
     if (n === 0) return;
-    if (ws.getBufferedAmount() > MAX_BUFFERED) {
+    if (this.backedUp) {
       this.dropped += n;
       this.bus.counters.byKind.web.dropped += n;
       this.queue.clear();
@@ -181,6 +199,11 @@ export class WebBus implements HubClient {
   idsOverflow = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private attached = false;
+  /** Wrong -web-token guesses, per host: 5 a minute, then locked out (src/net/throttle.ts). */
+  private readonly guesses = new FailureThrottle();
+  private readonly refusalLog = new BurstLog();
+  /** Send attempts refused for a wrong token or while the host was locked out. */
+  tokenRefused = 0;
 
   constructor(private readonly deps: WebBusDeps) {
     this.id = deps.allocateId();
@@ -230,7 +253,7 @@ export class WebBus implements HubClient {
 
   remove(v: WebViewer): void {
     this.viewers.delete(v);
-    this.deps.log.info("web_viewer_disconnected", { conn_id: v.id, remote: v.remote, frames: v.txFrames, dropped: v.dropped, sampled: v.sampled });
+    this.deps.log.info("web_viewer_disconnected", { conn_id: v.id, remote: v.remote, frames: v.txFrames, dropped: v.dropped, sampled: v.sampled, skipped_messages: v.skipped });
   }
 
   accepts(_frame: CanFrame): boolean {
@@ -278,13 +301,26 @@ export class WebBus implements HubClient {
     return rows;
   }
 
+  /** Counts a refused send and logs the first of each 10 s burst. */
+  private refuseToken(v: WebViewer, reason: string, error: string): { ok: false; error: string } {
+    this.tokenRefused++;
+    this.deps.counters.webTokenRefused++;
+    const suppressed = this.refusalLog.next();
+    if (suppressed !== null) this.deps.log.warn("web_tx_refused", { conn_id: v.id, remote: v.remote, reason, ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
+    return { ok: false, error };
+  }
+
   /** A frame from a dashboard: only with -web-tx and the right token, through a TX lane. */
   send(v: WebViewer, text: string, token: string): { ok: boolean; error?: string } {
     if (!this.deps.tx.enabled) return { ok: false, error: "sending is disabled (start the gateway with -web-tx and -web-token)" };
-    if (!tokenMatches(token, this.deps.tx.token)) {
-      this.deps.log.warn("web_tx_refused", { conn_id: v.id, remote: v.remote, reason: "bad token" });
-      return { ok: false, error: "wrong token" };
+    const host = hostOf(v.remote);
+    const wait = this.guesses.lockedFor(host);
+    if (wait > 0) return this.refuseToken(v, "locked_out", `too many wrong tokens from this address; retry in ${Math.ceil(wait / 1000)} s`);
+    if (!secretMatches(token, this.deps.tx.token)) {
+      this.guesses.failed(host);
+      return this.refuseToken(v, "bad_token", "wrong token");
     }
+    this.guesses.succeeded(host);
     let frame: CanFrame;
     try {
       frame = parseFrame(text);

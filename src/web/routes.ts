@@ -63,9 +63,9 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     const snap = JSON.stringify(status.snapshot());
     const rows = web.sniffer(dt);
     for (const v of web.viewers) {
-      if (!v.ws) continue;
-      v.ws.sendText(snap);
-      v.ws.sendText(JSON.stringify({ type: "sniffer", rows: sniffRows(v, rows) }));
+      // A browser that does not read skips these (counted) instead of growing its socket's buffer.
+      v.sendMessage(snap);
+      v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, rows) }));
     }
   }, STATUS_MS);
   const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps) };

@@ -43,3 +43,31 @@ test("a browser outside -tx-allow cannot send even with the token; one inside ca
   expect(r2.ok).toBe(true);
   expect(onBus.map(formatFrame)).toEqual(["124#02"]);
 });
+
+test("wrong -web-token guesses are throttled per host and burst-logged; another host is not locked out", async () => {
+  gw = await startTestGateway();
+  const onBus: CanFrame[] = [];
+  gw.backend.observe((f) => onBus.push(f));
+  const { log, lines } = memoryLogger("debug");
+  const counters = new ConsumerCounters();
+  const bus = new WebBus({ hub: gw.gateway.hub, counters, log, allocateId: () => gw!.gateway.registry.allocateId(), tx: { enabled: true, token: "s3cret", txAllow: CidrList.parse([]) } });
+  const guesser = bus.newViewer("127.0.0.2:40000");
+  const errors = new Map<string, number>();
+  for (let i = 0; i < 2000; i++) {
+    const r = bus.send(guesser, "123#01", `guess${i}`);
+    expect(r.ok).toBe(false);
+    const kind = r.error!.startsWith("too many") ? "locked" : r.error!;
+    errors.set(kind, (errors.get(kind) ?? 0) + 1);
+  }
+  expect(errors.get("wrong token")).toBe(5);
+  expect(errors.get("locked")).toBe(1995);
+  // Locked out: even the right token is not checked now.
+  expect(bus.send(guesser, "123#01", "s3cret").ok).toBe(false);
+  // Every refusal counted, one log line for the burst.
+  expect(counters.webTokenRefused).toBe(2001);
+  expect(lines.filter((l) => l.includes("web_tx_refused")).length).toBe(1);
+  // Another host with the right token sends.
+  const user = bus.newViewer("127.0.0.1:40001");
+  expect(bus.send(user, "124#02", "s3cret")).toEqual({ ok: true });
+  expect(onBus.map(formatFrame)).toEqual(["124#02"]);
+});
