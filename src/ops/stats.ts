@@ -23,6 +23,7 @@ export const ERROR_SITES = [
   "backend_down_tx",
   "backend_unsupported_frame",
   "internal",
+  "replay_malformed_line",
 ] as const;
 export type ErrorSite = (typeof ERROR_SITES)[number];
 

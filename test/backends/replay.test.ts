@@ -95,6 +95,20 @@ describe("replay backend", () => {
     expect(backend.passes).toBeGreaterThanOrEqual(2);
   });
 
+  test("a file of many chunks plays in order and loops by reading it again; the queue stays bounded", async () => {
+    const file = join(dir, "chunks.log");
+    const n = 12_000; // ~400 KiB: several 64 KiB reads per pass
+    writeFileSync(file, Array.from({ length: n }, (_, i) => `(1700000000.${String(i).padStart(6, "0")}) can0 ${formatFrame(dataFrame(0x100 + (i % 0x600), [i & 0xff, i >> 8]))}`).join("\n") + "\n");
+    const { got, backend } = await play(file, 10_000, true, (g) => g.length >= 2 * n + 10, 20_000);
+    expect(got.length).toBeGreaterThanOrEqual(2 * n + 10);
+    for (let i = 0; i < 2 * n + 10; i++) {
+      const k = i % n;
+      if (got[i]!.text !== formatFrame(dataFrame(0x100 + (k % 0x600), [k & 0xff, k >> 8]))) throw new Error(`frame ${i}: ${got[i]!.text}`);
+    }
+    expect(backend.passes).toBeGreaterThanOrEqual(2);
+    expect(backend.queued).toBeLessThan(8192);
+  });
+
   test("bad -replay-speed and a missing file are fatal with a clear message", async () => {
     for (const bad of ["0", "-1", "fast", "", "NaN"]) expect(() => parseReplaySpeed(bad)).toThrow(BackendFatalError);
     expect(parseReplaySpeed("0.5")).toBe(0.5);
