@@ -8,11 +8,12 @@
  *
  * The other benchmarks run as child processes, each writing its own BENCHMARKS.md section:
  * serial-ref (can-server against near-limit reference forwarders over the pty path), scale (1000
- * clients), idle (idle cost and start-up footprint), views (dashboard, capture and recorder cost);
+ * clients), idle (idle cost and start-up footprint), views (dashboard, capture and recorder cost),
+ * dbc (DBC decoding on a saturated bus, with python3-canmatrix's rate as a reference);
  * serial (the older pty tables) on request.
  *
- *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle, views
- *   npm run bench -- --only=serial-ref    # one or several: fanout,serial,serial-ref,protocols,mqtt,scale,idle,views
+ *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle, views, dbc
+ *   npm run bench -- --only=serial-ref    # one or several: fanout,serial,serial-ref,protocols,mqtt,scale,idle,views,dbc
  *   npm run bench -- --only=all           # everything, serial included
  *   npm run bench -- --quick              # smaller counts (a smoke run)
  * SocketCAN in the VM: scripts/bench/socketcan-vm.sh; the compiled binary: scripts/bench-binary.ts.
@@ -91,7 +92,7 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
 const machine = machineLine();
 const today = todayIso();
 const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle", "views"];
+const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle", "views", "dbc"];
 const selected = new Set(onlyArg === "all" ? [...DEFAULT_SET, "serial"] : (onlyArg?.split(",") ?? DEFAULT_SET));
 const only = (key: string): boolean => selected.has(key);
 
@@ -217,5 +218,6 @@ if (only("serial-ref")) await child("serial-ref.ts", quick ? ["--rounds", "1", "
 if (only("scale")) await child("scale.ts", quick ? ["--clients", "200", "--seconds", "1"] : []);
 if (only("idle")) await child("idle.ts", quick ? ["--window", "2", "--clients", "0,10"] : ["--window", "5"]);
 if (only("views")) await child("views.ts", quick ? ["--quick"] : []);
+if (only("dbc")) await child("dbc.ts", quick ? ["--quick"] : []);
 console.log("wrote BENCHMARKS.md");
 process.exit(0);
