@@ -18,8 +18,8 @@
  */
 import { frameProblem, isError, type CanFrame } from "../can/frame.ts";
 
-export type BackendKind = "virtual" | "serial" | "socketcan" | "replay";
-export const BACKEND_KINDS: readonly BackendKind[] = ["socketcan", "serial", "virtual", "replay"];
+export type BackendKind = "virtual" | "serial" | "socketcan" | "replay" | "slcan" | "cannelloni-client" | "socketcand-client";
+export const BACKEND_KINDS: readonly BackendKind[] = ["socketcan", "serial", "virtual", "replay", "slcan", "cannelloni-client", "socketcand-client"];
 
 /**
  * Why an accepted frame did not reach the bus. "unconfirmed": written, but the bus never
@@ -89,6 +89,15 @@ export function commonTxRefusal(frame: CanFrame, fdCapable: boolean): string | n
 /**
  * Bus bit rate assumed when -bitrate is 0: the Ampio bus runs at 50 kbit/s (the serial adapter is
  * Ampio's), 500 kbit/s is the most common SocketCAN set-up, the virtual bus models 1 Mbit/s, a
- * replayed log is taken to come from an Ampio bus (the demo log does).
+ * replayed log is taken to come from an Ampio bus (the demo log does), an slcan adapter is set to
+ * 500 kbit/s (`S6`) like a SocketCAN interface, a remote bus is assumed to be a SocketCAN one.
  */
-export const DEFAULT_BITRATE: Readonly<Record<BackendKind, number>> = { serial: 50_000, socketcan: 500_000, virtual: 1_000_000, replay: 50_000 };
+export const DEFAULT_BITRATE: Readonly<Record<BackendKind, number>> = {
+  serial: 50_000,
+  socketcan: 500_000,
+  virtual: 1_000_000,
+  replay: 50_000,
+  slcan: 500_000,
+  "cannelloni-client": 500_000,
+  "socketcand-client": 500_000,
+};

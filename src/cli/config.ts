@@ -53,6 +53,10 @@ export interface Config extends ProtocolListenConfig {
   // isolation and access control
   /** Bus bit rate in bit/s; 0 = the backend's default (serial/Ampio 50k, socketcan 500k, virtual 1M). */
   bitrate: number;
+  /** -backend cannelloni-client / socketcand-client: the remote's host:port. */
+  remote: string;
+  /** -backend socketcand-client: the remote bus name. */
+  remoteBus: string;
   /** Frames/s one client may send to the bus; "auto" derives it from the bus rate; 0 = unlimited. */
   clientTxRate: number | "auto";
   /** Token-bucket depth in frames; "auto" derives it from the rate. */
@@ -192,9 +196,9 @@ function protocolFlags(pick: (p: AnyProtocolDescriptor) => boolean): FlagSpec[] 
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", group: "bus", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file)" },
+  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", group: "bus", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay", "slcan", "cannelloni-client", "socketcand-client"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file) | slcan (Lawicel USB-serial adapter on -serial, set to -bitrate) | cannelloni-client (the bus of a cannelloni TCP server at -remote) | socketcand-client (bus -remote-bus of a socketcand at -remote)" },
   { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", arg: "IFACE", group: "bus", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
-  { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", arg: "DEVICE", group: "bus", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial)" },
+  { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", arg: "DEVICE", group: "bus", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial) or of the slcan adapter (with -backend slcan, e.g. /dev/ttyACM0)" },
   { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", group: "bus", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
   ...protocolFlags((p) => p.name === "cannelloni"),
   { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", group: "bus", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
@@ -260,6 +264,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "record-max-bytes", key: "recordMaxBytes", env: "CAN_SERVER_RECORD_MAX_BYTES", kind: "int", group: "recording", def: "16777216", min: 4096, max: 1_099_511_627_776, isNew: true, help: "Start a new record file once one holds this many bytes" },
   { name: "record-max-files", key: "recordMaxFiles", env: "CAN_SERVER_RECORD_MAX_FILES", kind: "int", group: "recording", def: "8", min: 1, max: 100_000, isNew: true, help: "Record files kept (oldest deleted): disk use stays under max-files x max-bytes" },
   { name: "record-max-age", key: "recordMaxAgeMs", env: "CAN_SERVER_RECORD_MAX_AGE", kind: "duration", group: "recording", def: "1h", min: 0, isNew: true, help: "Start a new record file after this long (0 = by size only)" },
+  // Remote buses (src/backends/remote/, README "Remote buses and slcan adapters")
+  { name: "remote", key: "remote", env: "CAN_SERVER_REMOTE", kind: "string", arg: "HOST:PORT", group: "bus", def: "", isNew: true, help: "With -backend cannelloni-client or socketcand-client: the remote gateway's host:port (its cannelloni TCP listener, e.g. 192.168.1.20:20000, or its socketcand listener, e.g. host:29536); reconnects with backoff" },
+  { name: "remote-bus", key: "remoteBus", env: "CAN_SERVER_REMOTE_BUS", kind: "string", arg: "NAME", group: "bus", def: "can0", isNew: true, help: "With -backend socketcand-client: the remote bus to open (< open NAME >)" },
   { name: "replay-file", key: "replayFile", env: "CAN_SERVER_REPLAY_FILE", kind: "string", arg: "FILE", group: "recording", def: "", isNew: true, help: "With -backend replay: the candump log (candump -l, python-can, -record) to play onto the bus" },
   { name: "replay-loop", key: "replayLoop", env: "CAN_SERVER_REPLAY_LOOP", kind: "bool", group: "recording", def: "false", isNew: true, help: "With -backend replay: start again at the end of the file" },
   { name: "replay-speed", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", arg: "FACTOR", group: "recording", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },

@@ -12,6 +12,7 @@
  */
 import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 import { CidrList, splitList } from "../net/cidr.ts";
+import { slcanBitrateCommand, slcanBitrates } from "../backends/slcan/slcan-wire.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 
 export class ConfigError extends Error {
@@ -258,6 +259,19 @@ export function validateCombination(config: Config): void {
   }
   if (config.gvretDiscovery && !config.gvretListen) {
     throw new ConfigError("-gvret-discovery (CAN_SERVER_GVRET_DISCOVERY) needs -gvret-listen: the datagrams advertise that listener");
+  }
+  if ((config.backend === "cannelloni-client" || config.backend === "socketcand-client") && parsePeerAddress(config.remote) === null) {
+    throw new ConfigError(
+      config.remote === ""
+        ? `-backend ${config.backend} needs -remote HOST:PORT (CAN_SERVER_REMOTE): the remote gateway to connect to`
+        : `-remote (CAN_SERVER_REMOTE) "${config.remote}" is not HOST:PORT (e.g. 192.168.1.20:20000 or [::1]:20000)`,
+    );
+  }
+  if (config.backend === "socketcand-client" && !/^[\x21-\x3b\x3d\x3f-\x7e]{1,64}$/.test(config.remoteBus)) {
+    throw new ConfigError(`-remote-bus (CAN_SERVER_REMOTE_BUS) "${config.remoteBus}" is not a bus name (1..64 printable characters, no spaces or < >)`);
+  }
+  if (config.backend === "slcan" && config.bitrate !== 0 && slcanBitrateCommand(config.bitrate) === null) {
+    throw new ConfigError(`-backend slcan: -bitrate ${config.bitrate} has no slcan code; an slcan adapter takes ${slcanBitrates()} (0 = 500000)`);
   }
   if ((config.cannelloniUdpPeer.length > 0 || config.cannelloniUdpAcceptAny) && !config.cannelloniUdpListen) {
     throw new ConfigError("-cannelloni-udp-peer and -cannelloni-udp-accept-any need -cannelloni-udp-listen (the local UDP address, e.g. :20000)");

@@ -20,6 +20,8 @@ export const ERROR_SITES = [
   "socketcan_rx_overflow",
   "socketcan_tx_confirm_mismatch",
   "udp_send",
+  "adapter_refused",
+  "remote_link",
   "backend_down_tx",
   "backend_unsupported_frame",
   "internal",

@@ -19,6 +19,7 @@ const TCGETS2 = 0x802c542a;
 const TCSETS2 = 0x402c542b;
 const TIOCEXCL = 0x540c;
 const TIOCNXCL = 0x540d;
+const TIOCOUTQ = 0x5411;
 const TERMIOS2_SIZE = 44; // c_iflag@0 c_oflag@4 c_cflag@8 c_lflag@12 c_line@16 c_cc[19]@17 c_ispeed@36 c_ospeed@40
 const T2_CFLAG = 8;
 const T2_ISPEED = 36;
@@ -141,6 +142,13 @@ function closeQuietly(fd: number): void {
 export function discardPendingOutput(fd: number): string | null {
   if (!libc) return "ENOSYS"; // no fd can have been opened by openSerial without libc
   return libc.tcflush(fd, TCOFLUSH) === 0 ? null : failedErrno();
+}
+
+/** Bytes written to the tty but not yet transmitted (TIOCOUTQ); 0 if it cannot say. Never throws. */
+export function pendingOutput(fd: number): number {
+  if (!libc) return 0;
+  const n = new Int32Array(1);
+  return libc.ioctl(fd, TIOCOUTQ, n) === 0 ? n[0]! : 0;
 }
 
 /**

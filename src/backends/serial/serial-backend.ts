@@ -1,6 +1,7 @@
 /**
- * The Ampio USB adapter backend: a tty opened through ./ffi.ts, read with `Bun.file(fd).stream()`
- * into the Ampio streaming decoder, written with `fs.writeSync` on the non-blocking fd from a short
+ * The USB-serial adapter backend: a tty opened through ./ffi.ts, read with `Bun.file(fd).stream()`
+ * into the adapter's streaming decoder (./wire.ts: the Ampio adapter by default, a Lawicel slcan
+ * adapter with ../slcan/slcan-wire.ts), written with `fs.writeSync` on the non-blocking fd from a short
  * TX queue (short writes and EAGAIN resume on a short timer; never `Bun.write` or
  * `Bun.file(fd).writer()`, which restart at offset 0 after EAGAIN or clear O_NONBLOCK).
  *
@@ -22,11 +23,11 @@ import fs from "node:fs";
 import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
-import { AmpioSerialDecoder, ampioTxRefusal, encodeAmpioTx } from "../../protocols/ampio-serial/codec.ts";
 import { type Backend, BackendFatalError, type BackendListener, commonTxRefusal, type SendResult, type TxRequest } from "../backend.ts";
 import type { BackoffOptions } from "../backoff.ts";
 import { LinkState } from "../link-state.ts";
-import { closeSerial, loadSerialLibrary, openSerial, SerialOpenError } from "./ffi.ts";
+import { closeSerial, loadSerialLibrary, openSerial, pendingOutput, SerialOpenError } from "./ffi.ts";
+import { ampioWire, type SerialWire, type WireDecoder } from "./wire.ts";
 
 export interface SerialBackendOptions {
   /** Device path, e.g. /dev/ttyUSB0. */
@@ -40,6 +41,8 @@ export interface SerialBackendOptions {
   readonly reconnect?: BackoffOptions;
   /** Delay before retrying a write that hit EAGAIN (the tty buffer is full). */
   readonly writeRetryMs?: number;
+  /** What the adapter speaks (default: the Ampio adapter). */
+  readonly wire?: SerialWire;
 }
 
 /** Two write batches: about 100 ms of line time at 115200 baud. The real queueing is in the hub. */
@@ -48,7 +51,10 @@ export const DEFAULT_SERIAL_TX_QUEUE_LIMIT = 64;
 export const SERIAL_TX_BATCH_FRAMES = 32;
 export const DEFAULT_SERIAL_RECONNECT: BackoffOptions = { initialMs: 20, maxMs: 1000, factor: 2 };
 const DEFAULT_WRITE_RETRY_MS = 2;
-const MAX_TX_FRAME_BYTES = 18;
+/** stop(): the longest wait for the close sequence to leave the tty, and the least (a pty's
+ * reader, a USB CDC endpoint: TIOCOUTQ may say 0 before the bytes were taken). */
+const CLOSE_SEQUENCE_DRAIN_MS = 100;
+const CLOSE_SEQUENCE_MIN_WAIT_MS = 20;
 /**
  * The backoff restarts from its first delay only after the device stayed up this long, so a
  * device that opens and hangs up at once (a dying adapter) is retried at the capped rate rather
@@ -72,7 +78,7 @@ interface QueuedTx {
 }
 
 export class SerialBackend implements Backend {
-  readonly kind = "serial";
+  readonly kind: "serial" | "slcan";
   readonly fdCapable = false;
 
   private readonly path: string;
@@ -82,7 +88,8 @@ export class SerialBackend implements Backend {
   private readonly link: LinkState;
   private readonly writeRetryMs: number;
   private readonly txLimit: number;
-  private readonly decoder: AmpioSerialDecoder;
+  private readonly wire: SerialWire;
+  private readonly decoder: WireDecoder;
 
   private listener: BackendListener | null = null;
   private started = false;
@@ -106,7 +113,7 @@ export class SerialBackend implements Backend {
   private txQueue: QueuedTx[] = [];
   // The write in flight: bytes [batchOff, batchLen) of batch still have to reach the tty;
   // batchReqs[i] is fully written once batchOff reaches batchEnds[i]; the first batchDone are.
-  private readonly batch = new Uint8Array(SERIAL_TX_BATCH_FRAMES * MAX_TX_FRAME_BYTES);
+  private readonly batch: Uint8Array;
   private batchOff = 0;
   private batchLen = 0;
   private batchReqs: TxRequest[] = [];
@@ -117,16 +124,21 @@ export class SerialBackend implements Backend {
   skippedBytes = 0;
   /** Writes that found the tty full (EAGAIN) and were retried on a timer. */
   txRetries = 0;
+  /** Commands or frames the adapter refused (slcan BEL). */
+  adapterRefusals = 0;
 
   constructor(options: SerialBackendOptions) {
     this.path = options.path;
     this.baud = options.baud;
     this.stats = options.stats;
-    this.log = options.log.child({ backend: "serial", device: options.path });
+    this.wire = options.wire ?? ampioWire;
+    this.kind = this.wire.kind;
+    this.batch = new Uint8Array(SERIAL_TX_BATCH_FRAMES * this.wire.maxFrameBytes);
+    this.log = options.log.child({ backend: this.wire.kind, device: options.path });
     this.link = new LinkState({ reconnect: options.reconnect ?? DEFAULT_SERIAL_RECONNECT, stableUpMs: STABLE_UP_MS, stats: this.stats, log: this.log, name: "serial" });
     this.writeRetryMs = options.writeRetryMs ?? DEFAULT_WRITE_RETRY_MS;
     this.txLimit = Math.max(1, options.txQueueLimit ?? DEFAULT_SERIAL_TX_QUEUE_LIMIT);
-    this.decoder = new AmpioSerialDecoder({
+    this.decoder = this.wire.decoder({
       frame: (f) => {
         this.stats.serialRxFrames++;
         this.listener?.frame(f);
@@ -136,6 +148,14 @@ export class SerialBackend implements Backend {
       },
       skip: (n) => {
         this.skippedBytes += n;
+      },
+      nack: (what, opening) => {
+        // A refused frame was already reported sent (written): counted, and logged loudly the
+        // first time and whenever the open sequence is refused (the adapter may not be on the bus).
+        this.stats.error("adapter_refused");
+        if (this.adapterRefusals++ === 0 || opening) {
+          this.log.warn("adapter_refused", { refused: what, hint: "the adapter answered BEL (bus off, buffer full, unsupported bit rate?); counted in errors_total{where=\"adapter_refused\"}" });
+        } else if (this.log.enabled("debug")) this.log.debug("adapter_refused", { refused: what, total: this.adapterRefusals });
       },
     });
   }
@@ -173,7 +193,7 @@ export class SerialBackend implements Backend {
   }
 
   txRefusal(frame: CanFrame): string | null {
-    return commonTxRefusal(frame, this.fdCapable) ?? ampioTxRefusal(frame);
+    return commonTxRefusal(frame, this.fdCapable) ?? this.wire.txRefusal(frame);
   }
 
   send(req: TxRequest): SendResult {
@@ -183,7 +203,7 @@ export class SerialBackend implements Backend {
       this.link.markBusy();
       return "busy";
     }
-    this.txQueue.push({ req, bytes: encodeAmpioTx(req.frame)! });
+    this.txQueue.push({ req, bytes: this.wire.encode(req.frame) });
     if (!this.pumpScheduled && this.writeTimer === null) {
       // Frames sent in the same tick leave in one write.
       this.pumpScheduled = true;
@@ -200,9 +220,25 @@ export class SerialBackend implements Backend {
     this.link.stop();
     const lost = this.takeUnwritten();
     this.link.report(lost, "backend_down");
+    if (wasOpen && this.wire.closeSequence !== undefined) await this.writeCloseSequence(this.fd);
     if (wasOpen) this.closing = this.closeDevice();
     await this.closing;
     if (wasOpen) this.log.info("serial_closed");
+  }
+
+  /**
+   * Best effort, bounded: writes the adapter's close sequence (slcan `C`) and gives it up to
+   * CLOSE_SEQUENCE_DRAIN_MS to leave the tty, since closing flushes unsent output.
+   */
+  private async writeCloseSequence(fd: number): Promise<void> {
+    try {
+      fs.writeSync(fd, this.wire.closeSequence!);
+    } catch {
+      return; // the adapter is gone already
+    }
+    const deadline = performance.now() + CLOSE_SEQUENCE_DRAIN_MS;
+    do await Bun.sleep(CLOSE_SEQUENCE_MIN_WAIT_MS);
+    while (pendingOutput(fd) > 0 && performance.now() < deadline);
   }
 
   /** Opens the device; on failure logs the cause once and schedules the next attempt. */
@@ -212,6 +248,7 @@ export class SerialBackend implements Backend {
     let baud: number;
     try {
       ({ fd, baud } = openSerial(this.path, this.baud));
+      this.writeOpenSequence(fd);
     } catch (e) {
       const code = e instanceof SerialOpenError ? e.code : errnoOf(e);
       const message = errorText(e);
@@ -242,6 +279,20 @@ export class SerialBackend implements Backend {
     if (reconnect) this.log.info("serial_up", { baud, reconnects: this.link.reconnects });
     else this.log.info("serial_up", { baud });
     this.txReadyIfRoom();
+  }
+
+  /** Sends the adapter's open sequence (slcan: close, bit rate, open); a failure closes the fd and throws. */
+  private writeOpenSequence(fd: number): void {
+    const seq = this.wire.openSequence;
+    if (seq === undefined) return;
+    try {
+      // A few bytes into a freshly opened, empty tty buffer: one write takes them all.
+      const n = fs.writeSync(fd, seq);
+      if (n !== seq.length) throw new Error(`short write of the open sequence (${n} of ${seq.length} bytes)`);
+    } catch (e) {
+      closeSerial(fd);
+      throw e;
+    }
   }
 
   /**
