@@ -276,6 +276,15 @@ export function validateCombination(config: Config): void {
   if ((config.cannelloniUdpPeer.length > 0 || config.cannelloniUdpAcceptAny) && !config.cannelloniUdpListen) {
     throw new ConfigError("-cannelloni-udp-peer and -cannelloni-udp-accept-any need -cannelloni-udp-listen (the local UDP address, e.g. :20000)");
   }
+  // A peer outside -allow would be sent the bus while its datagrams are refused. Addresses are
+  // checked here (exit 2); names once resolved, at start-up (src/server/udp-peer.ts).
+  const allow = CidrList.parse(config.allow);
+  for (const text of config.cannelloniUdpPeer) {
+    const host = parsePeerAddress(text)?.host ?? "";
+    if (/^[\d.]+$|:/.test(host) && !allow.allows(host)) {
+      throw new ConfigError(`-cannelloni-udp-peer ${text} is outside -allow (${allow.toString()}): add it to -allow or remove the peer`);
+    }
+  }
 }
 
 /** -help lives in help.ts; re-exported here for the callers that import it with parseConfig. */

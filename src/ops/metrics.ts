@@ -219,7 +219,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   statCounter("udp_send_failures_total", "cannelloni UDP datagrams the socket could not send (their frames are lost for that peer).", () => stats.udpSendFailures);
   byLabel(
     "udp_refused_datagrams_total",
-    "cannelloni UDP datagrams refused, by reason (unknown_peer: not a configured peer; not_allowed: outside -allow; truncated).",
+    "cannelloni UDP datagrams refused, by reason (unknown_peer: not a configured peer; not_allowed: outside -allow; truncated; duplicate: a sequence number seen before; out_of_order: overtaken by newer datagrams).",
     "reason",
     UDP_REFUSE_REASONS,
     (r) => stats.udpRefused.get(r) ?? 0,

@@ -47,7 +47,7 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 export { PROTOCOL_NAMES, type ProtocolName };
 
 /** cannelloni UDP datagrams that were not used, by reason (`udp_refused_datagrams_total{reason}`). */
-export const UDP_REFUSE_REASONS = ["unknown_peer", "not_allowed", "truncated"] as const;
+export const UDP_REFUSE_REASONS = ["unknown_peer", "not_allowed", "truncated", "duplicate", "out_of_order"] as const;
 export type UdpRefuseReason = (typeof UDP_REFUSE_REASONS)[number];
 
 export interface ProtocolStats {

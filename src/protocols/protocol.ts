@@ -79,6 +79,17 @@ export interface DecodedDatagram {
   readonly problems: string[];
 }
 
+/** How a datagram's sequence number relates to the ones before it. */
+export type SeqVerdict = "first" | "in-order" | "gap" | "duplicate" | "late";
+
+export interface DatagramSeqTracker {
+  observe(seq: number): number;
+  classify(seq: number): { verdict: SeqVerdict; lostBefore: number };
+  /** Forgets the reference (the peer restarted): the next datagram is "first". */
+  reset(): void;
+  readonly lost: number;
+}
+
 /** A datagram protocol (cannelloni UDP): pure encode/decode, no sockets. */
 export interface DatagramProtocol {
   readonly name: ProtocolName;
@@ -89,8 +100,8 @@ export interface DatagramProtocol {
   encode(frames: readonly CanFrame[], seq: number, mtu: number, ipv6: boolean): Uint8Array[];
   /** Never throws. */
   decode(datagram: Uint8Array): DecodedDatagram;
-  /** Sequence distance → datagrams lost before this one (see SeqTracker in the codec). */
-  newSeqTracker(): { observe(seq: number): number; readonly lost: number };
+  /** Sequence distance → datagrams lost before this one, and whether it is new (see SeqTracker in the codec). */
+  newSeqTracker(): DatagramSeqTracker;
 }
 
 /** What a protocol can carry besides classic data frames (for docs, help and tests). */

@@ -10,8 +10,11 @@
  *
  * Refused and counted, never fatal: a datagram from an address outside -allow, from an address
  * that is no configured peer (unless -cannelloni-udp-accept-any: then the sender becomes a
- * learned peer, at most MAX_LEARNED_PEERS, forgotten after LEARNED_IDLE_MS of silence), and one
- * the kernel truncated. A malformed datagram (bad header, a frame length above 64, a count
+ * learned peer, at most MAX_LEARNED_PEERS, forgotten after LEARNED_IDLE_MS of silence; it gets
+ * the bus only after PROOF_DATAGRAMS datagrams in sequence, so a spoofed sender is never sent
+ * anything), one the kernel truncated, and a duplicate or out-of-order datagram (its sequence
+ * number seen before or overtaken: duplicated by the network or replayed). A configured peer
+ * outside -allow is a start-up error. A malformed datagram (bad header, a frame length above 64, a count
  * running past the end) yields its valid frames and counts every problem as malformed.
  * Backpressure: when the socket refuses a datagram (kernel buffer full) the peer stops sending
  * until the socket drains; meanwhile its queue fills and the hub's policy applies. A UDP peer
@@ -26,7 +29,7 @@ import type { TxLane } from "../hub/tx-scheduler.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ProtocolStats, Stats, UdpRefuseReason } from "../ops/stats.ts";
-import type { DatagramProtocol } from "../protocols/protocol.ts";
+import type { DatagramProtocol, DatagramSeqTracker } from "../protocols/protocol.ts";
 import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 
 import { ListenError, type Listener } from "./listener.ts";
@@ -36,6 +39,18 @@ import { BurstLog } from "../ops/burst-log.ts";
 export const MAX_LEARNED_PEERS = 64;
 /** A learned peer silent this long is forgotten. */
 export const LEARNED_IDLE_MS = 60_000;
+/**
+ * A learned peer (accept-any) gets the bus only after this many consecutive datagrams in
+ * sequence: a spoofed source address sends but never sees replies, so it cannot keep a sequence
+ * going across answers — and until then the gateway sends it nothing at all (it never sends a
+ * sender more than it received from it: no amplification).
+ */
+export const PROOF_DATAGRAMS = 4;
+/**
+ * Consecutive duplicate or out-of-order datagrams after which the peer is taken to have restarted
+ * (its sequence starts again): the reference is reset instead of dropping its traffic for good.
+ */
+export const RESYNC_AFTER = 8;
 /** How long a kicked peer stays detached from the hub. */
 export const KICK_PAUSE_MS = 1000;
 /** Refusals are logged once per this window (per reason); the rest are counted. */
@@ -89,7 +104,15 @@ export class UdpPeer implements HubClient {
   lastSeen = performance.now();
   readonly queue: BoundedQueue<CanFrame>;
   readonly lane: TxLane;
-  readonly seq: { observe(seq: number): number; readonly lost: number };
+  readonly seq: DatagramSeqTracker;
+  /** Duplicate and out-of-order datagrams dropped. */
+  duplicates = 0;
+  /** Refused (duplicate/out-of-order) datagrams in a row: RESYNC_AFTER of them reset the sequence. */
+  rejectRun = 0;
+  /** Datagrams in sequence in a row (the proof a learned peer must give). */
+  inSequence = 0;
+  /** Configured peers are; a learned one once it sent PROOF_DATAGRAMS datagrams in sequence. */
+  proven: boolean;
   /** Next sequence number this gateway sends to the peer. */
   txSeq = 0;
   readonly ipv6: boolean;
@@ -108,6 +131,7 @@ export class UdpPeer implements HubClient {
     this.queue = new BoundedQueue<CanFrame>(endpoint.options.queueFrames);
     this.lane = endpoint.deps.hub.openTx(this, readOnly);
     this.seq = endpoint.protocol.newSeqTracker();
+    this.proven = !learned;
     this.log = endpoint.deps.log.child({ conn_id: id, remote: this.remote, protocol: this.protocol });
   }
 
@@ -181,7 +205,13 @@ export class UdpEndpoint implements Listener {
       } catch (e) {
         throw new ListenError(`cannot resolve ${protocol.name} peer ${text}: ${e instanceof Error ? e.message : String(e)}`);
       }
-      resolved.push({ address: normalizeAddress(ip), port: p.port, text });
+      const address = normalizeAddress(ip);
+      // A peer outside -allow would get the bus while its datagrams are refused: the operator
+      // contradicts themselves, so say so instead of guessing which of the two they meant.
+      if (!options.allow.allows(address)) {
+        throw new ListenError(`${protocol.name} peer ${text}${address !== p.host ? ` (${address})` : ""} is outside -allow (${options.allow.toString()}): add it to -allow or remove the peer`);
+      }
+      resolved.push({ address, port: p.port, text });
     }
 
     let endpoint: UdpEndpoint | null = null;
@@ -232,10 +262,7 @@ export class UdpEndpoint implements Listener {
       accept_any: options.acceptAny,
       mtu: options.mtu,
     });
-    for (const r of resolved) {
-      if (!options.allow.allows(r.address)) deps.log.warn("udp_peer_not_allowed", { protocol: protocol.name, peer: r.text, remote: formatRemote(r.address, r.port) });
-      endpoint.addPeer(r.address, r.port, false);
-    }
+    for (const r of resolved) endpoint.addPeer(r.address, r.port, false);
     return endpoint;
   }
 
@@ -261,8 +288,9 @@ export class UdpEndpoint implements Listener {
     this.peers.set(peerKey(address, port), peer);
     this.pstats.accepted++;
     this.pstats.clients++;
-    this.deps.hub.attach(peer);
-    peer.log.info("udp_peer_added", { learned, ...(readOnly ? { read_only: true } : {}) });
+    // A learned peer is attached to the hub (gets the bus) once it has proven it is one.
+    if (!learned) this.deps.hub.attach(peer);
+    peer.log.info("udp_peer_added", { learned, ...(readOnly ? { read_only: true } : {}), ...(learned ? { awaiting_proof: PROOF_DATAGRAMS } : {}) });
     return peer;
   }
 
@@ -362,21 +390,40 @@ export class UdpEndpoint implements Listener {
     if (!this.options.allow.allows(address)) return this.refuse("not_allowed", address, port);
     let peer = this.peers.get(peerKey(address, port));
     if (!peer) {
-      if (!this.options.acceptAny || this.learnedCount() >= MAX_LEARNED_PEERS) return this.refuse("unknown_peer", address, port);
+      if (!this.options.acceptAny || !this.roomForLearned()) return this.refuse("unknown_peer", address, port);
       peer = this.addPeer(address, port, true);
     }
     if (truncated) return this.refuse("truncated", address, port);
+    const d = this.protocol.decode(data);
+    if (d.seq !== null) {
+      const { verdict, lostBefore } = peer.seq.classify(d.seq);
+      if (verdict === "duplicate" || verdict === "late") {
+        // A datagram seen before (the network duplicated it, or someone replays it) or one
+        // overtaken by newer ones: its frames would reach the bus twice or out of order.
+        if (++peer.rejectRun >= RESYNC_AFTER) {
+          peer.seq.reset();
+          peer.rejectRun = 0;
+          peer.log.info("udp_peer_resync", { reason: "sequence restarted", seq: d.seq });
+        }
+        peer.duplicates++;
+        peer.inSequence = 0;
+        return this.refuse(verdict === "duplicate" ? "duplicate" : "out_of_order", address, port);
+      }
+      peer.rejectRun = 0;
+      if (lostBefore > 0) {
+        peer.lost += lostBefore;
+        this.deps.stats.udpLostDatagrams += lostBefore;
+        peer.log.debug("udp_datagrams_lost", { lost: lostBefore, seq: d.seq });
+      }
+      peer.inSequence = verdict === "gap" ? 1 : peer.inSequence + 1;
+    }
     peer.lastSeen = performance.now();
     peer.rxDatagrams++;
     this.deps.stats.udpRxDatagrams++;
-    const d = this.protocol.decode(data);
-    if (d.seq !== null) {
-      const lost = peer.seq.observe(d.seq);
-      if (lost > 0) {
-        peer.lost += lost;
-        this.deps.stats.udpLostDatagrams += lost;
-        peer.log.debug("udp_datagrams_lost", { lost, seq: d.seq });
-      }
+    if (!peer.proven && peer.inSequence >= PROOF_DATAGRAMS && d.problems.length === 0) {
+      peer.proven = true;
+      this.deps.hub.attach(peer);
+      peer.log.info("udp_peer_proven", { datagrams: peer.rxDatagrams });
     }
     for (const problem of d.problems) {
       peer.malformed++;
@@ -392,10 +439,22 @@ export class UdpEndpoint implements Listener {
     }
   }
 
-  private learnedCount(): number {
+  /**
+   * Whether a new sender can be learned: below MAX_LEARNED_PEERS, or by forgetting the
+   * longest-silent learned peer that never proved itself (spoofed senders cannot crowd out real ones).
+   */
+  private roomForLearned(): boolean {
     let n = 0;
-    for (const p of this.peers.values()) if (p.learned) n++;
-    return n;
+    let stalest: UdpPeer | null = null;
+    for (const p of this.peers.values()) {
+      if (!p.learned) continue;
+      n++;
+      if (!p.proven && (stalest === null || p.lastSeen < stalest.lastSeen)) stalest = p;
+    }
+    if (n < MAX_LEARNED_PEERS) return true;
+    if (stalest === null) return false;
+    this.removePeer(stalest, "unproven");
+    return true;
   }
 
   private forgetIdle(): void {

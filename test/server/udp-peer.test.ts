@@ -10,6 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { CAN_ERR_FLAG, dataFrame, fdFrame, formatFrame, remoteFrame, type CanFrame } from "../../src/can/frame.ts";
 import type { Config } from "../../src/cli/config.ts";
+import { ConfigError, parseConfig } from "../../src/cli/parse.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { CannelloniUdpPeer, udpDatagram } from "../helpers/cannelloni-udp-peer.ts";
 import { frameText, GatewayPerTest, startTestGateway, type TestGateway, waitFor as waitUntil } from "../helpers/gateway.ts";
@@ -85,7 +86,7 @@ describe("cannelloni UDP peers", () => {
     expect(a.datagrams.at(-1)!.frames).toHaveLength(1);
   });
 
-  test("a skipped sequence number counts as a lost datagram; duplicates and reordering do not", async () => {
+  test("a skipped sequence number counts as a lost datagram; duplicated and replayed datagrams are dropped and counted", async () => {
     const a = await peer();
     await gateway([a]);
     const onBus = fx.busRecorder();
@@ -93,14 +94,34 @@ describe("cannelloni UDP peers", () => {
     a.sendRaw(port, udpDatagram(10, [dataFrame(0x1, [1])]));
     a.sendRaw(port, udpDatagram(11, [dataFrame(0x2, [2])]));
     a.sendRaw(port, udpDatagram(13, [dataFrame(0x3, [3])])); // 12 lost
-    a.sendRaw(port, udpDatagram(13, [dataFrame(0x4, [4])])); // duplicate number
+    a.sendRaw(port, udpDatagram(13, [dataFrame(0x3, [3])])); // the network duplicated it
     a.sendRaw(port, udpDatagram(17, [dataFrame(0x5, [5])])); // 14, 15, 16 lost
+    a.sendRaw(port, udpDatagram(11, [dataFrame(0x2, [2])])); // replayed
+    a.sendRaw(port, udpDatagram(18, [dataFrame(0x6, [6])]));
     await waitFor(() => onBus.length === 5, "five frames");
+    await Bun.sleep(20);
+    expect(frameText(onBus)).toEqual(["001#01", "002#02", "003#03", "005#05", "006#06"]);
     expect(fx.gw.stats.udpLostDatagrams).toBe(4);
+    expect(fx.gw.stats.udpRefused.get("duplicate")).toBe(1);
+    expect(fx.gw.stats.udpRefused.get("out_of_order")).toBe(1);
     await fx.gw.stop();
     const removed = fx.gw.events().find((e) => e.msg === "udp_peer_removed");
     expect(removed?.lost_datagrams).toBe(4);
     expect(removed?.rx_datagrams).toBe(5);
+  });
+
+  test("a peer that restarts (its sequence starts again) is followed after a few refused datagrams", async () => {
+    const a = await peer();
+    await gateway([a]);
+    const onBus = fx.busRecorder();
+    const port = udpPort();
+    for (let seq = 0; seq < 100; seq++) a.sendRaw(port, udpDatagram(seq, []));
+    await Bun.sleep(20);
+    // Restarted: 0, 1, 2 … are "behind" 99; after 8 refusals the gateway resynchronises.
+    for (let seq = 0; seq < 20; seq++) a.sendRaw(port, udpDatagram(seq, [dataFrame(0x100 + seq, [seq])]));
+    await waitFor(() => onBus.length === 12, "the frames after the resync");
+    expect(frameText(onBus)[0]).toBe("108#08");
+    expect(fx.gw.events().some((e) => e.msg === "udp_peer_resync")).toBe(true);
   });
 
   test("a datagram from an unconfigured address is refused and counted; with accept-any the sender becomes a peer", async () => {
@@ -127,10 +148,45 @@ describe("cannelloni UDP peers", () => {
     const onBus2 = fx.busRecorder();
     b.send(udpPort(), dataFrame(0x69, [0x69]));
     await waitFor(() => onBus2.length === 1, "the learned peer's frame");
+    // Not attached until it proved itself with 4 datagrams in sequence.
+    fx.gw.backend.inject(dataFrame(0x6b, [0x6b]));
+    await Bun.sleep(30);
+    expect(b.frames).toHaveLength(0);
+    for (let i = 0; i < 3; i++) b.send(udpPort());
     await waitFor(() => fx.gw.gateway.hub.size === 1, "the learned peer attached");
     fx.gw.backend.inject(dataFrame(0x6a, [0x6a]));
     expect(frameText(await b.waitFrames(1))).toEqual(["06A#6A"]);
     expect(fx.gw.events().find((e) => e.msg === "udp_peer_added")?.learned).toBe(true);
+    expect(fx.gw.events().some((e) => e.msg === "udp_peer_proven")).toBe(true);
+  });
+
+  test("accept-any does not amplify: 70 senders of one datagram each (as spoofed sources) are sent nothing on a busy bus", async () => {
+    await gateway([], { cannelloniUdpAcceptAny: true });
+    const senders: CannelloniUdpPeer[] = [];
+    for (let i = 0; i < 70; i++) senders.push(await peer());
+    let inBytes = 0;
+    for (const p of senders) {
+      const d = udpDatagram(0, [dataFrame(0x7, [1, 2, 3, 4, 5])]);
+      inBytes += d.length;
+      p.sendRaw(udpPort(), d);
+    }
+    await waitFor(() => fx.gw.stats.udpRxDatagrams >= 64, "the datagrams received");
+    for (let k = 0; k < 20; k++) {
+      for (let i = 0; i < 100; i++) fx.gw.backend.inject(dataFrame(0x100 + i, [1, 2, 3, 4, 5, 6, 7, 8]));
+      await Bun.sleep(5);
+    }
+    await Bun.sleep(50);
+    const outBytes = senders.reduce((n, p) => n + p.datagrams.reduce((m, d) => m + d.bytes, 0), 0);
+    expect(inBytes).toBeGreaterThan(0);
+    expect(outBytes).toBeLessThanOrEqual(inBytes); // not one datagram, in fact
+    expect(outBytes).toBe(0);
+    expect(fx.gw.stats.udpTxDatagrams).toBe(0);
+    // A real peer still gets in (unproven senders make room) and, once proven, gets the bus.
+    const real = await peer();
+    for (let i = 0; i < 4; i++) real.send(udpPort());
+    await waitFor(() => fx.gw.gateway.hub.size === 1, "the real peer attached");
+    fx.gw.backend.inject(dataFrame(0x55, [0x55]));
+    expect(frameText(await real.waitFrames(1))).toEqual(["055#55"]);
   });
 
   test("malformed datagrams: a frame length above 64 and a count overrunning the datagram are counted and skipped", async () => {
@@ -157,14 +213,17 @@ describe("cannelloni UDP peers", () => {
     expect(frameText(await a.waitFrames(1))).toEqual(["014#04"]);
   });
 
-  test("-allow applies to peers (refused as not_allowed); -tx-allow makes a peer read-only", async () => {
+  test("-allow applies to peers: a configured one outside it is a start-up error, a sender outside it is refused; -tx-allow makes a peer read-only", async () => {
     const a = await peer();
-    await gateway([a], { allow: ["10.0.0.0/8"] });
+    await expect(startTestGateway({ cannelloniUdpListen: "127.0.0.1:0", cannelloniUdpPeer: [`127.0.0.1:${a.port}`], allow: ["10.0.0.0/8"] })).rejects.toThrow(/outside -allow/);
+    // The same from the command line: a configuration error (exit 2), one line.
+    expect(() => parseConfig(["-cannelloni-udp-listen", ":20000", "-cannelloni-udp-peer", "192.168.1.20:20000", "-allow", "10.0.0.0/8"], {})).toThrow(ConfigError);
+    expect(() => parseConfig(["-cannelloni-udp-listen", ":20000", "-cannelloni-udp-peer", "10.1.2.3:20000", "-allow", "10.0.0.0/8"], {})).not.toThrow();
+    await gateway([], { allow: ["10.0.0.0/8"], cannelloniUdpAcceptAny: true });
     const onBus = fx.busRecorder();
     a.send(udpPort(), dataFrame(0x1, [1]));
     await waitFor(() => fx.gw.stats.udpRefused.get("not_allowed") === 1, "refused");
     expect(onBus).toHaveLength(0);
-    expect(fx.gw.events().some((e) => e.msg === "udp_peer_not_allowed")).toBe(true);
     await fx.gw.stop();
 
     const b = await peer();
