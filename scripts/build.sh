@@ -40,6 +40,9 @@ DIST=$ROOT/dist
 CACHE=$ROOT/.cache/bun-runtime
 
 die() { echo "build: $*" >&2; exit 1; }
+# elapsed START_NS → "12.3 s" since START (from date +%s%N).
+elapsed() { awk -v ns=$(($(date +%s%N) - $1)) 'BEGIN { printf "%.1f s", ns / 1e9 }'; }
+BUILD_START=$(date +%s%N)
 
 command -v bun >/dev/null || die "bun not found (run npm install)"
 BUN_VERSION=$(bun --version)
@@ -89,9 +92,13 @@ entries=("$ENTRY")
 echo "build: can-server $VERSION (commit $COMMIT, built $DATE), bun $BUN_VERSION, entries: ${entries[*]}"
 rm -f "$DIST"/can-server-*.tar.gz "$DIST"/can-server-*.tar.xz "$DIST"/can-server_*.deb "$DIST"/sha256sums.txt
 for arch in $ARCHES; do
+  echo "build: $arch: fetching the pinned runtime (npm pack, cached in .cache/) ..."
+  start=$(date +%s%N)
   runtime=$(runtime_for "$arch")
+  echo "build: $arch: runtime $runtime ($(elapsed "$start"))"
   out=$DIST/can-server-linux-$arch
   rm -rf "$out" && mkdir -p "$out"
+  echo "build: $arch: compiling $ENTRY (bun build --compile --minify --bytecode) ..."
   start=$(date +%s%N)
   bun build --compile --minify --bytecode --format=esm \
     --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
@@ -102,10 +109,13 @@ for arch in $ARCHES; do
     --define "CAN_SERVER_COMMIT=\"$COMMIT\"" \
     --define "CAN_SERVER_DATE=\"$DATE\"" \
     "${entries[@]}" --outfile "$out/can-server" >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; die "bun build for $arch failed"; }
-  printf 'build: %-5s %s (%s bytes, %d ms)\n' "$arch" "$out/can-server" "$(stat -c %s "$out/can-server")" $((($(date +%s%N) - start) / 1000000))
+  echo "build: $arch: $out/can-server, $(stat -c %s "$out/can-server") bytes ($(elapsed "$start"))"
+  echo "build: $arch: packaging (tar.gz, tar.xz, .deb; compressing ~100 MiB takes a while) ..."
+  start=$(date +%s%N)
   VERSION=$VERSION bash scripts/package.sh "$arch" "$out/can-server"
+  echo "build: $arch: packaged ($(elapsed "$start"))"
 done
 
 (cd "$DIST" && sha256sum can-server-*.tar.gz can-server-*.tar.xz can-server_*.deb >sha256sums.txt)
-echo "build: artifacts in dist/:"
+echo "build: done in $(elapsed "$BUILD_START"); artifacts in dist/:"
 cat "$DIST/sha256sums.txt"

@@ -11,7 +11,9 @@
 #     Raspberry Pi 3 / Zero 2 W core);
 #   - mDNS from the x64 binary: advertised and withdrawn, seen by a browser in a second private
 #     network namespace (veth pair between two namespaces the test creates; root only);
-#   - tarball and .deb contents (tar -t, dpkg-deb -c / -I / -f), sha256sums.txt;
+#   - tarball and .deb contents (tar -t, dpkg-deb -c / -I / -f), sha256sums.txt: both carry the
+#     docs (README, BENCHMARKS, RELIABILITY, docs/; /usr/share/doc/can-server/ in the .deb), and
+#     their descriptions name every client protocol (test/release/protocol-names.ts);
 #   - the systemd unit with `systemd-analyze verify` (if available) and the maintainer scripts:
 #     shell syntax, and a run without a running systemd (with a recording stand-in for systemctl,
 #     since no systemd runs here) that must succeed and only enable/disable.
@@ -29,8 +31,7 @@ bad() { echo "FAIL $*"; failed=$((failed + 1)); }
 check() { # check "what" cmd...
   local what=$1; shift
   if "$@"; then ok "$what"; else bad "$what"; fi
-}check "unit gives -record a writable place (StateDirectory=can-server), documented in the defaults file and README" bash -c \
-  "grep -qx 'StateDirectory=can-server' packaging/can-server.service && grep -q '/var/lib/can-server/recordings' packaging/can-server.default && grep -q '/var/lib/can-server/recordings' README.md"
+}
 
 finish() {
   echo "release-test: $passed passed, $failed failed"
@@ -97,15 +98,28 @@ fi
 
 # --- archives ---
 check "sha256sums.txt lists 6 artifacts (gz, xz, deb per arch) and verifies" bash -c 'cd dist && [ "$(wc -l <sha256sums.txt)" = 6 ] && sha256sum --quiet -c sha256sums.txt'
+# tar_unit_names_protocols TARBALL DIR: the unit's Description= names every client protocol.
+tar_unit_names_protocols() { tar -xOzf "$1" "$2/can-server.service" | grep '^Description=' | bun test/release/protocol-names.ts; }
+# tar_readme_links_resolve TARBALL DIR: every relative .md/.png link of README is in the tarball.
+tar_readme_links_resolve() {
+  local f list
+  list=$(tar -t -zf "$1")
+  for f in $(tar -xOzf "$1" "$2/README.md" | grep -oE '\]\([A-Za-z0-9_./-]+\.(md|png)\)' | sed -E 's/^\]\((.*)\)$/\1/' | sort -u); do
+    grep -qx "$2/$f" <<<"$list" || { echo "README links to $f, not in $1"; return 1; }
+  done
+}
 for arch in x64 arm64; do
   d=can-server-$VERSION-linux-$arch
-  want=$(printf '%s\n' "$d/" "$d/LICENSE" "$d/README.md" "$d/can-server" "$d/can-server.default" "$d/can-server.service")
+  docs=$(find docs -maxdepth 1 -type f \( -name '*.md' -o -name '*.png' \) | sort | sed "s#^#$d/#")
+  want=$(printf '%s\n' "$d/" "$d/BENCHMARKS.md" "$d/LICENSE" "$d/README.md" "$d/RELIABILITY.md" "$d/can-server" "$d/can-server.default" "$d/can-server.service" "$d/docs/" $docs | sort)
   for ext in gz xz; do
     tarball=dist/$d.tar.$ext
     z=-z; [ "$ext" = xz ] && z=-J
-    check "$arch .tar.$ext holds binary, README, LICENSE, unit, defaults" bash -c "[ \"\$(tar -t $z -f '$tarball' | sort)\" = \"$want\" ]"
+    check "$arch .tar.$ext holds binary, README, LICENSE, docs/ (every page README links to), unit, defaults" bash -c "[ \"\$(tar -t $z -f '$tarball' | sort)\" = \"$want\" ]"
     check "$arch .tar.$ext binary is executable and root-owned" bash -c "tar -tv $z -f '$tarball' '$d/can-server' | grep -qE '^-rwxr-xr-x 0/0 '"
   done
+  check "$arch tarball's unit Description= names every client protocol" tar_unit_names_protocols "dist/$d.tar.gz" "$d"
+  check "$arch tarball's README links only to files the tarball holds" tar_readme_links_resolve "dist/$d.tar.gz" "$d"
   check "$arch .tar.gz and .tar.xz hold the same binary" bash -c "[ \"\$(tar -xOzf 'dist/$d.tar.gz' '$d/can-server' | sha256sum)\" = \"\$(tar -xOJf 'dist/$d.tar.xz' '$d/can-server' | sha256sum)\" ]"
 done
 machine_of() { readelf -h "$1" | awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}'; }
@@ -116,11 +130,14 @@ for debarch in amd64 arm64; do
   deb=dist/can-server_${VERSION}_$debarch.deb
   contents=$(dpkg-deb -c "$deb")
   info=$(dpkg-deb -I "$deb")
-  for path in ./usr/bin/can-server ./lib/systemd/system/can-server.service ./etc/default/can-server ./usr/share/doc/can-server/copyright; do
+  debdocs=$(find docs -maxdepth 1 -type f \( -name '*.md' -o -name '*.png' \) | sort | sed 's#^#./usr/share/doc/can-server/#')
+  for path in ./usr/bin/can-server ./lib/systemd/system/can-server.service ./etc/default/can-server ./usr/share/doc/can-server/copyright \
+    ./usr/share/doc/can-server/README.md ./usr/share/doc/can-server/BENCHMARKS.md ./usr/share/doc/can-server/RELIABILITY.md $debdocs; do
     check "$debarch .deb contains $path" grep -qE " $path\$" <<<"$contents"
   done
   check "$debarch .deb /usr/bin/can-server is root:root 0755" grep -qE '^-rwxr-xr-x root/root .* \./usr/bin/can-server$' <<<"$contents"
   check "$debarch .deb Package/Version/Architecture" bash -c "[ \"\$(dpkg-deb -f '$deb' Package Version Architecture | tr '\n' ' ')\" = 'Package: can-server Version: $VERSION Architecture: $debarch ' ]"
+  check "$debarch .deb Description names every client protocol" bash -c "dpkg-deb -f '$deb' Description | bun test/release/protocol-names.ts"
   check "$debarch .deb depends on libc6 only" grep -qE '^ Depends: libc6( \(>= [0-9.]+\))?$' <<<"$info"
   for member in postinst prerm postrm conffiles; do
     check "$debarch .deb control area has $member" grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\*? *$member" <<<"$info"
