@@ -89,6 +89,8 @@ export class WebViewer implements WsPeer {
   open(ws: ServerWebSocket<WsPeer>): void {
     this.ws = ws;
     this.bus.add(this);
+    // The current state at once (routes.ts): no empty cards until the next tick.
+    this.bus.onViewerOpen?.(this, ws);
   }
 
   message(ws: ServerWebSocket<WsPeer>, message: string | Uint8Array): void {
@@ -197,6 +199,8 @@ export class WebBus implements HubClient {
   readonly ids = new Map<number, IdStat>();
   /** Ids not tracked because MAX_IDS were already. */
   idsOverflow = 0;
+  /** Called when a viewer's socket opens, to send it the current state (set by routes.ts). */
+  onViewerOpen: ((v: WebViewer, ws: ServerWebSocket<WsPeer>) => void) | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private attached = false;
   /** Wrong -web-token guesses, per host: 5 a minute, then locked out (src/net/throttle.ts). */

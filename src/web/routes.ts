@@ -1,7 +1,7 @@
 /**
  * The HTTP routes of the bus views, served by the operations endpoint (`-metrics-addr`, so the
  * -allow list covers them): `/capture.pcap` (live pcap), and the dashboard (`/`, its assets, its
- * WebSocket `/ws`, `/api/status`). A capture stream is a hub client while its reader is
+ * WebSocket `/ws`, `/api/status`, `/api/history`: the last 10 minutes of rates). A capture stream is a hub client while its reader is
  * connected; the dashboard's meter (WebBus) is one hub client for all browsers, attached while
  * the endpoint runs, so the overview's rates are right the moment a page opens. Capture streams
  * and dashboard WebSockets each hold a slot of -http-max-streams (src/net/http-streams.ts) until
@@ -57,17 +57,26 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
   web.start();
   if (config.webTx && !config.webToken) ctx.log.warn("web_tx_disabled", { reason: "-web-tx needs -web-token; the dashboard stays read-only" });
   const status = new StatusTracker(ctx.gateway, ctx.stats, ctx.build, ctx.counters, web, busBitrate(config), config.echoClients);
+  // The per-id rows of the last tick, for a page that opens between ticks.
+  let lastRows: ReturnType<WebBus["sniffer"]> = [];
   const timer = setInterval(() => {
     const dt = status.sample();
+    // Every tick, so the per-id rates are right when a page opens (at most MAX_IDS rows).
+    lastRows = web.sniffer(dt);
     if (web.viewers.size === 0) return;
     const snap = JSON.stringify(status.snapshot());
-    const rows = web.sniffer(dt);
     for (const v of web.viewers) {
       // A browser that does not read skips these (counted) instead of growing its socket's buffer.
       v.sendMessage(snap);
-      v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, rows) }));
+      v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, lastRows) }));
     }
   }, STATUS_MS);
+  // A page that opens gets the rate history, the status and the per-id table at once.
+  web.onViewerOpen = (v) => {
+    v.sendMessage(JSON.stringify({ type: "history", ...status.history.columns() }));
+    v.sendMessage(JSON.stringify(status.snapshot()));
+    v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, lastRows) }));
+  };
   const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps) };
   for (const [path, [type, body]] of Object.entries(ASSETS)) {
     routes[path] = (req) => {
@@ -75,6 +84,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
       return new Response(body, { headers: { "content-type": type, "cache-control": "no-cache" } });
     };
   }
+  routes["/api/history"] = () => new Response(JSON.stringify(status.history.columns()), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
   routes["/api/status"] = () => new Response(JSON.stringify(status.snapshot()), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
   const notUpgrade = (): Response => new Response("expected a WebSocket upgrade\n", { status: 426 });
   routes["/ws"] = (req, server) => {

@@ -2,7 +2,10 @@
  * The dashboard's status snapshot (`/api/status` and the WebSocket's once-a-second "status"):
  * backend and its state, uptime, version, listeners, bus load against the configured bit rate,
  * frames/s, every client (TCP sessions in the registry, and the in-process consumers attached
- * to the hub), the last disconnections, and the consumers' counters. Plain data, no I/O.
+ * to the hub), the last disconnections, and the consumers' counters; and the rate history
+ * (history.ts) a new page draws at once. Addresses in one form (an IPv4 client of a dual-stack
+ * socket, `[::ffff:1.2.3.4]:5`, reads as `1.2.3.4:5`, as the TCP listeners report it). Plain
+ * data, no I/O.
  */
 import type { Gateway } from "../gateway.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
@@ -11,6 +14,13 @@ import type { ConsumerCounters } from "../capture/counters.ts";
 import type { ClientSession } from "../server/session.ts";
 import type { WebBus } from "./bus.ts";
 import { systemClock } from "../can/clock.ts";
+import { RateHistory } from "./history.ts";
+
+/** One address form on the page: IPv4-mapped IPv6 (`[::ffff:1.2.3.4]:5`) as plain IPv4 (`1.2.3.4:5`). */
+export function displayRemote(remote: string): string {
+  const m = /^\[::ffff:(\d+\.\d+\.\d+\.\d+)\]:(\d+)$/i.exec(remote) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+):(\d+)$/i.exec(remote);
+  return m ? `${m[1]}:${m[2]}` : remote;
+}
 
 export interface ClientRow {
   id: number;
@@ -42,7 +52,7 @@ function sessionRow(s: ClientSession): ClientRow {
   return {
     id: s.id,
     protocol: s.protocol,
-    remote: s.remote,
+    remote: displayRemote(s.remote),
     connectedAt: s.connectedAt,
     rx: s.rxFrames,
     tx: s.txFrames,
@@ -60,8 +70,14 @@ function closeReason(s: ClientSession): string {
 export class StatusTracker {
   /** Monotonic: uptime is an interval. */
   private readonly startedAt = performance.now();
+  /** Wall-clock start (ms since the epoch): the "since" of consumers that keep no time of their own. */
+  private readonly startedAtMs = Math.floor(systemClock.nowUs() / 1000);
   private prev = { t: performance.now(), frames: 0, bits: 0, clientTx: 0 };
   private rates = { inFps: 0, outFps: 0, bps: 0 };
+  /** The last minutes of rates, one sample a second (a new page draws them at once). */
+  readonly history = new RateHistory();
+  /** When `rates` were computed (ms since the epoch): the time of the newest history sample. */
+  private ratesAt = Math.floor(systemClock.nowUs() / 1000);
   private known = new Map<ClientSession, ClientRow>();
   private readonly left: LeftRow[] = [];
 
@@ -85,6 +101,8 @@ export class StatusTracker {
     // Echoed client frames reach the meter too: they are "out", not "in".
     const inFrames = this.echoClients ? Math.max(0, frames - out) : frames;
     this.rates = { inFps: inFrames / dt, outFps: out / dt, bps: (this.web.bits - this.prev.bits) / dt };
+    this.ratesAt = Math.floor(systemClock.nowUs() / 1000);
+    this.history.push({ t: this.ratesAt, inFps: this.rates.inFps, outFps: this.rates.outFps, load: this.busLoad().load });
     this.prev = { t: now, frames: this.web.frames, bits: this.web.bits, clientTx: this.stats.clientTxSent };
     this.trackSessions();
     return dt;
@@ -102,18 +120,30 @@ export class StatusTracker {
     this.known = now;
   }
 
+  /**
+   * Bus load against the nominal bit rate, at most 1. The meter can see more bits than the wire
+   * carries: a virtual bus has no wire (clients can together offer more than -bitrate), a replay
+   * plays a log at -replay-speed or from a faster bus, or -bitrate is set lower than the real
+   * bus. Then `over` is true and the page says the offered load exceeds the nominal rate.
+   */
+  busLoad(): { load: number; over: boolean } {
+    if (this.bitrate <= 0) return { load: 0, over: false };
+    const raw = this.rates.bps / this.bitrate;
+    return { load: Math.min(1, raw), over: raw > 1.005 };
+  }
+
   snapshot(): object {
     const g = this.gateway;
     const clients: ClientRow[] = [...g.registry.sessions].map(sessionRow);
     const sessionIds = new Set(clients.map((c) => c.id));
     for (const c of g.hub.attached) {
       if (sessionIds.has(c.id)) continue;
-      const at = "connectedAt" in c && typeof c.connectedAt === "number" ? c.connectedAt : this.startedAt;
+      const at = "connectedAt" in c && typeof c.connectedAt === "number" ? c.connectedAt : this.startedAtMs;
       const tx = "txFrames" in c && typeof c.txFrames === "number" ? c.txFrames : 0;
-      clients.push({ id: c.id, protocol: c.protocol, remote: c.remote, connectedAt: at, rx: 0, tx, dropped: c.dropped, queued: c.queued, state: "consumer" });
+      clients.push({ id: c.id, protocol: c.protocol, remote: displayRemote(c.remote), connectedAt: at, rx: 0, tx, dropped: c.dropped, queued: c.queued, state: "consumer" });
     }
     for (const v of this.web.viewers) {
-      clients.push({ id: v.id, protocol: "web-viewer", remote: v.remote, connectedAt: v.connectedAt, rx: 0, tx: v.txFrames, dropped: v.dropped, queued: v.queue.length, state: `browser (${v.sampled} sampled)` });
+      clients.push({ id: v.id, protocol: "web-viewer", remote: displayRemote(v.remote), connectedAt: v.connectedAt, rx: 0, tx: v.txFrames, dropped: v.dropped, queued: v.queue.length, state: `browser (${v.sampled} sampled)` });
     }
     return {
       type: "status",
@@ -127,7 +157,9 @@ export class StatusTracker {
       listeners: g.listeners.map((l) => ({ protocol: l.protocol.name, port: l.port })),
       bitrate: this.bitrate,
       rates: this.rates,
-      busLoad: this.bitrate > 0 ? this.rates.bps / this.bitrate : 0,
+      ratesAt: this.ratesAt,
+      busLoad: this.busLoad().load,
+      busLoadOver: this.busLoad().over,
       clients,
       left: this.left,
       consumers: this.counters.byKind,

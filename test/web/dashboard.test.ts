@@ -7,76 +7,19 @@
  * token, accepted (and on the bus) with the right one.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser } from "puppeteer-core";
 import { dataFrame } from "../../src/can/frame.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-
-const REPO = resolve(import.meta.dir, "../..");
-const BIN_DIR = join(REPO, "dist/web-test");
-const BIN = join(BIN_DIR, "can-server");
-
-interface Running {
-  proc: ReturnType<typeof Bun.spawn>;
-  http: number;
-  cannelloni: number;
-  stop(): Promise<void>;
-}
-
-/** Starts the compiled binary; ports come from its JSON log lines. */
-async function startBinary(args: string[], env: Record<string, string> = {}): Promise<Running> {
-  const proc = Bun.spawn([BIN, "-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-log-format", "json", ...args], { cwd: REPO, stdout: "ignore", stderr: "pipe", env: { ...process.env, ...env } });
-  const reader = proc.stderr.getReader();
-  let buf = "";
-  let http = 0;
-  let cannelloni = 0;
-  const deadline = Date.now() + 15_000;
-  while ((http === 0 || cannelloni === 0) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += new TextDecoder().decode(value);
-    for (const line of buf.split("\n")) {
-      if (!line.startsWith("{")) continue;
-      const e = JSON.parse(line) as { msg: string; addr?: string; protocol?: string };
-      if (e.msg === "metrics_listen" && e.addr) http = Number(e.addr.split(":").pop());
-      if (e.msg === "tcp_listen" && e.protocol === "cannelloni" && e.addr) cannelloni = Number(e.addr.split(":").pop());
-    }
-  }
-  // Keep draining stderr so the process never blocks on a full pipe.
-  void (async () => {
-    for (;;) if ((await reader.read().catch(() => ({ done: true }))).done) return;
-  })();
-  if (!http || !cannelloni) {
-    proc.kill();
-    throw new Error(`binary did not report its ports; log so far:\n${buf}`);
-  }
-  return {
-    proc,
-    http,
-    cannelloni,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-  };
-}
+import { buildBinary, launchBrowser, startBinary, waitText } from "./dashboard-harness.ts";
 
 let browser: Browser;
 beforeAll(async () => {
-  mkdirSync(BIN_DIR, { recursive: true });
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "src/main.ts", "--outfile", BIN], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
-  browser = await puppeteer.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  await buildBinary();
+  browser = await launchBrowser();
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
 });
-
-async function waitText(page: Page, selector: string, pred: string, timeoutMs = 8000): Promise<void> {
-  await page.waitForFunction(`(() => { const el = document.querySelector(${JSON.stringify(selector)}); return !!el && (${pred})(el.textContent || ""); })()`, { timeout: timeoutMs, polling: 100 });
-}
 
 describe("dashboard in chromium", () => {
   test("live tail, per-id view, clients table and filter; screenshot", async () => {
@@ -100,11 +43,6 @@ describe("dashboard in chromium", () => {
       await waitText(page, "#sniffer tbody", "(t) => t.includes('00001D4C')");
       // The Ampio panel: the decoder's module inventory, live.
       await waitText(page, "#ampio tbody", "(t) => t.includes('00001D4C') && t.includes('online')");
-      await Bun.sleep(2500); // a few chart points
-      // docs/dashboard.png is refreshed only on request, so a test run leaves the tree clean.
-      const shot = process.env.UPDATE_SCREENSHOT === "1" ? join(REPO, "docs/dashboard.png") : join(tmpdir(), `can-server-dashboard-${process.pid}.png`);
-      await page.screenshot({ path: shot, fullPage: true });
-      expect(Bun.file(shot).size).toBeGreaterThan(10_000);
 
       // Filter: only 0x123 passes.
       await page.type("#filter", "123/7FF");
@@ -158,6 +96,50 @@ describe("dashboard WebSocket", () => {
       },
     };
   }
+
+  test("a new connection gets the rate history, the status and the per-id table at once, before any tick", async () => {
+    const gw = await startBinary(["-backend", "virtual", "-virtual-demo"]);
+    try {
+      await Bun.sleep(2500); // two samples in the gateway's history
+      const sock = new WebSocket(`ws://127.0.0.1:${gw.http}/ws`);
+      const first: Record<string, unknown>[] = [];
+      sock.onmessage = (e) => first.push(JSON.parse(String(e.data)) as Record<string, unknown>);
+      await new Promise<void>((r, j) => ((sock.onopen = () => r()), (sock.onerror = () => j(new Error("ws error")))));
+      const deadline = Date.now() + 3000;
+      while (first.length < 3 && Date.now() < deadline) await Bun.sleep(5);
+      // Sent on open, in this order; a tick would start with "status" or "frames".
+      expect(first.slice(0, 3).map((m) => m.type)).toEqual(["history", "status", "sniffer"]);
+      const h = first[0] as { t: number[]; inFps: number[]; outFps: number[]; load: number[] };
+      expect(h.t.length).toBeGreaterThanOrEqual(2);
+      expect(h.inFps.length).toBe(h.t.length);
+      expect(h.t[0]!).toBeLessThan(Date.now() / 1000 - 1);
+      const api = (await (await fetch(`http://127.0.0.1:${gw.http}/api/history`)).json()) as { t: number[] };
+      expect(api.t.length).toBeGreaterThanOrEqual(h.t.length);
+      sock.close();
+    } finally {
+      await gw.stop();
+    }
+  }, 30_000);
+
+  test("bus load is never over 100 %: an offered load above the nominal rate is flagged instead", async () => {
+    // A virtual bus has no wire: one client may offer far more than a 10 kbit/s bus carries.
+    const gw = await startBinary(["-backend", "virtual", "-bitrate", "10000", "-client-tx-rate", "0"]);
+    try {
+      const client = await CannelloniTestClient.connect(gw.cannelloni);
+      await client.handshake();
+      let status = { busLoad: 0, busLoadOver: false };
+      for (let round = 0; round < 30 && !status.busLoadOver; round++) {
+        for (let i = 0; i < 20; i++) client.send(...Array.from({ length: 10 }, (_, k) => dataFrame(0x100 + k, [1, 2, 3, 4, 5, 6, 7, 8])));
+        await Bun.sleep(100);
+        status = (await (await fetch(`http://127.0.0.1:${gw.http}/api/status`)).json()) as typeof status;
+      }
+      expect(status.busLoadOver).toBe(true);
+      expect(status.busLoad).toBeLessThanOrEqual(1);
+      client.close();
+    } finally {
+      await gw.stop();
+    }
+  }, 30_000);
 
   test("read-only without -web-tx; with it only the right token sends, and the frame reaches the bus", async () => {
     const ro = await startBinary(["-backend", "virtual"]);
