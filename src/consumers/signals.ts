@@ -319,6 +319,39 @@ export class SignalStore implements HubClient {
     return out;
   }
 
+  /**
+   * Signals whose "MESSAGE.SIGNAL" contains `match` (case-insensitive), at most `limit` of them,
+   * in DBC order; only those are decoded. `total` counts every match with a value.
+   */
+  readMatching(match: string, limit: number): { readings: SignalReading[]; total: number } {
+    const m = match.toLowerCase();
+    const readings: SignalReading[] = [];
+    let total = 0;
+    for (const st of this.states.values()) {
+      if (st.slots.size === 0) continue;
+      const name = st.mc.message.name;
+      const names = new Set<string>();
+      for (const s of st.mc.signals) if (`${name}.${s.name}`.toLowerCase().includes(m)) names.add(s.name);
+      if (names.size === 0) continue;
+      if (readings.length < limit) {
+        const rs = this.read(st, names);
+        for (const r of rs) if (readings.length < limit) readings.push(r);
+        total += rs.length;
+      } else {
+        total += this.countPresent(st, names);
+      }
+    }
+    return { readings, total };
+  }
+
+  /** Past the limit: how many of `names` have a value, without decoding plain messages. */
+  private countPresent(st: MessageState, names: ReadonlySet<string>): number {
+    if (st.mc.multiplexed) return this.read(st, names).length;
+    let longest = 0;
+    for (const slot of st.slots.values()) longest = Math.max(longest, slot.data.length);
+    return st.mc.signals.filter((s) => names.has(s.name) && s.needBytes <= longest).length;
+  }
+
   registerMetrics(registry: Prom.Registry, prom: typeof Prom, chosen: readonly string[]): void {
     const counter = (name: string, help: string, read: () => number): void => void mirrorCounter(prom.Counter, registry, name, help, read);
     counter("dbc_frames_stored_total", "Frames of DBC messages the signal store took off its queue.", () => this.c.stored);

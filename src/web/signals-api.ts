@@ -1,6 +1,6 @@
 /**
  * HTTP API of the DBC signals (docs/dbc.md), served on the operations endpoint:
- *   GET /api/signals[?signals=MSG.SIG,…|?message=MSG]  current value of every decoded signal
+ *   GET /api/signals[?signals=MSG.SIG,…|?message=MSG|?match=TEXT&limit=N]  current values
  *   GET /api/dbc                                         the message/signal catalogue
  * Values are decoded from the stored latest frames on request, only those asked for.
  */
@@ -86,6 +86,13 @@ export function signalRoutes(store: SignalStore, now: () => number = Date.now): 
         keys = new Set(mc.signals.map((s) => `${message}.${s.name}`));
       }
       const t = now();
+      const match = q.get("match");
+      if (keys === undefined && match !== null) {
+        // The dashboard's table: only what matches its filter, at most `limit` rows, is decoded.
+        const limit = Math.max(1, Math.min(MAX_QUERY_SIGNALS, Number(q.get("limit")) || 200));
+        const { readings, total } = store.readMatching(match, limit);
+        return json({ bus: store.bus, dbc: store.file, time: new Date(t).toISOString(), total, signals: readings.map((r) => readingJson(r, t)) });
+      }
       return json({ bus: store.bus, dbc: store.file, time: new Date(t).toISOString(), signals: store.readAll(keys).map((r) => readingJson(r, t)) });
     },
     "/api/dbc": (req) => {

@@ -75,6 +75,9 @@ test("signals over HTTP and Prometheus; SIGHUP reloads without dropping clients"
     const only = JSON.parse((await gw.http("/api/signals?signals=Gearbox.OilTemp,SimpleMux.P1Volt")).body) as { signals: { signal: string }[] };
     expect(only.signals.map((s) => s.signal).sort()).toEqual(["OilTemp", "P1Volt"]);
     expect((await gw.http("/api/signals?message=Nope")).status).toBe(404);
+    const matched = JSON.parse((await gw.http("/api/signals?match=GEAR&limit=2")).body) as { total: number; signals: { signal: string }[] };
+    expect(matched.total).toBe(3);
+    expect(matched.signals.map((s) => s.signal)).toEqual(["Gear", "DoorState"]);
     expect(await gw.metric("dbc_signal_value", { message: "Gearbox", signal: "OilTemp", unit: "degC", bus: "can0" })).toBe(-10);
     expect(await gw.metric("dbc_signal_value", { signal: "P1Volt" })).toBe(12.5);
     expect((await gw.http("/metrics")).body).not.toContain('signal="Gear"');

@@ -63,3 +63,14 @@ test("a reload keeps what was stored for messages that stayed, and drops the res
   expect(s.state(0x100)!.slots.size).toBe(0);
   expect(s.counters().reloads).toBe(1);
 });
+
+test("readMatching: case-insensitive filter, a limit, and the count of every match", () => {
+  const s = new SignalStore(codec(), { bus: "can0", file: "x", log: memoryLogger().log });
+  s.store(dataFrame(0x106, [3, 50]), 1);
+  s.store(dataFrame(0x200, [1, 0x7d, 0, 0, 0, 0, 0, 2]), 1);
+  expect(s.readMatching("gearbox.", 10).readings.map((r) => r.signal)).toEqual(["Gear", "DoorState", "OilTemp"]);
+  const two = s.readMatching("", 2);
+  expect(two.readings.length).toBe(2);
+  expect(two.total).toBe(3 + 4); // Gearbox: 3; SimpleMux in branch Page=1: Page, Always, P1Volt, P1Current
+  expect(s.readMatching("p1", 10).readings.map((r) => `${r.message}.${r.signal}`)).toEqual(["SimpleMux.P1Volt", "SimpleMux.P1Current"]);
+});
