@@ -22,13 +22,13 @@
  *
  * A protocol that is ready on accept (Waveshare, canlogserver) is never "handshaking": its
  * connection is established at once and counts against the client limits only. Refusals are
- * counted by reason (clients_rejected_total{reason}) and logged once per burst (BurstLog); the
- * same BurstLog discipline serves every other refusal in the HTTP layer (`refusalLog`).
+ * counted by reason (clients_rejected_total{reason}) and logged once per burst (./refusals.ts,
+ * which every other refusal — HTTP requests and streams, UDP datagrams, token guesses — uses too).
  */
-import { BurstLog } from "../ops/burst-log.ts";
 import type { Logger } from "../ops/log.ts";
 import type { RejectReason, Stats } from "../ops/stats.ts";
 import { parseAddress, type CidrList } from "./cidr.ts";
+import { RefusalLog } from "./refusals.ts";
 
 /** Descriptors an admitted connection holds, by kind. */
 export const FD_COST = { tcp: 1, http: 3 } as const;
@@ -123,13 +123,15 @@ export class Admission {
   private http = 0;
   /** TCP connections in their handshake, over all hosts. */
   handshaking = 0;
-  private readonly rejectLog = new BurstLog();
+  private readonly rejectLog: RefusalLog;
 
   constructor(
     readonly limits: AdmissionLimits,
     private readonly stats: Stats,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.rejectLog = new RefusalLog(log, "client_rejected");
+  }
 
   /** Established TCP clients now. */
   get established(): number {
@@ -233,9 +235,7 @@ export class Admission {
   /** Counts a refusal by reason and logs the first of a burst with how many were not logged since. */
   refuse(reason: RejectReason, fields: Record<string, unknown>): void {
     this.stats.reject(reason);
-    const suppressed = this.rejectLog.next();
-    if (suppressed === null) return;
-    this.log.warn("client_rejected", { ...fields, reason, ...this.limitFields(reason), ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
+    this.rejectLog.note({ ...fields, reason, ...this.limitFields(reason) });
   }
 
   private limitFields(reason: RejectReason): Record<string, number> {

@@ -8,9 +8,9 @@
  * end or abort); `release()` is idempotent, so a slot is freed exactly once whichever of the ways
  * a stream can end fires first or fires twice. Beyond the cap the route answers 503 with
  * `retry-after: 5`; every refusal is counted (Stats.httpStreamsRejected, exported as
- * http_streams_rejected_total) and a burst of them is logged once per 10 s (BurstLog).
+ * http_streams_rejected_total) and a burst of them is logged once per 10 s (./refusals.ts).
  */
-import { BurstLog } from "../ops/burst-log.ts";
+import { RefusalLog } from "./refusals.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats } from "../ops/stats.ts";
 
@@ -27,14 +27,15 @@ export interface HttpStreamSlot {
 
 export class HttpStreamLimit {
   private held = 0;
-  private readonly refusals = new BurstLog();
+  private readonly refusals: RefusalLog;
 
   constructor(
     /** -http-max-streams (at least 1). */
     readonly max: number,
     private readonly stats: Stats,
-    private readonly log: Logger,
+    log: Logger,
   ) {
+    this.refusals = new RefusalLog(log, "http_stream_rejected");
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`http stream limit must be an integer >= 1, got ${max}`);
   }
 
@@ -67,10 +68,7 @@ export class HttpStreamLimit {
 
   private refuse(kind: HttpStreamKind, remote: string): Response {
     this.stats.httpStreamsRejected++;
-    const suppressed = this.refusals.next();
-    if (suppressed !== null) {
-      this.log.warn("http_stream_rejected", { kind, remote, open: this.held, max: this.max, ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
-    }
+    this.refusals.note({ kind, remote, open: this.held, max: this.max });
     return new Response(
       `too many open streams: ${this.max} dashboard WebSockets and /capture.pcap streams are already open, the most -http-max-streams ${this.max} allows; retry later\n`,
       {

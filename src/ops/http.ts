@@ -17,7 +17,7 @@ import { parseListenAddress } from "../net/address.ts";
 import type { Admission } from "../net/admission.ts";
 import { startHttpFront, type HttpFront } from "../net/http-front.ts";
 import type { HostCheck } from "../net/http-hosts.ts";
-import { BurstLog } from "./burst-log.ts";
+import { RefusalLog } from "../net/refusals.ts";
 import type { Logger } from "./log.ts";
 import type { CidrList } from "../net/cidr.ts";
 import type { Metrics } from "./metrics.ts";
@@ -102,13 +102,10 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
   if (!parsed) throw new OpsHttpError(`metrics HTTP: invalid address ${JSON.stringify(opts.addr)} (expected host:port or :port)`);
 
   const allow = opts.allow;
-  const refusals = new BurstLog();
+  const refusals = new RefusalLog(log, "http_request_refused");
   const refuse = (reason: string, req: Request, remote: string, hint: string): Response => {
     opts.rejected?.();
-    const suppressed = refusals.next();
-    if (suppressed !== null) {
-      log.warn("http_request_refused", { reason, remote, host: req.headers.get("host") ?? "", origin: req.headers.get("origin") ?? "", ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
-    }
+    refusals.note({ reason, remote, host: req.headers.get("host") ?? "", origin: req.headers.get("origin") ?? "" });
     return text(403, `forbidden: ${hint}\n`);
   };
   const handle = async (req: Request, srv: HttpServer): Promise<Response | undefined> => {

@@ -34,6 +34,7 @@ import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 
 import { ListenError, type Listener } from "./listener.ts";
 import { BurstLog } from "../ops/burst-log.ts";
+import { RefusalLog } from "../net/refusals.ts";
 
 /** Senders learned with accept-any, at most. */
 export const MAX_LEARNED_PEERS = 64;
@@ -53,8 +54,6 @@ export const PROOF_DATAGRAMS = 4;
 export const RESYNC_AFTER = 8;
 /** How long a kicked peer stays detached from the hub. */
 export const KICK_PAUSE_MS = 1000;
-/** Refusals are logged once per this window (per reason); the rest are counted. */
-const REFUSE_LOG_WINDOW_MS = 10_000;
 
 export interface UdpPeerOptions {
   /** Configured peers, "host:port" / "[v6]:port"; names are resolved once at start-up. */
@@ -174,7 +173,8 @@ export class UdpEndpoint implements Listener {
   private blocked: { peer: UdpPeer; datagrams: Uint8Array[] } | null = null;
   private stopped = false;
   private readonly pstats: ProtocolStats;
-  private readonly refuseWindow = new Map<UdpRefuseReason, { start: number; suppressed: number }>();
+  /** One burst log per reason, so a flood of one kind does not hide the first of another. */
+  private readonly refusals = new Map<UdpRefuseReason, RefusalLog>();
   private readonly sweep: ReturnType<typeof setInterval> | null;
   private readonly pauseTimers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -466,14 +466,8 @@ export class UdpEndpoint implements Listener {
   private refuse(reason: UdpRefuseReason, address: string, port: number): void {
     const { stats, log } = this.deps;
     stats.udpRefused.set(reason, stats.udpRefused.get(reason)! + 1);
-    const now = performance.now();
-    const w = this.refuseWindow.get(reason);
-    if (w && now - w.start < REFUSE_LOG_WINDOW_MS) {
-      w.suppressed++;
-      return;
-    }
-    const suppressed = w?.suppressed ?? 0;
-    this.refuseWindow.set(reason, { start: now, suppressed: 0 });
-    log.warn("udp_datagram_refused", { protocol: this.protocol.name, reason, remote: formatRemote(address, port), ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
+    let r = this.refusals.get(reason);
+    if (!r) this.refusals.set(reason, (r = new RefusalLog(log, "udp_datagram_refused")));
+    r.note({ protocol: this.protocol.name, reason, remote: formatRemote(address, port) });
   }
 }

@@ -17,7 +17,7 @@ import type { TxLane } from "../hub/tx-scheduler.ts";
 import type { WsPeer } from "./ws.ts";
 import type { CidrList } from "../net/cidr.ts";
 import { FailureThrottle, secretMatches } from "../net/throttle.ts";
-import { BurstLog } from "../ops/burst-log.ts";
+import { RefusalLog } from "../net/refusals.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
 import { systemClock } from "../can/clock.ts";
@@ -205,12 +205,13 @@ export class WebBus implements HubClient {
   private attached = false;
   /** Wrong -web-token guesses, per host: 5 a minute, then locked out (src/net/throttle.ts). */
   private readonly guesses = new FailureThrottle();
-  private readonly refusalLog = new BurstLog();
+  private readonly refusalLog: RefusalLog;
   /** Send attempts refused for a wrong token or while the host was locked out. */
   tokenRefused = 0;
 
   constructor(private readonly deps: WebBusDeps) {
     this.id = deps.allocateId();
+    this.refusalLog = new RefusalLog(deps.log, "web_tx_refused");
   }
 
   get counters(): ConsumerCounters {
@@ -309,8 +310,7 @@ export class WebBus implements HubClient {
   private refuseToken(v: WebViewer, reason: string, error: string): { ok: false; error: string } {
     this.tokenRefused++;
     this.deps.counters.webTokenRefused++;
-    const suppressed = this.refusalLog.next();
-    if (suppressed !== null) this.deps.log.warn("web_tx_refused", { conn_id: v.id, remote: v.remote, reason, ...(suppressed > 0 ? { not_logged_before: suppressed } : {}) });
+    this.refusalLog.note({ conn_id: v.id, remote: v.remote, reason });
     return { ok: false, error };
   }
 
