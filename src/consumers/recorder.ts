@@ -14,6 +14,10 @@
  * are kept, so disk use stays under maxFiles × maxBytes. A failing disk (ENOSPC, EACCES, a
  * vanished directory) is logged once per failure streak (`recorder_error`), the lines of the
  * failed batch are counted as dropped, and the recorder retries with a back-off — it never throws.
+ * A failed write leaves no litter: the file is cut back to its last whole line, and deleted if it
+ * holds none (a full disk used to leave an empty file per retry, which rotation then counted
+ * against the real recordings). Every drop, queue full or disk error, is counted in
+ * `consumer_dropped_frames_total{consumer="recorder"}`.
  */
 import { mkdir, open, readdir, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -98,6 +102,7 @@ export class Recorder implements HubClient {
   private retryAt = 0;
   private retryMs = RETRY_MIN_MS;
   private stopped = false;
+  private prunePending = false;
 
   constructor(private readonly opts: RecorderOptions) {
     this.id = opts.id;
@@ -224,8 +229,14 @@ export class Recorder implements HubClient {
           await this.closeFile();
           continue;
         }
-        await this.file!.write(text);
+        const { bytesWritten } = await this.file!.write(text);
+        // A short write is the disk filling up mid-batch (write(2) returns what fit).
+        if (bytesWritten !== text.length) throw Object.assign(new Error(`short write: ${bytesWritten} of ${text.length} bytes (disk full?)`), { code: "ENOSPC" });
         this.fileBytes += text.length;
+        if (this.prunePending) {
+          this.prunePending = false;
+          await this.prune();
+        }
         this.txFrames += end - done;
         this.opts.counters.byKind.recorder.frames += end - done;
         done = end;
@@ -238,7 +249,27 @@ export class Recorder implements HubClient {
     } catch (e) {
       this.countDrops(n - done);
       this.fail(e);
-      await this.closeFile();
+      await this.discardFailedWrite();
+    }
+  }
+
+  /**
+   * After a failed write: cut the file back to its last whole line (a partial write leaves half
+   * a line), close it, and delete it if it holds no line at all. A full disk must leave no
+   * litter: an empty file per retry would also count against -record-max-files and push real
+   * recordings out.
+   */
+  private async discardFailedWrite(): Promise<void> {
+    const f = this.file;
+    const name = this.currentFile;
+    const bytes = this.fileBytes;
+    this.file = null;
+    if (!f) return;
+    await f.truncate(bytes).catch(() => undefined);
+    await f.close().catch(() => undefined);
+    if (bytes === 0 && name) {
+      await unlink(join(this.opts.dir, name)).catch(() => undefined);
+      this.currentFile = "";
     }
   }
 
@@ -271,7 +302,9 @@ export class Recorder implements HubClient {
     this.fileBytes = 0;
     this.fileOpenedAt = monoNow;
     this.opts.log.info("recorder_file", { file: join(this.opts.dir, name) });
-    await this.prune();
+    // Older files are pruned once this one holds a line (see writeBatch): a file that a full disk
+    // keeps empty is deleted again and must not push a real recording out.
+    this.prunePending = true;
   }
 
   /** Deletes our oldest files beyond maxFiles (the current one counts). */
