@@ -154,6 +154,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   );
 
   // --- Beyond go-ampio-server. ---
+  statCounter(
+    "serial_rx_noise_bytes_total",
+    "Bytes from the serial adapter that formed no valid frame (line noise; a steady climb with no frames means a wrong -baud or the wrong device).",
+    () => stats.serialRxNoiseBytes,
+  );
   statCounter("virtual_rx_frames_total", "Total CAN frames delivered by the virtual bus (-backend virtual).", () => stats.virtualRxFrames);
   statCounter("virtual_tx_frames_total", "Total CAN frames written to the virtual bus (-backend virtual).", () => stats.virtualTxFrames);
   statGauge("backend_up", "1 while the CAN backend (serial adapter, SocketCAN interface, virtual bus) is reachable, else 0.", () =>

@@ -63,6 +63,8 @@ export class Stats {
   // Mirrors of go-ampio-server's counters (same meaning, same names in metrics.ts).
   serialRxFrames = 0;
   serialTxFrames = 0;
+  /** Bytes from a serial adapter that formed no valid frame (line noise, a wrong -baud). */
+  serialRxNoiseBytes = 0;
   socketcanRxFrames = 0;
   socketcanTxFrames = 0;
   tcpRxFrames = 0;

@@ -51,6 +51,10 @@ export const DEFAULT_SERIAL_TX_QUEUE_LIMIT = 64;
 export const SERIAL_TX_BATCH_FRAMES = 32;
 export const DEFAULT_SERIAL_RECONNECT: BackoffOptions = { initialMs: 20, maxMs: 1000, factor: 2 };
 const DEFAULT_WRITE_RETRY_MS = 2;
+/** Noise since the last valid frame that makes serial_no_valid_frames worth saying: about 90 ms
+ * of line time at 115200 baud, far more than a hot-plug glitch; or as many rejected frames. */
+const NOISE_WARN_BYTES = 1024;
+const NOISE_WARN_REJECTS = 16;
 /** stop(): the longest wait for the close sequence to leave the tty, and the least (a pty's
  * reader, a USB CDC endpoint: TIOCOUTQ may say 0 before the bytes were taken). */
 const CLOSE_SEQUENCE_DRAIN_MS = 100;
@@ -126,6 +130,11 @@ export class SerialBackend implements Backend {
   txRetries = 0;
   /** Commands or frames the adapter refused (slcan BEL). */
   adapterRefusals = 0;
+  // Noise since the last valid frame (or the open): enough of it with no frame is worth a warning.
+  private noiseSinceFrame = 0;
+  private rejectsSinceFrame = 0;
+  private noiseWarned = false;
+  private openedBaud = 0;
 
   constructor(options: SerialBackendOptions) {
     this.path = options.path;
@@ -141,13 +150,20 @@ export class SerialBackend implements Backend {
     this.decoder = this.wire.decoder({
       frame: (f) => {
         this.stats.serialRxFrames++;
+        this.noiseSinceFrame = this.rejectsSinceFrame = 0;
+        this.noiseWarned = false;
         this.listener?.frame(f);
       },
       reject: () => {
         this.stats.malformedFrames++;
+        this.rejectsSinceFrame++;
+        this.checkNoise();
       },
       skip: (n) => {
         this.skippedBytes += n;
+        this.stats.serialRxNoiseBytes += n;
+        this.noiseSinceFrame += n;
+        this.checkNoise();
       },
       nack: (what, opening) => {
         // A refused frame was already reported sent (written): counted, and logged loudly the
@@ -270,6 +286,9 @@ export class SerialBackend implements Backend {
     const generation = ++this.generation;
     this.lastOpenError = "";
     this.decoder.reset();
+    this.noiseSinceFrame = this.rejectsSinceFrame = 0;
+    this.noiseWarned = false;
+    this.openedBaud = baud;
     const exited = this.readLoop(fd, generation);
     this.readerExited = exited.then(() => undefined);
     void exited.then((reason) => {
@@ -279,6 +298,23 @@ export class SerialBackend implements Backend {
     if (reconnect) this.log.info("serial_up", { baud, reconnects: this.link.reconnects });
     else this.log.info("serial_up", { baud });
     this.txReadyIfRoom();
+  }
+
+  /**
+   * Bytes keep arriving but none of them forms a frame: almost always a wrong -baud (or a tty
+   * that is not this adapter). Said once per episode (again only after a valid frame or a
+   * reopen); every noise byte is counted in serial_rx_noise_bytes_total regardless.
+   */
+  private checkNoise(): void {
+    if (this.noiseWarned) return;
+    if (this.noiseSinceFrame < NOISE_WARN_BYTES && this.rejectsSinceFrame < NOISE_WARN_REJECTS) return;
+    this.noiseWarned = true;
+    this.log.warn("serial_no_valid_frames", {
+      noise_bytes: this.noiseSinceFrame,
+      rejected_frames: this.rejectsSinceFrame,
+      baud: this.openedBaud,
+      hint: `bytes are arriving from ${this.path} but none forms a valid ${this.kind === "slcan" ? "slcan line" : "Ampio frame"}: wrong -baud, or not the adapter? (counted in serial_rx_noise_bytes_total and malformed_frames_total)`,
+    });
   }
 
   /** Sends the adapter's open sequence (slcan: close, bit rate, open); a failure closes the fd and throws. */

@@ -56,24 +56,46 @@ class SlcanAdapterDecoder implements WireDecoder {
   constructor(private readonly events: WireDecoderEvents) {
     this.lines = new SlcanLineReader({
       line: (text) => this.line(text),
-      overlong: () => events.reject(),
+      overlong: () => {
+        // Noise that never ended in a line (a wrong -baud gives this): its bytes are counted.
+        events.reject();
+        events.skip(this.lineBytes);
+      },
     });
   }
 
+  /** Bytes of the current line so far, terminator included once it came (for counting noise). */
+  private lineBytes = 0;
+
   push(chunk: Uint8Array): void {
+    // Handed to the line reader up to each terminator, so its one event per line knows lineBytes.
     let start = 0;
     for (let i = 0; i < chunk.length; i++) {
-      if (chunk[i] !== SLCAN_BELL) continue;
-      if (i > start) this.lines.push(chunk.subarray(start, i));
-      start = i + 1;
-      this.bell();
+      const b = chunk[i]!;
+      if (b === SLCAN_BELL) {
+        this.feed(chunk, start, i);
+        start = i + 1;
+        this.bell();
+      } else if (b === 0x0d || b === 0x0a) {
+        this.lineBytes += 1;
+        this.feed(chunk, start, i + 1);
+        start = i + 1;
+        this.lineBytes = 0;
+      } else {
+        this.lineBytes++;
+      }
     }
-    if (start < chunk.length) this.lines.push(start === 0 ? chunk : chunk.subarray(start));
+    this.feed(chunk, start, chunk.length);
+  }
+
+  private feed(chunk: Uint8Array, from: number, to: number): void {
+    if (to > from) this.lines.push(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
   }
 
   reset(): void {
     // A partial line of the old device ends here, dropped (at worst one malformed line, counted).
     this.lines.push(new Uint8Array([0x0d]));
+    this.lineBytes = 0;
     this.openReplies = OPEN_COMMANDS.length;
   }
 
