@@ -19,6 +19,7 @@ export const ERROR_SITES = [
   "socketcan_tx_overflow",
   "socketcan_rx_overflow",
   "socketcan_tx_confirm_mismatch",
+  "socketcan_rx_discarded",
   "udp_send",
   "adapter_refused",
   "remote_link",

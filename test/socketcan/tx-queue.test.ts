@@ -335,17 +335,25 @@ describe("TxQueue with transmit confirmations (unit tests: the confirmations are
     const warned = () => events("socketcan_tx_unconfirmed");
     expect(warned()[0]!.level).toBe("warn");
     expect(warned().reduce((n, e) => n + e.frames!, 0)).toBe(4);
-    // More frames that are not confirmed either: lost the same way, logged at debug only.
+    // Now the queue probes: one frame in flight until the bus confirms again.
+    expect(q.probingBus).toBe(true);
     const second = [6, 7].map((i) => log.request(frame(i)));
-    for (const r of second) expect(q.send(r)).toBe("accepted");
-    await until(() => second.every((r) => r.outcome === "unconfirmed"), "the second batch reported");
+    expect(q.send(second[0]!)).toBe("accepted");
+    expect(q.send(second[1]!)).toBe("busy");
+    await until(() => second[0]!.outcome === "unconfirmed", "the probe given up");
+    expect(q.send(second[1]!)).toBe("accepted");
+    await until(() => second[1]!.outcome === "unconfirmed", "the next probe given up");
+    // Lost the same way, logged at debug only.
     expect(warned().slice(1).every((e) => e.level === "debug")).toBe(true);
     expect(warned().reduce((n, e) => n + e.frames!, 0)).toBe(6);
+    expect(q.givenUpFrames).toBe(6);
     // A confirmation that comes after its frame was given up: not reported a second time, and
-    // the caller is told nobody matched it (it delivers the frame as a bus frame).
+    // the caller is told no request was settled (it is not delivered as a bus frame either).
     expect(q.confirm(frame(1))).toBe(false);
     expect(first[0]!.calls).toBe(1);
     expect(stats.errors.get("socketcan_tx_confirm_mismatch")).toBe(1);
+    expect(stats.socketcanTxFrames).toBe(1); // it did go out, late
+    expect(q.probingBus).toBe(false); // the bus confirmed something: full window again
     expect(log.overReported()).toEqual([]);
   });
 
@@ -452,5 +460,58 @@ describe("TxQueue with transmit confirmations (unit tests: the confirmations are
     expect(lane.sent + (lane.dropped.get("unconfirmed") ?? 0)).toBe(10);
     expect(echoed).toEqual(["101#01", "102#02"]); // never echoed: nobody knows they were on the bus
     q.close();
+  });
+
+  test("a dead bus (in-memory fake that never confirms; vcan always confirms, so this case exists only here): after a timeout at most one frame in flight, not 64 per timeout", async () => {
+    const { q, dev } = confirmingQueue(64, { confirmTimeoutMs: 50 });
+    const log = new TxLog();
+    // A hub that offers a frame whenever the queue takes one, for 600 ms (12 timeouts).
+    const t0 = performance.now();
+    let offered = 0;
+    while (performance.now() - t0 < 600) {
+      while (q.send(log.request(frame(offered & 0xff))) === "accepted") offered++;
+      await Bun.sleep(5);
+    }
+    // Before: 64 more per timeout (843 frames in 1 s with a 50 ms timeout). Now: the first 64,
+    // then one probe per timeout round.
+    expect(dev.accepted.length).toBeGreaterThanOrEqual(64);
+    expect(dev.accepted.length).toBeLessThanOrEqual(64 + 600 / 50 + 2);
+    expect(q.awaitingConfirmation).toBeLessThanOrEqual(1);
+    q.close();
+    expect(log.overReported()).toEqual([]);
+  });
+
+  test("the late confirmation of a given-up frame matches it, never a newer identical frame", async () => {
+    const { q, stats } = confirmingQueue(8, { confirmTimeoutMs: 30 });
+    const log = new TxLog();
+    const a = log.request(frame(1));
+    q.send(a);
+    await until(() => a.outcome === "unconfirmed", "A given up");
+    const b = log.request(frame(1)); // the same command again: the probe
+    expect(q.send(b)).toBe("accepted");
+    // The bus recovers: A (still in the kernel's queue) goes out first, then B.
+    expect(q.confirm(frame(1))).toBe(false);
+    expect(b.outcome).toBe("pending"); // A's confirmation did not settle B
+    expect(q.confirm(frame(1))).toBe(true);
+    expect(b.outcome).toBe("sent");
+    expect([a.calls, b.calls]).toEqual([1, 1]);
+    expect(stats.socketcanTxFrames).toBe(2);
+    expect(stats.errors.get("socketcan_tx_confirm_mismatch")).toBe(1); // A's, late
+  });
+
+  test("a confirmation of a newer frame forgets given-up frames written before it (the kernel dropped them)", async () => {
+    const { q } = confirmingQueue(8, { confirmTimeoutMs: 30 });
+    const log = new TxLog();
+    const a = log.request(frame(1));
+    q.send(a);
+    await until(() => a.outcome === "unconfirmed", "A given up");
+    const b = log.request(frame(2));
+    q.send(b);
+    expect(q.confirm(frame(2))).toBe(true); // B's confirmation: A's would have come first
+    expect(q.givenUpFrames).toBe(0);
+    const c = log.request(frame(1));
+    q.send(c);
+    expect(q.confirm(frame(1))).toBe(true); // C's own, not A's
+    expect(c.outcome).toBe("sent");
   });
 });

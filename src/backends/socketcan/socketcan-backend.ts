@@ -346,9 +346,10 @@ export class SocketCanBackend implements Backend {
    * Delivers frames up to `write`, at most DRAIN_PER_TURN of them. A frame marked MSG_CONFIRM is
    * this socket's own, transmitted: it settles the request it belongs to (tx-queue.ts) instead of
    * being delivered — the hub echoes a client's frame on sent(), so delivering it too would show
-   * it twice. Only a confirmation no request matches is delivered (the frame went out, but its
-   * wait had run out, so nobody was shown it). Frames from other sockets, on this host (cansend,
-   * candump's sentinel) or not, are bus frames.
+   * it twice. A confirmation no request matches (the frame went out after its wait had run out)
+   * is not delivered either: its sender was told it was lost and would be shown its own frame as
+   * new; it counts as transmitted only (tx-queue.ts). Frames from other sockets, on this host
+   * (cansend, candump's sentinel) or not, are bus frames.
    */
   private drain(session: Session, write: number): void {
     const ring = session.ring;
@@ -369,9 +370,8 @@ export class SocketCanBackend implements Backend {
       }
       if (own) {
         confirmations++;
-        if (session.tx.confirm(frame)) continue;
-        // Our frame, on the bus, but its wait had run out: delivered as a bus frame, so counted
-        // as one (the frames clients receive add up to the rx counters).
+        session.tx.confirm(frame);
+        continue;
       }
       this.stats.socketcanRxFrames++;
       // go-ampio-server documents serial_rx_frames_total as mirroring SocketCAN ingress too.
@@ -394,21 +394,26 @@ export class SocketCanBackend implements Backend {
 
   /**
    * Closing: the confirmations the worker still put in the ring settle their requests (the frames
-   * did go out); everything else left there is dropped with the session, as before.
+   * did go out); bus frames left there are dropped with the session, counted in
+   * errors_total{where="socketcan_rx_discarded"} (read from the bus, never delivered).
    */
   private settleConfirmations(session: Session): void {
-    if (!session.confirming) return;
     const ring = session.ring;
     const bytes = ring.bytes;
     const write = Atomics.load(ring.header, H_WRITE);
+    let discarded = 0;
     for (let read = session.read; read !== write; read = (read + 1) | 0) {
       const at = slotOffset(ring, read);
-      if ((slotFlags(bytes, at) & MSG_CONFIRM) === 0) continue;
+      if (!session.confirming || (slotFlags(bytes, at) & MSG_CONFIRM) === 0) {
+        discarded++;
+        continue;
+      }
       const size = bytes[at + SLOT_SIZE_OFFSET]! | (bytes[at + SLOT_SIZE_OFFSET + 1]! << 8);
       const frame = decodeCanStruct(bytes, at + SLOT_FRAME_OFFSET, size);
       if (frame !== null) session.tx.confirm(frame);
     }
     session.read = write;
+    if (discarded > 0) this.stats.error("socketcan_rx_discarded", discarded);
   }
 
   /**

@@ -18,21 +18,34 @@
  *   errors_total{where="socketcan_tx_confirm_mismatch"}: the controller sent out of order, or the
  *   confirmations of the frames before it were lost (a receive-buffer overflow drops them like any
  *   frame, counted as socketcan_rx_overflow). The frames before it keep waiting for their own;
- * - else (nothing waiting equals it) it is counted the same way and confirm() returns false: the
- *   frame really went out — typically one whose wait had already timed out — so the caller
- *   delivers it as a bus frame; it can no longer be echoed as a client's frame.
+ * - a frame whose wait timed out is remembered (at most TIMED_OUT_KEEP_FRAMES, for
+ *   TIMED_OUT_KEEP_MS): it may still sit in the kernel's queue and go out when the bus recovers.
+ *   Everything given up was written before everything still waiting, and confirmations come in
+ *   write order, so a confirmation equal to a given-up frame is checked against those first: it
+ *   is that frame's, late (counted as a mismatch), and never settles a newer identical frame.
+ *   A confirmation of a newer frame forgets the given-up frames written before it (in order, theirs
+ *   would have come first: the kernel dropped them, e.g. on bus-off);
+ * - else (nothing equals it) it is counted the same way and confirm() returns false.
+ * A confirmation that settles no request is our socket's frame on the bus (socketcan_tx_frames_total)
+ * but never delivered as a bus frame: its sender was already told it was lost, and would be shown
+ * its own frame as new (nor is it counted as received).
  * A frame waits for its confirmation at most `confirmTimeoutMs` after it was written, then it is
  * `lost("unconfirmed")`: nothing acknowledged it (no other node, wrong bit rate, bus-off). The
  * window starts at the write, not at `expiresAt`, which says until when a frame may be *written*:
  * a frame written just before it must still get time to go out, and a written frame cannot be
  * taken back. (That also keeps the FIFO in deadline order, so the timer looks at its head only.)
+ *
+ * Never late (issue 18): after a confirmation timeout the queue probes — at most one frame in
+ * flight (written and not yet confirmed or timed out) until the bus confirms anything again — so
+ * a dead bus takes one frame per timeout into the kernel instead of `limit`; the hub's lanes hold
+ * and expire the rest (-tx-max-age), and nothing stale piles up in the kernel to be flushed onto
+ * the bus when it recovers.
  * Without confirmation (`confirm: false`: the kernel refused the option) a frame is sent() once
  * the kernel took it, as before.
  *
  * Back-pressure: frames waiting to be written plus frames waiting for their confirmation are at
- * most `limit`; then send() answers "busy", and `ready()` is called once there is room again. So
- * a dead bus takes `limit` frames per confirmation timeout (see DEFAULT_TX_CONFIRM_TIMEOUT_MS) and
- * the hub's lanes hold and expire the rest.
+ * most `limit` (1 while probing); then send() answers "busy", and `ready()` is called once there
+ * is room again.
  * halt() stops writing and loses what still waits to be written (`lost("backend_down")`), while
  * confirmations may still come; close() also loses what still waits for one. Every accepted
  * request ends exactly once in sent() or lost(). The hub counts the drops; this file counts the
@@ -73,12 +86,17 @@ export const DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT = 64;
  * How long a written frame may wait for the kernel's transmit confirmation, at least: the gateway
  * passes max(this, -tx-max-age) (src/backends/create.ts). While frames are confirmed, at most
  * `limit` (64) of ours are ahead of a new one in the kernel, 64 × 2.6 ms on a 50 kbit/s bus; the
- * rest is room for other nodes' traffic winning arbitration. A frame that timed out is no longer
- * counted against `limit` but may still sit in the kernel's queue (a written frame cannot be
- * taken back): on a dead bus each timeout round lets `limit` more frames in, up to the
- * interface's txqueuelen, and those go out when the bus recovers (then delivered as bus frames).
+ * rest is room for other nodes' traffic winning arbitration. A frame that timed out may still sit
+ * in the kernel's queue (a written frame cannot be taken back): when the bus dies, the up to
+ * `limit` frames written before the first timeout, then one probe per timeout (never more than
+ * the interface's txqueuelen holds), and those go out when the bus recovers.
  */
 export const DEFAULT_TX_CONFIRM_TIMEOUT_MS = 2000;
+
+/** How long a frame given up as unconfirmed is remembered for its late confirmation. */
+export const TIMED_OUT_KEEP_MS = 10 * 60_000;
+/** How many given-up frames are remembered at most (oldest forgotten first; txqueuelen is usually 10). */
+export const TIMED_OUT_KEEP_FRAMES = 1024;
 
 export function isQueueFull(errno: number): boolean {
   return errno === ERRNO.EAGAIN || errno === ERRNO.ENOBUFS;
@@ -93,6 +111,12 @@ interface Unconfirmed {
   readonly req: TxRequest;
   /** performance.now() after which it is lost("unconfirmed"). */
   readonly deadline: number;
+}
+
+interface GivenUp {
+  readonly frame: CanFrame;
+  /** performance.now() after which it is forgotten. */
+  readonly forgetAt: number;
 }
 
 export class TxQueue {
@@ -117,6 +141,10 @@ export class TxQueue {
   private busyReported = false;
   private mismatchWarned = false;
   private timeoutWarned = false;
+  /** Frames lost("unconfirmed") that may still be confirmed late, oldest first. */
+  private givenUp: GivenUp[] = [];
+  /** A confirmation timed out and none came since: at most one frame in flight. */
+  private probing = false;
 
   constructor(options: TxQueueOptions) {
     this.opts = options;
@@ -135,6 +163,21 @@ export class TxQueue {
     return this.unconfirmed.length - this.uHead;
   }
 
+  /** Frames given up as unconfirmed and remembered for a late confirmation. */
+  get givenUpFrames(): number {
+    return this.givenUp.length;
+  }
+
+  /** After a confirmation timeout, until the bus confirms again: one frame in flight at most. */
+  get probingBus(): boolean {
+    return this.probing;
+  }
+
+  /** Frames waiting to be written plus frames in flight may be at most this many. */
+  private get inFlightLimit(): number {
+    return this.probing ? 1 : this.opts.limit;
+  }
+
   /** Writes the frame now, or queues it behind earlier frames; never blocks, never throws. */
   send(req: TxRequest): "accepted" | "busy" {
     if (this.halted) {
@@ -145,7 +188,7 @@ export class TxQueue {
       this.report(req, "expired");
       return "accepted";
     }
-    if (this.pending + this.awaitingConfirmation >= this.opts.limit) {
+    if (this.pending + this.awaitingConfirmation >= this.inFlightLimit) {
       this.busyReported = true;
       return "busy";
     }
@@ -167,12 +210,22 @@ export class TxQueue {
    * matches it: the caller delivers it as a bus frame. Call afterConfirmations() after a batch.
    */
   confirm(frame: CanFrame): boolean {
-    // Our socket's frame was transmitted, whichever request it belongs to.
+    // Our socket's frame was transmitted, whichever request it belongs to: the bus works.
     this.opts.stats.socketcanTxFrames++;
+    this.probing = false;
+    this.forgetGivenUp(performance.now());
+    for (let i = 0; i < this.givenUp.length; i++) {
+      if (!framesEqual(this.givenUp[i]!.frame, frame)) continue;
+      // Late: the frame was given up, its sender told so. Those given up before it are gone.
+      this.givenUp.splice(0, i + 1);
+      this.mismatch(frame, "a frame given up as unconfirmed", this.awaitingConfirmation);
+      return false;
+    }
     const end = this.unconfirmed.length;
     if (this.uHead < end && framesEqual(this.unconfirmed[this.uHead]!.req.frame, frame)) {
       const { req } = this.unconfirmed[this.uHead]!;
       this.uHead++;
+      this.givenUp = [];
       this.compactUnconfirmed();
       this.report(req, "sent");
       return true;
@@ -181,12 +234,20 @@ export class TxQueue {
       const { req } = this.unconfirmed[i]!;
       if (!framesEqual(req.frame, frame)) continue;
       this.unconfirmed.splice(i, 1);
+      this.givenUp = [];
       this.mismatch(frame, "a later frame", i - this.uHead);
       this.report(req, "sent");
       return true;
     }
     this.mismatch(frame, "none", this.awaitingConfirmation);
     return false;
+  }
+
+  /** Drops given-up frames past their time, and the oldest beyond TIMED_OUT_KEEP_FRAMES. */
+  private forgetGivenUp(now: number): void {
+    let n = 0;
+    while (n < this.givenUp.length && (this.givenUp[n]!.forgetAt <= now || this.givenUp.length - n > TIMED_OUT_KEEP_FRAMES)) n++;
+    if (n > 0) this.givenUp.splice(0, n);
   }
 
   /** After a batch of confirm() calls: room may have been made (ready() if "busy" was answered). */
@@ -222,6 +283,7 @@ export class TxQueue {
     const unconfirmed = this.unconfirmed.slice(this.uHead);
     this.unconfirmed = [];
     this.uHead = 0;
+    this.givenUp = [];
     for (const u of unconfirmed) this.report(u.req, "backend_down");
     return waiting + unconfirmed.length;
   }
@@ -295,6 +357,11 @@ export class TxQueue {
     this.compactUnconfirmed();
     this.armConfirmTimer();
     if (timedOut.length === 0) return;
+    // The bus did not confirm in time: probe with one frame at a time until it does, and
+    // remember these for their late confirmations.
+    this.probing = true;
+    for (const req of timedOut) this.givenUp.push({ frame: req.frame, forgetAt: now + TIMED_OUT_KEEP_MS });
+    this.forgetGivenUp(now);
     const fields = { frames: timedOut.length, timeout_ms: this.confirmTimeoutMs };
     if (!this.timeoutWarned) {
       this.timeoutWarned = true;
@@ -331,6 +398,14 @@ export class TxQueue {
     this.expire();
     const firstHead = this.head;
     while (!this.halted && this.head < this.queue.length) {
+      if (this.probing && this.awaitingConfirmation > 0) {
+        // Probing: the next frame waits until the one in flight is confirmed or given up (or
+        // expires meanwhile).
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+        this.timer = setTimeout(this.flush, this.backoff.next());
+        return;
+      }
       const { req, struct } = this.queue[this.head]!;
       const errno = this.opts.write(struct, struct.length);
       if (isQueueFull(errno)) {
@@ -355,7 +430,7 @@ export class TxQueue {
   };
 
   private readyIfRoom(): void {
-    if (!this.busyReported || this.halted || this.pending + this.awaitingConfirmation >= this.opts.limit) return;
+    if (!this.busyReported || this.halted || this.pending + this.awaitingConfirmation >= this.inFlightLimit) return;
     this.busyReported = false;
     try {
       this.opts.ready();
