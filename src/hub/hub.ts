@@ -161,7 +161,8 @@ export class Hub {
         }
       }
     }
-    stats.hubBroadcastFanout = fanout;
+    // The gauge is about bus frames: an echo (every client but its sender) must not overwrite it.
+    if (!echo) stats.hubBroadcastFanout = fanout;
   }
 
   /** Queue depth over all clients, for the hub_queue_depth_* gauges. */

@@ -98,6 +98,8 @@ export interface DatagramProtocol {
   accepts(frame: CanFrame, fd: boolean): boolean;
   /** Encodes frames into datagrams of at most the link `mtu`, numbered from `seq` (mod 256). */
   encode(frames: readonly CanFrame[], seq: number, mtu: number, ipv6: boolean): Uint8Array[];
+  /** How many frames a datagram made by encode() carries (counted once it was really sent). */
+  frameCount(datagram: Uint8Array): number;
   /** Never throws. */
   decode(datagram: Uint8Array): DecodedDatagram;
   /** Sequence distance → datagrams lost before this one, and whether it is new (see SeqTracker in the codec). */

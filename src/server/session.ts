@@ -384,8 +384,19 @@ export class ClientSession implements HubClient {
         continue;
       }
       if (!this.receiving || this.holdFrames) break;
-      const n = this.queue.drainInto(this.batch, BATCH_FRAMES);
-      if (n === 0) break;
+      const drained = this.queue.drainInto(this.batch, BATCH_FRAMES);
+      if (drained === 0) break;
+      // Frames the client stopped accepting while they were queued (slcan after `C`) are left
+      // out, so they are not counted as written.
+      let n = 0;
+      for (let i = 0; i < drained; i++) {
+        const f = this.batch[i]!;
+        if (this.wire.accepts(f)) this.batch[n++] = f;
+      }
+      if (n === 0) {
+        this.batch.length = 0;
+        continue;
+      }
       const bytes = this.wire.encode(this.batch, n);
       this.batch.length = 0; // release the frames now, not when the next batch overwrites them
       this.txFrames += n;

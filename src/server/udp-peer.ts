@@ -350,8 +350,6 @@ export class UdpEndpoint implements Listener {
         const datagrams = this.protocol.encode(this.batch.slice(0, n), peer.txSeq, this.options.mtu, peer.ipv6);
         this.batch.length = 0;
         peer.txSeq = (peer.txSeq + datagrams.length) & 0xff;
-        peer.txFrames += n;
-        this.pstats.txFrames += n;
         for (let i = 0; i < datagrams.length; i++) {
           if (this.sendTo(peer, datagrams[i]!)) continue;
           // The socket pushed back: keep this datagram and the rest of the batch for the drain;
@@ -375,6 +373,11 @@ export class UdpEndpoint implements Listener {
       return true;
     }
     if (!ok) return false;
+    // Counted once the socket took it: a datagram kept for the drain, or one that could not be
+    // sent, is not counted as sent frames.
+    const frames = this.protocol.frameCount(bytes);
+    peer.txFrames += frames;
+    this.pstats.txFrames += frames;
     peer.txDatagrams++;
     this.deps.stats.udpTxDatagrams++;
     return true;

@@ -10,7 +10,9 @@ import { Hub } from "../../src/hub/hub.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
 import { cannelloni } from "../../src/protocols/cannelloni/protocol.ts";
+import { slcan } from "../../src/protocols/slcan/protocol.ts";
 import { socketcand } from "../../src/protocols/socketcand/protocol.ts";
+import { encodeForTest, HELLO } from "../helpers/cannelloni-client.ts";
 import type { WireProtocol } from "../../src/protocols/protocol.ts";
 import { stamped } from "../helpers/stamped.ts";
 import { CLOSE_GRACE_MS, ClientSession, MAX_OWED_REPLY_BYTES, type SessionSocket } from "../../src/server/session.ts";
@@ -50,10 +52,10 @@ class ScriptedSocket implements SessionSocket {
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-function setup(protocol: WireProtocol, opts: { stallTimeoutMs?: number; readOnly?: boolean } = {}) {
+function setup(protocol: WireProtocol, opts: { stallTimeoutMs?: number; readOnly?: boolean; rate?: number } = {}) {
   const stats = new Stats();
   const { log, lines } = memoryLogger("debug");
-  const hub = new Hub({ policy: "drop", echoClients: true, tx: { rate: 0, burst: 1, maxAgeMs: 2000, queueFrames: 64 }, stats, log });
+  const hub = new Hub({ policy: "drop", echoClients: true, tx: { rate: opts.rate ?? 0, burst: 1, maxAgeMs: 2000, queueFrames: 64 }, stats, log });
   const written: TxRequest[] = [];
   hub.connectBus({
     up: true,
@@ -216,5 +218,59 @@ describe("ClientSession limits", () => {
     await Bun.sleep(20);
     expect(closed).toBe(true);
     expect(hub.size).toBe(0);
+  });
+});
+
+describe("ClientSession transmit is paced (issue 18)", () => {
+  const frames = (n: number) => Array.from({ length: n }, (_, i) => dataFrame(0x100 + (i % 0x600), [i & 0xff, i >> 8]));
+
+  test("over its rate a client is not read: undecoded bytes are kept, the socket paused, and every frame reaches the bus in order", async () => {
+    const { socket, session, written, stats } = setup(cannelloni, { rate: 1000 });
+    session.onData(HELLO);
+    await Bun.sleep(0);
+    const sent = frames(300);
+    session.onData(encodeForTest(sent)); // one read: 300 frames (burst 1, 1000/s)
+    expect(socket.paused).toBe(true);
+    expect(written.length).toBeLessThan(100);
+    const deadline = Date.now() + 3000;
+    while (written.length < sent.length && Date.now() < deadline) await Bun.sleep(10);
+    expect(written.map((r) => r.frame.canId)).toEqual(sent.map((f) => f.canId));
+    expect(written.map((r) => r.frame.data[0])).toEqual(sent.map((f) => f.data[0]));
+    await Bun.sleep(5);
+    expect(socket.paused).toBe(false);
+    expect([...stats.txDropped.values()].reduce((a, b) => a + b, 0)).toBe(0);
+    expect(session.rxFrames).toBe(300);
+  });
+
+  test("slcan: a paced client still gets every ack it is owed, and is never closed for being paced", async () => {
+    const { socket, session, written, isClosed } = setup(slcan, { rate: 2000 });
+    session.onData(enc("O\r"));
+    await Bun.sleep(0);
+    const lines = Array.from({ length: 200 }, (_, i) => `t1232${(i & 0xff).toString(16).padStart(2, "0")}${(i >> 8).toString(16).padStart(2, "0")}\r`).join("");
+    session.onData(enc(lines));
+    expect(socket.paused).toBe(true);
+    const deadline = Date.now() + 3000;
+    while (written.length < 200 && Date.now() < deadline) await Bun.sleep(10);
+    await Bun.sleep(5);
+    expect(written).toHaveLength(200);
+    expect(written.map((r) => r.frame.data[0])).toEqual(Array.from({ length: 200 }, (_, i) => i & 0xff));
+    // One CR for O, one CR (accepted) per frame; no BELL.
+    expect(socket.text()).toBe("\r".repeat(201));
+    expect(isClosed()).toBe(false);
+    expect(socket.paused).toBe(false);
+  });
+
+  test("frames a client stopped accepting while they were queued (slcan after C) are not counted as written", async () => {
+    const { socket, session, hub, stats } = setup(slcan);
+    session.onData(enc("O\r"));
+    await Bun.sleep(0);
+    expect(hub.attached.has(session)).toBe(true);
+    for (const f of frames(3)) hub.fromBus(f); // queued; the flush runs at the end of this turn
+    session.onData(enc("C\r"));
+    await Bun.sleep(0);
+    expect(socket.text()).toBe("\r\r"); // the two command replies, no frame line
+    expect(session.txFrames).toBe(0);
+    expect(stats.tcpTxFrames).toBe(0);
+    expect(stats.protocol("slcan").txFrames).toBe(0);
   });
 });

@@ -260,4 +260,14 @@ describe("cannelloni UDP peers", () => {
       /no-such-host\.invalid:20000/,
     );
   });
+
+  test("frames count as sent to a peer only once their datagram was sent (an IPv6 peer an IPv4 socket cannot reach: failures, not frames)", async () => {
+    const a = await peer();
+    await fx.start({ cannelloniUdpPeer: [`127.0.0.1:${a.port}`, "[::1]:9"] });
+    for (let i = 0; i < 3; i++) fx.gw.backend.inject(dataFrame(0x100 + i, [i]));
+    await a.waitFrames(3);
+    await waitFor(() => fx.gw.stats.udpSendFailures > 0, "the unreachable peer's send failure");
+    // The reachable peer's 3 frames, not the unreachable one's.
+    expect(fx.gw.stats.protocol("cannelloni-udp").txFrames).toBe(3);
+  });
 });

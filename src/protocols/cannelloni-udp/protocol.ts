@@ -4,7 +4,7 @@
  */
 import type { CanFrame } from "../../can/frame.ts";
 import type { DatagramProtocol } from "../protocol.ts";
-import { CANNELLONI_UDP_DEFAULT_PORT, decodeDatagram, encodeDatagrams, SeqTracker } from "./codec.ts";
+import { CANNELLONI_UDP_DEFAULT_PORT, CANNELLONI_UDP_HEADER_BYTES, decodeDatagram, encodeDatagrams, SeqTracker } from "./codec.ts";
 
 export const cannelloniUdp: DatagramProtocol = {
   name: "cannelloni-udp",
@@ -13,5 +13,7 @@ export const cannelloniUdp: DatagramProtocol = {
   accepts: (frame: CanFrame, fd: boolean) => !frame.fd || fd,
   encode: (frames, seq, mtu, ipv6) => encodeDatagrams(frames, seq, mtu, { family: ipv6 ? "ipv6" : "ipv4" }),
   decode: decodeDatagram,
+  // The header's count (codec.ts): `version | op_code | seq_no | count u16 BE`.
+  frameCount: (d: Uint8Array) => (d.length >= CANNELLONI_UDP_HEADER_BYTES ? (d[3]! << 8) | d[4]! : 0),
   newSeqTracker: () => new SeqTracker(),
 };
