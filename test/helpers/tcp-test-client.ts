@@ -95,6 +95,11 @@ export abstract class TcpTestClient {
     if (off < bytes.length) throw new Error("test client could not write");
   }
 
+  /** Writes what the socket takes now, without waiting (a flooder): bytes taken, < 0 when closed. */
+  offer(bytes: Uint8Array): number {
+    return this.socket.write(bytes);
+  }
+
   close(): void {
     this.socket.end();
   }
