@@ -1,12 +1,20 @@
 /**
- * The dashboard's Ampio parts in a real browser (Debian chromium, headless, puppeteer-core)
+ * The dashboard's Ampio view in a real browser (Debian chromium, headless, puppeteer-core)
  * against the gateway process replaying the demo log: with decoding off the page never asks for
- * /api/ampio/modules (no 503s every 2 s); with decoding on — as `npm start` runs it — the Ampio
- * panel appears and stays live.
+ * /api/ampio/modules (no 503s every 2 s); with decoding on — as `npm start` runs it — the view
+ * appears and stays live; with a names file and sending on: modules grouped by room under their
+ * names, outputs as on/off chips, dimmers as levels, temperatures with units, RGB as a colour,
+ * ages counting up, and a chip click and a level change putting the exact frames aioampio would
+ * send on the bus (seen by a real cannelloni client). Screenshots at 1400 and 400 px
+ * (docs/ampio-view-*.png, refreshed with UPDATE_SCREENSHOT=1).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { formatFrame } from "../../src/can/frame.ts";
+import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 const MAIN = resolve(REPO, "src/main.ts");
@@ -98,7 +106,7 @@ describe("polling only what is on", () => {
     const page2 = await browser.newPage();
     try {
       await page2.goto(`http://127.0.0.1:${on.http}/`);
-      await waitText(page2, "#ampio tbody", "(t) => t.includes('00001D4C') && t.includes('online')");
+      await waitText(page2, "#ampioview", "(t) => t.includes('1D4C') && t.includes('online')");
       expect(await page2.$eval("#ampiosection", (el) => (el as unknown as { hidden: boolean }).hidden)).toBe(false);
     } finally {
       await page2.close();
@@ -106,3 +114,110 @@ describe("polling only what is on", () => {
     }
   }, 60_000);
 });
+
+describe("the Ampio view", () => {
+  test("names and rooms, chips, levels, units, colour; a click and a level change send the right frames; screenshots", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "can-server-ampio-view-"));
+    const names = join(dir, "house.toml");
+    writeFileSync(
+      names,
+      `[[module]]
+id = "B07"
+name = "Living room lights"
+room = "Living room"
+[module.channels]
+"bout.1" = "Ceiling"
+"bout.2" = "Sofa lamp"
+
+[[module]]
+id = "B0A"
+name = "Dimmers"
+room = "Living room"
+[module.channels]
+"aout.1" = "Wall lamp"
+
+[[module]]
+id = "1D4C"
+name = "Hall sensor"
+room = "Hall"
+[module.channels]
+"temperature.1" = "Hall"
+
+[[module]]
+id = "3C02"
+name = "LED strip"
+room = "Kitchen"
+`,
+    );
+    const gw = await startGateway(["-backend", "replay", "-replay-file", "demo/ampio-demo.log", "-replay-loop", "-bitrate", "50000", "-ampio-decode", "true", "-web-tx", "-web-token", "tok", "-ampio-names", names]);
+    const client = await CannelloniTestClient.connect(gw.cannelloni);
+    await client.handshake();
+    const page = await browser.newPage();
+    try {
+      await page.setViewport({ width: 1400, height: 1000 });
+      await page.goto(`http://127.0.0.1:${gw.http}/`);
+      await waitText(page, "#ampioview", "(t) => t.includes('Living room lights') && t.includes('Dimmers') && t.includes('Hall sensor') && t.includes('LED strip')");
+      // Grouped by room, rooms in order, unnamed modules last.
+      const rooms = await page.$$eval("#ampioview .aroom h3", (hs) => hs.map((h) => h.textContent));
+      expect(rooms).toEqual(["Hall", "Kitchen", "Living room", "No room"]);
+      // Outputs as chips, named ones by name; an input module's chips are not buttons one can press.
+      await waitText(page, '.amod[data-module="B07"]', "(t) => t.includes('Ceiling') && t.includes('Sofa lamp')");
+      const chip = await page.$eval('.amod[data-module="B07"] button.chip[title^="Ceiling"]', (b) => ({ cls: b.className, v: b.getAttribute("data-v"), disabled: (b as unknown as { disabled: boolean }).disabled }));
+      expect(chip.cls).toMatch(/chip (on|off)/);
+      expect(chip.disabled).toBe(false);
+      expect(await page.$$eval('.amod[data-module="2A31"] button.chip', (bs) => bs.length)).toBe(48);
+      expect(await page.$$eval('.amod[data-module="2A31"] button.chip:not([disabled])', (bs) => bs.length)).toBe(0);
+      // A dimmer as a level, a temperature with its unit, the RGB module as a colour.
+      await waitText(page, '.amod[data-module="B0A"] .level', "(t) => t.includes('Wall lamp') && / %$/.test(t.trim())");
+      await waitText(page, '.amod[data-module="1D4C"]', "(t) => /Hall\\s*-?\\d+(\\.\\d)? °C/.test(t)");
+      const swatch = await page.$eval('.amod[data-module="3C02"] .swatch', (e) => (e as unknown as { style: { background: string } }).style.background);
+      expect(swatch).toMatch(/^rgb\(\d+, \d+, \d+\)$/);
+      // Ages count up between polls: the clock module 101 spoke at the start of the loop only.
+      await waitText(page, '.amod[data-module="101"]', "(t) => /clock\\s*\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}/.test(t)");
+      const age1 = await page.$eval('.amod[data-module="101"] [data-at]', (e) => e.textContent);
+      await Bun.sleep(2300);
+      const age2 = await page.$eval('.amod[data-module="101"] [data-at]', (e) => e.textContent);
+      expect(age1).toMatch(/ago|just now/);
+      expect(age2).not.toBe(age1);
+
+      // Sending: the token, a click on "Ceiling" → 15 FF|00 00 to module B07.
+      await page.type("#ampiotoken", "tok");
+      const before = client.frames.length;
+      await page.click('.amod[data-module="B07"] button.chip[title^="Ceiling"]');
+      const want = `0F000000#00000B0715${chip.v === "1" ? "FF" : "00"}00`;
+      await waitText(page, "#ampiostate", `(t) => t.includes(${JSON.stringify(want)})`);
+      const mine = (): string[] => client.frames.slice(before).map(formatFrame).filter((f) => f.startsWith("0F000000#00000B0715") || f.startsWith("0F000000#00000B0A15"));
+      await waitFor(() => mine().includes(want), 5000, `${want} on the bus`);
+      // A level change on the dimmer: 15 <level> 00 00 to module B0A.
+      await page.$eval('.amod[data-module="B0A"] input[type=range]', (i) => {
+        const r = i as unknown as { value: string; dispatchEvent(e: unknown): void };
+        r.value = "128";
+        r.dispatchEvent(new (globalThis as unknown as { Event: new (t: string, o: object) => unknown }).Event("change", { bubbles: true }));
+      });
+      await waitFor(() => mine().includes("0F000000#00000B0A15800000"), 5000, "the level frame on the bus");
+      expect(mine()).toEqual([want, "0F000000#00000B0A15800000"]);
+
+      const shot = (w: number): string => (process.env.UPDATE_SCREENSHOT === "1" ? join(REPO, `docs/ampio-view-${w}.png`) : join(tmpdir(), `can-server-ampio-view-${w}-${process.pid}.png`));
+      const section = await page.$("#ampiosection");
+      await section!.screenshot({ path: shot(1400) });
+      expect(Bun.file(shot(1400)).size).toBeGreaterThan(10_000);
+      await page.setViewport({ width: 400, height: 900 });
+      await Bun.sleep(300);
+      expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(400);
+      await section!.screenshot({ path: shot(400) });
+      expect(Bun.file(shot(400)).size).toBeGreaterThan(10_000);
+    } finally {
+      await page.close();
+      client.close();
+      await gw.stop();
+    }
+  }, 90_000);
+});
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}

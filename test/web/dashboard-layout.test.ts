@@ -49,7 +49,7 @@ async function open(width: number): Promise<{ page: Page; errors: string[]; open
   expect(res?.status()).toBe(200);
   await waitText(page, "#conn", "(t) => t === 'live'");
   await waitText(page, "#fin", "(t) => /^\\d+$/.test(t)", 3000);
-  await waitText(page, "#ampio tbody", "(t) => t.includes('online')");
+  await waitText(page, "#ampioview", "(t) => t.includes('online')");
   await waitText(page, "#tail", "(t) => t.includes('#')");
   return { page, errors, openedAt };
 }

@@ -42,7 +42,7 @@ describe("dashboard in chromium", () => {
       // Demo traffic from the replayed log is there too (Ampio module ids).
       await waitText(page, "#sniffer tbody", "(t) => t.includes('00001D4C')");
       // The Ampio panel: the decoder's module inventory, live.
-      await waitText(page, "#ampio tbody", "(t) => t.includes('00001D4C') && t.includes('online')");
+      await waitText(page, "#ampioview", "(t) => t.includes('1D4C') && t.includes('online')");
 
       // Filter: only 0x123 passes.
       await page.type("#filter", "123/7FF");
