@@ -343,6 +343,13 @@ describe("broker failures", () => {
     expect(b.rawQueued).toBeLessThanOrEqual(RAW_OUTBOX_FRAMES);
     expect(b.drops.get("outbox_full")!).toBeGreaterThan(0);
     expect(gw.stats.hubDroppedFrames).toBe(0);
+    // The queue-full drops are in a metric, not only in the object.
+    const prom = await import("prom-client");
+    const registry = new prom.Registry();
+    b.registerMetrics(registry, prom);
+    const text = await registry.metrics();
+    expect(text).toContain(`mqtt_dropped_messages_total{reason="outbox_full"} ${b.drops.get("outbox_full")}`);
+    expect(text).toMatch(/mqtt_outbox_messages\{kind="raw"\} \d+/);
     own.resume();
   }, 30_000);
 
