@@ -13,7 +13,7 @@ import { stamp, type CanFrame, type StampedFrame } from "../can/frame.ts";
 import { systemClock, type WallClock } from "../can/clock.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats } from "../ops/stats.ts";
-import { TxScheduler, type TxBus, type TxLane, type TxLimits, type TxOrigin } from "./tx-scheduler.ts";
+import { TxScheduler, type TxBus, type TxFlow, type TxLane, type TxLimits, type TxOrigin } from "./tx-scheduler.ts";
 
 export type HubPolicy = "drop" | "kick";
 
@@ -112,12 +112,13 @@ export class Hub {
   }
 
   /**
-   * A producer's way to the bus. Frames it sends are dropped and counted if readOnly. A paced
-   * producer (flow control: TCP) is shaped instead of dropped for rate or queue: it stops reading
-   * while lane.hasRoom is false and goes on at lane.onRoom (./tx-scheduler.ts).
+   * A producer's way to the bus. Frames it sends are dropped and counted if readOnly. `flow`
+   * (./tx-scheduler.ts): a paced producer (TCP) stops reading while lane.hasRoom is false and goes
+   * on at lane.onRoom; a buffered one (default) is shaped within its queue; a policed one (UDP)
+   * loses what is over the rate.
    */
-  openTx(origin: TxOrigin, readOnly: boolean, paced = false): TxLane {
-    return this.tx.openLane(origin, { readOnly, paced });
+  openTx(origin: TxOrigin, readOnly: boolean, flow: TxFlow = "buffered"): TxLane {
+    return this.tx.openLane(origin, { readOnly, flow });
   }
 
   /** Client frames waiting for the backend, over all lanes. */

@@ -7,14 +7,17 @@
  * so a flooding host can delay another host's frame by at most one frame per other busy host —
  * never push it out of a shared FIFO, nor multiply its share by opening more connections.
  *
- * Two kinds of producer (issue 18, "shape, don't police"):
+ * Three kinds of producer (TxFlow; issue 18, "shape, don't police"):
  * - paced (TCP sessions): the transport has flow control, so nothing is ever dropped for rate or
  *   queue. A frame waits in the lane until its share has a token; once the lane holds `pauseAt`
  *   frames it reports no room (`hasRoom` false) and the producer stops reading its socket until
  *   `onRoom` (TCP backpressure then paces the client at its share of the bus).
- * - policed (UDP peers, MQTT, the dashboard): no flow control to push back with, so a frame over
- *   the rate (no token at arrival) is dropped as rate_limited and one that finds the lane full as
- *   tx_queue_full — counted, as before.
+ * - buffered (the default: MQTT commands, the dashboard): no way to push back, but producers that
+ *   send a burst now and then (a scene). Frames wait for a token in the lane like paced ones; only
+ *   a frame that finds the lane's queueFrames full is dropped (tx_queue_full, counted).
+ * - policed (UDP peers): no flow control and a stream that may never stop, so a frame over the
+ *   rate (no token at arrival) is dropped as rate_limited and one that finds the lane full as
+ *   tx_queue_full — counted.
  *
  * A frame is "sent" only when the backend says it reached the bus (TxRequest.sent(): written, or
  * on SocketCAN confirmed by the kernel); only then is it echoed to the other clients. Frames that
@@ -70,11 +73,17 @@ export interface TxOrigin {
   readonly remote: string;
 }
 
+/**
+ * paced: the producer honours hasRoom/onRoom (TCP), never dropped for rate or queue; buffered:
+ * shaped within queueFrames, dropped only when that is full; policed: dropped over the rate (UDP).
+ */
+export type TxFlow = "paced" | "buffered" | "policed";
+
 export interface LaneOptions {
   /** A read-only lane's frames are all dropped (outside -tx-allow). */
   readonly readOnly: boolean;
-  /** The producer has flow control and honours hasRoom/onRoom: shaped, never dropped for rate or queue. */
-  readonly paced?: boolean;
+  /** How the lane meets a producer faster than its share (default "buffered"). */
+  readonly flow?: TxFlow;
   /** The source host it shares a rate with; default: the host part of origin.remote. */
   readonly host?: string;
 }
@@ -155,6 +164,7 @@ export class TxLane {
   /** Counts when the producer closed (its final log line); null while open. */
   closedWith: { sent: number; dropped: Map<TxDropReason, number> } | null = null;
   readonly readOnly: boolean;
+  readonly flow: TxFlow;
   readonly paced: boolean;
   /** A paced lane holding this many frames has no room until it is down to `resumeAt`. */
   readonly pauseAt: number;
@@ -173,7 +183,8 @@ export class TxLane {
     limits: TxLimits,
   ) {
     this.readOnly = opts.readOnly;
-    this.paced = opts.paced === true && !opts.readOnly;
+    this.flow = opts.flow ?? "buffered";
+    this.paced = this.flow === "paced" && !opts.readOnly;
     // A paced lane holds about a burst: enough to keep the bus busy between two reads of the
     // socket, little enough that its frames wait far less than -tx-max-age for their turn.
     this.pauseAt = Math.max(1, Math.min(limits.queueFrames, Math.max(32, limits.burst)));
@@ -298,7 +309,7 @@ export class TxScheduler {
     // A paced lane is full only if its producer ignored hasRoom.
     if (lane.queue.isFull()) return this.drop(lane, "tx_queue_full", 1);
     const item = new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane);
-    if (!lane.paced) {
+    if (lane.flow === "policed") {
       // No flow control: over the rate is dropped now rather than queued.
       if (!lane.share.bucket.take(now)) return this.drop(lane, "rate_limited", 1);
       item.paid = true;

@@ -152,7 +152,7 @@ export class ClientSession implements HubClient {
     this.pump = new WritePump(socket);
     this.pstats = ctx.stats.protocol(wireProtocol.name);
     this.log = ctx.log.child({ conn_id: this.id, remote: this.remote, protocol: wireProtocol.name });
-    this.lane = ctx.hub.openTx(this, this.readOnly, true);
+    this.lane = ctx.hub.openTx(this, this.readOnly, "paced");
     this.lane.onRoom = () => this.onLaneRoom();
     this.wire = wireProtocol.open(
       {

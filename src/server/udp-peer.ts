@@ -128,7 +128,7 @@ export class UdpPeer implements HubClient {
     this.protocol = endpoint.protocol.name;
     this.ipv6 = address.includes(":");
     this.queue = new BoundedQueue<CanFrame>(endpoint.options.queueFrames);
-    this.lane = endpoint.deps.hub.openTx(this, readOnly);
+    this.lane = endpoint.deps.hub.openTx(this, readOnly, "policed");
     this.seq = endpoint.protocol.newSeqTracker();
     this.proven = !learned;
     this.log = endpoint.deps.log.child({ conn_id: id, remote: this.remote, protocol: this.protocol });

@@ -242,11 +242,11 @@ describe("commands (-mqtt-tx)", () => {
     expect(await mqttPub(broker.port, "c1/tx", null, ["-r"])).toBe(0); // clear the stored one
   });
 
-  test("the command topic shares the TCP clients' rate limit (refusals counted by reason)", async () => {
-    const gw = await gatewayWith("c2", { mqttTx: true, clientTxRate: 1, clientTxBurst: 2 });
+  test("the command topic shares the TCP clients' rate limit: a burst over it is shaped (queued), not dropped", async () => {
+    const gw = await gatewayWith("c2", { mqttTx: true, clientTxRate: 20, clientTxBurst: 2 });
     await connected(gw);
-    const onBus: CanFrame[] = [];
-    cleanup.push(gw.backend.observe((f) => onBus.push(f)));
+    const onBus: { frame: CanFrame; at: number }[] = [];
+    cleanup.push(gw.backend.observe((f) => onBus.push({ frame: f, at: performance.now() })));
     // One mosquitto_pub, five messages in a burst (-l: one per line of stdin).
     const p = Bun.spawn(["mosquitto_pub", "-h", "127.0.0.1", "-p", String(broker.port), "-t", "c2/tx", "-l"], { stdin: "pipe" });
     p.stdin.write("100#01\n100#02\n100#03\n100#04\n100#05\n");
@@ -254,9 +254,12 @@ describe("commands (-mqtt-tx)", () => {
     await p.exited;
     const b = bridgeOf(gw);
     await waitFor(() => b.counters().txReceived === 5, 5000, "five commands");
-    expect(onBus.length).toBe(2);
-    expect(b.txRefusals().get("rate_limited")).toBe(3);
-    expect(gw.stats.txDropped.get("rate_limited")).toBe(3);
+    await waitFor(() => onBus.length === 5, 3000, "all five on the bus");
+    expect(onBus.map((x) => x.frame.data[0])).toEqual([1, 2, 3, 4, 5]);
+    // Two at once (the burst), then 20/s: the last one waited for its token.
+    expect(onBus[4]!.at - onBus[0]!.at).toBeGreaterThan(100);
+    expect(b.txRefusals().get("rate_limited") ?? 0).toBe(0);
+    expect(gw.stats.txDropped.get("rate_limited")).toBe(0);
   });
 
   test("without -mqtt-tx the command topic is not read", async () => {

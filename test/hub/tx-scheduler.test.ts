@@ -128,9 +128,9 @@ describe("hub TX scheduler", () => {
     expect(lastHonest).toBeLessThan(16);
   });
 
-  test("rate limit: a burst passes, the rest is dropped as rate_limited and never echoed", () => {
+  test("rate limit (policed: UDP): a burst passes, the rest is dropped as rate_limited and never echoed", () => {
     const { hub, bus, a, watcher, stats } = setup({ rate: 10, burst: 5 });
-    const lane = hub.openTx(a, false);
+    const lane = hub.openTx(a, false, "policed");
     let accepted = 0;
     for (let i = 0; i < 50; i++) if (lane.send(f(0x20))) accepted++;
     expect(accepted).toBe(5);
@@ -142,7 +142,7 @@ describe("hub TX scheduler", () => {
 
   test("rate limit refills with time", async () => {
     const { hub, a, stats } = setup({ rate: 200, burst: 1 });
-    const lane = hub.openTx(a, false);
+    const lane = hub.openTx(a, false, "policed");
     expect(lane.send(f(1))).toBe(true);
     expect(lane.send(f(2))).toBe(false);
     await Bun.sleep(20); // 200/s: 4 tokens accrue, capped at the burst of 1
@@ -238,7 +238,7 @@ describe("hub TX scheduler and a backend that fails inside send()", () => {
 describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for rate or queue (issue 18)", () => {
   test("over the rate a paced lane keeps its frames, reports no room at its mark, and says when it has room", async () => {
     const { hub, bus, a, watcher, stats } = setup({ rate: 400, burst: 5 });
-    const lane = hub.openTx(a, false, true);
+    const lane = hub.openTx(a, false, "paced");
     let rooms = 0;
     lane.onRoom = () => rooms++;
     let n = 0;
@@ -267,7 +267,7 @@ describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for 
   test("a paced frame that waits past tx-max-age in the gateway still expires (counted)", async () => {
     const { hub, bus, a, stats } = setup({ maxAgeMs: 30 });
     bus.capacity = 0;
-    const lane = hub.openTx(a, false, true);
+    const lane = hub.openTx(a, false, "paced");
     for (let i = 0; i < 3; i++) lane.send(f(i));
     await Bun.sleep(80);
     expect(stats.txDropped.get("expired")).toBe(3);
@@ -278,7 +278,7 @@ describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for 
   function shares(fairness: "host" | "connection"): Map<string, number> {
     const { hub, bus } = setup({ queueFrames: 1000, fairness });
     bus.capacity = 1;
-    const lanes = [new Observer(1, "127.0.0.1:4001"), new Observer(2, "127.0.0.1:4002"), new Observer(3, "127.0.0.2:4001")].map((o) => hub.openTx(o, false, true));
+    const lanes = [new Observer(1, "127.0.0.1:4001"), new Observer(2, "127.0.0.1:4002"), new Observer(3, "127.0.0.2:4001")].map((o) => hub.openTx(o, false, "paced"));
     lanes.forEach((l, k) => {
       for (let i = 0; i < 30; i++) l.send(f(0x100 * (k + 1)));
     });
@@ -307,8 +307,8 @@ describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for 
 
   test("policed lanes (UDP) of one host share one bucket and still drop over the rate", () => {
     const { hub, stats } = setup({ rate: 10, burst: 5 });
-    const p1 = hub.openTx(new Observer(1, "127.0.0.1:20000"), false);
-    const p2 = hub.openTx(new Observer(2, "127.0.0.1:20001"), false);
+    const p1 = hub.openTx(new Observer(1, "127.0.0.1:20000"), false, "policed");
+    const p2 = hub.openTx(new Observer(2, "127.0.0.1:20001"), false, "policed");
     let accepted = 0;
     for (let i = 0; i < 10; i++) {
       if (p1.send(f(1))) accepted++;
@@ -316,5 +316,26 @@ describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for 
     }
     expect(accepted).toBe(5);
     expect(stats.txDropped.get("rate_limited")).toBe(15);
+  });
+});
+
+describe("hub TX scheduler: buffered producers (MQTT, the dashboard: no flow control, bursts)", () => {
+  test("a burst over the rate is shaped within the lane's queue, not dropped; only what overflows the queue is (tx_queue_full)", async () => {
+    const { hub, bus, a, stats } = setup({ rate: 500, burst: 5, queueFrames: 40 });
+    const lane = hub.openTx(a, false);
+    let accepted = 0;
+    for (let i = 0; i < 50; i++) if (lane.send(f(i))) accepted++;
+    // 5 go at once (the burst), 40 wait for tokens, 5 find the queue full.
+    expect(accepted).toBe(45);
+    expect(stats.txDropped.get("tx_queue_full")).toBe(5);
+    expect(stats.txDropped.get("rate_limited")).toBe(0);
+    expect(lane.hasRoom).toBe(true); // a buffered producer is never asked to wait
+    const deadline = Date.now() + 2000;
+    while (bus.held.length + bus.written.length < 45 && Date.now() < deadline) {
+      bus.drain();
+      await Bun.sleep(10);
+    }
+    bus.drain();
+    expect(bus.written.map((x) => x.canId)).toEqual(Array.from({ length: 45 }, (_, i) => i));
   });
 });

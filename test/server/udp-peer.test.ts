@@ -270,4 +270,17 @@ describe("cannelloni UDP peers", () => {
     // The reachable peer's 3 frames, not the unreachable one's.
     expect(fx.gw.stats.protocol("cannelloni-udp").txFrames).toBe(3);
   });
+
+  test("a UDP peer (no flow control) over its rate is still policed: the excess is dropped and counted, not queued", async () => {
+    const a = await peer();
+    await gateway([a], { bitrate: 50_000 }); // 190 frames/s, burst 47
+    const onBus = fx.busRecorder();
+    for (let d = 0; d < 10; d++) a.send(udpPort(), ...Array.from({ length: 20 }, (_, i) => dataFrame(0x200, [d, i])));
+    await waitFor(() => (fx.gw.stats.txDropped.get("rate_limited") ?? 0) + onBus.length >= 200, "all 200 frames accounted for");
+    await Bun.sleep(300);
+    expect(onBus.length).toBeGreaterThanOrEqual(47);
+    expect(onBus.length).toBeLessThan(120);
+    expect(onBus.length + (fx.gw.stats.txDropped.get("rate_limited") ?? 0)).toBe(200);
+  });
 });
+
