@@ -10,6 +10,9 @@ import { expect, test } from "bun:test";
 import { dataFrame, type CanFrame } from "../../src/can/frame.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { GatewayPerTest, waitFor } from "../helpers/gateway.ts";
+import { GvretTestClient } from "../helpers/gvret-client.ts";
+import { SlcanTestClient } from "../helpers/slcan-client.ts";
+import { RawSocketcandClient } from "../helpers/socketcand-clients.ts";
 import { WaveshareTestClient } from "../helpers/waveshare-client.ts";
 
 const t = new GatewayPerTest({ waveshareListen: "127.0.0.1:0", bitrate: 50_000 });
@@ -150,3 +153,34 @@ test("-tx-fairness connection: every connection has its own share", async () => 
   expect(hostA / n.b).toBeGreaterThan(1.6);
   expect(noTxDrops()).toEqual({});
 }, 20_000);
+
+test("every TCP protocol is paced: slcan (acks owed), GVRET and socketcand bursts of 300 reach the bus whole and in order", async () => {
+  await t.start({ slcanListen: "127.0.0.1:0", gvretListen: "127.0.0.1:0", socketcandListen: "127.0.0.1:0" });
+  const bus = busLog();
+  const port = (p: "slcan" | "gvret" | "socketcand"): number => t.gw.gateway.port(p)!;
+  const sl = t.closeAfter(await SlcanTestClient.connect(port("slcan")));
+  await sl.open();
+  const gv = t.closeAfter(await GvretTestClient.connect(port("gvret")));
+  await gv.openLikeSavvyCan();
+  const sc = await RawSocketcandClient.connect(port("socketcand"));
+  t.defer(() => sc.close());
+  await sc.handshake();
+  const N = 300;
+  const ids = { slcan: 0x101, gvret: 0x102, socketcand: 0x103 };
+  const seq = (id: number, i: number): CanFrame => dataFrame(id, [i >> 8, i & 0xff]);
+  const acksBefore = sl.replies.length;
+  sl.send(...Array.from({ length: N }, (_, i) => seq(ids.slcan, i)));
+  gv.send(...Array.from({ length: N }, (_, i) => seq(ids.gvret, i)));
+  sc.write(Array.from({ length: N }, (_, i) => `< send ${ids.socketcand.toString(16)} 2 ${(i >> 8).toString(16)} ${(i & 0xff).toString(16)} >`).join(""));
+  const of = (id: number): CanFrame[] => bus.frames.filter((f) => f.canId === id);
+  // One host: 900 frames at 190/s after a burst of 47, about 4.5 s.
+  await waitFor(() => Object.values(ids).every((id) => of(id).length >= N), `all bursts on the bus (${Object.values(ids).map((id) => of(id).length).join("/")})`, 20_000, 50);
+  await Bun.sleep(100);
+  for (const id of Object.values(ids)) expectWholeAndInOrder(of(id), N);
+  expect(noTxDrops()).toEqual({});
+  // Every slcan frame line was acknowledged (CR), none refused (BEL), and the client is still there.
+  await sl.waitReplies(acksBefore + N);
+  expect(sl.replies.slice(acksBefore)).toEqual(Array.from({ length: N }, () => "\r"));
+  expect([sl.closed, gv.closed, sc.closed]).toEqual([false, false, false]);
+}, 40_000);
+
