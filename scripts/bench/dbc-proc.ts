@@ -13,6 +13,7 @@
 import { readFileSync } from "node:fs";
 import { type CanFrame, type StampedFrame } from "../../src/can/frame.ts";
 import { SignalStore } from "../../src/consumers/signals.ts";
+import { SignalModel } from "../../src/consumers/signal-model.ts";
 import { DbcCodec, dbcText, parseDbc } from "../../src/dbc/index.ts";
 import { startGateway } from "../../src/gateway.ts";
 import { BoundedQueue } from "../../src/hub/bounded-queue.ts";
@@ -37,9 +38,9 @@ if (mode === "store" || mode === "eager") {
   store = new SignalStore(codec, { bus: "can0", file, log });
   store.setId(gateway.registry.allocateId());
   store.attach(gateway.hub);
-  const s = store;
+  const model = new SignalModel("can0", [store]);
   setInterval(() => {
-    reads += s.readAll().length;
+    reads += model.readAll().length;
   }, 250);
 }
 

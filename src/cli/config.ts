@@ -101,6 +101,8 @@ export interface Config extends ProtocolListenConfig {
   dbcMetrics: string;
   /** Milliseconds between two MQTT publications of one signal at most. */
   dbcMqttIntervalMs: number;
+  /** Ampio decoded values join the signal model (signals view, /api/signals, MQTT signal topics, gauges). */
+  signalsAmpio: boolean;
   // Bus views: recorder, replay backend, web dashboard (src/consumers/, src/backends/replay/, src/web/)
   /** Directory for candump log files; empty disables recording. */
   record: string;
@@ -259,6 +261,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "dbc", key: "dbc", env: "CAN_SERVER_DBC", kind: "string", arg: "FILE", group: "dbc", def: "", isNew: true, help: "Decode the bus with this DBC file: signals on /api/signals, the dashboard, MQTT (<prefix>/<bus>/signals/...) and -dbc-metrics; read at start-up (a bad file exits 2) and again on SIGHUP" },
   { name: "dbc-metrics", key: "dbcMetrics", env: "CAN_SERVER_DBC_METRICS", kind: "string", arg: "MSG.SIGNAL,...", group: "dbc", def: "", isNew: true, help: "Signals exported as the Prometheus gauge dbc_signal_value (an explicit list keeps the series bounded)" },
   { name: "dbc-mqtt-interval", key: "dbcMqttIntervalMs", env: "CAN_SERVER_DBC_MQTT_INTERVAL", kind: "duration", group: "dbc", def: "1s", min: 0, isNew: true, help: "With -dbc and -mqtt-url: a signal is published when it changes, at most once per this interval" },
+  { name: "signals-ampio", key: "signalsAmpio", env: "CAN_SERVER_SIGNALS_AMPIO", kind: "bool", group: "dbc", def: "false", isNew: true, help: "Ampio decoded values join the signal model as Ampio_<id> messages: the dashboard's signals view, /api/signals, MQTT <prefix>/<bus>/signals/... and -dbc-metrics; the Ampio topics stay as they are (turns Ampio decoding on with -ampio-decode auto)" },
   // Bus views: recorder, replay backend, web dashboard (README "Dashboard, capture, recording and replay")
   { name: "record", key: "record", env: "CAN_SERVER_RECORD", kind: "string", arg: "DIR", group: "recording", def: "", isNew: true, help: "Record every bus frame (R) and every client frame sent to the bus (T) to candump log files in this directory; empty disables" },
   { name: "record-max-bytes", key: "recordMaxBytes", env: "CAN_SERVER_RECORD_MAX_BYTES", kind: "int", group: "recording", def: "16777216", min: 4096, max: 1_099_511_627_776, isNew: true, help: "Start a new record file once one holds this many bytes" },

@@ -27,6 +27,8 @@ import { lookup } from "node:dns/promises";
 import { CidrList } from "../net/cidr.ts";
 import { DbcFileError, loadDbcFile } from "./dbc-file.ts";
 import { checkSignalKeys, SignalStore } from "./signals.ts";
+import { registerSignalGauge, SignalModel, type SignalSource } from "./signal-model.ts";
+import { AmpioSignals, AMPIO_GROUP_PREFIX } from "./ampio-signals.ts";
 import { signalRoutes } from "../web/signals-api.ts";
 import { socketcandBusName } from "../gateway.ts";
 
@@ -122,8 +124,12 @@ function dbcMetricKeys(config: Config): string[] {
 
 /** The -dbc file parsed, and -dbc-metrics checked against it; ConfigError (exit 2) otherwise. */
 function dbcCheck(config: Config): void {
+  // Ampio module values (-signals-ampio) are known only once modules speak: checked by form only.
+  const ampioKey = (k: string): boolean => config.signalsAmpio && new RegExp(`^${AMPIO_GROUP_PREFIX}[0-9A-F]{8}\\.`).test(k);
+  const keys = dbcMetricKeys(config);
   if (config.dbc === "") {
-    if (config.dbcMetrics !== "") throw new ConfigError("-dbc-metrics (CAN_SERVER_DBC_METRICS) needs -dbc");
+    const bad = keys.find((k) => !ampioKey(k));
+    if (bad !== undefined) throw new ConfigError(`-dbc-metrics (CAN_SERVER_DBC_METRICS): ${bad}: needs -dbc${config.signalsAmpio ? ` (or an Ampio key like ${AMPIO_GROUP_PREFIX}00001D4C.temperature.1)` : ""}`);
     return;
   }
   let codec;
@@ -133,7 +139,7 @@ function dbcCheck(config: Config): void {
     if (e instanceof DbcFileError) throw new ConfigError(`-dbc (CAN_SERVER_DBC): ${e.message}`);
     throw e;
   }
-  const bad = checkSignalKeys(codec, dbcMetricKeys(config));
+  const bad = checkSignalKeys(codec, keys.filter((k) => !ampioKey(k)));
   if (bad !== null) throw new ConfigError(`-dbc-metrics (CAN_SERVER_DBC_METRICS): ${bad}`);
 }
 
@@ -156,7 +162,8 @@ export interface ConsumerOverrides {
 }
 
 export function createConsumers(config: Config, log: Logger, overrides: ConsumerOverrides = {}): Consumers {
-  const decode = ampioDecodeEnabled(config);
+  // -signals-ampio needs the Ampio decoder (with -ampio-decode auto, it turns it on).
+  const decode = ampioDecodeEnabled(config) || (config.signalsAmpio && config.ampioDecode === "auto");
   // Read again here, at start-up only (validateConsumerConfig refused a bad file with exit 2).
   const names = houseNames(config);
   const decoder = decode
@@ -197,6 +204,10 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
     log.info("dbc_loaded", { file: config.dbc, messages: db.messages.length, warnings: db.warnings.length });
     for (const w of db.warnings.slice(0, 20)) log.warn("dbc_warning", { detail: w });
   }
+  if (config.signalsAmpio && decoder === null) log.warn("signals_ampio_disabled", { reason: "-ampio-decode false: no Ampio values in the signal model" });
+  const ampioSignals = config.signalsAmpio && decoder !== null ? new AmpioSignals(decoder) : null;
+  const sources: SignalSource[] = [...(signals !== null ? [signals] : []), ...(ampioSignals !== null ? [ampioSignals] : [])];
+  const model = sources.length > 0 ? new SignalModel(socketcandBusName(config), sources) : null;
 
   return {
     decoder,
@@ -205,7 +216,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       if (signals === null) return;
       try {
         const codec = loadDbcFile(config.dbc);
-        const bad = checkSignalKeys(codec, dbcMetricKeys(config));
+        const bad = checkSignalKeys(codec, dbcMetricKeys(config).filter((k) => !k.startsWith(AMPIO_GROUP_PREFIX)));
         if (bad !== null) throw new DbcFileError(`-dbc-metrics: ${bad}`);
         signals.replaceCodec(codec);
         log.info("dbc_reloaded", { file: config.dbc, messages: codec.db.messages.length, warnings: codec.db.warnings.length });
@@ -215,15 +226,16 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       }
     },
     initialFrames: decoder !== null && config.ampioStateReplay ? (s) => decoder.replayFor(s.protocol) : undefined,
-    routes: { "/api/ampio/modules": route, ...(commands !== null ? { "/api/ampio/command": commands.route() } : {}), ...(signals !== null ? signalRoutes(signals) : {}) },
+    routes: { "/api/ampio/modules": route, ...(commands !== null ? { "/api/ampio/command": commands.route() } : {}), ...(model !== null ? signalRoutes(model, signals) : {}) },
     bridge: () => bridge,
     async registerMetrics(registry) {
-      if (decoder === null && bridge === null && signals === null) return;
+      if (decoder === null && bridge === null && model === null) return;
       const prom = await import("prom-client");
       decoder?.registerMetrics(registry, prom);
       commands?.registerMetrics(registry, prom);
-      signals?.registerMetrics(registry, prom, dbcMetricKeys(config));
-      if (signals !== null && config.mqttUrl !== "") {
+      signals?.registerMetrics(registry, prom);
+      if (model !== null) registerSignalGauge(registry, prom, model, dbcMetricKeys(config));
+      if (model !== null && config.mqttUrl !== "") {
         // The publisher exists only after start(): read through the closure.
         mirrorCounter(prom.Counter, registry, "dbc_mqtt_published_total", "DBC signal values handed to the MQTT bridge (on change, rate-limited per signal).", () => signalPublisher?.published ?? 0);
         mirrorCounter(prom.Counter, registry, "dbc_mqtt_commands_total", "DBC signal commands (<prefix>/<bus>/signals/<message>/set) encoded and handed to the TX lane.", () => signalPublisher?.commandsSent ?? 0);
@@ -260,10 +272,10 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
         const { MqttBridge, redactUrl } = await import("./mqtt/bridge.ts");
         const txReadOnly = await brokerTxReadOnly(config, log);
         // DBC signals publish through the bridge; their commands get their own TX lane (one origin, counted apart).
-        if (signals !== null) {
+        if (model !== null) {
           const { SignalPublisher } = await import("./mqtt/signals.ts");
-          const lane = config.mqttTx ? gateway.hub.openTx({ id: gateway.registry.allocateId(), protocol: "mqtt-signals", remote: redactUrl(config.mqttUrl) }, txReadOnly) : null;
-          signalPublisher = new SignalPublisher(signals, { prefix: normalizePrefix(config.mqttPrefix), intervalMs: config.dbcMqttIntervalMs, haDiscovery: config.mqttHaDiscovery, lane, log });
+          const lane = config.mqttTx && signals !== null ? gateway.hub.openTx({ id: gateway.registry.allocateId(), protocol: "mqtt-signals", remote: redactUrl(config.mqttUrl) }, txReadOnly) : null;
+          signalPublisher = new SignalPublisher(model, signals, { prefix: normalizePrefix(config.mqttPrefix), intervalMs: config.dbcMqttIntervalMs, haDiscovery: config.mqttHaDiscovery, lane, log });
         }
         bridge = new MqttBridge({
           url: config.mqttUrl,

@@ -17,6 +17,7 @@ import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
 import { mirrorCounter } from "../ops/prom-mirror.ts";
+import type { SignalGroup, SignalSource } from "./signal-model.ts";
 
 /** Frames held before the hub's policy applies (~1 s of a saturated 1 Mbit/s bus). */
 export const SIGNALS_QUEUE_FRAMES = 8192;
@@ -80,7 +81,7 @@ export interface SignalStoreOptions {
   readonly queueFrames?: number;
 }
 
-export class SignalStore implements HubClient {
+export class SignalStore implements HubClient, SignalSource {
   readonly protocol = "dbc";
   readonly remote = "in-process";
   readonly receiving = true;
@@ -96,6 +97,7 @@ export class SignalStore implements HubClient {
   private readonly c: SignalStoreCounters = { stored: 0, dropped: 0, kicked: 0, branchEvictions: 0, reloads: 0, reloadFailures: 0 };
   /** Bumped when the codec changes (surfaces rebuild what they derived from it). */
   generation = 0;
+  private readonly groupCache = new WeakMap<MessageState, SignalGroup>();
 
   constructor(
     codec: DbcCodec,
@@ -295,56 +297,39 @@ export class SignalStore implements HubClient {
     return out;
   }
 
-  /** Every current signal value (or those of `keys`, "MESSAGE.SIGNAL"). */
-  readAll(keys?: ReadonlySet<string>): SignalReading[] {
-    const out: SignalReading[] = [];
-    if (keys === undefined) {
-      for (const st of this.states.values()) if (st.slots.size > 0) out.push(...this.read(st));
-      return out;
-    }
-    const byMessage = new Map<string, Set<string>>();
-    for (const k of keys) {
-      const dot = k.indexOf(".");
-      if (dot < 0) continue;
-      const m = k.slice(0, dot);
-      let set = byMessage.get(m);
-      if (set === undefined) byMessage.set(m, (set = new Set()));
-      set.add(k.slice(dot + 1));
-    }
-    for (const [m, names] of byMessage) {
-      const mc = this.codecValue.message(m);
-      const st = mc === undefined ? undefined : this.states.get(mc.canId);
-      if (st !== undefined && st.slots.size > 0) out.push(...this.read(st, names));
-    }
-    return out;
+  /** The DBC messages that have values, as signal-model groups (src/consumers/signal-model.ts). */
+  *groups(): Iterable<SignalGroup> {
+    for (const st of this.states.values()) if (st.slots.size > 0) yield this.groupOf(st);
   }
 
-  /**
-   * Signals whose "MESSAGE.SIGNAL" contains `match` (case-insensitive), at most `limit` of them,
-   * in DBC order; only those are decoded. `total` counts every match with a value.
-   */
-  readMatching(match: string, limit: number): { readings: SignalReading[]; total: number } {
-    const m = match.toLowerCase();
-    const readings: SignalReading[] = [];
-    let total = 0;
-    for (const st of this.states.values()) {
-      if (st.slots.size === 0) continue;
-      const name = st.mc.message.name;
-      const names = new Set<string>();
-      for (const s of st.mc.signals) if (`${name}.${s.name}`.toLowerCase().includes(m)) names.add(s.name);
-      if (names.size === 0) continue;
-      if (readings.length < limit) {
-        const rs = this.read(st, names);
-        for (const r of rs) if (readings.length < limit) readings.push(r);
-        total += rs.length;
-      } else {
-        total += this.countPresent(st, names);
-      }
-    }
-    return { readings, total };
+  group(message: string): SignalGroup | undefined {
+    const mc = this.codecValue.message(message);
+    const st = mc === undefined ? undefined : this.states.get(mc.canId);
+    return st === undefined || st.slots.size === 0 ? undefined : this.groupOf(st);
   }
 
-  /** Past the limit: how many of `names` have a value, without decoding plain messages. */
+  private groupOf(st: MessageState): SignalGroup {
+    let g = this.groupCache.get(st);
+    if (g === undefined) {
+      const store = this;
+      const names = st.mc.signals.map((s) => s.name);
+      g = {
+        key: st,
+        message: st.mc.message.name,
+        get seq() {
+          return st.seq;
+        },
+        read: (only) => store.read(st, only),
+        signalNames: () => names,
+        count: (only) => store.countPresent(st, only),
+        valueNames: (signal) => [...new Set(st.mc.signals.find((s) => s.name === signal)?.signal.valueNames.values() ?? [])],
+      };
+      this.groupCache.set(st, g);
+    }
+    return g;
+  }
+
+  /** How many of `names` have a value, without decoding plain messages. */
   private countPresent(st: MessageState, names: ReadonlySet<string>): number {
     if (st.mc.multiplexed) return this.read(st, names).length;
     let longest = 0;
@@ -352,26 +337,13 @@ export class SignalStore implements HubClient {
     return st.mc.signals.filter((s) => names.has(s.name) && s.needBytes <= longest).length;
   }
 
-  registerMetrics(registry: Prom.Registry, prom: typeof Prom, chosen: readonly string[]): void {
+  registerMetrics(registry: Prom.Registry, prom: typeof Prom): void {
     const counter = (name: string, help: string, read: () => number): void => void mirrorCounter(prom.Counter, registry, name, help, read);
     counter("dbc_frames_stored_total", "Frames of DBC messages the signal store took off its queue.", () => this.c.stored);
     counter("dbc_dropped_frames_total", "Frames the signal store lost because its queue was full (also in hub_dropped_frames_total).", () => this.c.dropped);
     counter("dbc_branch_evictions_total", `Multiplexer branches forgotten to keep ${MAX_BRANCHES} per message.`, () => this.c.branchEvictions);
     counter("dbc_reloads_total", "DBC files re-read on SIGHUP and taken into use.", () => this.c.reloads);
     counter("dbc_reload_failures_total", "DBC re-reads on SIGHUP refused (the previous file stays in use).", () => this.c.reloadFailures);
-    if (chosen.length === 0) return;
-    const self = this;
-    const keys = new Set(chosen);
-    new prom.Gauge({
-      name: "dbc_signal_value",
-      help: "Current physical value of the DBC signals chosen with -dbc-metrics (absent until a frame carried them).",
-      labelNames: ["bus", "message", "signal", "unit"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of self.readAll(keys)) this.set({ bus: self.bus, message: r.message, signal: r.signal, unit: r.unit }, r.value);
-      },
-    });
   }
 }
 

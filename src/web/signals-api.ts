@@ -4,6 +4,7 @@
  *   GET /api/dbc                                         the message/signal catalogue
  * Values are decoded from the stored latest frames on request, only those asked for.
  */
+import type { SignalModel } from "../consumers/signal-model.ts";
 import type { SignalReading, SignalStore } from "../consumers/signals.ts";
 import type { DbcMessage } from "../dbc/index.ts";
 import type { HttpRoute } from "../ops/http.ts";
@@ -27,7 +28,7 @@ export function readingJson(r: SignalReading, now: number): Record<string, unkno
   return {
     message: r.message,
     signal: r.signal,
-    value: Number.isFinite(r.value) ? r.value : String(r.value),
+    value: Number.isFinite(r.value) ? r.value : r.valueName !== undefined ? null : String(r.value),
     raw: r.raw,
     unit: r.unit,
     ...(r.valueName !== undefined ? { valueName: r.valueName } : {}),
@@ -67,7 +68,8 @@ export function messageJson(m: DbcMessage): Record<string, unknown> {
   };
 }
 
-export function signalRoutes(store: SignalStore, now: () => number = Date.now): Record<string, HttpRoute> {
+/** `dbc` is the -dbc store (the catalogue's source), null when only Ampio feeds the model. */
+export function signalRoutes(model: SignalModel, dbc: SignalStore | null, now: () => number = Date.now): Record<string, HttpRoute> {
   return {
     "/api/signals": (req) => {
       const bad = getOnly(req);
@@ -81,25 +83,26 @@ export function signalRoutes(store: SignalStore, now: () => number = Date.now): 
         if (parts.length > MAX_QUERY_SIGNALS) return json({ error: `at most ${MAX_QUERY_SIGNALS} signals per request` }, 400);
         keys = new Set(parts);
       } else if (message !== null && message !== "") {
-        const mc = store.codec.message(message);
-        if (mc === undefined) return json({ error: `no message '${message}' in the DBC` }, 404);
-        keys = new Set(mc.signals.map((s) => `${message}.${s.name}`));
+        const g = model.group(message);
+        if (g === undefined) return json({ error: `no message '${message}' with values` }, 404);
+        keys = new Set(g.signalNames().map((n) => `${message}.${n}`));
       }
       const t = now();
       const match = q.get("match");
       if (keys === undefined && match !== null) {
         // The dashboard's table: only what matches its filter, at most `limit` rows, is decoded.
         const limit = Math.max(1, Math.min(MAX_QUERY_SIGNALS, Number(q.get("limit")) || 200));
-        const { readings, total } = store.readMatching(match, limit);
-        return json({ bus: store.bus, dbc: store.file, time: new Date(t).toISOString(), total, signals: readings.map((r) => readingJson(r, t)) });
+        const { readings, total } = model.readMatching(match, limit);
+        return json({ bus: model.bus, dbc: dbc?.file ?? null, time: new Date(t).toISOString(), total, signals: readings.map((r) => readingJson(r, t)) });
       }
-      return json({ bus: store.bus, dbc: store.file, time: new Date(t).toISOString(), signals: store.readAll(keys).map((r) => readingJson(r, t)) });
+      return json({ bus: model.bus, dbc: dbc?.file ?? null, time: new Date(t).toISOString(), signals: model.readAll(keys).map((r) => readingJson(r, t)) });
     },
     "/api/dbc": (req) => {
       const bad = getOnly(req);
       if (bad !== null) return bad;
-      const db = store.codec.db;
-      return json({ bus: store.bus, file: store.file, version: db.version, nodes: db.nodes, warnings: db.warnings, messages: db.messages.map(messageJson) });
+      if (dbc === null) return json({ error: "no DBC file (-dbc)" }, 404);
+      const db = dbc.codec.db;
+      return json({ bus: model.bus, file: dbc.file, version: db.version, nodes: db.nodes, warnings: db.warnings, messages: db.messages.map(messageJson) });
     },
   };
 }

@@ -111,3 +111,26 @@ test("a command topic encodes a message and sends it through a TX lane, only wit
   await Bun.sleep(300);
   expect(roBus.length).toBe(0);
 }, 20_000);
+
+test("-signals-ampio: Ampio values in the signal model (API, MQTT signal topics, gauge keys) beside the Ampio topics, unchanged", async () => {
+  const MODULE = 0x00001d4c;
+  const gw = await startConsumerGateway({ mqttUrl: broker.url, mqttPrefix: "d4", signalsAmpio: true, mqttRaw: false, dbcMqttIntervalMs: 0 });
+  cleanup.push(() => gw.stop());
+  await waitFor(() => gw.consumers.bridge()?.connected === true, 5000, "bridge connected");
+  const sub = await MqttSub.start(broker.port, "d4/#");
+  cleanup.push(() => sub.stop());
+  await Bun.sleep(100);
+  // FE 06: temperature.1 = (0x04D7 − 1000) / 10 = 23.9 °C.
+  gw.backend.inject(dataFrame(MODULE, [0xfe, 0x06, 0xd7, 0x04], true));
+  expect((await sub.waitTopic("d4/can0/signals/Ampio_00001D4C/temperature.1")).payload).toBe("23.9");
+  // What the Ampio feature publishes is still there, as before.
+  expect((await sub.waitTopic("d4/ampio/00001D4C/temperature/1")).payload).toBe("23.9");
+  const api = gw.consumers.routes["/api/signals"]!;
+  const res = (await api(new Request("http://x/api/signals?match=ampio"), undefined as never))!;
+  const body = (await res.json()) as { dbc: string | null; signals: { message: string; signal: string; value: number; unit: string }[] };
+  expect(body.dbc).toBeNull();
+  expect(body.signals).toEqual([expect.objectContaining({ message: "Ampio_00001D4C", signal: "temperature.1", value: 23.9, unit: "°C" })]);
+  expect((await gw.consumers.routes["/api/dbc"]!(new Request("http://x/api/dbc"), undefined as never))!.status).toBe(404);
+  gw.backend.inject(dataFrame(MODULE, [0xfe, 0x06, 0xe1, 0x04], true)); // 24.9
+  await sub.waitTopic("d4/can0/signals/Ampio_00001D4C/temperature.1", 3000, (m) => m.payload === "24.9");
+}, 20_000);

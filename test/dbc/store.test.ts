@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { dataFrame } from "../../src/can/frame.ts";
 import { branchKey, MAX_BRANCHES, SignalStore } from "../../src/consumers/signals.ts";
 import { DbcCodec, parseDbc } from "../../src/dbc/index.ts";
+import { SignalModel } from "../../src/consumers/signal-model.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 
 const text = readFileSync(join(import.meta.dir, "..", "fixtures", "dbc", "coverage.dbc"), "utf8");
@@ -64,13 +65,29 @@ test("a reload keeps what was stored for messages that stayed, and drops the res
   expect(s.counters().reloads).toBe(1);
 });
 
-test("readMatching: case-insensitive filter, a limit, and the count of every match", () => {
+test("the signal model over the store: readMatching filters (case-insensitive), limits, counts every match", () => {
   const s = new SignalStore(codec(), { bus: "can0", file: "x", log: memoryLogger().log });
+  const model = new SignalModel("can0", [s]);
   s.store(dataFrame(0x106, [3, 50]), 1);
   s.store(dataFrame(0x200, [1, 0x7d, 0, 0, 0, 0, 0, 2]), 1);
-  expect(s.readMatching("gearbox.", 10).readings.map((r) => r.signal)).toEqual(["Gear", "DoorState", "OilTemp"]);
-  const two = s.readMatching("", 2);
+  expect(model.readMatching("gearbox.", 10).readings.map((r) => r.signal)).toEqual(["Gear", "DoorState", "OilTemp"]);
+  const two = model.readMatching("", 2);
   expect(two.readings.length).toBe(2);
   expect(two.total).toBe(3 + 4); // Gearbox: 3; SimpleMux in branch Page=1: Page, Always, P1Volt, P1Current
-  expect(s.readMatching("p1", 10).readings.map((r) => `${r.message}.${r.signal}`)).toEqual(["SimpleMux.P1Volt", "SimpleMux.P1Current"]);
+  expect(model.readMatching("p1", 10).readings.map((r) => `${r.message}.${r.signal}`)).toEqual(["SimpleMux.P1Volt", "SimpleMux.P1Current"]);
+});
+
+test("groups: one per message with values, stable keys, seq moves with frames; readAll by keys", () => {
+  const s = new SignalStore(codec(), { bus: "can0", file: "x", log: memoryLogger().log });
+  const model = new SignalModel("can0", [s]);
+  expect([...model.groups()].length).toBe(0);
+  s.store(dataFrame(0x106, [3, 50]), 1);
+  const [g] = [...model.groups()];
+  expect(g!.message).toBe("Gearbox");
+  const seq = g!.seq;
+  s.store(dataFrame(0x106, [2, 51]), 2);
+  expect([...model.groups()][0]!.key).toBe(g!.key);
+  expect(g!.seq).toBe(seq + 1);
+  expect(g!.valueNames("Gear")).toEqual(["P", "R", "N", "D"]);
+  expect(model.readAll(new Set(["Gearbox.OilTemp", "Nope.X"])).map((r) => r.value)).toEqual([11]);
 });

@@ -19,7 +19,8 @@ import { basename } from "node:path";
 import type { TxLane } from "../../hub/tx-scheduler.ts";
 import type { Logger } from "../../ops/log.ts";
 import { DbcEncodeError } from "../../dbc/index.ts";
-import type { MessageState, SignalReading, SignalStore } from "../signals.ts";
+import type { SignalGroup, SignalModel } from "../signal-model.ts";
+import type { SignalReading, SignalStore } from "../signals.ts";
 import type { MqttExtension, MqttSink } from "./extension.ts";
 import { HA_DISCOVERY_PREFIX } from "./topics.ts";
 
@@ -108,9 +109,9 @@ export class SignalPublisher implements MqttExtension {
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly now: () => number;
   private generation = -1;
-  private readonly lastSeq = new Map<MessageState, number>();
-  /** Messages with a change the interval held back. */
-  private readonly held = new Set<MessageState>();
+  private readonly lastSeq = new Map<object, number>();
+  /** Groups (by key) with a change the interval held back. */
+  private readonly held = new Set<object>();
   private readonly lastPayload = new Map<string, string>();
   private readonly lastAt = new Map<string, number>();
   private readonly discovered = new Set<string>();
@@ -122,12 +123,14 @@ export class SignalPublisher implements MqttExtension {
   published = 0;
   commandsSent = 0;
 
+  /** `dbc`: the -dbc store, for commands and the device name (null: Ampio values only, no commands). */
   constructor(
-    private readonly store: SignalStore,
+    private readonly model: SignalModel,
+    private readonly dbc: SignalStore | null,
     private readonly opts: SignalPublisherOptions,
   ) {
     this.now = opts.now ?? (() => performance.now());
-    this.base = `${opts.prefix}/${topicLevel(store.bus)}/signals`;
+    this.base = `${opts.prefix}/${topicLevel(model.bus)}/signals`;
   }
 
   signalTopic(message: string, signal: string): string {
@@ -139,7 +142,7 @@ export class SignalPublisher implements MqttExtension {
   }
 
   subscriptions(): readonly string[] {
-    return this.opts.lane !== null ? [`${this.base}/+/set`] : [];
+    return this.opts.lane !== null && this.dbc !== null ? [`${this.base}/+/set`] : [];
   }
 
   bind(sink: MqttSink): void {
@@ -166,30 +169,29 @@ export class SignalPublisher implements MqttExtension {
   tick(): void {
     const sink = this.sink;
     if (sink === null) return;
-    if (this.generation !== this.store.generation) {
+    if (this.generation !== this.model.generation) {
       // A new DBC (SIGHUP): forget what was derived from the old one.
-      this.generation = this.store.generation;
+      this.generation = this.model.generation;
       this.lastSeq.clear();
       this.held.clear();
       this.discovered.clear();
-      this.messageByLevel = new Map(this.store.codec.messages.map((mc) => [topicLevel(mc.message.name), mc.message.name]));
+      this.messageByLevel = new Map((this.dbc?.codec.messages ?? []).map((mc) => [topicLevel(mc.message.name), mc.message.name]));
     }
     const now = this.now();
-    for (const st of this.store.messageStates()) {
-      if (st.slots.size === 0) continue;
-      if (this.lastSeq.get(st) === st.seq && !this.held.has(st)) continue;
-      this.lastSeq.set(st, st.seq);
-      this.held.delete(st);
-      for (const r of this.store.read(st)) {
+    for (const g of this.model.groups()) {
+      if (this.lastSeq.get(g.key) === g.seq && !this.held.has(g.key)) continue;
+      this.lastSeq.set(g.key, g.seq);
+      this.held.delete(g.key);
+      for (const r of g.read()) {
         const topic = this.signalTopic(r.message, r.signal);
         const payload = signalPayload(r);
         if (this.lastPayload.get(topic) === payload) continue;
         const last = this.lastAt.get(topic);
         if (last !== undefined && now - last < this.opts.intervalMs) {
-          this.held.add(st);
+          this.held.add(g.key);
           continue;
         }
-        if (this.opts.haDiscovery && !this.discovered.has(topic)) this.discover(sink, st, r, topic);
+        if (this.opts.haDiscovery && !this.discovered.has(topic)) this.discover(sink, g, r, topic);
         if (!sink.retained(topic, payload)) continue;
         this.lastPayload.set(topic, payload);
         this.lastAt.set(topic, now);
@@ -198,12 +200,11 @@ export class SignalPublisher implements MqttExtension {
     }
   }
 
-  private discover(sink: MqttSink, st: MessageState, r: SignalReading, topic: string): void {
+  private discover(sink: MqttSink, g: SignalGroup, r: SignalReading, topic: string): void {
     const prefixSlug = slug(this.opts.prefix);
-    const node = `can_server_${prefixSlug}_${slug(this.store.bus)}_dbc`;
+    const node = `can_server_${prefixSlug}_${slug(this.model.bus)}_dbc`;
     const object = slug(`${r.message}_${r.signal}`);
-    const sig = st.mc.signals.find((s) => s.name === r.signal)?.signal;
-    const named = sig !== undefined && sig.valueNames.size > 0;
+    const options = g.valueNames(r.signal);
     const { deviceClass, unit } = haDeviceClass(r.unit);
     const config: Record<string, unknown> = {
       name: `${r.message} ${r.signal}`,
@@ -212,16 +213,18 @@ export class SignalPublisher implements MqttExtension {
       availability_topic: `${this.opts.prefix}/availability`,
       device: {
         identifiers: [node],
-        name: `${this.store.bus} signals (${basename(this.store.file)})`,
+        name: `${this.model.bus} signals${this.dbc !== null ? ` (${basename(this.dbc.file)})` : ""}`,
         manufacturer: "can-server",
         model: "DBC decoder",
         via_device: `can_server_${prefixSlug}`,
       },
     };
-    if (named) {
+    if (options.length > 0) {
       // Value-table names: an enum sensor listing them, no unit or state class.
       config.device_class = "enum";
-      config.options = [...new Set(sig.valueNames.values())];
+      config.options = options;
+    } else if (r.valueName !== undefined) {
+      // Text without a known set of values (an Ampio string value): a plain sensor.
     } else {
       if (unit !== undefined) config.unit_of_measurement = unit;
       if (deviceClass !== undefined) config.device_class = deviceClass;
@@ -234,11 +237,12 @@ export class SignalPublisher implements MqttExtension {
   message(topic: string, payload: string, retained: boolean): boolean {
     if (!topic.startsWith(`${this.base}/`) || !topic.endsWith("/set")) return false;
     const lane = this.opts.lane;
-    if (lane === null) return false;
+    const dbc = this.dbc;
+    if (lane === null || dbc === null) return false;
     const level = topic.slice(this.base.length + 1, -"/set".length);
     if (level.includes("/")) return false;
     if (retained) return this.refuse("retained", topic, "retained message on a command topic (publish without -r)");
-    const name = this.messageByLevel.get(level) ?? (this.store.codec.message(level) !== undefined ? level : undefined);
+    const name = this.messageByLevel.get(level) ?? (dbc.codec.message(level) !== undefined ? level : undefined);
     if (name === undefined) return this.refuse("unknown_message", topic, `no message '${level}' in the DBC`);
     let values: unknown;
     try {
@@ -253,7 +257,7 @@ export class SignalPublisher implements MqttExtension {
       clean[k] = v;
     }
     try {
-      const frame = this.store.codec.encode(name, clean);
+      const frame = dbc.codec.encode(name, clean);
       this.commandsSent++;
       lane.send(frame); // validation, rate limit, fairness and their refusals: the lane's (client_tx_dropped_total)
     } catch (e) {
