@@ -58,6 +58,7 @@ export class AmpioSignals implements SignalSource, AmpioListener {
       seq: 0,
       read,
       signalNames: () => inv.module(id, this.now())?.values.map((v) => v.name) ?? [],
+      searchKeys: () => inv.module(id, this.now())?.values.map((v) => `${message}.${v.name}`.toLowerCase()) ?? [],
       count: (only) => read(only).length,
       valueNames: () => [],
     };

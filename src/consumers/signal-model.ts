@@ -20,8 +20,10 @@ export interface SignalGroup {
   read(only?: ReadonlySet<string>): SignalReading[];
   /** The group's signal names (values may be missing for some). */
   signalNames(): readonly string[];
-  /** How many of `only` have a value, decoding as little as possible. */
-  count(only: ReadonlySet<string>): number;
+  /** "message.signal" in lower case, parallel to signalNames() (the dashboard filter matches on it). */
+  searchKeys(): readonly string[];
+  /** How many of `only` (all when undefined) have a value, decoding as little as possible. */
+  count(only?: ReadonlySet<string>): number;
   /** Value-table names of a signal, for Home Assistant enum sensors (empty: none). */
   valueNames(signal: string): readonly string[];
 }
@@ -88,9 +90,15 @@ export class SignalModel {
     const readings: SignalReading[] = [];
     let total = 0;
     for (const g of this.groups()) {
-      const names = new Set<string>();
-      for (const n of g.signalNames()) if (`${g.message}.${n}`.toLowerCase().includes(m)) names.add(n);
-      if (names.size === 0) continue;
+      // An empty filter takes every signal without building name sets.
+      let names: Set<string> | undefined;
+      if (m !== "") {
+        const keys = g.searchKeys();
+        const all = g.signalNames();
+        names = new Set<string>();
+        for (let i = 0; i < keys.length; i++) if (keys[i]!.includes(m)) names.add(all[i]!);
+        if (names.size === 0) continue;
+      }
       if (readings.length < limit) {
         const rs = g.read(names);
         for (const r of rs) if (readings.length < limit) readings.push(r);

@@ -313,6 +313,7 @@ export class SignalStore implements HubClient, SignalSource {
     if (g === undefined) {
       const store = this;
       const names = st.mc.signals.map((s) => s.name);
+      const keys = names.map((n) => `${st.mc.message.name}.${n}`.toLowerCase());
       g = {
         key: st,
         message: st.mc.message.name,
@@ -321,6 +322,7 @@ export class SignalStore implements HubClient, SignalSource {
         },
         read: (only) => store.read(st, only),
         signalNames: () => names,
+        searchKeys: () => keys,
         count: (only) => store.countPresent(st, only),
         valueNames: (signal) => [...new Set(st.mc.signals.find((s) => s.name === signal)?.signal.valueNames.values() ?? [])],
       };
@@ -329,12 +331,14 @@ export class SignalStore implements HubClient, SignalSource {
     return g;
   }
 
-  /** How many of `names` have a value, without decoding plain messages. */
-  private countPresent(st: MessageState, names: ReadonlySet<string>): number {
+  /** How many of `names` (all when undefined) have a value, without decoding plain messages. */
+  private countPresent(st: MessageState, names: ReadonlySet<string> | undefined): number {
     if (st.mc.multiplexed) return this.read(st, names).length;
     let longest = 0;
     for (const slot of st.slots.values()) longest = Math.max(longest, slot.data.length);
-    return st.mc.signals.filter((s) => names.has(s.name) && s.needBytes <= longest).length;
+    let n = 0;
+    for (const s of st.mc.signals) if ((names === undefined || names.has(s.name)) && s.needBytes <= longest) n++;
+    return n;
   }
 
   registerMetrics(registry: Prom.Registry, prom: typeof Prom): void {
