@@ -1,9 +1,17 @@
 /**
- * Composition of the running gateway: backend ⇄ hub ⇄ listeners. main.ts adds process concerns
- * (config, signals, HTTP, mDNS); tests and benchmarks start a Gateway directly on ephemeral ports.
+ * Composition of the running gateway: for each bus, backend ⇄ hub ⇄ listeners; one admission
+ * layer and one client registry for all of them. main.ts adds process concerns (config, signals,
+ * HTTP, mDNS); tests and benchmarks start a Gateway directly on ephemeral ports.
+ *
+ * Buses: flags alone give one bus, exactly as go-ampio-server. A configuration file's `[[bus]]`
+ * tables give several (src/cli/config-file.ts); each has its own backend, hub (own TX scheduler,
+ * own clients, own counters) and single-bus listeners (cannelloni TCP/UDP, Waveshare, slcan,
+ * canlogserver: `multiBus` false in the registry). Multi-bus protocols (socketcand, GVRET) listen
+ * once, on the default bus's hub for now; they find the other buses in Gateway.buses.
  */
 import { DEFAULT_BITRATE, type Backend } from "./backends/backend.ts";
 import type { Config } from "./cli/config.ts";
+import { socketcandBusName } from "./cli/bus-name.ts";
 import { Hub } from "./hub/hub.ts";
 import { busFrameRate } from "./hub/token-bucket.ts";
 import { droppedFields, type TxLimits } from "./hub/tx-scheduler.ts";
@@ -12,7 +20,7 @@ import { availableParallelism } from "node:os";
 import { connectionCapacity, derivedMaxClients } from "./server/fd-limit.ts";
 import { Admission } from "./net/admission.ts";
 import type { Logger } from "./ops/log.ts";
-import type { Stats } from "./ops/stats.ts";
+import type { Stats, TxDropReason } from "./ops/stats.ts";
 import { PROTOCOLS, type ProtocolName } from "./protocols/registry.ts";
 import { ClientRegistry, startListener, type Listener } from "./server/listener.ts";
 import type { SessionOptions } from "./server/session.ts";
@@ -20,15 +28,60 @@ import { UdpEndpoint } from "./server/udp-peer.ts";
 import type { ClientSession } from "./server/session.ts";
 import type { StampedFrame } from "./can/frame.ts";
 import type { WallClock } from "./can/clock.ts";
+import type { RouteConfig } from "./route/route.ts";
+import { startRoutes, type Route } from "./route/router.ts";
 
 export interface GatewayDeps {
+  /** The process's counters: admission (shared by every bus) and the default bus's. */
   readonly stats: Stats;
   readonly log: Logger;
-  readonly backend: Backend;
+  /** The backend of the only bus (flags alone); ignored when `buses` is given. */
+  readonly backend?: Backend;
+  /**
+   * Several buses (configuration file `[[bus]]` tables), in order: the first is the default bus
+   * (its hub and backend are Gateway.hub/backend). Each has its own effective configuration,
+   * backend and counters.
+   */
+  readonly buses?: readonly BusSpec[];
   /** Frames each new client gets right after its handshake (see SessionContext.initialFrames). */
   readonly initialFrames?: (session: ClientSession) => readonly StampedFrame[];
   /** The frame clock (src/can/clock.ts); the system clock unless a test steps its own. */
   readonly clock?: WallClock;
+  /** Routes between the buses (configuration file `[[route]]` tables, src/route/). */
+  readonly routes?: readonly RouteConfig[];
+}
+
+/** What a bus is made of before it starts. */
+export interface BusSpec {
+  /** Unique; what socketcand `< open NAME >`, recorder lines and the `bus` metric label show. */
+  readonly name: string;
+  /** The bus's effective configuration (globals plus its own keys, src/cli/config-file.ts). */
+  readonly config: Config;
+  readonly backend: Backend;
+  /** Its counters (the `bus` label of its metrics); the process's Stats for the default bus. */
+  readonly stats: Stats;
+}
+
+/**
+ * One running bus: a backend, its own hub (own TX scheduler, own clients) and its single-bus
+ * listeners. Every frame of its hub carries `index` (StampedFrame.bus), so a consumer attached to
+ * several hubs knows where a frame came from: gateway.buses[frame.bus].
+ */
+export interface Bus {
+  readonly name: string;
+  /** Position in Gateway.buses, = StampedFrame.bus of its frames. */
+  readonly index: number;
+  readonly config: Config;
+  readonly backend: Backend;
+  readonly hub: Hub;
+  readonly stats: Stats;
+  /** This bus's listeners (single-bus protocols; the multi-bus ones are on the default bus). */
+  readonly listeners: readonly Listener[];
+  readonly udp: UdpEndpoint | undefined;
+  /** Bound port of one of this bus's listeners. */
+  port(protocol: ProtocolName): number | undefined;
+  /** Up, or why not (`backend socketcan down: …`). */
+  readiness(): Readiness;
 }
 
 export interface ShutdownSummary {
@@ -48,18 +101,25 @@ export interface Readiness {
 }
 
 export interface Gateway {
+  /** Every bus, in configuration order; buses[0] is the default bus. */
+  readonly buses: readonly Bus[];
+  /** A bus by name. */
+  bus(name: string): Bus | undefined;
+  /** The default bus's hub and backend (what a single-bus consumer attaches to). */
   readonly hub: Hub;
   readonly backend: Backend;
   readonly registry: ClientRegistry;
-  /** Every bound listener, TCP and UDP, in registry order. */
+  /** Every bound listener of every bus, TCP and UDP. */
   readonly listeners: readonly Listener[];
-  /** The cannelloni UDP endpoint with its peers, when -cannelloni-udp-listen is set. */
+  /** The default bus's cannelloni UDP endpoint, when it has one. */
   readonly udp: UdpEndpoint | undefined;
-  /** Bound port of a protocol's listener (undefined when not enabled). */
+  /** Bound port of a protocol's listener on the default bus (undefined when not enabled). */
   port(protocol: ProtocolName): number | undefined;
-  /** Ready = every listener bound and the backend up. */
+  /** Ready = every listener bound and every bus's backend up; the reason names the buses down. */
   readiness(): Readiness;
-  /** Stops accepting, flushes client queues for at most timeoutMs, closes the backend. */
+  /** The running routes between buses, in configuration order. */
+  readonly routes: readonly Route[];
+  /** Stops accepting, flushes client queues for at most timeoutMs, closes every backend. */
   shutdown(timeoutMs: number): Promise<ShutdownSummary>;
 }
 
@@ -83,17 +143,13 @@ export function txLimits(config: Config): TxLimits {
   return { rate, burst, maxAgeMs: config.txMaxAgeMs, queueFrames: CLIENT_TX_QUEUE_FRAMES, fairness: config.txFairness };
 }
 
-/** The socketcand bus name: explicit, else the SocketCAN interface, else can0. */
-export function socketcandBusName(config: Config): string {
-  if (config.socketcandBus) return config.socketcandBus;
-  return config.backend === "socketcan" ? config.canIf : "can0";
-}
+export { socketcandBusName };
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
-  const { stats, log, backend } = deps;
-  const tx = txLimits(config);
-  const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, tx, stats, log, clock: deps.clock });
-  hub.connectBus(backend);
+  const { stats, log } = deps;
+  const specs: readonly BusSpec[] = deps.buses ?? [{ name: socketcandBusName(config), config, backend: requireBackend(deps), stats }];
+  if (specs.length === 0) throw new Error("startGateway: no bus");
+  const multi = specs.length > 1;
   const fdBudget = connectionCapacity();
   const admission = new Admission(
     {
@@ -111,6 +167,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   );
   const registry = new ClientRegistry(admission);
   const limits = admission.limits;
+  const tx0 = txLimits(specs[0]!.config);
   log.info("client_limits", {
     max_clients: limits.maxClients,
     ...(config.maxClients === 0 ? { max_clients_derived: true } : {}),
@@ -118,16 +175,132 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     max_host_handshakes: limits.maxHostHandshakes,
     max_host_connections: limits.maxHostConnections,
     fd_budget: fdBudget,
-    client_tx_rate: tx.rate,
-    client_tx_burst: tx.burst,
-    tx_max_age_ms: tx.maxAgeMs,
-    tx_fairness: tx.fairness,
+    client_tx_rate: tx0.rate,
+    client_tx_burst: tx0.burst,
+    tx_max_age_ms: tx0.maxAgeMs,
+    tx_fairness: tx0.fairness,
     allow: registry.limits.allow.toString() || "any",
     tx_allow: registry.limits.txAllow.toString() || "any",
   });
 
+  const state = { stopping: false };
+  const buses: RunningBus[] = [];
+  try {
+    for (let i = 0; i < specs.length; i++) {
+      // With one bus the log lines stay go-ampio-server's; with several each says its bus.
+      const blog = multi ? log.child({ bus: specs[i]!.name }) : log;
+      buses.push(await startBus(specs[i]!, i, { registry, log: blog, clock: deps.clock, initialFrames: deps.initialFrames, state, multiBusListeners: i === 0, named: multi }));
+    }
+  } catch (e) {
+    for (const b of buses) await b.stop();
+    throw e;
+  }
+  let routes: Route[];
+  try {
+    routes = startRoutes(deps.routes ?? [], buses, () => registry.allocateId(), log);
+  } catch (e) {
+    for (const b of buses) await b.stop();
+    throw e;
+  }
+  const first = buses[0]!;
+  const byName = new Map(buses.map((b) => [b.name, b as Bus]));
+  const allListeners = buses.flatMap((b) => b.listeners);
+
+  return {
+    buses,
+    bus: (name) => byName.get(name),
+    hub: first.hub,
+    backend: first.backend,
+    registry,
+    listeners: allListeners,
+    udp: first.udp,
+    port: (p) => first.port(p),
+    routes,
+    readiness(): Readiness {
+      if (state.stopping) return { ready: false, reason: "shutting down" };
+      const down = buses.map((b) => b.readiness()).filter((r) => !r.ready);
+      if (down.length === 0) return { ready: true, reason: "" };
+      return { ready: false, reason: down.map((r) => r.reason).join("; ") };
+    },
+    async shutdown(timeoutMs: number): Promise<ShutdownSummary> {
+      state.stopping = true;
+      for (const l of allListeners) l.stop();
+      // No new routed frames; those in a destination lane still go (or are counted) like a client's.
+      for (const r of routes) r.stop();
+      const connectedAtShutdown = registry.sessions.size;
+      for (const s of [...registry.sessions]) s.close("shutdown");
+      // Monotonic: a wall-clock step during shutdown must not stretch or cut the deadline.
+      const deadline = performance.now() + timeoutMs;
+      while (registry.sessions.size > 0 && performance.now() < deadline) await Bun.sleep(5);
+      const abortedAtDeadline = registry.sessions.size;
+      for (const s of [...registry.sessions]) s.abort();
+      // A backend that cannot stop in time must not hold the process past the deadline.
+      await Promise.race([Promise.all(buses.map((b) => b.backend.stop())), Bun.sleep(Math.max(0, deadline - performance.now()))]);
+      // Client frames still waiting for the bus will never go: counted (and settled per client)
+      // before the summary, whatever the backend reported while stopping.
+      for (const b of buses) b.hub.busState(false);
+      const all = [...new Set([stats, ...buses.map((b) => b.stats)])];
+      const sum = (pick: (s: Stats) => number): number => all.reduce((n, s) => n + pick(s), 0);
+      const summary: ShutdownSummary = {
+        accepted: sum((s) => s.clientsAccepted),
+        handshakeFailures: sum((s) => s.handshakeFailures),
+        connectedAtShutdown,
+        disconnected: sum((s) => s.clientsDisconnected),
+        droppedFrames: sum((s) => s.hubDroppedFrames),
+        kickedClients: sum((s) => s.hubKickedClients),
+        rejectedClients: sum((s) => s.hubRejectedClients),
+        abortedAtDeadline,
+      };
+      const txDropped = new Map<TxDropReason, number>();
+      for (const s of all) for (const [r, n] of s.txDropped) txDropped.set(r, (txDropped.get(r) ?? 0) + n);
+      // snake_case like every other event (the keys were camelCase before 0.2; README lists both).
+      log.info("shutdown_summary", {
+        accepted: summary.accepted,
+        handshake_failures: summary.handshakeFailures,
+        connected_at_shutdown: summary.connectedAtShutdown,
+        disconnected: summary.disconnected,
+        dropped_frames: summary.droppedFrames,
+        kicked_clients: summary.kickedClients,
+        rejected_clients: summary.rejectedClients,
+        aborted_at_deadline: summary.abortedAtDeadline,
+        client_tx_sent: sum((s) => s.clientTxSent),
+        ...droppedFields(txDropped, "client_tx_dropped_"),
+      });
+      return summary;
+    },
+  };
+}
+
+function requireBackend(deps: GatewayDeps): Backend {
+  if (!deps.backend) throw new Error("startGateway: neither backend nor buses given");
+  return deps.backend;
+}
+
+interface RunningBus extends Bus {
+  /** Stops its listeners and backend (start-up failed). */
+  stop(): Promise<void>;
+}
+
+interface BusContext {
+  readonly registry: ClientRegistry;
+  readonly log: Logger;
+  readonly clock: WallClock | undefined;
+  readonly initialFrames: ((session: ClientSession) => readonly StampedFrame[]) | undefined;
+  readonly state: { readonly stopping: boolean };
+  /** Start the multi-bus protocols' listeners here (the default bus) too. */
+  readonly multiBusListeners: boolean;
+  /** Several buses: readiness reasons name the bus. */
+  readonly named: boolean;
+}
+
+async function startBus(spec: BusSpec, index: number, ctx: BusContext): Promise<RunningBus> {
+  const { config, backend, stats, name } = spec;
+  const { registry, log } = ctx;
+  const tx = txLimits(config);
+  const hub = new Hub({ policy: config.hubPolicy, echoClients: config.echoClients, tx, stats, log, clock: ctx.clock, bus: index });
+  hub.connectBus(backend);
+
   let lastState: boolean | null = null;
-  let stopping = false;
   await backend.start({
     frame: (f) => hub.fromBus(f),
     txReady: () => hub.busReady(),
@@ -137,7 +310,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       if (up === lastState) return;
       if (up && lastState === false) stats.backendReconnects++;
       lastState = up;
-      if (stopping) log.info("backend_stopped", { backend: backend.kind });
+      if (ctx.state.stopping) log.info("backend_stopped", { backend: backend.kind });
       else if (up) log.info("backend_up", { backend: backend.kind, reason });
       else log.warn("backend_down", { backend: backend.kind, reason });
     },
@@ -150,7 +323,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     stallTimeoutMs: config.clientReadTimeoutMs,
     fd,
-    busName: socketcandBusName(config),
+    busName: name,
     busBitrate: busBitrate(config),
   };
   // Every registered protocol whose listen address is set (src/protocols/registry.ts); each
@@ -159,12 +332,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let udp: UdpEndpoint | undefined;
   try {
     for (const p of PROTOCOLS) {
+      if (p.multiBus === true && !ctx.multiBusListeners) continue;
       const address = config[p.configKey];
       if (!address) continue;
       if (p.transport === "tcp") {
         const protocol = await p.load();
         const own = p.minHandshakeTimeoutMs !== undefined ? { ...options, handshakeTimeoutMs: Math.max(options.handshakeTimeoutMs, p.minHandshakeTimeoutMs) } : options;
-        listeners.push(startListener(address, protocol, { hub, stats, log, options: own, registry, initialFrames: deps.initialFrames }));
+        listeners.push(startListener(address, protocol, { hub, stats, log, options: own, registry, initialFrames: ctx.initialFrames }));
       } else {
         udp = await UdpEndpoint.start(
           address,
@@ -190,56 +364,22 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   }
 
   return {
-    hub,
+    name,
+    index,
+    config,
     backend,
-    registry,
+    hub,
+    stats,
     listeners,
     udp,
     port: (p) => listeners.find((l) => l.protocol.name === p)?.port,
     readiness(): Readiness {
-      if (stopping) return { ready: false, reason: "shutting down" };
-      if (!backend.up) return { ready: false, reason: `backend ${backend.kind} down: ${backend.downReason || "not started"}` };
+      if (!backend.up) return { ready: false, reason: `${ctx.named ? `bus ${name}: ` : ""}backend ${backend.kind} down: ${backend.downReason || "not started"}` };
       return { ready: true, reason: "" };
     },
-    async shutdown(timeoutMs: number): Promise<ShutdownSummary> {
-      stopping = true;
+    async stop(): Promise<void> {
       for (const l of listeners) l.stop();
-      const connectedAtShutdown = registry.sessions.size;
-      for (const s of [...registry.sessions]) s.close("shutdown");
-      // Monotonic: a wall-clock step during shutdown must not stretch or cut the deadline.
-      const deadline = performance.now() + timeoutMs;
-      while (registry.sessions.size > 0 && performance.now() < deadline) await Bun.sleep(5);
-      const abortedAtDeadline = registry.sessions.size;
-      for (const s of [...registry.sessions]) s.abort();
-      // A backend that cannot stop in time must not hold the process past the deadline.
-      await Promise.race([backend.stop(), Bun.sleep(Math.max(0, deadline - performance.now()))]);
-      // Client frames still waiting for the bus will never go: counted (and settled per client)
-      // before the summary, whatever the backend reported while stopping.
-      hub.busState(false);
-      const summary: ShutdownSummary = {
-        accepted: stats.clientsAccepted,
-        handshakeFailures: stats.handshakeFailures,
-        connectedAtShutdown,
-        disconnected: stats.clientsDisconnected,
-        droppedFrames: stats.hubDroppedFrames,
-        kickedClients: stats.hubKickedClients,
-        rejectedClients: stats.hubRejectedClients,
-        abortedAtDeadline,
-      };
-      // snake_case like every other event (the keys were camelCase before 0.2; README lists both).
-      log.info("shutdown_summary", {
-        accepted: summary.accepted,
-        handshake_failures: summary.handshakeFailures,
-        connected_at_shutdown: summary.connectedAtShutdown,
-        disconnected: summary.disconnected,
-        dropped_frames: summary.droppedFrames,
-        kicked_clients: summary.kickedClients,
-        rejected_clients: summary.rejectedClients,
-        aborted_at_deadline: summary.abortedAtDeadline,
-        client_tx_sent: stats.clientTxSent,
-        ...droppedFields(stats.txDropped, "client_tx_dropped_"),
-      });
-      return summary;
+      await backend.stop();
     },
   };
 }

@@ -7,8 +7,11 @@
  */
 import { BackendFatalError } from "./backends/backend.ts";
 import { createBackend } from "./backends/create.ts";
-import { ConfigError, parseConfigWithWarnings, usage, type ConfigWarning } from "./cli/parse.ts";
-import { startGateway } from "./gateway.ts";
+import { ConfigError, usage, type ConfigWarning } from "./cli/parse.ts";
+import { loadConfiguration, type Configuration } from "./cli/config-file.ts";
+import { printConfig } from "./cli/print-config.ts";
+import { PROTOCOLS } from "./protocols/registry.ts";
+import { startGateway, type BusSpec } from "./gateway.ts";
 import { createLogger } from "./ops/log.ts";
 import { Stats } from "./ops/stats.ts";
 import { startOperations } from "./ops/operations.ts";
@@ -18,11 +21,16 @@ import { ConsumerCounters } from "./capture/counters.ts";
 import { startRecorder } from "./consumers/recorder.ts";
 import { socketcandBusName } from "./gateway.ts";
 
+/** Protocols that listen once for every bus (src/protocols/registry.ts). */
+const MULTI_BUS = new Set<string>(PROTOCOLS.filter((p) => p.multiBus === true).map((p) => p.name));
+
 async function main(argv: string[]): Promise<number> {
   let config;
   let warnings: ConfigWarning[];
+  let configuration: Configuration;
   try {
-    ({ config, warnings } = parseConfigWithWarnings(argv, process.env));
+    configuration = loadConfiguration(argv, process.env);
+    ({ config, warnings } = configuration);
     validateConsumerConfig(config);
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -38,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
   const build = buildInfo();
   if (config.version) {
     process.stdout.write(versionLine(build) + "\n");
+    return 0;
+  }
+  if (config.printConfig) {
+    process.stdout.write(printConfig(configuration));
     return 0;
   }
 
@@ -56,8 +68,14 @@ async function main(argv: string[]): Promise<number> {
   const consumers = createConsumers(config, log);
   let gateway;
   try {
-    const backend = await createBackend(config, stats, log);
-    gateway = await startGateway(config, { stats, log, backend, initialFrames: consumers.initialFrames });
+    // One backend per bus; the default bus counts into the process's Stats (one bus: as before).
+    const buses: BusSpec[] = [];
+    for (const [i, b] of configuration.buses.entries()) {
+      const busStats = i === 0 ? stats : new Stats();
+      const blog = configuration.buses.length > 1 ? log.child({ bus: b.name }) : log;
+      buses.push({ name: b.name, config: b.config, stats: busStats, backend: await createBackend(b.config, busStats, blog) });
+    }
+    gateway = await startGateway(config, { stats, log, buses, routes: configuration.routes, initialFrames: consumers.initialFrames });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.error(e instanceof BackendFatalError ? "backend_fatal" : "startup_failed", { error: msg });
@@ -86,7 +104,12 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   log.info("ready", {
-    listeners: gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(","),
+    // One bus: go-ampio-server's form; several: each single-bus listener says its bus (cannelloni@can1=20010).
+    listeners:
+      gateway.buses.length === 1
+        ? gateway.listeners.map((l) => `${l.protocol.name}=${l.port}`).join(",")
+        : gateway.buses.flatMap((b) => b.listeners.map((l) => `${l.protocol.name}${MULTI_BUS.has(l.protocol.name) ? "" : `@${b.name}`}=${l.port}`)).join(","),
+    ...(gateway.buses.length > 1 ? { buses: gateway.buses.map((b) => b.name).join(",") } : {}),
     ...(ops.dashboardUrls[0] ? { dashboard: ops.dashboardUrls[0] } : {}),
   });
 

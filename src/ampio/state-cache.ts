@@ -81,7 +81,7 @@ export class StateCache {
       }
     }
     const copy = dataFrame(decoded.moduleId, frame.data.slice(0, frame.len), true);
-    const arrived = "ts" in frame ? stamp(copy, frame.ts, frame.bus) : stamp(copy, Math.floor(now * 1000), 0);
+    const arrived = "ts" in frame ? stamp(copy, frame.ts, frame.bus, frame.hops) : stamp(copy, Math.floor(now * 1000), 0);
     this.entries.set(k, { frame: arrived, at: now });
     this.c.stored++;
     return true;

@@ -51,11 +51,18 @@ export interface StampedFrame extends CanFrame {
   readonly ts: number;
   /** Index of the bus in the gateway's bus set (0 = the first or only bus). */
   readonly bus: number;
+  /** Routes this frame crossed to reach this bus (0: it reached the gateway here); see src/route/. */
+  readonly hops: number;
 }
 
 /** `frame` stamped with its arrival time and bus; one allocation, the same shape for every frame. */
-export function stamp(frame: CanFrame, ts: number, bus: number): StampedFrame {
-  return { canId: frame.canId, len: frame.len, data: frame.data, fd: frame.fd, fdFlags: frame.fdFlags, ts, bus };
+export function stamp(frame: CanFrame, ts: number, bus: number, hops = 0): StampedFrame {
+  return { canId: frame.canId, len: frame.len, data: frame.data, fd: frame.fd, fdFlags: frame.fdFlags, ts, bus, hops };
+}
+
+/** Whether a frame already carries its stamp (a routed frame keeps its arrival time and hops). */
+export function isStamped(frame: CanFrame): frame is StampedFrame {
+  return (frame as Partial<StampedFrame>).ts !== undefined;
 }
 
 

@@ -33,6 +33,10 @@ export interface Config extends ProtocolListenConfig {
   logLevel: LogLevel;
   version: boolean;
   help: boolean;
+  /** The configuration file (-config, TOML; src/cli/config-file.ts); empty = flags only. */
+  config: string;
+  /** Print the effective configuration as TOML, with where each value came from, and exit. */
+  printConfig: boolean;
   // new
   fd: boolean;
   echoClients: boolean;
@@ -175,6 +179,13 @@ export interface FlagSpec {
   readonly isNew?: boolean;
   /** addr: the port `true`, a bare port-less host or a bare flag means (a protocol's default port). */
   readonly defaultPort?: number;
+  /**
+   * A setting of one bus (allowed in a configuration file's `[[bus]]` tables; flags and the
+   * environment set it for the default bus). "own": each bus has its own, a bus that does not set
+   * it gets the default (the backend, its device, single-bus listeners); "inherit": a bus that
+   * does not set it takes the top-level value (FD, queue and TX limits). Unset: global only.
+   */
+  readonly bus?: "own" | "inherit";
 }
 
 /** The listen flag of a registered protocol. */
@@ -187,6 +198,7 @@ function protocolFlag(p: AnyProtocolDescriptor): FlagSpec {
     group: "clients",
     def: p.defaultAddress,
     help: p.help,
+    ...(p.multiBus ? {} : { bus: "own" as const }),
     ...(p.required ? { required: true } : { defaultPort: p.defaultPort }),
     ...(p.isNew ? { isNew: true } : {}),
   };
@@ -198,14 +210,14 @@ function protocolFlags(pick: (p: AnyProtocolDescriptor) => boolean): FlagSpec[] 
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "backend", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", group: "bus", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay", "slcan", "cannelloni-client", "socketcand-client"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file) | slcan (Lawicel USB-serial adapter on -serial, set to -bitrate) | cannelloni-client (the bus of a cannelloni TCP server at -remote) | socketcand-client (bus -remote-bus of a socketcand at -remote)" },
-  { name: "can-if", key: "canIf", env: "CAN_SERVER_IF", kind: "string", arg: "IFACE", group: "bus", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
-  { name: "serial", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", arg: "DEVICE", group: "bus", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial) or of the slcan adapter (with -backend slcan, e.g. /dev/ttyACM0)" },
-  { name: "baud", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", group: "bus", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
+  { name: "backend", bus: "own", key: "backend", env: "CAN_SERVER_BACKEND", kind: "enum", group: "bus", def: "socketcan", values: ["socketcan", "serial", "virtual", "replay", "slcan", "cannelloni-client", "socketcand-client"], help: "CAN backend: socketcan | serial (Ampio USB adapter) | virtual (in-process bus, no hardware) | replay (plays -replay-file) | slcan (Lawicel USB-serial adapter on -serial, set to -bitrate) | cannelloni-client (the bus of a cannelloni TCP server at -remote) | socketcand-client (bus -remote-bus of a socketcand at -remote)" },
+  { name: "can-if", bus: "own", key: "canIf", env: "CAN_SERVER_IF", kind: "string", arg: "IFACE", group: "bus", def: "can0", help: "SocketCAN interface (with -backend socketcan)" },
+  { name: "serial", bus: "own", key: "serial", env: "CAN_SERVER_SERIAL", kind: "string", arg: "DEVICE", group: "bus", def: "/dev/ttyUSB0", help: "Serial device of the Ampio adapter (with -backend serial) or of the slcan adapter (with -backend slcan, e.g. /dev/ttyACM0)" },
+  { name: "baud", bus: "own", key: "baud", env: "CAN_SERVER_BAUD", kind: "int", group: "bus", def: "115200", min: 1, max: 4_000_000, help: "Serial baud rate" },
   ...protocolFlags((p) => p.name === "cannelloni"),
-  { name: "serial-read-timeout", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", group: "bus", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
-  { name: "hub-buffer", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", group: "clients", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
-  { name: "hub-policy", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", group: "clients", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
+  { name: "serial-read-timeout", bus: "own", key: "serialReadTimeoutMs", env: "CAN_SERVER_SERIAL_READ_TIMEOUT", kind: "duration", group: "bus", def: "50ms", min: 1, help: "Serial read timeout (accepted for compatibility; reads are event-driven)" },
+  { name: "hub-buffer", bus: "inherit", key: "hubBuffer", env: "CAN_SERVER_HUB_BUFFER", kind: "int", group: "clients", def: "512", min: 1, max: 1_000_000, help: "Per-client queue length in frames" },
+  { name: "hub-policy", bus: "inherit", key: "hubPolicy", env: "CAN_SERVER_HUB_POLICY", kind: "enum", group: "clients", def: "drop", values: ["drop", "kick"], help: "What happens to a client whose queue is full: drop (lose frames, stay connected) | kick (disconnect)" },
   { name: "max-clients", key: "maxClients", env: "CAN_SERVER_MAX_CLIENTS", kind: "int", group: "clients", def: "0", min: 0, max: 1_000_000, help: "Maximum simultaneous TCP clients over all listeners (0 = derived from the machine: 128 per CPU core, at least 64, within the descriptor budget; logged at start-up as max_clients)" },
   { name: "handshake-timeout", key: "handshakeTimeoutMs", env: "CAN_SERVER_HANDSHAKE_TIMEOUT", kind: "duration", group: "clients", def: "3s", min: 1, help: "Time a client has to complete the protocol handshake" },
   { name: "client-read-timeout", key: "clientReadTimeoutMs", env: "CAN_SERVER_CLIENT_READ_TIMEOUT", kind: "duration", group: "clients", def: "60s", min: 1, help: "Disconnect a client that takes none of the bytes owed to it for this long (a stalled reader; idle listen-only clients stay connected, as with go-ampio-server)" },
@@ -217,23 +229,25 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "log-level", key: "logLevel", env: "CAN_SERVER_LOG_LEVEL", kind: "enum", group: "ops", def: "info", values: ["debug", "info", "warn", "error"], help: "Log level" },
   { name: "version", key: "version", env: null, kind: "bool", group: "ops", def: "false", help: "Print version, commit and build date, then exit" },
   { name: "help", key: "help", env: null, kind: "bool", group: "ops", def: "false", help: "Print this help, then exit" },
-  { name: "fd", key: "fd", env: "CAN_SERVER_FD", kind: "bool", group: "bus", def: "false", isNew: true, help: "Enable CAN FD (SocketCAN CAN_RAW_FD_FRAMES; FD frames to cannelloni clients)" },
-  { name: "echo-clients", key: "echoClients", env: "CAN_SERVER_ECHO_CLIENTS", kind: "bool", group: "clients", def: "true", isNew: true, help: "Deliver a frame sent by one client to the other clients too, as a real bus does" },
-  { name: "virtual-demo", key: "virtualDemo", env: "CAN_SERVER_VIRTUAL_DEMO", kind: "bool", group: "bus", def: "false", isNew: true, help: "With -backend virtual: emit demo Ampio-like state broadcasts (about 2 frames/s)" },
+  { name: "config", key: "config", env: "CAN_SERVER_CONFIG", kind: "string", arg: "FILE", group: "ops", def: "", isNew: true, help: "Configuration file (TOML): every flag's name is its key; [[bus]] tables define several buses, [[route]] tables routes between them (README \"Several buses\"). Flags override the file, the file overrides the environment" },
+  { name: "print-config", key: "printConfig", env: null, kind: "bool", group: "ops", def: "false", isNew: true, help: "Print the effective configuration as TOML, each value with where it came from (flag, environment, file, default), then exit" },
+  { name: "fd", bus: "inherit", key: "fd", env: "CAN_SERVER_FD", kind: "bool", group: "bus", def: "false", isNew: true, help: "Enable CAN FD (SocketCAN CAN_RAW_FD_FRAMES; FD frames to cannelloni clients)" },
+  { name: "echo-clients", bus: "inherit", key: "echoClients", env: "CAN_SERVER_ECHO_CLIENTS", kind: "bool", group: "clients", def: "true", isNew: true, help: "Deliver a frame sent by one client to the other clients too, as a real bus does" },
+  { name: "virtual-demo", bus: "own", key: "virtualDemo", env: "CAN_SERVER_VIRTUAL_DEMO", kind: "bool", group: "bus", def: "false", isNew: true, help: "With -backend virtual: emit demo Ampio-like state broadcasts (about 2 frames/s)" },
   // Every other protocol's listen flag, from the registry (src/protocols/registry.ts).
   ...protocolFlags((p) => p.name !== "cannelloni"),
   { name: "socketcand-bus", key: "socketcandBus", env: "CAN_SERVER_SOCKETCAND_BUS", kind: "string", arg: "NAME", group: "clients", def: "", isNew: true, help: "Bus name socketcand clients open (default: -can-if with socketcan, else can0)" },
   { name: "socketcand-beacon", key: "socketcandBeacon", env: "CAN_SERVER_SOCKETCAND_BEACON", kind: "bool", group: "clients", def: "false", isNew: true, help: "Broadcast the socketcand discovery beacon (UDP 42000) for SavvyCAN/python-can; needs -socketcand-listen" },
   { name: "gvret-discovery", key: "gvretDiscovery", env: "CAN_SERVER_GVRET_DISCOVERY", kind: "bool", group: "clients", def: "false", isNew: true, help: "Broadcast GVRET discovery datagrams (UDP 17222, once a second) so SavvyCAN lists the gateway; needs -gvret-listen" },
-  { name: "cannelloni-udp-peer", key: "cannelloniUdpPeer", env: "CAN_SERVER_CANNELLONI_UDP_PEER", kind: "peers", group: "clients", def: "", isNew: true, help: "cannelloni UDP peer host:port (repeatable or comma-separated): gets the bus, may send to it; datagrams from other addresses are dropped and counted" },
-  { name: "cannelloni-udp-accept-any", key: "cannelloniUdpAcceptAny", env: "CAN_SERVER_CANNELLONI_UDP_ACCEPT_ANY", kind: "bool", group: "clients", def: "false", isNew: true, help: "Accept cannelloni UDP datagrams from any address (-allow still applies); each sender becomes a peer until 60 s of silence, and is sent the bus once it has sent 4 datagrams in sequence" },
-  { name: "cannelloni-udp-mtu", key: "cannelloniUdpMtu", env: "CAN_SERVER_CANNELLONI_UDP_MTU", kind: "int", group: "clients", def: "1500", min: 128, max: 65535, isNew: true, help: "Link MTU cannelloni UDP datagrams are filled up to (as cannelloni -m)" },
+  { name: "cannelloni-udp-peer", bus: "own", key: "cannelloniUdpPeer", env: "CAN_SERVER_CANNELLONI_UDP_PEER", kind: "peers", group: "clients", def: "", isNew: true, help: "cannelloni UDP peer host:port (repeatable or comma-separated): gets the bus, may send to it; datagrams from other addresses are dropped and counted" },
+  { name: "cannelloni-udp-accept-any", bus: "inherit", key: "cannelloniUdpAcceptAny", env: "CAN_SERVER_CANNELLONI_UDP_ACCEPT_ANY", kind: "bool", group: "clients", def: "false", isNew: true, help: "Accept cannelloni UDP datagrams from any address (-allow still applies); each sender becomes a peer until 60 s of silence, and is sent the bus once it has sent 4 datagrams in sequence" },
+  { name: "cannelloni-udp-mtu", bus: "inherit", key: "cannelloniUdpMtu", env: "CAN_SERVER_CANNELLONI_UDP_MTU", kind: "int", group: "clients", def: "1500", min: 128, max: 65535, isNew: true, help: "Link MTU cannelloni UDP datagrams are filled up to (as cannelloni -m)" },
   { name: "shutdown-timeout", key: "shutdownTimeoutMs", env: "CAN_SERVER_SHUTDOWN_TIMEOUT", kind: "duration", group: "ops", def: "2s", min: 0, isNew: true, help: "On SIGINT/SIGTERM, time allowed to flush client queues" },
-  { name: "bitrate", key: "bitrate", env: "CAN_SERVER_BITRATE", kind: "int", group: "bus", def: "0", min: 0, max: 8_000_000, isNew: true, help: "Bus bit rate in bit/s, for TX rate defaults and bus load (0 = backend default: serial 50000 (Ampio), socketcan 500000, virtual 1000000)" },
-  { name: "client-tx-rate", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },
-  { name: "client-tx-burst", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
-  { name: "tx-max-age", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", group: "transmit", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
-  { name: "tx-fairness", key: "txFairness", env: "CAN_SERVER_TX_FAIRNESS", kind: "enum", group: "transmit", def: "host", values: ["host", "connection"], isNew: true, help: "Who shares one -client-tx-rate and one round-robin turn at the bus: host (all connections from one address) | connection (each connection)" },
+  { name: "bitrate", bus: "own", key: "bitrate", env: "CAN_SERVER_BITRATE", kind: "int", group: "bus", def: "0", min: 0, max: 8_000_000, isNew: true, help: "Bus bit rate in bit/s, for TX rate defaults and bus load (0 = backend default: serial 50000 (Ampio), socketcan 500000, virtual 1000000)" },
+  { name: "client-tx-rate", bus: "inherit", key: "clientTxRate", env: "CAN_SERVER_CLIENT_TX_RATE", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames/s one client may send to the bus (token bucket); auto = half the bus's frame rate; 0 = unlimited" },
+  { name: "client-tx-burst", bus: "inherit", key: "clientTxBurst", env: "CAN_SERVER_CLIENT_TX_BURST", kind: "rate", group: "transmit", def: "auto", isNew: true, help: "Frames a client may send at once above its rate (bucket depth); auto = a quarter second of the rate, at least 32" },
+  { name: "tx-max-age", bus: "inherit", key: "txMaxAgeMs", env: "CAN_SERVER_TX_MAX_AGE", kind: "duration", group: "transmit", def: "2s", min: 1, isNew: true, help: "A client frame that could not be put on the bus within this time is dropped (counted), never sent late" },
+  { name: "tx-fairness", bus: "inherit", key: "txFairness", env: "CAN_SERVER_TX_FAIRNESS", kind: "enum", group: "transmit", def: "host", values: ["host", "connection"], isNew: true, help: "Who shares one -client-tx-rate and one round-robin turn at the bus: host (all connections from one address) | connection (each connection)" },
   { name: "max-handshakes", key: "maxHandshakes", env: "CAN_SERVER_MAX_HANDSHAKES", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections still in their protocol handshake, over all listeners (0 = unlimited); -max-clients counts established clients" },
   { name: "max-host-handshakes", key: "maxHostHandshakes", env: "CAN_SERVER_MAX_HOST_HANDSHAKES", kind: "int", group: "transmit", def: "8", min: 0, max: 1_000_000, isNew: true, help: "Connections from one host (an IPv4 address or an IPv6 /64) still in their protocol handshake (0 = unlimited): one host cannot hold -max-handshakes alone" },
   { name: "max-host-connections", key: "maxHostConnections", env: "CAN_SERVER_MAX_HOST_CONNECTIONS", kind: "int", group: "transmit", def: "64", min: 0, max: 1_000_000, isNew: true, help: "Connections from one host (an IPv4 address or an IPv6 /64) to all listeners and the HTTP endpoint together (0 = unlimited): one host cannot lock the others out" },
@@ -268,11 +282,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "record-max-files", key: "recordMaxFiles", env: "CAN_SERVER_RECORD_MAX_FILES", kind: "int", group: "recording", def: "8", min: 1, max: 100_000, isNew: true, help: "Record files kept (oldest deleted): disk use stays under max-files x max-bytes" },
   { name: "record-max-age", key: "recordMaxAgeMs", env: "CAN_SERVER_RECORD_MAX_AGE", kind: "duration", group: "recording", def: "1h", min: 0, isNew: true, help: "Start a new record file after this long (0 = by size only)" },
   // Remote buses (src/backends/remote/, README "Remote buses and slcan adapters")
-  { name: "remote", key: "remote", env: "CAN_SERVER_REMOTE", kind: "string", arg: "HOST:PORT", group: "bus", def: "", isNew: true, help: "With -backend cannelloni-client or socketcand-client: the remote gateway's host:port (its cannelloni TCP listener, e.g. 192.168.1.20:20000, or its socketcand listener, e.g. host:29536); reconnects with backoff" },
-  { name: "remote-bus", key: "remoteBus", env: "CAN_SERVER_REMOTE_BUS", kind: "string", arg: "NAME", group: "bus", def: "can0", isNew: true, help: "With -backend socketcand-client: the remote bus to open (< open NAME >)" },
-  { name: "replay-file", key: "replayFile", env: "CAN_SERVER_REPLAY_FILE", kind: "string", arg: "FILE", group: "recording", def: "", isNew: true, help: "With -backend replay: the candump log (candump -l, python-can, -record) to play onto the bus" },
-  { name: "replay-loop", key: "replayLoop", env: "CAN_SERVER_REPLAY_LOOP", kind: "bool", group: "recording", def: "false", isNew: true, help: "With -backend replay: start again at the end of the file" },
-  { name: "replay-speed", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", arg: "FACTOR", group: "recording", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
+  { name: "remote", bus: "own", key: "remote", env: "CAN_SERVER_REMOTE", kind: "string", arg: "HOST:PORT", group: "bus", def: "", isNew: true, help: "With -backend cannelloni-client or socketcand-client: the remote gateway's host:port (its cannelloni TCP listener, e.g. 192.168.1.20:20000, or its socketcand listener, e.g. host:29536); reconnects with backoff" },
+  { name: "remote-bus", bus: "own", key: "remoteBus", env: "CAN_SERVER_REMOTE_BUS", kind: "string", arg: "NAME", group: "bus", def: "can0", isNew: true, help: "With -backend socketcand-client: the remote bus to open (< open NAME >)" },
+  { name: "replay-file", bus: "own", key: "replayFile", env: "CAN_SERVER_REPLAY_FILE", kind: "string", arg: "FILE", group: "recording", def: "", isNew: true, help: "With -backend replay: the candump log (candump -l, python-can, -record) to play onto the bus" },
+  { name: "replay-loop", bus: "own", key: "replayLoop", env: "CAN_SERVER_REPLAY_LOOP", kind: "bool", group: "recording", def: "false", isNew: true, help: "With -backend replay: start again at the end of the file" },
+  { name: "replay-speed", bus: "own", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", arg: "FACTOR", group: "recording", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
   { name: "web-tx", key: "webTx", env: "CAN_SERVER_WEB_TX", kind: "bool", group: "http", def: "false", isNew: true, help: "Let the dashboard send frames to the bus (needs -web-token); otherwise it is read-only" },
   { name: "web-token", key: "webToken", env: "CAN_SERVER_WEB_TOKEN", kind: "string", arg: "TOKEN", group: "http", def: "", isNew: true, help: "Token the dashboard must present to send frames (with -web-tx; prefer the environment variable)" },
   { name: "http-max-connections", key: "httpMaxConnections", env: "CAN_SERVER_HTTP_MAX_CONNECTIONS", kind: "int", group: "http", def: "64", min: 0, max: 100_000, isNew: true, help: "HTTP connections the endpoint (-metrics-addr) holds at once, idle or busy (0 = only the descriptor budget, of which HTTP may use half); more are closed at accept (counted)" },

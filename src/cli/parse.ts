@@ -2,7 +2,9 @@
  * Flags + environment → Config, or one clear error. Pure (argv and env are arguments).
  * Go `flag` syntax: `-name value`, `-name=value`, `--name` too; a bool flag alone means true and
  * also takes `true|false` as the next word (go-ampio-server's unit passes `-mdns-enable true`).
- * Precedence: flag > CAN_SERVER_* variable > default.
+ * Precedence: flag > configuration file (-config, src/cli/config-file.ts) > CAN_SERVER_* variable
+ * > default: the file is what the operator wrote for this gateway, the environment often a
+ * package's defaults file.
  *
  * A bad flag is an error (exit 2). A bad environment variable is a warning and keeps the default,
  * as go-ampio-server silently did for `CAN_SERVER_BAUD=0`, `CAN_SERVER_MDNS_ENABLE=enabled` and
@@ -177,14 +179,49 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   return parseConfigWithWarnings(argv, env).config;
 }
 
-/** parseConfig, plus one warning per invalid environment value that was replaced by its default. */
+/** Where a configuration value came from (-print-config says it beside each value). */
+export type ValueSource = "flag" | "environment" | "file" | "default";
+
+/**
+ * The top level of a configuration file, as raw flag values (src/cli/config-file.ts loads it):
+ * by flag name, the text convert() takes, and how an error names the key (file and line).
+ */
+export interface FileLayer {
+  readonly values: ReadonlyMap<string, string>;
+  where(flagName: string): string;
+}
+
+export interface ParsedConfig {
+  config: Config;
+  warnings: ConfigWarning[];
+  /** Where each value came from, by Config key. */
+  sources: Map<keyof Config, ValueSource>;
+}
+
+/** The flag spec of a name (undefined if there is no such flag). */
+export function flagSpec(name: string): FlagSpec | undefined {
+  return BY_NAME.get(name);
+}
+
+/** A raw value for a flag, checked and converted; `source` names it in the error. */
+export function convertValue(spec: FlagSpec, raw: string, source: string): string | number | boolean | string[] {
+  return convert(spec, raw, source);
+}
+
+/**
+ * parseConfig, plus one warning per invalid environment value that was replaced by its default,
+ * and the source of every value. `loadFile` reads the -config file (CAN_SERVER_CONFIG) into its
+ * top-level values; without it -config is only recorded.
+ */
 export function parseConfigWithWarnings(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-): { config: Config; warnings: ConfigWarning[] } {
+  loadFile?: (path: string) => FileLayer,
+): ParsedConfig {
   const config = defaultConfig() as unknown as Record<string, unknown>;
   const warnings: ConfigWarning[] = [];
   const fromFlags = new Set<string>();
+  const sources = new Map<keyof Config, ValueSource>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
@@ -221,9 +258,25 @@ export function parseConfigWithWarnings(
     const prev = config[spec.key];
     config[spec.key] = spec.kind === "peers" && fromFlags.has(spec.name) && Array.isArray(prev) && Array.isArray(value) ? [...(prev as string[]), ...value] : value;
     fromFlags.add(spec.name);
+    sources.set(spec.key, "flag");
+  }
+  // The file: its path from the flag, else the environment.
+  const fromFile = new Set<string>();
+  const configPath = fromFlags.has("config") ? (config.config as string) : (env.CAN_SERVER_CONFIG ?? "").trim();
+  if (configPath !== "" && loadFile && !config.help && !config.version) {
+    config.config = configPath;
+    sources.set("config", fromFlags.has("config") ? "flag" : "environment");
+    const layer = loadFile(configPath);
+    for (const [name, raw] of layer.values) {
+      const spec = BY_NAME.get(name)!;
+      if (fromFlags.has(name)) continue;
+      config[spec.key] = convert(spec, raw, layer.where(name));
+      fromFile.add(name);
+      sources.set(spec.key, "file");
+    }
   }
   for (const spec of FLAGS) {
-    if (!spec.env || fromFlags.has(spec.name)) continue;
+    if (!spec.env || fromFlags.has(spec.name) || fromFile.has(spec.name)) continue;
     const raw = env[spec.env];
     if (raw === undefined) continue;
     const v = raw.trim();
@@ -232,6 +285,7 @@ export function parseConfigWithWarnings(
     if (v === "" && (spec.kind !== "addr" || spec.required)) continue;
     try {
       config[spec.key] = convert(spec, v, `environment variable ${spec.env}`);
+      sources.set(spec.key, "environment");
     } catch (e) {
       if (!(e instanceof ConfigError) || STRICT_ENV.has(spec.env)) throw e;
       const kept = spec.def;
@@ -245,7 +299,8 @@ export function parseConfigWithWarnings(
   }
   const parsed = config as unknown as Config;
   validateCombination(parsed);
-  return { config: parsed, warnings };
+  for (const f of FLAGS) if (!sources.has(f.key)) sources.set(f.key, "default");
+  return { config: parsed, warnings, sources };
 }
 
 /**

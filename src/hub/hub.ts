@@ -9,7 +9,7 @@
  * written to the bus (a real bus shows every node what was really on it), never a frame the bus
  * refused, dropped or let expire.
  */
-import { stamp, type CanFrame, type StampedFrame } from "../can/frame.ts";
+import { isStamped, stamp, type CanFrame, type StampedFrame } from "../can/frame.ts";
 import { systemClock, type WallClock } from "../can/clock.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Stats } from "../ops/stats.ts";
@@ -79,8 +79,12 @@ export class Hub {
     );
   }
 
-  /** The one place a frame gets its time and bus. */
+  /**
+   * The one place a frame gets its time and bus. A frame that already has a time (a routed frame
+   * from another bus, src/route/router.ts) keeps it and its hop count and takes this bus.
+   */
   stamp(frame: CanFrame): StampedFrame {
+    if (isStamped(frame)) return stamp(frame, frame.ts, this.bus, frame.hops);
     return stamp(frame, this.clock.nowUs(), this.bus);
   }
 

@@ -19,9 +19,24 @@ export interface HubGauges {
   queueDepthAvg: number;
 }
 
+/** One bus's counters for the `bus` label (src/gateway.ts Bus). */
+export interface MetricsBus {
+  readonly name: string;
+  readonly stats: Stats;
+  readonly hubGauges: () => HubGauges;
+}
+
 export interface MetricsOptions {
+  /** The process's counters (admission and HTTP; with one bus, everything). */
   stats: Stats;
   hubGauges: () => HubGauges;
+  /**
+   * Several buses: every bus-scoped series gets a `bus` label, one series per bus. One bus (or
+   * unset): the series are go-ampio-server's, without the label (README "Several buses").
+   */
+  buses?: readonly MetricsBus[];
+  /** Routes between buses: route_frames_total{route,result}. */
+  routes?: readonly { readonly name: string; results(): Record<string, number> }[];
   build: BuildInfo;
   /** Totals of the in-process consumers (pcap capture, recorder, dashboard), when running. */
   consumers?: ConsumerCounters;
@@ -98,6 +113,39 @@ export function createMetrics(opts: MetricsOptions): Metrics {
 
   /** A counter mirroring one Stats number. */
   const statCounter = (name: string, help: string, read: () => number): void => void mirrorCounter(Counter, registry, name, help, read);
+  const buses: readonly MetricsBus[] = opts.buses && opts.buses.length > 1 ? opts.buses : [{ name: "", stats, hubGauges }];
+  const multi = buses.length > 1;
+  /** Label names with `bus` first when there are several buses. */
+  const withBus = (names: string[]): string[] => (multi ? ["bus", ...names] : names);
+  /** Runs `fn` per bus with that bus's labels (none with one bus). */
+  const eachBus = (fn: (b: MetricsBus, labels: Record<string, string>) => void): void => {
+    for (const b of buses) fn(b, multi ? { bus: b.name } : {});
+  };
+  /** A counter of one Stats number per bus (no label with one bus: go-ampio-server's series). */
+  const busCounter = (name: string, help: string, read: (s: Stats) => number): void => {
+    if (!multi) return statCounter(name, help, () => read(stats));
+    new Counter({
+      name,
+      help,
+      labelNames: ["bus"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        eachBus((b, labels) => setCounter(this, read(b.stats), labels));
+      },
+    });
+  };
+  const busGauge = (name: string, help: string, read: (s: Stats, g: HubGauges) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: withBus([]),
+      registers: [registry],
+      collect() {
+        eachBus((b, labels) => this.set(labels, read(b.stats, b.hubGauges())));
+      },
+    });
+  };
   const statGauge = (name: string, help: string, read: () => number): void => {
     new Gauge({
       name,
@@ -109,27 +157,26 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     });
   };
   // --- go-ampio-server's metrics: same names, types and help texts. ---
-  statCounter("serial_rx_frames_total", "Total CAN frames decoded from the serial link.", () => stats.serialRxFrames);
-  statCounter("socketcan_rx_frames_total", "Total CAN frames read from the SocketCAN interface.", () => stats.socketcanRxFrames);
-  statCounter("serial_tx_frames_total", "Total CAN frames written to the serial link.", () => stats.serialTxFrames);
-  statCounter("socketcan_tx_frames_total", "Total CAN frames transmitted on the SocketCAN interface (confirmed by the kernel; written, where it cannot confirm).", () => stats.socketcanTxFrames);
-  statCounter("tcp_rx_frames_total", "Total CAN frames received from TCP clients.", () => stats.tcpRxFrames);
-  statCounter("tcp_tx_frames_total", "Total CAN frames sent to TCP clients.", () => stats.tcpTxFrames);
-  statCounter("hub_dropped_frames_total", "Total CAN frames dropped by hub due to slow clients.", () => stats.hubDroppedFrames);
-  statCounter("hub_kicked_clients_total", "Total clients disconnected due to backpressure kick policy.", () => stats.hubKickedClients);
+  busCounter("serial_rx_frames_total", "Total CAN frames decoded from the serial link.", (s) => s.serialRxFrames);
+  busCounter("socketcan_rx_frames_total", "Total CAN frames read from the SocketCAN interface.", (s) => s.socketcanRxFrames);
+  busCounter("serial_tx_frames_total", "Total CAN frames written to the serial link.", (s) => s.serialTxFrames);
+  busCounter("socketcan_tx_frames_total", "Total CAN frames transmitted on the SocketCAN interface (confirmed by the kernel; written, where it cannot confirm).", (s) => s.socketcanTxFrames);
+  busCounter("tcp_rx_frames_total", "Total CAN frames received from TCP clients.", (s) => s.tcpRxFrames);
+  busCounter("tcp_tx_frames_total", "Total CAN frames sent to TCP clients.", (s) => s.tcpTxFrames);
+  busCounter("hub_dropped_frames_total", "Total CAN frames dropped by hub due to slow clients.", (s) => s.hubDroppedFrames);
+  busCounter("hub_kicked_clients_total", "Total clients disconnected due to backpressure kick policy.", (s) => s.hubKickedClients);
   statCounter(
     "hub_rejected_clients_total",
     "Total client connection attempts rejected (e.g., max-clients).",
     () => stats.hubRejectedClients,
   );
-  statGauge("hub_active_clients", "Current number of active connected clients.", () => hubGauges().activeClients);
-  statGauge("hub_broadcast_fanout", "Number of clients targeted in the most recent broadcast.", () => stats.hubBroadcastFanout);
-  statGauge(
-    "hub_queue_depth_max",
+  busGauge("hub_active_clients", "Current number of active connected clients.", (_s, g) => g.activeClients);
+  busGauge("hub_broadcast_fanout", "Number of clients targeted in the most recent broadcast.", (s) => s.hubBroadcastFanout);
+  busGauge("hub_queue_depth_max",
     "Observed max queued frames among clients since last sample window.",
-    () => hubGauges().queueDepthMax,
+    (_s, g) => g.queueDepthMax,
   );
-  statGauge("hub_queue_depth_avg", "Approximate average queued frames per client in last sample.", () => hubGauges().queueDepthAvg);
+  busGauge("hub_queue_depth_avg", "Approximate average queued frames per client in last sample.", (_s, g) => g.queueDepthAvg);
   new Gauge({
     name: "build_info",
     help: "Build metadata (value is always 1).",
@@ -139,54 +186,56 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   new Counter({
     name: "errors_total",
     help: "Error counters by subsystem.",
-    labelNames: ["where"],
+    labelNames: withBus(["where"]),
     registers: [registry],
     collect() {
       this.reset();
       // Every site is exported from the start (go-ampio-server pre-registers its labels too).
-      for (const where of ERROR_SITES) setCounter(this, stats.errors.get(where) ?? 0, { where });
+      eachBus((b, labels) => {
+        for (const where of ERROR_SITES) setCounter(this, b.stats.errors.get(where) ?? 0, { ...labels, where });
+      });
     },
   });
-  statCounter(
-    "malformed_frames_total",
+  busCounter("malformed_frames_total",
     "Total rejected malformed frames (protocol violations, invalid length, truncated).",
-    () => stats.malformedFrames,
+    (s) => s.malformedFrames,
   );
 
   // --- Beyond go-ampio-server. ---
-  statCounter(
-    "serial_rx_noise_bytes_total",
+  busCounter("serial_rx_noise_bytes_total",
     "Bytes from the serial adapter that formed no valid frame (line noise; a steady climb with no frames means a wrong -baud or the wrong device).",
-    () => stats.serialRxNoiseBytes,
+    (s) => s.serialRxNoiseBytes,
   );
-  statCounter("virtual_rx_frames_total", "Total CAN frames delivered by the virtual bus (-backend virtual).", () => stats.virtualRxFrames);
-  statCounter("virtual_tx_frames_total", "Total CAN frames written to the virtual bus (-backend virtual).", () => stats.virtualTxFrames);
-  statGauge("backend_up", "1 while the CAN backend (serial adapter, SocketCAN interface, virtual bus) is reachable, else 0.", () =>
-    stats.backendUp ? 1 : 0,
+  busCounter("virtual_rx_frames_total", "Total CAN frames delivered by the virtual bus (-backend virtual).", (s) => s.virtualRxFrames);
+  busCounter("virtual_tx_frames_total", "Total CAN frames written to the virtual bus (-backend virtual).", (s) => s.virtualTxFrames);
+  busGauge("backend_up", "1 while the CAN backend (serial adapter, SocketCAN interface, virtual bus) is reachable, else 0.", (s) =>
+    s.backendUp ? 1 : 0,
   );
-  statCounter("backend_reconnects_total", "Times the backend came back up after being down.", () => stats.backendReconnects);
-  statCounter(
-    "backend_tx_dropped_total",
+  busCounter("backend_reconnects_total", "Times the backend came back up after being down.", (s) => s.backendReconnects);
+  busCounter("backend_tx_dropped_total",
     "Frames from clients the bus did not take (backend down, unsupported frame, expired, write failed, unconfirmed); by reason in client_tx_dropped_total.",
-    () => stats.backendTxDropped,
+    (s) => s.backendTxDropped,
   );
-  statCounter("clients_accepted_total", "TCP client connections accepted over all listeners.", () => stats.clientsAccepted);
-  statCounter("clients_disconnected_total", "TCP client connections closed, for any reason.", () => stats.clientsDisconnected);
-  statCounter(
-    "handshake_failures_total",
+  busCounter("clients_accepted_total", "TCP client connections accepted over all listeners.", (s) => s.clientsAccepted);
+  busCounter("clients_disconnected_total", "TCP client connections closed, for any reason.", (s) => s.clientsDisconnected);
+  busCounter("handshake_failures_total",
     "Client connections closed because the protocol handshake failed or timed out.",
-    () => stats.handshakeFailures,
+    (s) => s.handshakeFailures,
   );
 
-  const byLabel = <K extends string>(name: string, help: string, label: string, keys: readonly K[], read: (k: K) => number): void => {
+  /** A counter by one label; `perBus` reads each bus's Stats (and adds the bus label), else the process's. */
+  const byLabel = <K extends string>(name: string, help: string, label: string, keys: readonly K[], read: (k: K, s: Stats) => number, perBus = true): void => {
     new Counter({
       name,
       help,
-      labelNames: [label],
+      labelNames: perBus ? withBus([label]) : [label],
       registers: [registry],
       collect() {
         this.reset();
-        for (const k of keys) setCounter(this, read(k), { [label]: k });
+        if (!perBus) for (const k of keys) setCounter(this, read(k, stats), { [label]: k });
+        else eachBus((b, labels) => {
+          for (const k of keys) setCounter(this, read(k, b.stats), { ...labels, [label]: k });
+        });
       },
     });
   };
@@ -195,20 +244,21 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     "Frames sent by clients that did not reach the bus, by reason (read_only, rate_limited, tx_queue_full, unsupported, backend_down, expired, write_failed, unconfirmed).",
     "reason",
     TX_DROP_REASONS,
-    (r) => stats.txDropped.get(r) ?? 0,
+    (r, s) => s.txDropped.get(r) ?? 0,
   );
-  statCounter("client_tx_sent_total", "Frames sent by clients that reached the bus: written, or on SocketCAN confirmed by the kernel (and echoed to the other clients).", () => stats.clientTxSent);
+  busCounter("client_tx_sent_total", "Frames sent by clients that reached the bus: written, or on SocketCAN confirmed by the kernel (and echoed to the other clients).", (s) => s.clientTxSent);
   byLabel(
     "clients_rejected_total",
     "Connections (TCP clients and HTTP) refused at accept, by reason (max_clients, max_handshakes, not_allowed, fd_reserve, host_connections, host_handshakes, http_connections); hub_rejected_clients_total is their sum.",
     "reason",
     REJECT_REASONS,
-    (r) => stats.rejected.get(r) ?? 0,
+    (r, s) => s.rejected.get(r) ?? 0,
+    // Admission is one layer for every bus: counted once, for the process.
+    false,
   );
-  statCounter(
-    "clients_over_limit_total",
+  busCounter("clients_over_limit_total",
     "Client connections closed because they exceeded a per-client bound (reply bytes owed).",
-    () => stats.clientsOverLimit,
+    (s) => s.clientsOverLimit,
   );
   statCounter("http_rejected_requests_total", "HTTP requests refused (403): peer not in -allow, a Host the gateway does not answer to (DNS rebinding), a cross-site Origin.", () => stats.httpRejected);
   statCounter(
@@ -218,41 +268,43 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   );
   statGauge("http_streams_open", "Dashboard WebSockets and /capture.pcap streams open now (at most -http-max-streams).", () => stats.httpStreamsOpen);
   // cannelloni UDP peers (src/server/udp-peer.ts)
-  statCounter("udp_rx_datagrams_total", "cannelloni UDP datagrams received from peers.", () => stats.udpRxDatagrams);
-  statCounter("udp_tx_datagrams_total", "cannelloni UDP datagrams sent to peers.", () => stats.udpTxDatagrams);
-  statCounter("udp_lost_datagrams_total", "cannelloni UDP datagrams from peers that never arrived (sequence-number gaps).", () => stats.udpLostDatagrams);
-  statCounter("udp_send_failures_total", "cannelloni UDP datagrams the socket could not send (their frames are lost for that peer).", () => stats.udpSendFailures);
+  busCounter("udp_rx_datagrams_total", "cannelloni UDP datagrams received from peers.", (s) => s.udpRxDatagrams);
+  busCounter("udp_tx_datagrams_total", "cannelloni UDP datagrams sent to peers.", (s) => s.udpTxDatagrams);
+  busCounter("udp_lost_datagrams_total", "cannelloni UDP datagrams from peers that never arrived (sequence-number gaps).", (s) => s.udpLostDatagrams);
+  busCounter("udp_send_failures_total", "cannelloni UDP datagrams the socket could not send (their frames are lost for that peer).", (s) => s.udpSendFailures);
   byLabel(
     "udp_refused_datagrams_total",
     "cannelloni UDP datagrams refused, by reason (unknown_peer: not a configured peer; not_allowed: outside -allow; truncated; duplicate: a sequence number seen before; out_of_order: overtaken by newer datagrams).",
     "reason",
     UDP_REFUSE_REASONS,
-    (r) => stats.udpRefused.get(r) ?? 0,
+    (r, s) => s.udpRefused.get(r) ?? 0,
   );
 
   const perProtocol = (kind: "gauge" | "counter", name: string, help: string, field: keyof ProtocolStats): void => {
-    const each = (fn: (protocol: ProtocolName, value: number) => void): void => {
-      for (const protocol of PROTOCOL_NAMES) fn(protocol, stats.protocol(protocol)[field]);
+    const each = (fn: (labels: Record<string, string>, value: number) => void): void => {
+      eachBus((b, labels) => {
+        for (const protocol of PROTOCOL_NAMES) fn({ ...labels, protocol }, b.stats.protocol(protocol)[field]);
+      });
     };
     if (kind === "gauge") {
       new Gauge({
         name,
         help,
-        labelNames: ["protocol"],
+        labelNames: withBus(["protocol"]),
         registers: [registry],
         collect() {
-          each((protocol, v) => this.set({ protocol }, v));
+          each((labels, v) => this.set(labels, v));
         },
       });
     } else {
       new Counter({
         name,
         help,
-        labelNames: ["protocol"],
+        labelNames: withBus(["protocol"]),
         registers: [registry],
         collect() {
           this.reset();
-          each((protocol, v) => setCounter(this, v, { protocol }));
+          each((labels, v) => setCounter(this, v, labels));
         },
       });
     }
@@ -263,6 +315,20 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   perProtocol("counter", "protocol_tx_frames_total", "CAN frames sent to clients per wire protocol.", "txFrames");
   perProtocol("counter", "protocol_malformed_frames_total", "Malformed frames rejected per wire protocol.", "malformed");
   perProtocol("counter", "protocol_handshake_failures_total", "Failed or timed-out handshakes per wire protocol.", "handshakeFailures");
+
+  const routes = opts.routes ?? [];
+  if (routes.length > 0) {
+    new Counter({
+      name: "route_frames_total",
+      help: "Frames of each route between buses, by result (routed: handed to the destination bus; sent: on it; dropped: refused or lost there, reason in client_tx_dropped_total; hop_limit; rate_limited).",
+      labelNames: ["route", "result"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of routes) for (const [result, n] of Object.entries(r.results())) setCounter(this, n, { route: r.name, result });
+      },
+    });
+  }
 
   const consumers = opts.consumers;
   if (consumers) {

@@ -50,10 +50,13 @@ export interface Operations {
 
 export async function startOperations(config: Config, deps: OperationsDeps): Promise<Operations> {
   const { gateway, stats, log, build } = deps;
-  const hubGauges = (): HubGauges => {
-    const depth = gateway.hub.queueDepth();
-    return { activeClients: gateway.hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
+  const gaugesOf = (hub: Gateway["hub"]) => (): HubGauges => {
+    const depth = hub.queueDepth();
+    return { activeClients: hub.size, queueDepthMax: depth.max, queueDepthAvg: depth.avg };
   };
+  const hubGauges = gaugesOf(gateway.hub);
+  // With several buses every bus-scoped series carries its bus (README "Several buses").
+  const buses = (gateway.buses ?? []).map((b) => ({ name: b.name, stats: b.stats, hubGauges: gaugesOf(b.hub) }));
   const counters = deps.counters ?? new ConsumerCounters();
   const stops: (() => Promise<void> | void)[] = [];
   let httpPort: number | undefined;
@@ -62,7 +65,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
   try {
     if (config.metricsAddr) {
       const [{ createMetrics }, { startOpsHttp }, { busViewRoutes }] = await Promise.all([import("./metrics.ts"), import("./http.ts"), import("../web/routes.ts")]);
-      metrics = createMetrics({ stats, build, hubGauges, consumers: counters });
+      metrics = createMetrics({ stats, build, hubGauges, buses, routes: gateway.routes ?? [], consumers: counters });
       await deps.consumers?.registerMetrics(metrics.registry);
       const views = busViewRoutes(config, { gateway, log, counters, build, stats });
       stops.push(() => views.stop());

@@ -148,6 +148,11 @@ interface DescriptorBase<N extends string, K extends string> {
   readonly minHandshakeTimeoutMs?: number;
   /** Added by can-server (not in go-ampio-server). */
   readonly isNew: boolean;
+  /**
+   * The protocol can carry several buses on one listener (socketcand `< open NAME >`, GVRET bus
+   * numbers): it listens once per gateway. Otherwise each bus has its own listener.
+   */
+  readonly multiBus?: boolean;
 }
 
 export interface StreamProtocolDescriptor<N extends string = string, K extends string = string> extends DescriptorBase<N, K> {

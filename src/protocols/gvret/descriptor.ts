@@ -17,5 +17,6 @@ export const gvretDescriptor: StreamProtocolDescriptor<"gvret", "gvretListen"> =
   help: "GVRET TCP listen address for SavvyCAN's network connection (SavvyCAN uses port 23, which needs CAP_NET_BIND_SERVICE; true = :23); empty disables",
   txtKey: "gvret_port",
   isNew: true,
+  multiBus: true,
   load: async () => (await import("./protocol.ts")).gvret,
 };

@@ -14,5 +14,6 @@ export const socketcandDescriptor: StreamProtocolDescriptor<"socketcand", "socke
   help: "socketcand (raw mode) TCP listen address (e.g. :29536); empty disables",
   txtKey: "socketcand_port",
   isNew: true,
+  multiBus: true,
   load: async () => (await import("./protocol.ts")).socketcand,
 };
