@@ -354,15 +354,18 @@ export class SignalStore implements HubClient, SignalSource {
 /** The raw values of the multiplexors a frame carries, as a slot key ("3" or "1/8"). */
 export function branchKey(mc: MessageCodec, data: Uint8Array): string {
   let key = "";
+  // Raw values of the multiplexors present so far (mc.order puts every multiplexor before what it gates).
+  const present: (number | undefined)[] = [];
   for (const s of mc.order) {
-    if (!s.signal.isMultiplexor) continue;
-    if (data.length < s.needBytes) continue;
+    if (!s.signal.isMultiplexor || data.length < s.needBytes) continue;
     if (s.muxIndex >= 0) {
-      // A nested multiplexor counts only when its own multiplexor selects it.
-      const parent = mc.signals[s.muxIndex]!;
-      if (data.length < parent.needBytes || !s.selectedBy(Number(parent.extract(data)))) continue;
+      // A nested multiplexor counts only when its own multiplexor is present and selects it.
+      const parent = present[s.muxIndex];
+      if (parent === undefined || !s.selectedBy(parent)) continue;
     }
-    key += key === "" ? String(s.extract(data)) : `/${s.extract(data)}`;
+    const raw = Number(s.extract(data));
+    present[s.index] = raw;
+    key += key === "" ? String(raw) : `/${raw}`;
   }
   return key;
 }

@@ -91,3 +91,22 @@ test("groups: one per message with values, stable keys, seq moves with frames; r
   expect(g!.valueNames("Gear")).toEqual(["P", "R", "N", "D"]);
   expect(model.readAll(new Set(["Gearbox.OilTemp", "Nope.X"])).map((r) => r.value)).toEqual([11]);
 });
+
+test("branch keys through three levels of extended multiplexing", () => {
+  const dbc = [
+    "BO_ 300 Deep: 4 X",
+    ' SG_ A M : 0|8@1+ (1,0) [0|0] "" X',
+    ' SG_ B m1M : 8|8@1+ (1,0) [0|0] "" X',
+    ' SG_ C m2M : 16|8@1+ (1,0) [0|0] "" X',
+    ' SG_ D m3 : 24|8@1+ (1,0) [0|0] "" X',
+    "SG_MUL_VAL_ 300 B A 1-1;",
+    "SG_MUL_VAL_ 300 C B 2-2;",
+    "SG_MUL_VAL_ 300 D C 3-3;",
+  ].join("\n");
+  const mc = new DbcCodec(parseDbc(dbc, "deep.dbc")).message("Deep")!;
+  expect(branchKey(mc, new Uint8Array([1, 2, 3, 9]))).toBe("1/2/3");
+  expect(branchKey(mc, new Uint8Array([1, 5, 3, 9]))).toBe("1/5");
+  expect(branchKey(mc, new Uint8Array([0, 2, 3, 9]))).toBe("0");
+  expect(mc.decode(new Uint8Array([1, 2, 3, 9])).map((s) => s.name)).toEqual(["A", "B", "C", "D"]);
+  expect(mc.decode(new Uint8Array([1, 5, 3, 9])).map((s) => s.name)).toEqual(["A", "B"]);
+});
