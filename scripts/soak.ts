@@ -415,6 +415,8 @@ async function runOne(backend: "virtual" | "serial", binary: string, profile: Pr
   const check = (name: string, ok: boolean, detail: string): void => void checks.push({ name: `${backend}: ${name}`, ok, detail });
   check("process stayed up, clean exit on SIGTERM", !exitedEarly && exitCode === 0, `exit code ${exitCode}`);
   check(`/healthz answered within ${HEALTHZ_BOUND_MS} ms every time`, healthzFailures === 0 && maxHealthz <= HEALTHZ_BOUND_MS, `max ${maxHealthz.toFixed(1)} ms, ${healthzFailures} failures`);
+  const lockedOut = tally.get("handshake_hogs_locked_out") ?? 0;
+  check("handshake hogs and idle connections from another host never kept a client out", lockedOut === 0, `${tally.get("handshake_hogs") ?? 0} hog rounds served, ${lockedOut} locked out`);
   for (const [i, r] of refs.entries()) {
     const nearFaults = r.checker.gaps.map((g) => {
       const f = faultLog.reduce<{ seq: number; drained: boolean } | null>((best, x) => (best === null || Math.abs(x.seq - g) < Math.abs(best.seq - g) ? x : best), null);

@@ -12,6 +12,7 @@ import { GvretTestClient } from "../../test/helpers/gvret-client.ts";
 import { SlcanTestClient } from "../../test/helpers/slcan-client.ts";
 import { RawSocketcandClient, startSlowSocketcandClient } from "../../test/helpers/socketcand-clients.ts";
 import { WaveshareTestClient, wsBytes } from "../../test/helpers/waveshare-client.ts";
+import { openIdleSockets } from "../../test/helpers/idle-sockets.ts";
 
 export type Tally = Map<string, number>;
 
@@ -213,22 +214,37 @@ export const HOSTILE: Readonly<Record<string, (ports: Ports, tally: Tally) => Pr
     }
   },
   async connection_flood(ports, tally) {
-    // Up to 600 connections at once (the soak runs the gateway under ulimit -n 512), held 1 s.
-    const socks: { terminate(): void }[] = [];
-    let refused = 0;
-    await Promise.all(
-      Array.from({ length: 600 }, async () => {
-        try {
-          socks.push(await Bun.connect({ hostname: HOST, port: ports.waveshare, socket: { data() {}, close() {}, error() {} } }));
-        } catch {
-          refused++;
-        }
-      }),
-    );
+    // Up to 600 connections at once from another host (127.0.0.2; the soak runs the gateway
+    // under ulimit -n 512), held 1 s: the admission layer refuses them by host and descriptor
+    // budget while the churn from 127.0.0.1 goes on.
+    const idle = await openIdleSockets(ports.waveshare, 600, "127.0.0.2");
     await Bun.sleep(1000);
-    for (const s of socks) s.terminate();
+    idle.close();
     count(tally, "connection_flood");
-    count(tally, "connection_flood_sockets", socks.length + refused);
+    count(tally, "connection_flood_sockets", idle.opened);
+  },
+  async idle_http_connections(ports, tally) {
+    // 300 HTTP connections that never send a request, held 2 s: admitted up to the HTTP share of
+    // the budget, the rest closed at accept; /healthz and the churn stay served.
+    const idle = await openIdleSockets(ports.http, 300, "127.0.0.2");
+    await Bun.sleep(2000);
+    idle.close();
+    count(tally, "idle_http_connections");
+  },
+  async handshake_hogs(ports, tally) {
+    // 64 sockets each to slcan (60 s to open a channel) and cannelloni that never finish their
+    // handshake, from one host; a cannelloni client from another host must still get its hello.
+    const hogs = [await openIdleSockets(ports.slcan, 64, "127.0.0.2"), await openIdleSockets(ports.cannelloni, 64, "127.0.0.2")];
+    try {
+      const c = await CannelloniTestClient.connect(ports.cannelloni);
+      await c.handshake({}, 2000);
+      c.close();
+      count(tally, "handshake_hogs");
+    } catch {
+      count(tally, "handshake_hogs_locked_out");
+    } finally {
+      for (const h of hogs) h.close();
+    }
   },
   async oversized_http_request(ports, tally) {
     const big = "GET /metrics?" + "a".repeat(1024 * 1024) + " HTTP/1.1\r\nHost: x\r\nX-Pad: " + "b".repeat(64 * 1024) + "\r\n\r\n";
