@@ -84,8 +84,9 @@ export async function startBinary(args: string[], env: Record<string, string> = 
   };
 }
 
-export function launchBrowser(): Promise<Browser> {
-  return puppeteer.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+/** `extraArgs`: more chromium switches (e.g. --host-resolver-rules to point a name at loopback). */
+export function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
+  return puppeteer.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", ...extraArgs] });
 }
 
 /** Waits until `pred` (a function source taking the element's text) holds for `selector`'s text. */
