@@ -96,9 +96,10 @@ export function usage(): string {
   const lines = [
     "Usage: can-server [flags]",
     "",
-    "can-server bridges one CAN bus (SocketCAN, an Ampio USB serial adapter, a virtual bus or a",
-    "recorded log) to network clients over seven protocols, with a web dashboard, live capture,",
-    "recording and replay, Ampio decoding and an MQTT bridge.",
+    "can-server bridges one CAN bus (SocketCAN, an Ampio or slcan USB adapter, a remote cannelloni or",
+    "socketcand gateway, a virtual bus or a recorded log) to network clients over seven protocols,",
+    "with a web dashboard, live capture, recording and replay, Ampio and DBC decoding and an MQTT",
+    "bridge.",
     "",
     "Flags take -name value, -name=value or --name. A flag overrides its CAN_SERVER_* environment",
     `variable, which overrides the default. Flags marked ${DROP_IN_MARK} are go-ampio-server's, with the same name,`,
