@@ -3,7 +3,8 @@
  * x64 binary natively and for the arm64 one under qemu-aarch64-static -cpu cortex-a53):
  * starts it on the virtual bus with ephemeral ports on 127.0.0.1, checks -version, exchanges
  * frames between two cannelloni clients through the gateway (the virtual bus echoes client frames
- * to the other clients), scrapes /metrics, /ready and /healthz, then sends SIGTERM and requires
+ * to the other clients), scrapes /metrics, /ready and /healthz, loads the dashboard's embedded
+ * files (page, uPlot, favicon) and checks the logged dashboard URL, then sends SIGTERM and requires
  * exit code 0 within a second. The cannelloni client here is a few lines written against the
  * spec, independent of src/protocols. Then the binary reads only the configuration it was given:
  * started in a directory holding a `.env` (CAN_SERVER_LISTEN=127.0.0.1:<free port> and more) and a
@@ -228,6 +229,20 @@ check(readyRes.status === 200 && (await readyRes.text()) === "ready\n", "/ready 
 const healthRes = await httpGet("/healthz");
 check(healthRes.status === 200, "/healthz 200");
 check((await httpGet("/nope")).status === 404, "unknown path 404");
+// The dashboard's files are embedded in the release build (minified, bytecode): page, uPlot, favicon.
+{
+  const page = await httpGet("/");
+  const html = await page.text();
+  check(page.status === 200 && html.includes("<title>can-server</title>") && html.includes("/assets/uplot.js"), "dashboard page / served from the binary");
+  const uplot = await httpGet("/assets/uplot.js");
+  check(uplot.status === 200 && (await uplot.text()).includes("uPlot"), "uPlot served from the binary (/assets/uplot.js)");
+  const icon = await httpGet("/favicon.svg");
+  check(icon.status === 200 && icon.headers.get("content-type") === "image/svg+xml", "favicon served from the binary");
+}
+{
+  const dash = logLines.find((l) => l["msg"] === "dashboard");
+  check(dash !== undefined && String(dash["urls"]).startsWith(`http://127.0.0.1:${httpPort}/`), "start-up logs the dashboard URL");
+}
 
 // --- idle RSS (of the process we spawned: under qemu that is the emulator, translation cache included) ---
 await Bun.sleep(500);
