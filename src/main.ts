@@ -3,7 +3,8 @@
  * can-server entry point (composition root): config → logger → backend → gateway (hub +
  * listeners) → operations (HTTP, mDNS, metric logs) → signals. Exit codes: 0 after a clean
  * shutdown, 1 on a fatal runtime error (e.g. no SocketCAN in the kernel, port in use),
- * 2 on bad configuration.
+ * 2 on bad configuration (one line on stderr). Logs `listening` once the ports are open and
+ * `ready` once /ready would answer 200.
  */
 import { BackendFatalError } from "./backends/backend.ts";
 import { createBackend } from "./backends/create.ts";
@@ -12,7 +13,7 @@ import { loadConfiguration, type Configuration } from "./cli/config-file.ts";
 import { printConfig } from "./cli/print-config.ts";
 import { PROTOCOLS } from "./protocols/registry.ts";
 import { startGateway, type BusSpec } from "./gateway.ts";
-import { createLogger } from "./ops/log.ts";
+import { createLogger, type LogFields, type Logger } from "./ops/log.ts";
 import { Stats } from "./ops/stats.ts";
 import { startOperations } from "./ops/operations.ts";
 import { buildInfo, versionLine } from "./ops/build-info.ts";
@@ -103,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
     await gateway.shutdown(0);
     return 1;
   }
-  log.info("ready", {
+  const where = {
     // One bus: go-ampio-server's form; several: each single-bus listener says its bus (cannelloni@can1=20010).
     listeners:
       gateway.buses.length === 1
@@ -111,9 +112,14 @@ async function main(argv: string[]): Promise<number> {
         : gateway.buses.flatMap((b) => b.listeners.map((l) => `${l.protocol.name}${MULTI_BUS.has(l.protocol.name) ? "" : `@${b.name}`}=${l.port}`)).join(","),
     ...(gateway.buses.length > 1 ? { buses: gateway.buses.map((b) => b.name).join(",") } : {}),
     ...(ops.dashboardUrls[0] ? { dashboard: ops.dashboardUrls[0] } : {}),
-  });
+  };
+  // `listening` as soon as the ports are open; `ready` only when /ready says so (the backend is
+  // up): a missing serial adapter must not read as a working gateway in the log.
+  log.info("listening", where);
+  const readyWatch = announceReady(gateway, log, where);
 
   log.info("shutdown", { signal: await signal });
+  readyWatch.stop();
   // One deadline for the whole shutdown (-shutdown-timeout), on the monotonic clock: each step
   // gets what is left, so slow HTTP, MQTT or disk cannot hold the process past it.
   const deadline = performance.now() + config.shutdownTimeoutMs;
@@ -124,6 +130,28 @@ async function main(argv: string[]): Promise<number> {
   await gateway.shutdown(left());
   if (recording) await within(recording.stop(left()));
   return 0;
+}
+
+/** How often the start-up waits to re-check readiness before logging `ready`. */
+const READY_POLL_MS = 200;
+
+/**
+ * Logs `ready` once the gateway is ready (at once if it is); until then one `waiting_for_backend`
+ * line with the reason /ready gives. Later outages are the backend's own `backend_down`/`_up` lines.
+ */
+function announceReady(gateway: { readiness(): { ready: boolean; reason: string } }, log: Logger, where: LogFields): { stop(): void } {
+  const first = gateway.readiness();
+  if (first.ready) {
+    log.info("ready", where);
+    return { stop() {} };
+  }
+  log.warn("waiting_for_backend", { reason: first.reason });
+  const timer = setInterval(() => {
+    if (!gateway.readiness().ready) return;
+    clearInterval(timer);
+    log.info("ready", where);
+  }, READY_POLL_MS);
+  return { stop: () => clearInterval(timer) };
 }
 
 main(process.argv.slice(2)).then(

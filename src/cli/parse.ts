@@ -15,6 +15,8 @@
 import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 import { CidrList, splitList } from "../net/cidr.ts";
 import { slcanBitrateCommand, slcanBitrates } from "../backends/slcan/slcan-wire.ts";
+import { REPLAY_SPEED_HELP, replaySpeedValue } from "../backends/replay/speed.ts";
+import { PROTOCOLS } from "../protocols/registry.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 
 export class ConfigError extends Error {
@@ -328,6 +330,13 @@ export function validateCombination(config: Config): void {
   if (config.backend === "slcan" && config.bitrate !== 0 && slcanBitrateCommand(config.bitrate) === null) {
     throw new ConfigError(`-backend slcan: -bitrate ${config.bitrate} has no slcan code; an slcan adapter takes ${slcanBitrates()} (0 = 500000)`);
   }
+  if (config.backend === "replay") {
+    if (!config.replayFile) throw new ConfigError("-backend replay needs -replay-file FILE (CAN_SERVER_REPLAY_FILE): the candump log to play");
+    if (replaySpeedValue(config.replaySpeed) === null) {
+      throw new ConfigError(`invalid value ${JSON.stringify(config.replaySpeed)} for -replay-speed (CAN_SERVER_REPLAY_SPEED): expected ${REPLAY_SPEED_HELP}`);
+    }
+  }
+  checkListenConflicts(config);
   if ((config.cannelloniUdpPeer.length > 0 || config.cannelloniUdpAcceptAny) && !config.cannelloniUdpListen) {
     throw new ConfigError("-cannelloni-udp-peer and -cannelloni-udp-accept-any need -cannelloni-udp-listen (the local UDP address, e.g. :20000)");
   }
@@ -338,6 +347,34 @@ export function validateCombination(config: Config): void {
     const host = parsePeerAddress(text)?.host ?? "";
     if (/^[\d.]+$|:/.test(host) && !allow.allows(host)) {
       throw new ConfigError(`-cannelloni-udp-peer ${text} is outside -allow (${allow.toString()}): add it to -allow or remove the peer`);
+    }
+  }
+}
+
+const WILDCARD_HOSTS: ReadonlySet<string> = new Set(["0.0.0.0", "::", "[::]"]);
+
+/**
+ * Two listeners on the same transport and port whose hosts overlap (the same host, or either on
+ * every interface) cannot both bind: the second would fail at start-up with "address in use".
+ * Caught here, naming both flags. Port 0 (any free port) never conflicts.
+ */
+function checkListenConflicts(config: Config): void {
+  const values = config as unknown as Record<string, unknown>;
+  const binds: { flag: string; text: string; transport: "tcp" | "udp"; host: string; port: number }[] = [];
+  const add = (flag: string, text: unknown, transport: "tcp" | "udp"): void => {
+    if (typeof text !== "string" || text === "") return;
+    const a = parseListenAddress(text);
+    if (a && a.port !== 0) binds.push({ flag, text, transport, host: a.host, port: a.port });
+  };
+  for (const p of PROTOCOLS) add(p.flag, values[p.configKey], p.transport);
+  add("metrics-addr", config.metricsAddr, "tcp");
+  for (let i = 0; i < binds.length; i++) {
+    for (let j = i + 1; j < binds.length; j++) {
+      const a = binds[i]!;
+      const b = binds[j]!;
+      if (a.transport !== b.transport || a.port !== b.port) continue;
+      if (a.host !== b.host && !WILDCARD_HOSTS.has(a.host) && !WILDCARD_HOSTS.has(b.host)) continue;
+      throw new ConfigError(`-${a.flag} ${a.text} and -${b.flag} ${b.text} both listen on ${a.transport.toUpperCase()} port ${a.port}: give each its own port`);
     }
   }
 }

@@ -15,6 +15,7 @@ import type { WireProtocol } from "../protocols/protocol.ts";
 import type { ProtocolName } from "../protocols/registry.ts";
 import { parseListenAddress } from "../net/address.ts";
 import { ClientSession, type SessionOptions } from "./session.ts";
+import { describeListenFailure } from "./listen-failure.ts";
 
 /** Keepalive probes start after this much idle time, so dead peers are found without traffic. */
 const KEEPALIVE_MS = 30_000;
@@ -163,10 +164,7 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
       if (hostname === "::") log.info("ipv6_unavailable", { protocol: protocol.name, error: e instanceof Error ? e.message : String(e) });
     }
   }
-  if (!server) {
-    const msg = lastError instanceof Error ? lastError.message : String(lastError);
-    throw new ListenError(`cannot listen on ${address} for ${protocol.name}: ${msg}`);
-  }
+  if (!server) throw new ListenError(describeListenFailure(lastError, address, parsed.port, protocol.name, "tcp"));
   const bound = server;
   log.info("tcp_listen", { protocol: protocol.name, addr: bound.hostname.includes(":") ? `[${bound.hostname}]:${bound.port}` : `${bound.hostname}:${bound.port}` });
   return {

@@ -35,6 +35,7 @@ import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 import { ListenError, type Listener } from "./listener.ts";
 import { BurstLog } from "../ops/burst-log.ts";
 import { RefusalLog } from "../net/refusals.ts";
+import { describeListenFailure } from "./listen-failure.ts";
 
 /** Senders learned with accept-any, at most. */
 export const MAX_LEARNED_PEERS = 64;
@@ -250,9 +251,7 @@ export class UdpEndpoint implements Listener {
         if (code === "EADDRINUSE" || code === "EACCES") break;
       }
     }
-    if (!socket) {
-      throw new ListenError(`cannot listen on ${address} (UDP) for ${protocol.name}: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
-    }
+    if (!socket) throw new ListenError(describeListenFailure(lastError, `${address} (UDP)`, parsed.port, protocol.name, "udp"));
     endpoint = new UdpEndpoint(protocol, socket, options, deps);
     const bound = socket.hostname.includes(":") ? `[${socket.hostname}]:${socket.port}` : `${socket.hostname}:${socket.port}`;
     deps.log.info("udp_listen", {

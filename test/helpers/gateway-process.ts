@@ -83,7 +83,8 @@ export async function startGatewayProcess(args: string[], opts: GatewayProcessOp
       await Bun.sleep(10);
     }
   };
-  const ready = await waitFor("ready", 15_000);
+  // `listening`: the ports are open (`ready` follows only once the backend is up).
+  const ready = await waitFor("listening", 15_000);
   const ports: Record<string, number> = {};
   for (const pair of String(ready.listeners).split(",")) {
     const [name, port] = pair.split("=");

@@ -20,6 +20,7 @@ import type { CanFrame } from "../../can/frame.ts";
 import { CandumpLogReader, type CandumpLogRecord } from "../../can/candump-log.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
+import { REPLAY_SPEED_HELP, replaySpeedValue } from "./speed.ts";
 import { BackendFatalError, commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
 
 /** Bytes read from the file at a time. */
@@ -43,12 +44,10 @@ export interface ReplayBackendOptions {
   readonly log: Logger;
 }
 
-/** -replay-speed text → number, or why not. */
+/** -replay-speed text → number (checked when flags are read too: src/cli/parse.ts). */
 export function parseReplaySpeed(text: string): number {
-  const n = Number(text.trim());
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 10_000) {
-    throw new BackendFatalError(`-replay-speed must be a number above 0 and at most 10000 (e.g. 1, 2, 0.5), got ${JSON.stringify(text)}`);
-  }
+  const n = replaySpeedValue(text);
+  if (n === null) throw new BackendFatalError(`-replay-speed must be ${REPLAY_SPEED_HELP}, got ${JSON.stringify(text)}`);
   return n;
 }
 
