@@ -47,6 +47,8 @@ export class LawicelDevice {
   paused = false;
   /** Answer frames with BEL (an adapter whose buffer is full or whose bus is off). */
   refuseFrames = false;
+  /** Answer `Sn` with BEL (an adapter that does not support the rate). */
+  refuseBitrate = false;
   /** First protocol violation seen (a line that is neither a known command nor a valid frame). */
   error = "";
   private fd: number;
@@ -131,7 +133,7 @@ export class LawicelDevice {
       return this.answer(was ? "" : "\x07");
     }
     if (/^S[0-9]$/.test(line)) {
-      if (this.open) return this.answer("\x07");
+      if (this.open || this.refuseBitrate) return this.answer("\x07");
       this.bitrateCommand = line;
       return this.answer("");
     }

@@ -67,9 +67,9 @@ class SocketcandClientSession implements RemoteSession {
   private element(words: string[]): boolean {
     const name = words[0] ?? "";
     if (name === "error") {
-      const text = words.slice(1).join(" ");
+      const text = words.slice(1).map(printable).join(" ");
       if (this.phase !== "raw") {
-        this.events.fail(`socketcand refused ${this.phase === "greeting" ? "us" : this.phase === "opening" ? `< open ${this.bus} >` : "< rawmode >"}: ${printable(text)}`);
+        this.events.fail(`socketcand refused ${this.phase === "greeting" ? "us" : this.phase === "opening" ? `< open ${this.bus} >` : "< rawmode >"}: ${text}`);
         return false;
       }
       this.stats.error("adapter_refused");
@@ -102,7 +102,7 @@ class SocketcandClientSession implements RemoteSession {
   }
 
   private unexpected(words: string[]): false {
-    this.events.fail(`unexpected socketcand reply "< ${printable(words.join(" "))} >" while ${this.phase}`);
+    this.events.fail(`unexpected socketcand reply "< ${words.map(printable).join(" ")} >" while ${this.phase}`);
     return false;
   }
 }

@@ -108,6 +108,22 @@ describe("slcan backend", () => {
     expect(device.lines.at(-1)).toBe("C");
   });
 
+  test("an adapter that refuses the bit rate (BEL to Sn) is named in a warning and counted", async () => {
+    const pair = await scope.pty("slcan-refuse");
+    const stats = new Stats();
+    const { log, lines } = memoryLogger("debug");
+    const device = new LawicelDevice(scope.peer(pair.deviceB));
+    device.refuseBitrate = true;
+    scope.defer(() => device.close());
+    const backend = createSlcanBackend({ path: pair.deviceA, baud: 115200, bitrate: 800_000, stats, log });
+    await backend.start(recordingListener());
+    scope.defer(() => backend.stop());
+    await waitFor(() => stats.errors.get("adapter_refused") === 1, 5000, "the refusal counted");
+    const warn = lines.find((l) => l.includes('"adapter_refused"'));
+    expect(warn).toContain('"refused":"the bit rate (S)"');
+    expect(warn).toContain('"level":"warn"');
+  });
+
   test("a bit rate without an slcan code is fatal with the accepted list", () => {
     expect(() => createSlcanBackend({ path: "/dev/null", baud: 115200, bitrate: 33_333, stats: new Stats(), log: memoryLogger().log })).toThrow(BackendFatalError);
     expect(() => createSlcanBackend({ path: "/dev/null", baud: 115200, bitrate: 33_333, stats: new Stats(), log: memoryLogger().log })).toThrow(/10000, 20000, 50000/);
