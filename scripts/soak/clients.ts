@@ -160,6 +160,30 @@ export const HOSTILE: Readonly<Record<string, (ports: Ports, tally: Tally) => Pr
     });
     if (ok) count(tally, "invalid_waveshare_frames", 4);
   },
+  async waveshare_stray_bytes(ports, tally) {
+    // 1..12 stray bytes, then Ampio-style commands in one write: the decoder re-aligns (issue 18).
+    const ok = await rawTcp(ports.waveshare, async (w) => {
+      w(garbage(1 + Math.floor(rand() * 12)));
+      const commands = new Uint8Array(10 * 13);
+      for (let i = 0; i < 10; i++) commands.set(wsBytes(0x88, 0x0f001d4c, [0x10, i, 0, 0, 1, 0, 0, 0]), i * 13);
+      w(commands);
+      await Bun.sleep(20);
+    });
+    if (ok) count(tally, "waveshare_stray_bytes");
+  },
+  async socketcand_invalid_ids_and_bytes(ports, tally) {
+    // Refused as socketcand reads them: 0x800 as a 3-digit (standard) id, a byte above FF; `-1` is FF.
+    try {
+      const c = await RawSocketcandClient.connect(ports.socketcand);
+      await c.handshake();
+      c.write("< send 800 0 >< send FFF 1 1 >< send 123 1 100 >< send 7FE 1 -1 >");
+      await Bun.sleep(30);
+      c.close();
+      count(tally, "socketcand_invalid_ids_and_bytes", 3);
+    } catch {
+      count(tally, "socketcand_invalid_ids_and_bytes_failed");
+    }
+  },
   async invalid_socketcand_commands(ports, tally) {
     try {
       const c = await RawSocketcandClient.connect(ports.socketcand);
