@@ -31,17 +31,8 @@ export async function createBackend(config: Config, stats: Stats, log: Logger): 
       return createSlcanBackend({ path: config.serial, baud: config.baud, bitrate: config.bitrate, stats, log: blog });
     }
     case "cannelloni-client":
-    case "socketcand-client": {
-      const { RemoteBackend } = await import("./remote/remote-backend.ts");
-      const { parsePeerAddress } = await import("../net/address.ts");
-      const remote = parsePeerAddress(config.remote);
-      if (remote === null) throw new BackendFatalError(`-backend ${config.backend} needs -remote HOST:PORT`);
-      const wire =
-        config.backend === "cannelloni-client"
-          ? (await import("./remote/cannelloni-wire.ts")).cannelloniClientWire
-          : (await import("./remote/socketcand-wire.ts")).socketcandClientWire(config.remoteBus, stats);
-      return new RemoteBackend({ host: remote.host, port: remote.port, wire, fd: config.fd, stats, log: blog });
-    }
+    case "socketcand-client":
+      return (await import("./remote/from-config.ts")).remoteBackendFromConfig(config, stats, blog);
     case "replay": {
       const { ReplayBackend, parseReplaySpeed } = await import("./replay/replay-backend.ts");
       if (!config.replayFile) throw new BackendFatalError("-backend replay needs -replay-file FILE (a candump log)");

@@ -81,4 +81,22 @@ describe("cannelloni-client tunnel between two gateway processes", () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain("-remote");
   }, 30_000);
+
+  test("socketcand-client through the gateway: -remote-bus opens the far gateway's socketcand bus, frames both ways", async () => {
+    const far = await gateway(["-socketcand-listen", "127.0.0.1:0", "-socketcand-bus", "site0"]);
+    const near = await gateway(["-backend", "socketcand-client", "-remote", `127.0.0.1:${far.ports.socketcand}`, "-remote-bus", "site0"]);
+    await near.waitFor("remote_up");
+    const a = await client(near.ports.cannelloni!);
+    const b = await client(far.ports.cannelloni!);
+    await far.waitFor("client_ready", 5000, () => far.lines.filter((l) => l.msg === "client_ready").length >= 2);
+    await near.waitFor("client_ready");
+    a.send(dataFrame(0x7ff, [1, 2, 3, 4, 5, 6, 7, 8]), dataFrame(0x1fffffff, [], true));
+    expect(names(await b.waitFrames(2))).toEqual(names([dataFrame(0x7ff, [1, 2, 3, 4, 5, 6, 7, 8]), dataFrame(0x1fffffff, [], true)]));
+    b.send(dataFrame(0x5, [0xff]));
+    expect(names(await a.waitFrames(1))).toEqual(names([dataFrame(0x5, [0xff])]));
+    // A wrong bus name is refused by the far end and said so.
+    const wrong = await gateway(["-backend", "socketcand-client", "-remote", `127.0.0.1:${far.ports.socketcand}`, "-remote-bus", "nosuch"]);
+    const down = await wrong.waitFor("remote_unreachable");
+    expect(String(down.reason)).toContain("nosuch");
+  }, 60_000);
 });
