@@ -14,8 +14,11 @@ export interface IdleSockets {
   close(): void;
 }
 
-/** Opens `count` connections to 127.0.0.1:port from `localAddress`, in parallel batches; loopback only. */
-export async function openIdleSockets(port: number, count: number, localAddress = "127.0.0.2", host = "127.0.0.1"): Promise<IdleSockets> {
+/**
+ * Opens `count` connections to 127.0.0.1:port from `localAddress`, in parallel batches; loopback
+ * only. `read`: whether they read (and discard) what the gateway sends; false = never read.
+ */
+export async function openIdleSockets(port: number, count: number, localAddress = "127.0.0.2", host = "127.0.0.1", read = true): Promise<IdleSockets> {
   const sockets: net.Socket[] = [];
   let opened = 0;
   let closed = 0;
@@ -33,7 +36,8 @@ export async function openIdleSockets(port: number, count: number, localAddress 
         closed++;
         done();
       });
-      s.on("data", () => {});
+      if (read) s.on("data", () => {});
+      else s.pause();
       s.setTimeout(5000, done);
     });
   for (let i = 0; i < count; i += 50) await Promise.all(Array.from({ length: Math.min(50, count - i) }, one));
