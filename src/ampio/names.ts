@@ -71,7 +71,9 @@ export class HouseNames {
     const exact = m.channels.get(valueName);
     if (exact !== undefined) return exact;
     const parts = valueName.split(".");
-    return parts.length > 2 ? m.channels.get(`${parts[0]}.${parts[1]}`) : undefined;
+    if (parts.length > 2) return m.channels.get(`${parts[0]}.${parts[1]}`);
+    // aioampio names an RGBW module's colour `rgb.1`; its values here are rgb.red … rgb.white.
+    return parts[0] === "rgb" ? m.channels.get("rgb.1") : undefined;
   }
 
   get size(): number {
@@ -147,7 +149,7 @@ export function loadNamesFile(file: string): HouseNames {
 }
 
 function addChannel(channels: Map<string, ChannelName>, key: string, v: unknown, where: string): void {
-  if (!/^[a-z0-9_]+\.[0-9]+(\.[a-z_]+)?$/.test(key)) throw new NamesFileError(`${where}: "${key}" is not a value name (e.g. bout.3, aout.1, heating.2)`);
+  if (!/^[a-z0-9_]+\.([0-9]+|[a-z_]+)(\.[a-z_]+)?$/.test(key)) throw new NamesFileError(`${where}: "${key}" is not a value name (e.g. bout.3, aout.1, heating.2, diagnostics.voltage)`);
   if (channels.size >= NAMES_MAX_CHANNELS) throw new NamesFileError(`${where}: more than ${NAMES_MAX_CHANNELS} channels in one module`);
   if (typeof v === "string") {
     channels.set(key, { name: text_(v, where) });

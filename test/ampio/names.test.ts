@@ -70,6 +70,7 @@ devices:
     );
     expect(n.module(0x1879)).toMatchObject({ name: "Salon", room: "Serwerownia", type: 12, pcb: 6, softVersion: 10010 });
     expect(n.channel(0x1879, "binout.25")).toEqual({ name: "LED Salon", room: "Salon", kind: "light" });
+    expect(n.channel(0x1879, "rgb.green")).toEqual({ name: "LED Salon", room: "Salon", kind: "light" }); // aioampio's rgb.1 names the colour
     expect(n.channel(0x1a1e, "binout.1")).toEqual({ name: "Mała łazienka L", kind: "binary_sensor" });
     expect(n.channel(0x1a1e, "bout.3")?.kind).toBe("cover");
   });

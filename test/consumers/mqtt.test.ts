@@ -5,6 +5,9 @@
  * and restarted mid-stream, a frozen broker that must not slow TCP clients, bad credentials.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { dataFrame, type CanFrame } from "../../src/can/frame.ts";
 import { RAW_OUTBOX_FRAMES } from "../../src/consumers/mqtt/bridge.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
@@ -132,6 +135,21 @@ describe("publishing", () => {
     const cur = JSON.parse((await s.waitTopic("homeassistant/sensor/can_server_t5_00001d4c/heating_1_current_temperature/config")).payload) as Record<string, unknown>;
     expect(cur.device_class).toBe("temperature");
     for (const m of s.messages) expect(JSON.parse(m.payload).object_id).toBeUndefined();
+  });
+
+  test("with a names file, discovery carries the module's name, room and the value's name", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "can-server-names-"));
+    const names = join(dir, "house.yaml");
+    writeFileSync(names, "devices:\n  - can_id: 0x1d4c\n    name: Boiler room\n    area: Basement\n    sensors:\n      - id: s1\n        name: Supply voltage\n        states: [diagnostics.voltage]\n");
+    const s = await sub("homeassistant/sensor/can_server_t8_00001d4c/#");
+    const gw = await gatewayWith("t8", { mqttHaDiscovery: true, ampioNames: names });
+    await connected(gw);
+    gw.backend.inject(DIAGNOSTICS);
+    const v = JSON.parse((await s.waitTopic("homeassistant/sensor/can_server_t8_00001d4c/diagnostics_voltage/config")).payload) as { name: string; device: Record<string, unknown> };
+    expect(v.name).toBe("Supply voltage");
+    expect(v.device).toMatchObject({ name: "Boiler room", suggested_area: "Basement", via_device: "can_server_t8" });
+    const t = JSON.parse((await s.waitTopic("homeassistant/sensor/can_server_t8_00001d4c/diagnostics_temperature/config")).payload) as { name: string };
+    expect(t.name).toBe("diagnostics temperature"); // not named in the file: its id
   });
 
   test("a client's frames never create modules, states or Home Assistant devices (only modules on the bus do)", async () => {
