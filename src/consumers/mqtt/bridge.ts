@@ -248,6 +248,11 @@ export class MqttBridge implements HubClient, AmpioListener {
     return this.rawLen + this.pending.size + this.once.length;
   }
 
+  /** Discovery documents remembered as queued (at most DISCOVERED_MAX). */
+  get discoveredCount(): number {
+    return this.discovered.size;
+  }
+
   /** Bus frames waiting for the broker (at most RAW_OUTBOX_FRAMES). */
   get rawQueued(): number {
     return this.rawLen;
