@@ -111,11 +111,15 @@ export class RemoteBackend implements Backend {
   private queue: Queued[] = [];
   private headOffset = 0;
   private pumpScheduled = false;
+  /** While TCP holds frames back: fires when the oldest waiting frame expires (reported on time). */
+  private expiryTimer: ReturnType<typeof setTimeout> | null = null;
   /** The cause last logged while the remote stays unreachable, so a retry loop logs each cause once. */
   private lastFailure = "";
   /** Frames received from and written to the remote bus. */
   rxFrames = 0;
   txFrames = 0;
+  /** Writes TCP took only part of (the far end is not reading fast enough); the rest waited for drain. */
+  txStalls = 0;
 
   constructor(options: RemoteBackendOptions) {
     this.host = options.host;
@@ -327,13 +331,33 @@ export class RemoteBackend implements Backend {
       this.headOffset = offset;
       const complete = i - taken;
       taken = i;
-      if (complete < batch.frames) break; // TCP pushed back: drain() resumes
+      if (complete < batch.frames || n < batch.bytes.length) {
+        this.txStalls++;
+        break; // TCP pushed back: drain() resumes
+      }
     }
     this.queue.splice(0, taken);
     this.txFrames += sent.length;
     this.link.report(sent, "sent");
     this.link.report(expired, "expired");
+    this.armExpiry();
     this.link.txReady(this.link.up && this.queue.length < this.txLimit);
+  }
+
+  /**
+   * Frames still wait (TCP pushed back): pump again when the first not-yet-started one expires,
+   * so it is reported lost("expired") on time, not only when the far end reads again.
+   */
+  private armExpiry(): void {
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    let first = Infinity;
+    for (let i = this.headOffset > 0 ? 1 : 0; i < this.queue.length; i++) first = Math.min(first, this.queue[i]!.req.expiresAt);
+    if (first === Infinity) return;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = null;
+      this.pump();
+    }, Math.max(1, Math.ceil(first - performance.now()) + 1));
   }
 
   /** The unwritten bytes of queue[from..], in one buffer (at most 64 KiB worth of frames). */
@@ -356,6 +380,8 @@ export class RemoteBackend implements Backend {
   }
 
   private takeQueue(): TxRequest[] {
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
     const out = this.queue.map((q) => q.req);
     this.queue = [];
     this.headOffset = 0;

@@ -4,9 +4,8 @@
  * virtual bus on its cannelloni and socketcand listeners. What reached the far bus is read by an
  * independent cannelloni client on the far gateway (test/helpers/cannelloni-client.ts: the far
  * gateway echoes every frame from the tunnel to its other clients). Unplugging kills the far
- * process; replugging starts it again on the same ports. The stall cases are not run: making
- * loopback TCP push back means filling megabytes of socket buffers, which says nothing more
- * than the partial-write path the tunnel test and the unit below exercise.
+ * process; replugging starts it again on the same ports. The stall cases (TCP pushing back) run in
+ * contract-stall.test.ts, against a far end that can stop reading.
  */
 import { RemoteBackend, type RemoteWire } from "../../../src/backends/remote/remote-backend.ts";
 import { cannelloniClientWire } from "../../../src/backends/remote/cannelloni-wire.ts";
