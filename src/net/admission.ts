@@ -12,8 +12,9 @@
  *     (`fd_reserve`). HTTP may use at most half of it, TCP clients all but 8 HTTP connections'
  *     worth, so neither kind can lock the other out.
  *  3. Per source host (an IPv4 address, or an IPv6 /64: one machine's privacy addresses are one
- *     host): at most `maxHostConnections` connections, and never more than half of what all
- *     hosts together can hold of a kind (TCP clients, HTTP connections) (`host_connections`);
+ *     host): at most `maxHostConnections` connections, and never more than half of what the
+ *     process can hold of a kind (TCP clients within the descriptor budget, HTTP connections)
+ *     (`host_connections`);
  *     at most `maxHostHandshakes` still in a handshake (`host_handshakes`). So one host cannot
  *     lock the others out however many sockets it opens.
  *  4. Over all hosts: `maxHandshakes` connections in a handshake (`max_handshakes`), `maxClients`
@@ -204,21 +205,24 @@ export class Admission {
     return new Ticket(this, kind, host, address, hs);
   }
 
-  /** How many connections of a kind all hosts together can hold (Infinity: no cap known). */
+  /**
+   * How many connections of a kind the process can hold (Infinity: no cap known): for HTTP the
+   * smaller of -http-max-connections and half the descriptor budget; for TCP the budget less the
+   * HTTP reserve (-max-clients is the operator's own choice and not part of it).
+   */
   capacity(kind: ConnectionKind): number {
     const l = this.limits;
     let cap = Infinity;
     if (kind === "http") {
       if (l.httpMaxConnections > 0) cap = l.httpMaxConnections;
       if (l.fdBudget > 0) cap = Math.min(cap, Math.floor(l.fdBudget / 2 / FD_COST.http));
-    } else {
-      if (l.maxClients > 0) cap = l.maxClients;
-      if (l.fdBudget > 0) cap = Math.min(cap, l.fdBudget - httpReserve(l.fdBudget));
+    } else if (l.fdBudget > 0) {
+      cap = l.fdBudget - httpReserve(l.fdBudget);
     }
     return cap;
   }
 
-  /** One host may hold at most half of a kind's capacity, so it can never take it all. */
+  /** One host may hold at most half of what the process can hold of a kind, so it never takes it all. */
   private hostShare(kind: ConnectionKind): number {
     const cap = this.capacity(kind);
     return cap === Infinity ? Infinity : Math.max(1, Math.floor(cap / 2));

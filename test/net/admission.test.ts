@@ -88,6 +88,17 @@ describe("Admission rules", () => {
     expect(a.admit("tcp", "10.0.0.2", false, {})).toBeInstanceOf(Ticket);
   });
 
+  test("one host may fill an explicit -max-clients (everything on one machine); the per-host share applies to the descriptor budget only", () => {
+    const { a } = admission({ maxClients: 2, fdBudget: 10_000 });
+    expect(a.admit("tcp", "127.0.0.1", false, {})).toBeInstanceOf(Ticket);
+    expect(a.admit("tcp", "127.0.0.1", false, {})).toBeInstanceOf(Ticket);
+    expect(a.admit("tcp", "127.0.0.1", false, {})).toBe("max_clients");
+    const { a: b } = admission({ fdBudget: 100 });
+    for (let i = 0; i < 38; i++) expect(b.admit("tcp", "127.0.0.2", false, {})).toBeInstanceOf(Ticket);
+    expect(b.admit("tcp", "127.0.0.2", false, {})).toBe("host_connections"); // half of 76
+    expect(b.admit("tcp", "127.0.0.1", false, {})).toBeInstanceOf(Ticket);
+  });
+
   test("a flood of refusals is logged once per burst, every one counted", () => {
     const { a, stats, lines } = admission({ maxHostConnections: 1 });
     a.admit("tcp", "10.0.0.1", false, {});
