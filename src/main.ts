@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     configuration = loadConfiguration(argv, process.env);
     ({ config, warnings } = configuration);
-    validateConsumerConfig(config);
+    validateConsumerConfig(config, configuration.buses);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`can-server: configuration error: ${e.message}\n`);
@@ -90,8 +90,8 @@ async function main(argv: string[]): Promise<number> {
     ? await startRecorder(config, { hub: g.hub, allocateId: () => g.registry.allocateId(), iface: socketcandBusName(config), counters, log })
     : null;
   await consumers.start(gateway);
-  // -dbc: SIGHUP re-reads the DBC file (clients stay connected; a bad file keeps the old one).
-  if (consumers.signals !== null) process.on("SIGHUP", () => consumers.reloadDbc());
+  // -dbc: SIGHUP re-reads the DBC files (clients stay connected; a bad file keeps the old one).
+  if (consumers.signalBuses.stores.length > 0) process.on("SIGHUP", () => consumers.reloadDbc());
   let ops;
   try {
     ops = await startOperations(config, { gateway, stats, log, build, counters, consumers });

@@ -17,19 +17,13 @@ import type { ClientSession } from "../server/session.ts";
 import { AmpioDecoder, ampioDecodeEnabled } from "./ampio-decoder.ts";
 import { AmpioCommands } from "./ampio-http.ts";
 import type { MqttBridge } from "./mqtt/bridge.ts";
-import type { SignalPublisher } from "./mqtt/signals.ts";
-import { mirrorCounter } from "../ops/prom-mirror.ts";
+import { type BusDbc, checkDbcConfig, SignalBuses } from "./signal-buses.ts";
 import { normalizePrefix } from "./mqtt/topics.ts";
 import { type CaBundle, CaFileError, loadCaFile } from "./mqtt/tls.ts";
 import { HouseNames, loadNamesFile, NamesFileError } from "../ampio/names.ts";
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
 import { CidrList } from "../net/cidr.ts";
-import { DbcFileError, loadDbcFile } from "./dbc-file.ts";
-import { checkSignalKeys, SignalStore } from "./signals.ts";
-import { registerSignalGauge, SignalModel, type SignalSource } from "./signal-model.ts";
-import { AmpioSignals, AMPIO_GROUP_PREFIX } from "./ampio-signals.ts";
-import { signalRoutes } from "../web/signals-api.ts";
 import { socketcandBusName } from "../gateway.ts";
 
 export interface Consumers {
@@ -39,8 +33,8 @@ export interface Consumers {
   /** Extra HTTP routes (GET /api/ampio/modules). */
   readonly routes: Readonly<Record<string, HttpRoute>>;
   bridge(): MqttBridge | null;
-  /** The DBC signal store (-dbc), null without it. */
-  readonly signals: SignalStore | null;
+  /** DBC signals per bus and Ampio values in the signal model (stores made in start()). */
+  readonly signalBuses: SignalBuses;
   /** SIGHUP: reads the -dbc file again; a bad file is logged and the old one stays in use. */
   reloadDbc(): void;
   /** Registers the ampio_* and mqtt_* series (loads prom-client only when called). */
@@ -50,10 +44,11 @@ export interface Consumers {
 }
 
 /** Checks what the flag parser cannot (URL scheme, prefix); throws ConfigError (exit 2). */
-export function validateConsumerConfig(config: Config): void {
+/** `buses`: every bus of the configuration (their DBC files are checked too); default: the flags' one bus. */
+export function validateConsumerConfig(config: Config, buses?: readonly BusDbc[]): void {
   if (config.help || config.version) return;
   houseNames(config);
-  dbcCheck(config);
+  checkDbcConfig(config, buses);
   if (config.mqttUrl !== "") {
     let u: URL;
     try {
@@ -117,32 +112,6 @@ async function brokerTxReadOnly(config: Config, log: Logger): Promise<boolean> {
   return !ok;
 }
 
-/** -dbc-metrics as a list of MESSAGE.SIGNAL. */
-function dbcMetricKeys(config: Config): string[] {
-  return config.dbcMetrics.split(",").map((k) => k.trim()).filter((k) => k !== "");
-}
-
-/** The -dbc file parsed, and -dbc-metrics checked against it; ConfigError (exit 2) otherwise. */
-function dbcCheck(config: Config): void {
-  // Ampio module values (-signals-ampio) are known only once modules speak: checked by form only.
-  const ampioKey = (k: string): boolean => config.signalsAmpio && new RegExp(`^${AMPIO_GROUP_PREFIX}[0-9A-F]{8}\\.`).test(k);
-  const keys = dbcMetricKeys(config);
-  if (config.dbc === "") {
-    const bad = keys.find((k) => !ampioKey(k));
-    if (bad !== undefined) throw new ConfigError(`-dbc-metrics (CAN_SERVER_DBC_METRICS): ${bad}: needs -dbc${config.signalsAmpio ? ` (or an Ampio key like ${AMPIO_GROUP_PREFIX}00001D4C.temperature.1)` : ""}`);
-    return;
-  }
-  let codec;
-  try {
-    codec = loadDbcFile(config.dbc);
-  } catch (e) {
-    if (e instanceof DbcFileError) throw new ConfigError(`-dbc (CAN_SERVER_DBC): ${e.message}`);
-    throw e;
-  }
-  const bad = checkSignalKeys(codec, keys.filter((k) => !ampioKey(k)));
-  if (bad !== null) throw new ConfigError(`-dbc-metrics (CAN_SERVER_DBC_METRICS): ${bad}`);
-}
-
 /** The -mqtt-ca file, read and checked (null without the flag); a bad file is a ConfigError naming it. */
 function mqttCaBundle(config: Config): CaBundle | null {
   if (config.mqttCa === "") return null;
@@ -172,7 +141,6 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
   if (config.ampioStateReplay && decoder === null) log.warn("ampio_state_replay_disabled", { reason: "-ampio-decode false" });
   if (config.mqttUrl !== "" && decoder === null) log.info("mqtt_raw_only", { reason: "-ampio-decode false: no decoded states over MQTT" });
   let bridge: MqttBridge | null = null;
-  let signalPublisher: SignalPublisher | null = null;
   // Read again here, at start-up only (validateConsumerConfig read it first to refuse a bad file
   // with exit 2 before anything starts; a few KiB, not worth threading the bundle through main).
   const ca = config.mqttUrl !== "" ? mqttCaBundle(config) : null;
@@ -198,66 +166,27 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
     ? decoder.httpRoute(() => ({ sending: commands?.enabled ?? false }))
     : () => new Response('{"error":"Ampio decoding is off (-ampio-decode)"}\n', { status: 503, headers: { "content-type": "application/json" } });
 
-  const signals = config.dbc !== "" ? new SignalStore(loadDbcFile(config.dbc), { bus: socketcandBusName(config), file: config.dbc, log }) : null;
-  if (signals !== null) {
-    const db = signals.codec.db;
-    log.info("dbc_loaded", { file: config.dbc, messages: db.messages.length, warnings: db.warnings.length });
-    for (const w of db.warnings.slice(0, 20)) log.warn("dbc_warning", { detail: w });
-  }
-  if (config.signalsAmpio && decoder === null) log.warn("signals_ampio_disabled", { reason: "-ampio-decode false: no Ampio values in the signal model" });
-  const ampioSignals = config.signalsAmpio && decoder !== null ? new AmpioSignals(decoder) : null;
-  const sources: SignalSource[] = [...(signals !== null ? [signals] : []), ...(ampioSignals !== null ? [ampioSignals] : [])];
-  const model = sources.length > 0 ? new SignalModel(socketcandBusName(config), sources) : null;
+  // DBC signals per bus and Ampio values (-signals-ampio): stores and models are made in start().
+  const signalBuses = new SignalBuses(config, log);
 
   return {
     decoder,
-    signals,
-    reloadDbc() {
-      if (signals === null) return;
-      try {
-        const codec = loadDbcFile(config.dbc);
-        const bad = checkSignalKeys(codec, dbcMetricKeys(config).filter((k) => !k.startsWith(AMPIO_GROUP_PREFIX)));
-        if (bad !== null) throw new DbcFileError(`-dbc-metrics: ${bad}`);
-        signals.replaceCodec(codec);
-        log.info("dbc_reloaded", { file: config.dbc, messages: codec.db.messages.length, warnings: codec.db.warnings.length });
-      } catch (e) {
-        signals.reloadFailed();
-        log.error("dbc_reload_failed", { file: config.dbc, error: e instanceof Error ? e.message : String(e), kept: "the previous DBC stays in use" });
-      }
-    },
     initialFrames: decoder !== null && config.ampioStateReplay ? (s) => decoder.replayFor(s.protocol) : undefined,
-    routes: { "/api/ampio/modules": route, ...(commands !== null ? { "/api/ampio/command": commands.route() } : {}), ...(model !== null ? signalRoutes(model, signals) : {}) },
+    signalBuses,
+    reloadDbc: () => signalBuses.reload(),
+    routes: { "/api/ampio/modules": route, ...(commands !== null ? { "/api/ampio/command": commands.route() } : {}), ...signalBuses.routes() },
     bridge: () => bridge,
     async registerMetrics(registry) {
-      if (decoder === null && bridge === null && model === null) return;
+      if (decoder === null && bridge === null && !signalBuses.active) return;
       const prom = await import("prom-client");
       decoder?.registerMetrics(registry, prom);
       commands?.registerMetrics(registry, prom);
-      signals?.registerMetrics(registry, prom);
-      if (model !== null) registerSignalGauge(registry, prom, model, dbcMetricKeys(config));
-      if (model !== null && config.mqttUrl !== "") {
-        // The publisher exists only after start(): read through the closure.
-        mirrorCounter(prom.Counter, registry, "dbc_mqtt_published_total", "DBC signal values handed to the MQTT bridge (on change, rate-limited per signal).", () => signalPublisher?.published ?? 0);
-        mirrorCounter(prom.Counter, registry, "dbc_mqtt_commands_total", "DBC signal commands (<prefix>/<bus>/signals/<message>/set) encoded and handed to the TX lane.", () => signalPublisher?.commandsSent ?? 0);
-        new prom.Counter({
-          name: "dbc_mqtt_commands_refused_total",
-          help: "DBC signal commands refused before the TX lane, by reason (malformed, retained, unknown_message, encode); the lane's own refusals are in client_tx_dropped_total.",
-          labelNames: ["reason"],
-          registers: [registry],
-          collect() {
-            this.reset();
-            for (const [reason, n] of signalPublisher?.refused ?? []) this.inc({ reason }, n);
-          },
-        });
-      }
+      signalBuses.registerMetrics(registry, prom);
       bridge?.registerMetrics(registry, prom);
     },
     async start(gateway) {
       running = gateway;
-      if (signals !== null) {
-        signals.setId(gateway.registry.allocateId());
-        signals.attach(gateway.hub);
-      }
+      signalBuses.start(gateway, decoder);
       if (decoder !== null) {
         decoder.setId(gateway.registry.allocateId());
         decoder.attach(gateway.hub);
@@ -271,12 +200,12 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       if (config.mqttUrl !== "") {
         const { MqttBridge, redactUrl } = await import("./mqtt/bridge.ts");
         const txReadOnly = await brokerTxReadOnly(config, log);
-        // DBC signals publish through the bridge; their commands get their own TX lane (one origin, counted apart).
-        if (model !== null) {
-          const { SignalPublisher } = await import("./mqtt/signals.ts");
-          const lane = config.mqttTx && signals !== null ? gateway.hub.openTx({ id: gateway.registry.allocateId(), protocol: "mqtt-signals", remote: redactUrl(config.mqttUrl) }, txReadOnly) : null;
-          signalPublisher = new SignalPublisher(model, signals, { prefix: normalizePrefix(config.mqttPrefix), intervalMs: config.dbcMqttIntervalMs, haDiscovery: config.mqttHaDiscovery, lane, log });
-        }
+        // Signals publish through the bridge; each bus's commands get a TX lane of their own on its hub.
+        const signalPublishers = await signalBuses.mqttPublishers(
+          gateway,
+          (hub) => hub.openTx({ id: gateway.registry.allocateId(), protocol: "mqtt-signals", remote: redactUrl(config.mqttUrl) }, txReadOnly),
+          normalizePrefix(config.mqttPrefix),
+        );
         bridge = new MqttBridge({
           url: config.mqttUrl,
           username: config.mqttUsername,
@@ -298,7 +227,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           ampioTree: config.mqttAmpio,
           names,
           txReadOnly,
-          extensions: signalPublisher !== null ? [signalPublisher] : [],
+          extensions: signalPublishers,
         });
         bridge.start();
       }
@@ -307,7 +236,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       await bridge?.stop();
       commands?.close();
       decoder?.detach();
-      signals?.detach();
+      signalBuses.stop();
     },
   };
 }

@@ -112,7 +112,7 @@ export class SignalModel {
 }
 
 /** dbc_signal_value{bus,message,signal,unit} for the chosen keys only (bounded cardinality). */
-export function registerSignalGauge(registry: Prom.Registry, prom: typeof Prom, model: SignalModel, chosen: readonly string[]): void {
+export function registerSignalGauge(registry: Prom.Registry, prom: typeof Prom, models: readonly SignalModel[], chosen: readonly string[]): void {
   if (chosen.length === 0) return;
   const keys = new Set(chosen);
   new prom.Gauge({
@@ -122,7 +122,7 @@ export function registerSignalGauge(registry: Prom.Registry, prom: typeof Prom, 
     registers: [registry],
     collect() {
       this.reset();
-      for (const r of model.readAll(keys)) if (Number.isFinite(r.value)) this.set({ bus: model.bus, message: r.message, signal: r.signal, unit: r.unit }, r.value);
+      for (const model of models) for (const r of model.readAll(keys)) if (Number.isFinite(r.value)) this.set({ bus: model.bus, message: r.message, signal: r.signal, unit: r.unit }, r.value);
     },
   });
 }

@@ -10,13 +10,11 @@
  * Reload (SIGHUP): a new codec replaces the old one atomically; stored frames are kept for the
  * messages the new file still has under the same id and name.
  */
-import type * as Prom from "prom-client";
 import { type CanFrame, CAN_EFF_FLAG, isError, isRemote, type StampedFrame } from "../can/frame.ts";
 import { DbcCodec, type MessageCodec, type RawValue } from "../dbc/index.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
-import { mirrorCounter } from "../ops/prom-mirror.ts";
 import type { SignalGroup, SignalSource } from "./signal-model.ts";
 
 /** Frames held before the hub's policy applies (~1 s of a saturated 1 Mbit/s bus). */
@@ -341,14 +339,7 @@ export class SignalStore implements HubClient, SignalSource {
     return n;
   }
 
-  registerMetrics(registry: Prom.Registry, prom: typeof Prom): void {
-    const counter = (name: string, help: string, read: () => number): void => void mirrorCounter(prom.Counter, registry, name, help, read);
-    counter("dbc_frames_stored_total", "Frames of DBC messages the signal store took off its queue.", () => this.c.stored);
-    counter("dbc_dropped_frames_total", "Frames the signal store lost because its queue was full (also in hub_dropped_frames_total).", () => this.c.dropped);
-    counter("dbc_branch_evictions_total", `Multiplexer branches forgotten to keep ${MAX_BRANCHES} per message.`, () => this.c.branchEvictions);
-    counter("dbc_reloads_total", "DBC files re-read on SIGHUP and taken into use.", () => this.c.reloads);
-    counter("dbc_reload_failures_total", "DBC re-reads on SIGHUP refused (the previous file stays in use).", () => this.c.reloadFailures);
-  }
+
 }
 
 /** The raw values of the multiplexors a frame carries, as a slot key ("3" or "1/8"). */

@@ -1,7 +1,7 @@
 /**
  * HTTP API of the DBC signals (docs/dbc.md), served on the operations endpoint:
- *   GET /api/signals[?signals=MSG.SIG,…|?message=MSG|?match=TEXT&limit=N]  current values
- *   GET /api/dbc                                         the message/signal catalogue
+ *   GET /api/signals[?bus=NAME][&signals=MSG.SIG,…|&message=MSG|&match=TEXT&limit=N]  current values
+ *   GET /api/dbc[?bus=NAME]                              the message/signal catalogue
  * Values are decoded from the stored latest frames on request, only those asked for.
  */
 import type { SignalModel } from "../consumers/signal-model.ts";
@@ -69,7 +69,7 @@ export function messageJson(m: DbcMessage): Record<string, unknown> {
 }
 
 /** `dbc` is the -dbc store (the catalogue's source), null when only Ampio feeds the model. */
-export function signalRoutes(model: SignalModel, dbc: SignalStore | null, now: () => number = Date.now): Record<string, HttpRoute> {
+export function signalRoutes(model: SignalModel, dbc: SignalStore | null, buses: readonly string[] = [model.bus], now: () => number = Date.now): Record<string, HttpRoute> {
   return {
     "/api/signals": (req) => {
       const bad = getOnly(req);
@@ -93,9 +93,9 @@ export function signalRoutes(model: SignalModel, dbc: SignalStore | null, now: (
         // The dashboard's table: only what matches its filter, at most `limit` rows, is decoded.
         const limit = Math.max(1, Math.min(MAX_QUERY_SIGNALS, Number(q.get("limit")) || 200));
         const { readings, total } = model.readMatching(match, limit);
-        return json({ bus: model.bus, dbc: dbc?.file ?? null, time: new Date(t).toISOString(), total, signals: readings.map((r) => readingJson(r, t)) });
+        return json({ bus: model.bus, buses, dbc: dbc?.file ?? null, time: new Date(t).toISOString(), total, signals: readings.map((r) => readingJson(r, t)) });
       }
-      return json({ bus: model.bus, dbc: dbc?.file ?? null, time: new Date(t).toISOString(), signals: model.readAll(keys).map((r) => readingJson(r, t)) });
+      return json({ bus: model.bus, buses, dbc: dbc?.file ?? null, time: new Date(t).toISOString(), signals: model.readAll(keys).map((r) => readingJson(r, t)) });
     },
     "/api/dbc": (req) => {
       const bad = getOnly(req);

@@ -108,3 +108,45 @@ test("signals over HTTP and Prometheus; SIGHUP reloads without dropping clients"
     expect(await gw.stop()).toBe(0);
   }
 }, 30_000);
+
+test("several buses: each [[bus]] with its own dbc, /api/signals?bus=, a bad bus file exits 2 naming the bus", async () => {
+  const other = join(dir, "other.dbc");
+  writeFileSync(other, 'BO_ 262 Other: 2 X\n SG_ Whole : 0|16@1+ (1,0) [0|65535] "rpm" X\n');
+  const file = join(dir, "buses.toml");
+  const toml = (bDbc: string) =>
+    `[[bus]]\nname = "body"\nbackend = "virtual"\nlisten = "127.0.0.1:0"\ndbc = "${FIXTURE}"\n\n[[bus]]\nname = "chassis"\nbackend = "virtual"\nlisten = "127.0.0.1:0"\ndbc = "${bDbc}"\n`;
+  writeFileSync(file, toml(join(dir, "missing.dbc")));
+  const bad = await run(["-config", file]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toBe(`can-server: configuration error: bus chassis: dbc: cannot read DBC file ${join(dir, "missing.dbc")}: no such file\n`);
+
+  writeFileSync(file, toml(other));
+  const gw = await startGatewayProcess(["-config", file]);
+  try {
+    const body = await CannelloniTestClient.connect(gw.ports["cannelloni@body"]!);
+    const chassis = await CannelloniTestClient.connect(gw.ports["cannelloni@chassis"]!);
+    await body.handshake();
+    await chassis.handshake();
+    // The same id means different things on the two buses.
+    body.send(dataFrame(0x106, [0b0110, 130]));
+    chassis.send(dataFrame(0x106, [0x34, 0x12]));
+    const get = async (q: string) => JSON.parse((await gw.http(`/api/signals${q}`)).body) as { bus: string; buses: string[]; signals: { message: string; signal: string; value: number }[]; error?: string };
+    const deadline = Date.now() + 5000;
+    while ((await get("?bus=chassis")).signals.length === 0 && Date.now() < deadline) await Bun.sleep(20);
+    const c = await get("?bus=chassis");
+    expect(c.bus).toBe("chassis");
+    expect(c.buses).toEqual(["body", "chassis"]);
+    expect(c.signals.map((s) => `${s.message}.${s.signal}=${s.value}`)).toEqual(["Other.Whole=4660"]);
+    while ((await get("")).signals.length < 3 && Date.now() < deadline) await Bun.sleep(20);
+    expect((await get("")).bus).toBe("body");
+    expect((await get("?bus=body")).signals.map((s) => s.message)).toEqual(["Gearbox", "Gearbox", "Gearbox"]);
+    const none = await gw.http("/api/signals?bus=nope");
+    expect(none.status).toBe(404);
+    expect(JSON.parse(none.body).error).toBe("no signals on bus 'nope' (buses with signals: body, chassis)");
+    expect(JSON.parse((await gw.http("/api/dbc?bus=chassis")).body).messages.map((m: { name: string }) => m.name)).toEqual(["Other"]);
+    body.close();
+    chassis.close();
+  } finally {
+    expect(await gw.stop()).toBe(0);
+  }
+}, 30_000);
