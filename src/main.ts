@@ -21,6 +21,7 @@ import { createConsumers, validateConsumerConfig } from "./consumers/consumers.t
 import { ConsumerCounters } from "./capture/counters.ts";
 import { startRecorder } from "./consumers/recorder.ts";
 import { socketcandBusName } from "./gateway.ts";
+import { replayFileProblem } from "./backends/replay/config.ts";
 
 /** Protocols that listen once for every bus (src/protocols/registry.ts). */
 const MULTI_BUS = new Set<string>(PROTOCOLS.filter((p) => p.multiBus === true).map((p) => p.name));
@@ -33,6 +34,10 @@ async function main(argv: string[]): Promise<number> {
     configuration = loadConfiguration(argv, process.env);
     ({ config, warnings } = configuration);
     validateConsumerConfig(config, configuration.buses);
+    if (config.backend === "replay" && !config.help && !config.version) {
+      const problem = replayFileProblem(config.replayFile);
+      if (problem) throw new ConfigError(problem);
+    }
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`can-server: configuration error: ${e.message}\n`);

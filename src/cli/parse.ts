@@ -15,7 +15,7 @@
 import { parseListenAddress, parsePeerAddress } from "../net/address.ts";
 import { CidrList, splitList } from "../net/cidr.ts";
 import { slcanBitrateCommand, slcanBitrates } from "../backends/slcan/slcan-wire.ts";
-import { REPLAY_SPEED_HELP, replaySpeedValue } from "../backends/replay/speed.ts";
+import { REPLAY_SPEED_HELP, replaySpeedValue } from "../backends/replay/config.ts";
 import { PROTOCOLS } from "../protocols/registry.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 

@@ -56,6 +56,7 @@ describe("bad configuration: exit 2, one line", () => {
     ["a protocol and the HTTP endpoint on one port", ["-backend", "virtual", "-listen", "127.0.0.1:20000", "-metrics-addr", ":20000"], /-listen 127\.0\.0\.1:20000 and -metrics-addr :20000 both listen on TCP port 20000/],
     ["-backend replay without -replay-file", ["-backend", "replay"], /-backend replay needs -replay-file/],
     ["-replay-speed fast", ["-backend", "replay", "-replay-file", "/dev/null", "-replay-speed", "fast"], /invalid value "fast" for -replay-speed/],
+    ["a -replay-file that does not exist", ["-backend", "replay", "-replay-file", "/nonexistent/night.log"], /-replay-file "\/nonexistent\/night.log" cannot be read: no such file/],
   ];
   for (const [name, args, want] of cases) {
     test(name, async () => {

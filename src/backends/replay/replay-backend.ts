@@ -20,7 +20,7 @@ import type { CanFrame } from "../../can/frame.ts";
 import { CandumpLogReader, type CandumpLogRecord } from "../../can/candump-log.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
-import { REPLAY_SPEED_HELP, replaySpeedValue } from "./speed.ts";
+import { REPLAY_SPEED_HELP, replaySpeedValue } from "./config.ts";
 import { BackendFatalError, commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
 
 /** Bytes read from the file at a time. */
