@@ -28,6 +28,7 @@ interface Row {
   p99: number;
   cpuPercent: number;
   anonMiB: number;
+  fileMiB: number;
   note: string;
 }
 
@@ -56,13 +57,13 @@ async function measure(name: string, mode: string): Promise<Row> {
     await Bun.sleep(300);
     proc.stdin.write("stats\n");
     proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { anonBytes: number; cpuPercent: number; stored: number; storeDropped: number; reads: number; decoded: number; decodedSignals: number };
+    const st = JSON.parse(await lines.next()) as { anonBytes: number; fileBytes: number; cpuPercent: number; stored: number; storeDropped: number; reads: number; decoded: number; decodedSignals: number };
     for (const c of clients) c.close();
     const lat: number[] = [];
     for (const c of clients) c.frames.forEach((f, i) => lat.push(c.receipts[i]! - sentAt(f.data)));
     const sorted = Float64Array.from(lat).sort();
     const note = mode === "none" ? "—" : mode === "store" ? `stored ${st.stored}, dropped ${st.storeDropped}, ${st.reads} signal values read` : `stored ${st.stored}; decoded ${st.decoded} frames, ${st.decodedSignals} signals`;
-    return { name, delivered: lat.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, note };
+    return { name, delivered: lat.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, fileMiB: st.fileBytes / 1048576, note };
   } finally {
     proc.stdin.end();
     const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
@@ -105,7 +106,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const [i, [name, mode]] of CONFIGS.entries()) {
     Bun.gc(true);
     const r = await measure(name, mode);
-    console.log(`${name.padEnd(34)} delivered=${r.delivered}/${r.expected} p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms cpu=${r.cpuPercent.toFixed(1)}% anon=${r.anonMiB.toFixed(1)}MiB ${r.note}`);
+    console.log(`${name.padEnd(34)} delivered=${r.delivered}/${r.expected} p50=${r.p50.toFixed(3)}ms p99=${r.p99.toFixed(3)}ms cpu=${r.cpuPercent.toFixed(1)}% anon=${r.anonMiB.toFixed(1)}MiB file=${r.fileMiB.toFixed(1)}MiB ${r.note}`);
     byConfig[i]!.push(r);
   }
 }
@@ -129,9 +130,9 @@ const section = [
   "the p99 of the baseline itself moves by an order of magnitude between rounds (other engineers' tests): compare CPU, and the p99",
   "spread of the rounds, not one p99 against another.",
   "",
-  "| configuration | delivered / expected | p50 ms | p99 ms | gateway CPU % | gateway RssAnon MiB | DBC consumer |",
-  "|---|---:|---:|---:|---:|---:|---|",
-  ...rows.map((r) => `| ${r.name} | ${r.delivered} / ${r.expected} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuPercent.toFixed(1)} | ${r.anonMiB.toFixed(1)} | ${r.note} |`),
+  "| configuration | delivered / expected | p50 ms | p99 ms | gateway CPU % | gateway RssAnon MiB | gateway RssFile MiB | DBC consumer |",
+  "|---|---:|---:|---:|---:|---:|---:|---|",
+  ...rows.map((r) => `| ${r.name} | ${r.delivered} / ${r.expected} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuPercent.toFixed(1)} | ${r.anonMiB.toFixed(1)} | ${r.fileMiB.toFixed(1)} | ${r.note} |`),
   "",
   `Decoding cost in one process (no gateway): \`DbcCodec.decode\` of a j1939 frame (${cost.signalsPerFrame.toFixed(1)} signals on average, value objects`,
   `included) takes **${cost.nsPerFrame.toFixed(0)} ns** (${cost.frames.toLocaleString("en-US")} frames). Reference: python3-canmatrix (Debian, \`Frame.decode\`) decodes`,
