@@ -175,6 +175,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     max_host_handshakes: limits.maxHostHandshakes,
     max_host_connections: limits.maxHostConnections,
     fd_budget: fdBudget,
+    http_max_connections: limits.httpMaxConnections,
     client_tx_rate: tx0.rate,
     client_tx_burst: tx0.burst,
     tx_max_age_ms: tx0.maxAgeMs,

@@ -171,7 +171,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
     fronts.set(server, door);
   }
   const port = door ? door.port : (server.port ?? parsed.port);
-  log.info("metrics_listen", { addr: `${parsed.host}:${port}` });
+  log.info("metrics_listen", { addr: `${parsed.host}:${port}`, ...(opts.hosts ? { host_names: opts.hosts.accepted.join(",") } : {}) });
   return {
     port,
     async stop() {
