@@ -2,9 +2,11 @@
  * The dashboard's signals view in a real browser (Debian chromium, headless, puppeteer-core)
  * against the compiled binary with -dbc: values change as a real cannelloni client's frames
  * arrive, the filter narrows the table, ticked signals are plotted over time (uPlot) and Pause
- * freezes the plot. With UPDATE_SCREENSHOT=1 it saves docs/dashboard-signals.png.
+ * freezes the plot; with several buses a selector switches the table to each bus's DBC. With
+ * UPDATE_SCREENSHOT=1 it saves docs/dashboard-signals.png.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
@@ -105,3 +107,37 @@ test("signals table and live plot follow the bus; filter; pause", async () => {
     await gw.stop();
   }
 }, 90_000);
+
+test("several buses: a bus selector; each bus's table is its own DBC's", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "dbc-dash-"));
+  const other = join(dir, "other.dbc");
+  writeFileSync(other, 'BO_ 262 Other: 2 X\n SG_ Whole : 0|16@1+ (1,0) [0|65535] "rpm" X\n');
+  const config = join(dir, "buses.toml");
+  const bus = (name: string, dbc: string) => `[[bus]]\nname = "${name}"\nbackend = "virtual"\nlisten = "127.0.0.1:0"\ndbc = "${dbc}"\n`;
+  writeFileSync(config, `${bus("body", join(REPO, "test/fixtures/dbc/coverage.dbc"))}\n${bus("chassis", other)}`);
+  const gw = await startBinary(["-config", config]);
+  const page = await browser.newPage();
+  try {
+    const port = (name: string) => Number(String(gw.lines.find((l) => l.msg === "tcp_listen" && l.bus === name && l.protocol === "cannelloni")!.addr).split(":").pop());
+    const body = await CannelloniTestClient.connect(port("body"));
+    const chassis = await CannelloniTestClient.connect(port("chassis"));
+    await body.handshake();
+    await chassis.handshake();
+    body.send(dataFrame(0x106, [0b0110, 130]));
+    chassis.send(dataFrame(0x106, [0x34, 0x12]));
+    await page.setViewport({ width: 1280, height: 900 });
+    await page.goto(`http://127.0.0.1:${gw.http}/`);
+    await waitText(page, "#signals tbody", "(t) => t.includes('OilTemp') && t.includes('90 degC')");
+    expect(await page.$eval("#signalbus", (el) => (el as unknown as { hidden: boolean }).hidden)).toBe(false);
+    expect(await page.$$eval("#signalbus option", (os) => os.map((o) => o.textContent))).toEqual(["body", "chassis"]);
+    await page.select("#signalbus", "chassis");
+    await waitText(page, "#signals tbody", "(t) => t.includes('Whole') && t.includes('4660 rpm') && !t.includes('OilTemp')");
+    expect(await page.$eval("#nsignals", (el) => el.textContent ?? "")).toContain("chassis");
+    body.close();
+    chassis.close();
+  } finally {
+    await page.close();
+    await gw.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
