@@ -60,6 +60,28 @@ function sequenced(n: number, from = 0): CanFrame[] {
 }
 
 describe.skipIf(!HAVE_VCAN)(`SocketCAN transmit confirmation on ${IFACE} (real kernel)`, () => {
+  test("bus frames still in the receive ring when the backend stops are counted (errors_total socketcan_rx_discarded), not lost silently", async () => {
+    // A 16-slot ring: another socket's 64 frames, written in one go, fill it before this thread
+    // drains anything, and the backend is stopped in that same turn.
+    const { backend: b, stats } = backend({ rxRingSlots: 16 });
+    const own = recorder();
+    await b.start(own.listener);
+    cansend(IFACE, "7FC#01");
+    await until(() => own.frames.length === 1, "the receive worker running");
+    own.frames.length = 0;
+    const { backend: sender } = backend();
+    await sender.start(recorder().listener);
+    const log = new TxLog();
+    let written = 0;
+    while (written < 64 && sender.send(log.request(dataFrame(0x300, [written]))) === "accepted") written++;
+    const worker = performance.now() + 50;
+    while (performance.now() < worker) {} // the receive worker fills the ring meanwhile (this thread does not drain)
+    await b.stop();
+    const discarded = stats.errors.get("socketcan_rx_discarded") ?? 0;
+    expect(discarded).toBeGreaterThan(0);
+    expect(own.frames.length + discarded).toBeLessThanOrEqual(written);
+  });
+
   test("a frame is sent() once the kernel confirms it, exactly once; it is not a bus frame for the sender; candump and another socket see it once", async () => {
     const { backend: b, stats, events } = backend();
     const own = recorder();
