@@ -172,6 +172,7 @@ describe("DBC encoding", () => {
     expect(() => codec.encode("Gearbox", { Gear: "X" })).toThrow("Gearbox.Gear: 'X' is not a number nor one of 'P', 'R', 'N', 'D'");
     expect(() => codec.encode("SimpleMux", { Page: 0, P1Volt: 3 })).toThrow("SimpleMux: signal P1Volt is not in the branch selected by Page=0");
     expect(() => codec.encode("SimpleMux", { P1Volt: 3 })).toThrow(DbcEncodeError);
+    expect(() => codec.encode("Gearbox", JSON.parse('{"__proto__": 1}') as Record<string, number>)).toThrow("Gearbox: no signal '__proto__'");
     expect([...codec.encode("SimpleMux", { Page: "power", P1Volt: 12.5, Always: 7 }).data]).toEqual([1, 125, 0, 0, 0, 0, 0, 7]);
   });
 });

@@ -251,7 +251,8 @@ export class SignalPublisher implements MqttExtension {
       return this.refuse("malformed", topic, "not JSON");
     }
     if (typeof values !== "object" || values === null || Array.isArray(values)) return this.refuse("malformed", topic, 'expected a JSON object {"Signal": value, …}');
-    const clean: Record<string, number | string> = {};
+    // No prototype: a "__proto__" key in the JSON stays a (refused, unknown) signal name.
+    const clean = Object.create(null) as Record<string, number | string>;
     for (const [k, v] of Object.entries(values as Record<string, unknown>)) {
       if (typeof v !== "number" && typeof v !== "string") return this.refuse("malformed", topic, `${k}: a value must be a number or a value-table name`);
       clean[k] = v;
