@@ -236,6 +236,28 @@ describe("waveshare re-synchronisation (stray bytes, garbage)", () => {
     expect(dec.rejected).toBeGreaterThanOrEqual(1);
   });
 
+  test("commands that read as frames at two alignments (ext 0x08000001 = std 0x101 one byte on): the read a client's write starts decides", () => {
+    // 88 08 00 00 01 | 01 02 03 04 05 06 07 nn: one byte on, 08 00 00 01 01 is a standard DLC-8
+    // frame with id 0x101, so validity and padding cannot tell the two readings apart.
+    const sent = Array.from({ length: 60 }, (_, i) => dataFrame(0x08000001, [1, 2, 3, 4, 5, 6, 7, i], true));
+    for (const stray of [[0x23], [0x23, 0x23], [0x0d, 0x0a]]) {
+      const got: CanFrame[] = [];
+      const dec = new WaveshareDecoder((f) => got.push(f));
+      dec.push(Uint8Array.from(stray)); // the stray bytes in their own write
+      dec.push(encodeWaveshare(sent, sent.length));
+      const { lost, foreign } = audit(sent, got, -1);
+      expect(foreign).toEqual([]);
+      expect(lost.length).toBeLessThanOrEqual(1);
+    }
+    // In one read with the commands nothing says which reading is right: they are dropped and
+    // counted, never guessed.
+    const got: CanFrame[] = [];
+    const dec = new WaveshareDecoder((f) => got.push(f));
+    dec.push(new Uint8Array([0x23, ...encodeWaveshare(sent, sent.length)]));
+    expect(audit(sent, got, -1).foreign).toEqual([]);
+    expect(dec.rejected).toBeGreaterThan(0);
+  });
+
   test("a stray byte at every position of Ampio traffic: nothing foreign arrives; it costs the frame it lands in and, when the next frames can be read two ways, those", () => {
     let extra = 0;
     let worst = 0;

@@ -32,6 +32,12 @@ const EMPTY = new Uint8Array(0);
 const INVALID = 0;
 const VALID = 1;
 const CLEAN = 2;
+/** validRecent's bit for the unit that ended 13 bytes ago: the previous one at the newest's alignment. */
+const SAME_PREVIOUS = 1 << (WAVESHARE_FRAME_BYTES - 1);
+/** x mod 13 for any integer x. */
+function mod13(x: number): number {
+  return ((x % WAVESHARE_FRAME_BYTES) + WAVESHARE_FRAME_BYTES) % WAVESHARE_FRAME_BYTES;
+}
 /** One bit per alignment other than the newest unit's: the units that ended 1..12 bytes ago. */
 const OTHERS = 0xfff;
 
@@ -45,17 +51,23 @@ export type RejectSink = (reason: string) => void;
  * bytes.
  *
  * Alignment. The format has no delimiter and no checksum, so alignment is an assumption. It holds
- * from the first byte; while it holds, each valid unit is delivered at once. An invalid unit
- * (reserved info bits 0x30, DLC above 8, an id out of range) puts the alignment in doubt: it may be
- * one bad frame, or a stray or lost byte has shifted the stream, and a shifted unit can still look
- * valid (the bug this replaces put `0x88000001 23 23 01 …` on the bus). While in doubt the decoder
- * looks at the unit ending at every byte, i.e. at all 13 possible alignments at once, and trusts
- * an alignment again only when its latest unit is valid and the latest unit of every other
- * alignment (the 12 units ending at the 12 bytes before) is invalid: then the stream can be read
- * one way only. That unit is delivered and the decoder is aligned again. Nothing read while in
- * doubt reaches the sink otherwise, so a misaligned unit never does; a unit that could be read at
- * two alignments (e.g. a run of zero bytes) is dropped, not guessed. Re-synchronising needs no
- * more than the 13 bytes of one unambiguous frame after the garbage ends.
+ * from the first byte; while it holds, each valid unit is delivered at once, unless its padding
+ * is not zero while a unit at another alignment overlapping it reads as a zero-padded frame (see
+ * checkAligned). An invalid unit (reserved info bits 0x30, DLC above 8, an id out of range) puts
+ * the alignment in doubt: it may be one bad frame, or a stray or lost byte has shifted the stream,
+ * and a shifted unit can still look valid (the bug this replaces put `0x88000001 23 23 01 …` on the
+ * bus). While in doubt the decoder looks at the unit ending at every byte, i.e. at all 13
+ * alignments at once. A unit is the only reading of the stream when no other alignment's latest
+ * unit (the 12 ending at the 12 bytes before) is as plausible: it is the only zero-padded one, or
+ * the only valid one. Such a unit at the old alignment, zero-padded, is delivered at once (one bad
+ * frame between good ones costs nothing more); at another alignment it is held until the next
+ * unit there is the only reading too, and both are delivered if that happens within the same read
+ * (a frame is never delivered late). Everything else read in doubt is dropped and counted, never
+ * guessed (e.g. a run of zero bytes reads as frames at every alignment).
+ *
+ * When two alignments keep reading equally well, a read that started at one of them after the
+ * doubt began decides, once that alignment has two valid units in a row (clients write whole
+ * frames, so a stray byte in its own write shows where frames start).
  *
  * Limit of the format: a byte inserted *inside* a frame's data before any invalid unit shows up
  * cannot be seen (the info byte and id are intact); that one frame carries shifted data, and the
@@ -74,7 +86,7 @@ export class WaveshareDecoder {
   /** While aligned: the last 12 bytes of the units already read (see checkAligned). */
   private readonly history = new Uint8Array(WAVESHARE_FRAME_BYTES - 1);
   private historyLength = 0;
-  /** While hunting: bit i set = the unit that ended i+1 bytes ago was valid (i < 12). */
+  /** While hunting: bit i set = the unit that ended i+1 bytes ago was valid (i < 13). */
   private validRecent = 0;
   /** While hunting: the same for clean units (see classify). */
   private cleanRecent = 0;
@@ -85,6 +97,10 @@ export class WaveshareDecoder {
   private confirmIn = 0;
   private readonly held = new Uint8Array(WAVESHARE_FRAME_BYTES);
   private heldValid = false;
+  /** While hunting: the alignment (0..12, 0 = the old one) of the next byte's position. */
+  private phase = 0;
+  /** While hunting: alignments at which a read started since the doubt began (one bit each). */
+  private readStarts = 0;
   /** While hunting: bytes since the last unit at the old alignment (counts units lost there). */
   private sinceOldUnit = 0;
 
@@ -141,7 +157,8 @@ export class WaveshareDecoder {
       if (q.length < WAVESHARE_FRAME_BYTES) return pos;
       const unit = q.view(WAVESHARE_FRAME_BYTES);
       const bad = this.checkAligned(unit, 0, this.history.subarray(0, this.historyLength), chunk.subarray(pos));
-      if (bad !== null) this.loseAlignment(unit, 0, bad);
+      // The read began after the bytes that were pending.
+      if (bad !== null) this.loseAlignment(unit, 0, bad, WAVESHARE_FRAME_BYTES - take);
       else this.parseAt(unit, 0, true);
       this.history.set(unit.subarray(1));
       this.historyLength = WAVESHARE_FRAME_BYTES - 1;
@@ -155,7 +172,7 @@ export class WaveshareDecoder {
       if (bad === null) this.parseAt(chunk, pos, true);
       pos += WAVESHARE_FRAME_BYTES;
       if (bad !== null) {
-        this.loseAlignment(chunk, pos - WAVESHARE_FRAME_BYTES, bad);
+        this.loseAlignment(chunk, pos - WAVESHARE_FRAME_BYTES, bad, -(pos - WAVESHARE_FRAME_BYTES));
         return pos;
       }
     }
@@ -198,9 +215,14 @@ export class WaveshareDecoder {
   }
 
   /** The unit at b[off] was invalid: reject it and start looking at every alignment. */
-  private loseAlignment(b: Uint8Array, off: number, reason: string): void {
+  private loseAlignment(b: Uint8Array, off: number, reason: string, readStart: number): void {
     this.reject(reason);
     this.hunting = true;
+    // Alignments are counted from the invalid unit's first byte (phase 0 = the old alignment).
+    this.phase = 0;
+    // Only a read that started inside the invalid unit tells something about what follows it (a
+    // read that started with it may start with the garbage itself).
+    this.readStarts = readStart > 0 && readStart < WAVESHARE_FRAME_BYTES ? 1 << readStart : 0;
     // Its last 12 bytes may begin the next unit at another alignment.
     this.window.set(b.subarray(off + 1, off + WAVESHARE_FRAME_BYTES), 0);
     this.windowLength = WAVESHARE_FRAME_BYTES - 1;
@@ -210,9 +232,11 @@ export class WaveshareDecoder {
     // so they keep the alignment in doubt until they have passed.
     let valid = 0;
     let clean = 0;
-    for (let i = 1; i < WAVESHARE_FRAME_BYTES - 1; i++) {
-      // Unknown (bytes before this chunk): as plausible as can be, so they keep the doubt.
-      const kind = off - i < 0 ? CLEAN : this.classify(b, off - i);
+    for (let i = 1; i < WAVESHARE_FRAME_BYTES; i++) {
+      // Unknown (bytes before this chunk): as plausible as can be for the 11 others, so they keep
+      // the doubt; no evidence for the 12th (the unit before the next one at its alignment).
+      const unknown = off - i < 0;
+      const kind = unknown ? (i < WAVESHARE_FRAME_BYTES - 1 ? CLEAN : INVALID) : this.classify(b, off - i);
       if (kind !== INVALID) valid |= 1 << i;
       if (kind === CLEAN) clean |= 1 << i;
     }
@@ -227,19 +251,27 @@ export class WaveshareDecoder {
   private hunt(chunk: Uint8Array, pos: number): number {
     const end = chunk.length;
     const w = this.window;
+    // A read that starts here: a client writes whole frames, so the alignment a read starts at
+    // is the likelier one when two alignments read equally well.
+    if (pos === 0) this.readStarts |= 1 << this.phase;
     while (pos < end) {
       w[this.windowLength++] = chunk[pos++]!;
+      const bytePhase = this.phase;
+      this.phase = bytePhase === WAVESHARE_FRAME_BYTES - 1 ? 0 : bytePhase + 1;
       if (this.windowLength < WAVESHARE_FRAME_BYTES) continue;
-      // The unit ending at this byte occupies the whole window.
+      // The unit ending at this byte occupies the whole window; it starts at alignment this.phase.
       const kind = this.classify(w, 0);
       const atOld = ++this.sinceOldUnit === WAVESHARE_FRAME_BYTES;
       if (atOld) this.sinceOldUnit = 0;
-      // No other alignment's latest unit is as plausible: the only clean one or the only valid one.
+      // No other alignment's latest unit is as plausible: the only clean one, the only valid one,
+      // or the only valid one at which a read started.
       const only =
-        (kind === CLEAN && (this.cleanRecent & OTHERS) === 0) || (kind !== INVALID && (this.validRecent & OTHERS) === 0);
+        (kind === CLEAN && (this.cleanRecent & OTHERS) === 0) ||
+        (kind !== INVALID && (this.validRecent & OTHERS) === 0) ||
+        (kind !== INVALID && (this.validRecent & SAME_PREVIOUS) !== 0 && this.onlyAtReadStart(this.phase, bytePhase));
       const confirming = this.confirmIn > 0 && --this.confirmIn === 0;
       // A candidate's confirmation must be the only reading at its turn too.
-      this.validRecent = ((this.validRecent << 1) | (kind !== INVALID ? 1 : 0)) & OTHERS;
+      this.validRecent = ((this.validRecent << 1) | (kind !== INVALID ? 1 : 0)) & (OTHERS | SAME_PREVIOUS);
       this.cleanRecent = ((this.cleanRecent << 1) | (kind === CLEAN ? 1 : 0)) & OTHERS;
       if (only && (confirming || (atOld && kind === CLEAN))) {
         // The old alignment read one way only (one bad frame, the stream was never shifted), or
@@ -272,6 +304,21 @@ export class WaveshareDecoder {
     // its confirmation can still realign the stream.
     this.heldValid = false;
     return pos;
+  }
+
+  /**
+   * Whether the unit starting at alignment `unitPhase` is the only valid reading at which a read
+   * started: a read started there, and at none of the alignments whose latest unit (ending 1..12
+   * bytes before the byte at `bytePhase`) is valid.
+   */
+  private onlyAtReadStart(unitPhase: number, bytePhase: number): boolean {
+    if ((this.readStarts & (1 << unitPhase)) === 0) return false;
+    for (let i = 0; i < WAVESHARE_FRAME_BYTES - 1; i++) {
+      if ((this.validRecent & (1 << i)) === 0) continue;
+      // Ended i+1 bytes before this byte, so it starts i bytes before this unit's phase... mod 13.
+      if ((this.readStarts & (1 << mod13(bytePhase - i))) !== 0) return false;
+    }
+    return true;
   }
 
   /**
