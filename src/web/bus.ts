@@ -34,6 +34,9 @@ export const VIEWER_QUEUE_FRAMES = 1024;
 export const MAX_BUFFERED = 256 * 1024;
 export const MAX_IDS = 4096;
 
+/** Time constant of the per-id rate average, in s: the Ampio inventory's (src/ampio/inventory.ts, 10 s). */
+export const RATE_TAU_S = 10;
+
 /** Nominal bits of a frame on the wire (no stuff bits): SOF..EOF + IFS. FD counted at the nominal rate. */
 export function frameBits(f: CanFrame): number {
   return (isExtended(f) ? 67 : 47) + 8 * (isRemote(f) ? 0 : f.len);
@@ -43,9 +46,11 @@ interface IdStat {
   count: number;
   data: string;
   lastUs: number;
-  /** Count at the previous rate sample. */
+  /** Count at the previous rate sample (-1: never sampled; the count so far spans an unknown time). */
   prevCount: number;
   rate: number;
+  /** The average has its first full interval (it starts from that interval's rate). */
+  seeded: boolean;
   changed: boolean;
 }
 
@@ -186,6 +191,8 @@ export interface WebBusDeps {
 
 /** The shared hub client behind every open dashboard. */
 export class WebBus implements HubClient {
+  /** performance.now() of the last sniffer() call (-1: none yet). */
+  private lastSnifferMs = -1;
   readonly protocol = "web";
   readonly remote = "dashboard";
   readonly id: number;
@@ -275,7 +282,7 @@ export class WebBus implements HubClient {
       if (this.ids.size >= MAX_IDS) {
         this.idsOverflow++;
       } else {
-        s = { count: 0, data: "", lastUs: 0, prevCount: 0, rate: 0, changed: true };
+        s = { count: 0, data: "", lastUs: 0, prevCount: -1, rate: 0, seeded: false, changed: true };
         this.ids.set(key, s);
       }
     }
@@ -291,13 +298,24 @@ export class WebBus implements HubClient {
 
   kick(_reason: string): void {}
 
-  /** Rates per id over the last interval; returns the sniffer rows (changed ones first). */
+  /** Rates per id (averaged, see RATE_TAU_S); returns the sniffer rows (changed ones first). */
   sniffer(intervalS: number): { id: string; ext: boolean; count: number; rate: number; frame: string; ageMs: number }[] {
     // Frame times are the hub's (StampedFrame.ts): compared with the same clock.
     const now = systemClock.nowUs();
+    // Counts since the previous call span the time since that call (the table is computed only
+    // while a page is open, so that can be much longer than one status interval).
+    const mono = performance.now();
+    const dt = this.lastSnifferMs < 0 ? intervalS : (mono - this.lastSnifferMs) / 1000;
+    this.lastSnifferMs = mono;
     const rows = [];
     for (const [key, s] of this.ids) {
-      s.rate = intervalS > 0 ? (s.count - s.prevCount) / intervalS : 0;
+      // Averaged over ~RATE_TAU_S (exponentially, as the Ampio inventory's module rate), so an id
+      // sending about once a second reads ~1/s, not 0 and 2 in turns, and agrees with the Ampio view.
+      if (s.prevCount >= 0 && dt > 0) {
+        const inst = (s.count - s.prevCount) / dt;
+        s.rate = s.seeded ? s.rate + (1 - Math.exp(-dt / RATE_TAU_S)) * (inst - s.rate) : inst;
+        s.seeded = true;
+      }
       s.prevCount = s.count;
       const f = { canId: key, len: 0, data: new Uint8Array(0), fd: false, fdFlags: 0 };
       const ext = isExtended(f);
