@@ -50,7 +50,7 @@ export interface DriveOptions {
 }
 
 /** Injects `count` frames at `rate` frames/s (0 = flat out, 64 per turn of the event loop). */
-async function run(backend: VirtualBackend, rate: number, count: number, frame: (seq: number) => CanFrame, maxRunMs: number): Promise<void> {
+async function run(backend: Pick<VirtualBackend, "inject">, rate: number, count: number, frame: (seq: number) => CanFrame, maxRunMs: number): Promise<void> {
   let sent = 0;
   const t0 = performance.now();
   const deadline = t0 + maxRunMs; // every load loop stops by itself
@@ -70,7 +70,7 @@ async function run(backend: VirtualBackend, rate: number, count: number, frame: 
  * Answers `run` and `stats` lines from stdin until it closes. `counters` gives the fields the
  * `stats` line carries before anonBytes, fileBytes and cpuPercent.
  */
-export async function driveFromStdin(backend: VirtualBackend, counters: () => Record<string, unknown>, opts: DriveOptions = {}): Promise<void> {
+export async function driveFromStdin(backend: Pick<VirtualBackend, "inject">, counters: () => Record<string, unknown>, opts: DriveOptions = {}): Promise<void> {
   const frame = opts.frame ?? stampedFrame;
   const maxRunMs = opts.maxRunMs ?? 120_000;
   let cpu0 = process.cpuUsage();
