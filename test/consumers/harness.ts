@@ -15,6 +15,7 @@ import { type Consumers, type ConsumerOverrides, createConsumers } from "../../s
 import type { MqttBridge } from "../../src/consumers/mqtt/bridge.ts";
 import { startGateway, type Gateway } from "../../src/gateway.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
+import type { WallClock } from "../../src/can/clock.ts";
 import { Stats } from "../../src/ops/stats.ts";
 
 /** A free loopback TCP port (bound and released). */
@@ -210,13 +211,13 @@ export interface ConsumerGateway {
 }
 
 /** A gateway on the virtual bus (127.0.0.1, ephemeral ports) with the decoder and bridge as main.ts wires them. */
-export async function startConsumerGateway(overrides: Partial<Config>, consumerOverrides: ConsumerOverrides = {}): Promise<ConsumerGateway> {
+export async function startConsumerGateway(overrides: Partial<Config>, consumerOverrides: ConsumerOverrides = {}, clock?: WallClock): Promise<ConsumerGateway> {
   const config: Config = { ...defaultConfig(), backend: "virtual", listen: "127.0.0.1:0", ...overrides };
   const stats = new Stats();
   const { log, lines } = memoryLogger("debug");
   const backend = new VirtualBackend({ stats, log, fd: config.fd });
   const consumers = createConsumers(config, log, { mqttBackoff: { initialMs: 50, maxMs: 400 }, ...consumerOverrides });
-  const gateway = await startGateway(config, { stats, log, backend, initialFrames: consumers.initialFrames });
+  const gateway = await startGateway(config, { stats, log, backend, initialFrames: consumers.initialFrames, clock });
   await consumers.start(gateway);
   let stopped = false;
   return {

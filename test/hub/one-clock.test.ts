@@ -19,6 +19,7 @@ import { GvretTestClient } from "../helpers/gvret-client.ts";
 import { SlcanTestClient } from "../helpers/slcan-client.ts";
 import { RawSocketcandClient } from "../helpers/socketcand-clients.ts";
 import { waitFor } from "../helpers/gateway.ts";
+import { bridgeOf, Mosquitto, MqttSub, startConsumerGateway } from "../consumers/harness.ts";
 
 describe("SystemClock", () => {
   function sources(wallMs: number, monoMs: number) {
@@ -130,10 +131,23 @@ describe("every output shows the time the frame reached the gateway", () => {
     const gv = await GvretTestClient.connect(gw.port("gvret")!);
     cleanups.push(() => gv.close());
     await gv.openLikeSavvyCan();
+    // the dashboard's live tail: {type:"frames", frames:[[ms, "123#01"], …]}
+    const wsFrames: [number, string][] = [];
+    const host = g.httpBase.replace("http://", "");
+    const ws = new WebSocket(`ws://${host}/ws`, { headers: { origin: `http://${host}` } } as unknown as string[]);
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(String(ev.data)) as { type: string; frames?: [number, string][] };
+      if (m.type === "frames") wsFrames.push(...m.frames!);
+    };
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error("dashboard WebSocket failed"));
+    });
+    cleanups.push(() => ws.close());
     const pcap = await fetch(`${g.httpBase}/capture.pcap`);
     const reader = pcap.body!.getReader();
     cleanups.push(() => reader.cancel());
-    await waitFor(() => gw.hub.size >= 6, "every consumer attached");
+    await waitFor(() => gw.hub.size >= 7, "every consumer attached");
 
     g.backend.inject(dataFrame(0x101, [1]));
     clock.step(STEP);
@@ -171,6 +185,13 @@ describe("every output shows the time the frame reached the gateway", () => {
       bytes = next;
     }
     expect(pcapTimes(bytes)).toEqual([T0, T1, T2]);
+    // dashboard: milliseconds of the same stamps
+    await waitFor(() => wsFrames.length >= 3, "3 frames on the dashboard", 5000);
+    expect(wsFrames.slice(0, 3)).toEqual([
+      [T0 / 1000, "101#01"],
+      [T1 / 1000, "102#02"],
+      [T2 / 1000, "103#030303"],
+    ]);
     // recorder: lines and the file name, on the same clock
     await rec.stop(1000);
     const files = readdirSync(dir);
@@ -202,4 +223,24 @@ describe("every output shows the time the frame reached the gateway", () => {
     const times = new Set(Array.from(sc.text.matchAll(/< frame [0-9A-F]+ (\d+\.\d{6}) /g), (m) => m[1]));
     expect([...times]).toEqual(["1700000000.000000"]);
   }, 30_000);
+
+  test("MQTT raw frames carry the same stamp (ms), and follow a clock step", async () => {
+    const T0 = 1_700_000_000_123_456;
+    const clock = new ManualClock(T0);
+    const broker = new Mosquitto();
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const sub = await MqttSub.start(broker.port, "clk/raw/#");
+    cleanups.push(() => sub.stop());
+    const cg = await startConsumerGateway({ mqttUrl: broker.url, mqttPrefix: "clk" }, {}, clock);
+    cleanups.push(() => cg.stop());
+    await waitFor(() => bridgeOf(cg).connected, "bridge connected", 5000);
+    cg.backend.inject(dataFrame(0x101, [1]));
+    clock.step(3_601_234_567);
+    cg.backend.inject(dataFrame(0x102, [2]));
+    const a = await sub.waitTopic("clk/raw/101");
+    const b = await sub.waitTopic("clk/raw/102");
+    expect((JSON.parse(a.payload) as { ts: number }).ts).toBe(Math.floor(T0 / 1000));
+    expect((JSON.parse(b.payload) as { ts: number }).ts).toBe(Math.floor((T0 + 3_601_234_567) / 1000));
+  });
 });
