@@ -273,4 +273,24 @@ describe("ClientSession transmit is paced (issue 18)", () => {
     expect(stats.tcpTxFrames).toBe(0);
     expect(stats.protocol("slcan").txFrames).toBe(0);
   });
+
+  test("what a paced client sent before closing still goes to the bus, in order, before the session ends", async () => {
+    const { socket, session, written, isClosed } = setup(cannelloni, { rate: 2000 });
+    session.onData(HELLO);
+    await Bun.sleep(0);
+    const sent = frames(200);
+    session.onData(encodeForTest(sent));
+    expect(socket.paused).toBe(true); // bytes held, not read further
+    session.onSocketClosed(); // the client's FIN
+    expect(isClosed()).toBe(false); // still feeding its held bytes
+    const deadline = Date.now() + 3000;
+    while (!isClosed() && Date.now() < deadline) await Bun.sleep(10);
+    expect(isClosed()).toBe(true);
+    // The last frames queued in the lane are sent after the close (logged as client_tx_settled).
+    const settled = Date.now() + 3000;
+    while (written.length < sent.length && Date.now() < settled) await Bun.sleep(10);
+    expect(written.map((r) => r.frame.data[0])).toEqual(sent.map((f) => f.data[0]));
+    expect(session.rxFrames).toBe(200);
+  });
 });
+
