@@ -89,6 +89,13 @@ test("signals table and live plot follow the bus; filter; pause", async () => {
       await page.screenshot({ path: join(tmpdir(), `can-server-${process.pid}-signals.png`) });
     }
 
+    // A phone: the panel and its plot fit 360 px without sideways page scroll.
+    await page.setViewport({ width: 360, height: 800 });
+    await Bun.sleep(300);
+    expect(await page.evaluate(`document.documentElement.scrollWidth`)).toBeLessThanOrEqual(360);
+    expect(await page.evaluate(`document.getElementById("signalchart").getBoundingClientRect().right`)).toBeLessThanOrEqual(360);
+    await page.setViewport({ width: 1280, height: 900 });
+
     // Pause: the plot stops moving while frames keep coming; Resume catches up.
     await page.click("#plotpause");
     const frozen = (await plottedPoints(page, 1)).length;
