@@ -22,6 +22,7 @@ import { ConsumerCounters } from "./capture/counters.ts";
 import { startRecorder } from "./consumers/recorder.ts";
 import { socketcandBusName } from "./gateway.ts";
 import { replayFileProblem } from "./backends/replay/config.ts";
+import { Jobs } from "./jobs/jobs.ts";
 
 /** Protocols that listen once for every bus (src/protocols/registry.ts). */
 const MULTI_BUS = new Set<string>(PROTOCOLS.filter((p) => p.multiBus === true).map((p) => p.name));
@@ -95,15 +96,19 @@ async function main(argv: string[]): Promise<number> {
     ? await startRecorder(config, { hub: g.hub, allocateId: () => g.registry.allocateId(), iface: socketcandBusName(config), counters, log })
     : null;
   await consumers.start(gateway);
+  // Transmit jobs (src/jobs/): the configuration file's, then those -state-dir kept.
+  const jobs = new Jobs({ buses: gateway.buses, log, stateDir: config.stateDir, allocateId: () => g.registry.allocateId() });
+  jobs.load(configuration.jobs);
   // -dbc: SIGHUP re-reads the DBC files (clients stay connected; a bad file keeps the old one).
   if (consumers.signalBuses.stores.length > 0) process.on("SIGHUP", () => consumers.reloadDbc());
   let ops;
   try {
-    ops = await startOperations(config, { gateway, stats, log, build, counters, consumers });
+    ops = await startOperations(config, { gateway, stats, log, build, counters, consumers, jobs });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.error("startup_failed", { error: msg });
     process.stderr.write(`can-server: ${msg}\n`);
+    await jobs.stop();
     await recording?.stop();
     await consumers.stop();
     await gateway.shutdown(0);
@@ -132,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
   const within = (p: Promise<unknown>): Promise<unknown> => Promise.race([p, Bun.sleep(left())]);
   await within(ops.stop());
   await within(consumers.stop());
+  await within(jobs.stop());
   await gateway.shutdown(left());
   if (recording) await within(recording.stop(left()));
   return 0;

@@ -17,6 +17,17 @@ import { socketcandBusName } from "./bus-name.ts";
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
 import { ConfigError, convertValue, flagSpec, parseConfigWithWarnings, validateCombination, type ConfigWarning, type FileLayer, type ValueSource } from "./parse.ts";
 import { parseRoute, type RouteConfig } from "./route-config.ts";
+import { JobInputError, parseJobInput, type JobSpec } from "../jobs/job-input.ts";
+
+/** A `[[job]]` table: a transmit job the gateway starts at every start (src/jobs/). */
+export interface ConfigJob {
+  /** Its name = its id in the API. */
+  readonly id: string;
+  readonly bus: string;
+  readonly spec: JobSpec;
+}
+
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface BusConfig {
   readonly name: string;
@@ -33,6 +44,8 @@ export interface Configuration {
   /** Every bus; [0] is the default bus. Without `[[bus]]` tables, the one bus of the flags. */
   readonly buses: readonly BusConfig[];
   readonly routes: readonly RouteConfig[];
+  /** `[[job]]` tables. */
+  readonly jobs: readonly ConfigJob[];
   /** Whether the buses come from `[[bus]]` tables. */
   readonly busTables: boolean;
 }
@@ -49,6 +62,7 @@ interface ParsedFile {
   readonly top: Table;
   readonly buses: Table[];
   readonly routes: Table[];
+  readonly jobs: Table[];
   /** The line (1-based) of `key` in section `section` (`""` top level, `bus`/`route` + index). */
   line(section: string, index: number, key: string): number | null;
 }
@@ -68,7 +82,8 @@ export function loadConfiguration(
   const { config, warnings, sources } = parsed;
   if (f === null || f.buses.length === 0) {
     const routes = f === null ? [] : f.routes.map((r, i) => parseRoute(r, [socketcandBusName(config)], at(f, "route", i)));
-    return { config, warnings, sources, buses: [{ name: socketcandBusName(config), config, sources }], routes, busTables: false };
+    const jobs = f === null ? [] : parseJobs(f, [socketcandBusName(config)]);
+    return { config, warnings, sources, buses: [{ name: socketcandBusName(config), config, sources }], routes, jobs, busTables: false };
   }
   if (sources.get("socketcandBus") !== "default") {
     throw new ConfigError(`${f.path}: -socketcand-bus cannot be used with [[bus]] tables: each bus's name = "…" is what socketcand clients open`);
@@ -87,7 +102,32 @@ export function loadConfiguration(
     routeNames.add(r.name);
   }
   const first = buses[0]!;
-  return { config: first.config, warnings, sources: first.sources, buses, routes, busTables: true };
+  return { config: first.config, warnings, sources: first.sources, buses, routes, jobs: parseJobs(f, [...names]), busTables: true };
+}
+
+/** `[[job]]` tables: name (unique), bus (default: the first bus) and the job's keys (src/jobs/job-input.ts). */
+function parseJobs(f: ParsedFile, busNames: readonly string[]): ConfigJob[] {
+  const seen = new Set<string>();
+  return f.jobs.map((t, i) => {
+    const where = at(f, "job", i);
+    const { name, bus, ...rest } = t;
+    if (typeof name !== "string" || !JOB_NAME.test(name)) throw new ConfigError(`${where("name")}: every [[job]] needs name = "…": 1 to 64 letters, digits, '_', '.', '-'`);
+    if (seen.has(name)) throw new ConfigError(`${where("name")}: job name "${name}" is used twice`);
+    seen.add(name);
+    const busName = bus ?? busNames[0]!;
+    if (typeof busName !== "string" || !busNames.includes(busName)) throw new ConfigError(`${where("bus")}: no bus ${JSON.stringify(busName)}; buses: ${busNames.join(", ")}`);
+    let spec: JobSpec;
+    try {
+      spec = parseJobInput({ ...rest, name });
+    } catch (e) {
+      if (e instanceof JobInputError) {
+        const key = Object.keys(rest).find((k) => e.message.startsWith(k)) ?? "name";
+        throw new ConfigError(`${where(key)}: ${e.message}`);
+      }
+      throw e;
+    }
+    return { id: name, bus: busName, spec };
+  });
 }
 
 /** "FILE line N, key K" for errors, in section (bus/route) number i. */
@@ -128,6 +168,7 @@ function parseFile(path: string, readFile: (path: string) => string): ParsedFile
     top: doc,
     buses: tables("bus"),
     routes: tables("route"),
+    jobs: tables("job"),
     line(section, index, key) {
       const s = sections.find((x) => x.section === section && x.index === index);
       if (!s) return null;
@@ -207,10 +248,10 @@ function topLayer(f: ParsedFile): FileLayer {
   const values = new Map<string, string>();
   const where = at(f, "", 0);
   for (const [key, v] of Object.entries(f.top)) {
-    if (key === "bus" || key === "route") continue;
+    if (key === "bus" || key === "route" || key === "job") continue;
     const spec = flagSpec(key);
     if (!spec || NOT_IN_FILE.has(key)) {
-      throw new ConfigError(`${where(key)}: unknown setting; accepted: the name of any flag in -help (without the dash, e.g. metrics-addr), [[bus]] and [[route]] tables`);
+      throw new ConfigError(`${where(key)}: unknown setting; accepted: the name of any flag in -help (without the dash, e.g. metrics-addr), [[bus]], [[route]] and [[job]] tables`);
     }
     if (spec.bus === "own" && f.buses.length > 0) {
       throw new ConfigError(`${where(key)}: "${key}" is a setting of one bus; with [[bus]] tables put it inside the [[bus]] it belongs to`);

@@ -120,6 +120,8 @@ export interface Config extends ProtocolListenConfig {
   replaySpeed: string;
   webTx: boolean;
   webToken: string;
+  /** Where the gateway keeps state across restarts (transmit jobs created by the API); "" = nowhere. */
+  stateDir: string;
   /** Dashboard WebSockets and /capture.pcap streams open at once on -metrics-addr, together. */
   httpMaxStreams: number;
   /** HTTP connections open at once on -metrics-addr (0 = only the descriptor budget limits them). */
@@ -289,6 +291,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "replay-speed", bus: "own", key: "replaySpeed", env: "CAN_SERVER_REPLAY_SPEED", kind: "string", arg: "FACTOR", group: "recording", def: "1", isNew: true, help: "With -backend replay: time scale (2 = twice as fast, 0.5 = half speed)" },
   { name: "web-tx", key: "webTx", env: "CAN_SERVER_WEB_TX", kind: "bool", group: "http", def: "false", isNew: true, help: "Let the dashboard send frames to the bus (needs -web-token); otherwise it is read-only" },
   { name: "web-token", key: "webToken", env: "CAN_SERVER_WEB_TOKEN", kind: "string", arg: "TOKEN", group: "http", def: "", isNew: true, help: "Token the dashboard must present to send frames (with -web-tx; prefer the environment variable)" },
+  { name: "state-dir", key: "stateDir", env: "CAN_SERVER_STATE_DIR", kind: "string", arg: "DIR", group: "transmit", def: "", isNew: true, help: "Directory for state kept across restarts: transmit jobs created by the HTTP API (jobs.json); empty: they live in memory only (the packaged unit sets /var/lib/can-server)" },
   { name: "http-max-connections", key: "httpMaxConnections", env: "CAN_SERVER_HTTP_MAX_CONNECTIONS", kind: "int", group: "http", def: "64", min: 0, max: 100_000, isNew: true, help: "HTTP connections the endpoint (-metrics-addr) holds at once, idle or busy (0 = only the descriptor budget, of which HTTP may use half); more are closed at accept (counted)" },
   { name: "http-hosts", key: "httpHosts", env: "CAN_SERVER_HTTP_HOSTS", kind: "string", arg: "NAME[,NAME...]", group: "http", def: "", isNew: true, help: "More names the HTTP endpoint answers to in the Host header, besides IP addresses, localhost, the hostname and hostname.local (e.g. a reverse proxy's name); requests for other names are refused (DNS rebinding)" },
   { name: "http-max-streams", key: "httpMaxStreams", env: "CAN_SERVER_HTTP_MAX_STREAMS", kind: "int", group: "http", def: "32", min: 1, max: 4096, isNew: true, help: "Long-lived streams the HTTP endpoint (-metrics-addr) holds open at once: dashboard WebSockets and /capture.pcap streams together; beyond it they are refused with 503 (counted)" },

@@ -100,6 +100,9 @@ export function droppedFields(counts: ReadonlyMap<TxDropReason, number>, prefix:
   return out;
 }
 
+/** What became of one frame (for producers that answer per frame, e.g. the HTTP API). */
+export type TxOutcome = "sent" | TxDropReason;
+
 class TxItem implements TxRequest {
   private done = false;
   /** A token of the share was spent on it (at arrival when policed, at the head when paced). */
@@ -108,6 +111,8 @@ class TxItem implements TxRequest {
     readonly frame: StampedFrame,
     readonly expiresAt: number,
     readonly lane: TxLane,
+    /** Told once what became of this frame, when its producer asked (TxLane.send's `outcome`). */
+    readonly outcome: ((o: TxOutcome) => void) | undefined = undefined,
   ) {}
 
   sent(): void {
@@ -197,9 +202,13 @@ export class TxLane {
     return !this.full;
   }
 
-  /** Offers a frame for the bus; false if it was dropped (counted with its reason). */
-  send(frame: CanFrame): boolean {
-    return this.scheduler.submit(this, frame);
+  /**
+   * Offers a frame for the bus; false if it was dropped (counted with its reason). `outcome`, if
+   * given, is told once what became of the frame: "sent" or the reason it was dropped (also when
+   * it was dropped at once).
+   */
+  send(frame: CanFrame, outcome?: (o: TxOutcome) => void): boolean {
+    return this.scheduler.submit(this, frame, outcome);
   }
 
   /**
@@ -295,23 +304,27 @@ export class TxScheduler {
     return this.shares.size;
   }
 
-  submit(lane: TxLane, frame: CanFrame): boolean {
+  submit(lane: TxLane, frame: CanFrame, outcome?: (o: TxOutcome) => void): boolean {
     const bus = this.bus;
-    if (lane.readOnly) return this.drop(lane, "read_only", 1);
-    if (bus === null || !bus.up) return this.drop(lane, "backend_down", 1);
+    const refuse = (reason: TxDropReason): false => {
+      outcome?.(reason);
+      return this.drop(lane, reason, 1);
+    };
+    if (lane.readOnly) return refuse("read_only");
+    if (bus === null || !bus.up) return refuse("backend_down");
     const refusal = bus.txRefusal(frame);
     if (refusal !== null) {
       if (this.log.enabled("debug")) this.log.debug("tx_refused", { conn_id: lane.origin.id, reason: refusal });
-      return this.drop(lane, "unsupported", 1);
+      return refuse("unsupported");
     }
     const now = performance.now();
     // A full lane is checked first, so a frame that cannot be queued does not spend a token.
     // A paced lane is full only if its producer ignored hasRoom.
-    if (lane.queue.isFull()) return this.drop(lane, "tx_queue_full", 1);
-    const item = new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane);
+    if (lane.queue.isFull()) return refuse("tx_queue_full");
+    const item = new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane, outcome);
     if (lane.flow === "policed") {
       // No flow control: over the rate is dropped now rather than queued.
-      if (!lane.share.bucket.take(now)) return this.drop(lane, "rate_limited", 1);
+      if (!lane.share.bucket.take(now)) return refuse("rate_limited");
       item.paid = true;
     }
     lane.queue.offer(item);
@@ -339,7 +352,7 @@ export class TxScheduler {
     for (const share of this.ring) {
       for (const lane of share.ring) {
         const n = lane.queue.length;
-        lane.queue.clear();
+        for (let i = 0; i < n; i++) lane.queue.poll()?.outcome?.("backend_down");
         lane.active = false;
         if (n > 0) this.drop(lane, "backend_down", n);
         lane.noteTaken();
@@ -381,6 +394,7 @@ export class TxScheduler {
         const now = performance.now();
         if (now > item.expiresAt) {
           lane.queue.poll();
+          item.outcome?.("expired");
           this.drop(lane, "expired", 1);
           lane.noteTaken();
           starved = 0;
@@ -413,8 +427,13 @@ export class TxScheduler {
           return;
         }
         lane.noteTaken();
-        if (result === "down") this.drop(lane, "backend_down", 1);
-        else if (result === "unsupported") this.drop(lane, "unsupported", 1);
+        if (result === "down") {
+          item.outcome?.("backend_down");
+          this.drop(lane, "backend_down", 1);
+        } else if (result === "unsupported") {
+          item.outcome?.("unsupported");
+          this.drop(lane, "unsupported", 1);
+        }
         share.next++;
         this.next++;
       }
@@ -430,12 +449,14 @@ export class TxScheduler {
     lane.inflight--;
     lane.sent++;
     this.stats.clientTxSent++;
+    item.outcome?.("sent");
     this.onFrameSent(item.frame, lane.origin);
     if (lane.closedWith) this.settleIfDone(lane);
   }
 
   onLost(item: TxItem, reason: TxLoss): void {
     item.lane.inflight--;
+    item.outcome?.(reason);
     this.drop(item.lane, reason, 1);
   }
 
@@ -487,6 +508,7 @@ export class TxScheduler {
           let n = 0;
           for (let head = lane.queue.peek(); head !== undefined && now > head.expiresAt; head = lane.queue.peek()) {
             lane.queue.poll();
+            head.outcome?.("expired");
             this.drop(lane, "expired", 1);
             n++;
           }

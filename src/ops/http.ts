@@ -45,7 +45,8 @@ export interface OpsHttpOptions {
   /**
    * More routes by exact path (e.g. "/api/ampio/modules", "/capture.pcap", "/"): each handler
    * gets the request and the server (peer address); its methods are its own business. The
-   * built-in paths above win, and -allow applies to every route.
+   * built-in paths above win, and -allow applies to every route. A key ending in "*" serves every
+   * path that starts with what comes before it (e.g. "/api/v1/*"; an exact key wins).
    */
   routes?: Readonly<Record<string, HttpRoute>>;
   /** How upgraded WebSockets are served (the dashboard's src/web/ws.ts); none: no route may upgrade. */
@@ -57,6 +58,13 @@ export type HttpServer = Server<unknown>;
 
 /** A route handler; one that upgraded the request to a WebSocket returns undefined. */
 export type HttpRoute = (req: Request, server: HttpServer) => Response | undefined | Promise<Response | undefined>;
+
+/** The route whose "prefix*" key starts `path`, if any. */
+function prefixRoute(routes: Readonly<Record<string, HttpRoute>> | undefined, path: string): HttpRoute | undefined {
+  if (!routes) return undefined;
+  for (const [key, route] of Object.entries(routes)) if (key.endsWith("*") && path.startsWith(key.slice(0, -1))) return route;
+  return undefined;
+}
 
 /** Servers behind a front door: the real peer is the front's, looked up by the splice's port. */
 const fronts = new WeakMap<object, HttpFront>();
@@ -124,7 +132,7 @@ export function startOpsHttp(opts: OpsHttpOptions): OpsHttp {
     }
     const path = new URL(req.url).pathname;
     if (path !== "/metrics" && path !== "/ready" && path !== "/healthz") {
-      const route = opts.routes?.[path];
+      const route = opts.routes?.[path] ?? prefixRoute(opts.routes, path);
       if (!route) return text(404, "not found\n");
       return route(req, srv);
     }

@@ -23,6 +23,7 @@ import { ConsumerCounters } from "../capture/counters.ts";
 import { PROTOCOLS } from "../protocols/registry.ts";
 import { networkInterfaces } from "node:os";
 import { endpointUrls } from "./endpoint-urls.ts";
+import type { Jobs } from "../jobs/jobs.ts";
 
 export interface OperationsDeps {
   readonly gateway: Gateway;
@@ -36,6 +37,8 @@ export interface OperationsDeps {
     readonly routes: Readonly<Record<string, HttpRoute>>;
     registerMetrics(registry: Registry): Promise<void>;
   };
+  /** The gateway's transmit jobs (src/jobs/), served and counted by the HTTP API. */
+  readonly jobs?: Jobs;
 }
 
 export interface Operations {
@@ -67,8 +70,10 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       const [{ createMetrics }, { startOpsHttp }, { busViewRoutes }] = await Promise.all([import("./metrics.ts"), import("./http.ts"), import("../web/routes.ts")]);
       metrics = createMetrics({ stats, build, hubGauges, buses, routes: gateway.routes ?? [], consumers: counters });
       await deps.consumers?.registerMetrics(metrics.registry);
-      const views = busViewRoutes(config, { gateway, log, counters, build, stats });
+      const views = busViewRoutes(config, { gateway, log, counters, build, stats, jobs: deps.jobs });
       stops.push(() => views.stop());
+      const { registerApiMetrics } = await import("../api/metrics.ts");
+      registerApiMetrics(metrics.registry, views.api.counters, views.jobs);
       const http = startOpsHttp({
         addr: config.metricsAddr,
         metrics,

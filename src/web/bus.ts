@@ -210,8 +210,8 @@ export class WebBus implements HubClient {
   onViewerOpen: ((v: WebViewer, ws: ServerWebSocket<WsPeer>) => void) | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private attached = false;
-  /** Wrong -web-token guesses, per host: 5 a minute, then locked out (src/net/throttle.ts). */
-  private readonly guesses = new FailureThrottle();
+  /** Wrong -web-token guesses, per host: 5 a minute, then locked out (src/net/throttle.ts); the HTTP API shares it. */
+  readonly guesses = new FailureThrottle();
   private readonly refusalLog: RefusalLog;
   /** Send attempts refused for a wrong token or while the host was locked out. */
   tokenRefused = 0;

@@ -22,6 +22,8 @@ import { busBitrate } from "../gateway.ts";
 import { ASSETS } from "./assets.ts";
 import { StatusTracker } from "./status.ts";
 import type { IdMask } from "../capture/filter.ts";
+import { API_PREFIX, ApiCounters, startApi, type Api } from "../api/api.ts";
+import { Jobs } from "../jobs/jobs.ts";
 
 /** How often the dashboard gets status and the per-id table. */
 export const STATUS_MS = 1000;
@@ -34,6 +36,8 @@ export interface BusViewContext {
   readonly counters: ConsumerCounters;
   readonly build: BuildInfo;
   readonly stats: Stats;
+  /** The gateway's transmit jobs (src/jobs/); absent: an in-memory set for this endpoint alone. */
+  readonly jobs?: Jobs;
 }
 
 export interface BusViews {
@@ -41,6 +45,9 @@ export interface BusViews {
   /** Serves the dashboard's upgraded WebSockets (startOpsHttp({ websocket })). */
   readonly websocket: typeof websocket;
   readonly web: WebBus;
+  /** The HTTP API (/api/v1/…, src/api/). */
+  readonly api: Api;
+  readonly jobs: Jobs;
   stop(): void;
 }
 
@@ -78,6 +85,10 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, lastRows) }));
   };
   const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps) };
+  const ownJobs = ctx.jobs === undefined;
+  const jobs = ctx.jobs ?? new Jobs({ buses: ctx.gateway.buses, log: ctx.log, stateDir: "", allocateId: deps.allocateId });
+  const api = startApi({ gateway: ctx.gateway, config, log: ctx.log, jobs, guesses: web.guesses, counters: new ApiCounters() });
+  routes[`${API_PREFIX}*`] = api.route;
   for (const [path, [type, body]] of Object.entries(ASSETS)) {
     routes[path] = (req) => {
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
@@ -102,9 +113,13 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     routes,
     websocket,
     web,
+    api,
+    jobs,
     stop() {
       clearInterval(timer);
       web.stop();
+      api.stop();
+      if (ownJobs) void jobs.stop();
     },
   };
 }
