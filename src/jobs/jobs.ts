@@ -75,6 +75,8 @@ export class Job {
   start: number;
   /** Monotonic ms the next transmission is due. */
   nextDue: number;
+  /** Starts "now": its clock starts at the first wake of the timer, so set-up work is not lateness. */
+  startsNow: boolean;
   /** A frame in its lane whose outcome is not known yet. */
   pending = false;
   finished = false;
@@ -90,6 +92,7 @@ export class Job {
     readonly lane: TxLane,
     now: number,
   ) {
+    this.startsNow = spec.startAt === null;
     const wait = spec.startAt === null ? 0 : spec.startAt - Date.now();
     this.start = now + wait;
     if (wait < 0 && spec.periodMs !== null) {
@@ -360,6 +363,10 @@ export class Jobs {
 
   /** The job's due transmission(s) at `now`: missed ones skipped, the current one sent or skipped. */
   private transmit(j: Job, now: number): void {
+    if (j.startsNow) {
+      j.startsNow = false;
+      j.start = j.nextDue = now;
+    }
     const p = j.spec.periodMs;
     const count = j.spec.count;
     if (p !== null) {

@@ -136,7 +136,7 @@ describe("bad configuration files: one error naming the file, line and key, and 
   });
   test("unknown top-level key", () => {
     expect(badFile('metrics-addr = ":9100"\nmetric-addr = ":9100"\n')).toBe(
-      'FILE line 2: key "metric-addr": unknown setting; accepted: the name of any flag in -help (without the dash, e.g. metrics-addr), [[bus]] and [[route]] tables',
+      'FILE line 2: key "metric-addr": unknown setting; accepted: the name of any flag in -help (without the dash, e.g. metrics-addr), [[bus]], [[route]] and [[job]] tables',
     );
   });
   test("a bad value says what is accepted", () => {

@@ -168,7 +168,7 @@ describe("-http-max-streams 2", () => {
     await closeWs(b);
     await closeWs(c);
     await waitFor(() => stats.httpStreamsOpen === 0, "all WebSocket slots to be freed");
-    expect(g.tg.gateway.hub.size).toBe(1); // only the dashboard meter (WebBus) is a hub client
+    expect(g.tg.gateway.hub.size).toBe(2); // only the dashboard meter (WebBus) and the API's latest-frames table are hub clients
     await openWs(g.wsUrl);
     await openWs(g.wsUrl);
     await refusedWs(g.wsUrl);
