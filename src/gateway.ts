@@ -7,7 +7,8 @@
  * tables give several (src/cli/config-file.ts); each has its own backend, hub (own TX scheduler,
  * own clients, own counters) and single-bus listeners (cannelloni TCP/UDP, Waveshare, slcan,
  * canlogserver: `multiBus` false in the registry). Multi-bus protocols (socketcand, GVRET) listen
- * once, on the default bus's hub for now; they find the other buses in Gateway.buses.
+ * once, with the default bus's hub; their sessions select another bus through SessionContext.buses
+ * (socketcand `< open NAME >`).
  */
 import { DEFAULT_BITRATE, type Backend } from "./backends/backend.ts";
 import type { Config } from "./cli/config.ts";
@@ -190,7 +191,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     for (let i = 0; i < specs.length; i++) {
       // With one bus the log lines stay go-ampio-server's; with several each says its bus.
       const blog = multi ? log.child({ bus: specs[i]!.name }) : log;
-      buses.push(await startBus(specs[i]!, i, { registry, log: blog, clock: deps.clock, initialFrames: deps.initialFrames, state, multiBusListeners: i === 0, named: multi }));
+      buses.push(await startBus(specs[i]!, i, { registry, log: blog, clock: deps.clock, initialFrames: deps.initialFrames, state, multiBusListeners: i === 0, named: multi, buses: () => buses }));
     }
   } catch (e) {
     for (const b of buses) await b.stop();
@@ -292,6 +293,8 @@ interface BusContext {
   readonly multiBusListeners: boolean;
   /** Several buses: readiness reasons name the bus. */
   readonly named: boolean;
+  /** Every bus (filled as they start): what a multi-bus protocol's client may select. */
+  readonly buses: () => readonly Bus[];
 }
 
 async function startBus(spec: BusSpec, index: number, ctx: BusContext): Promise<RunningBus> {
@@ -339,7 +342,8 @@ async function startBus(spec: BusSpec, index: number, ctx: BusContext): Promise<
       if (p.transport === "tcp") {
         const protocol = await p.load();
         const own = p.minHandshakeTimeoutMs !== undefined ? { ...options, handshakeTimeoutMs: Math.max(options.handshakeTimeoutMs, p.minHandshakeTimeoutMs) } : options;
-        listeners.push(startListener(address, protocol, { hub, stats, log, options: own, registry, initialFrames: ctx.initialFrames }));
+        const multi = p.multiBus === true ? { buses: ctx.buses } : {};
+        listeners.push(startListener(address, protocol, { hub, stats, log, options: own, registry, initialFrames: ctx.initialFrames, ...multi }));
       } else {
         udp = await UdpEndpoint.start(
           address,

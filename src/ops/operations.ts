@@ -12,7 +12,7 @@ import type { Config } from "../cli/config.ts";
 import { parseListenAddress } from "../net/address.ts";
 import { splitList } from "../net/cidr.ts";
 import { HostCheck } from "../net/http-hosts.ts";
-import { socketcandBusName, type Gateway } from "../gateway.ts";
+import type { Gateway } from "../gateway.ts";
 import type { BuildInfo } from "./build-info.ts";
 import type { HttpRoute } from "./http.ts";
 import type { Logger } from "./log.ts";
@@ -112,7 +112,7 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
       const { startSocketcandBeacon } = await import("./socketcand-beacon.ts");
       const beacon = startSocketcandBeacon({
         port: socketcandPort,
-        busName: socketcandBusName(config),
+        busNames: gateway.buses.map((b) => b.name),
         listenHost: parseListenAddress(config.socketcandListen)?.host ?? "0.0.0.0",
         log,
       });

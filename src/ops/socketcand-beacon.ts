@@ -3,8 +3,9 @@
  * per non-loopback IPv4 interface, sent to that interface's directed broadcast address and
  * naming that interface's own address in its URL, in socketcand's exact format
  * (linux-can/socketcand src/beacon.c):
- * `<CANBeacon name="HOST" type="SocketCAN" description="…">\n<URL>can://IP:PORT</URL><Bus name="can0"/></CANBeacon>`.
- * SavvyCAN lists it as `can0@HOST (can://IP:PORT)` and connects to that IP literal;
+ * `<CANBeacon name="HOST" type="SocketCAN" description="…">\n<URL>can://IP:PORT</URL><Bus name="can0"/></CANBeacon>`,
+ * one `<Bus name="…"/>` per bus of the gateway (socketcand writes one per `-i` interface).
+ * SavvyCAN lists it as `can0,can1@HOST (can://IP:PORT)`, one port per bus, and connects to that IP literal;
  * python-can's `detect_beacon()` (4.2+) reads it with one `recv(1024)` and `ElementTree`.
  * Each subnet gets its own datagram with its own address (socketcand does the same for its one
  * `-l` interface); the targets, the socket, the timer and error logging are subnet-broadcast.ts's
@@ -29,7 +30,8 @@ export interface BeaconXmlInput {
   /** IPv4 address clients connect to (SavvyCAN needs an IP literal, it does not resolve names). */
   address: string;
   port: number;
-  busName: string;
+  /** Every bus a client can `< open NAME >`, in order. */
+  busNames: readonly string[];
 }
 
 function xmlAttr(text: string): string {
@@ -40,15 +42,15 @@ function xmlAttr(text: string): string {
 export function beaconXml(input: BeaconXmlInput): string {
   return (
     `<CANBeacon name="${xmlAttr(input.name)}" type="SocketCAN" description="${xmlAttr(input.description)}">\n` +
-    `<URL>can://${input.address}:${input.port}</URL><Bus name="${xmlAttr(input.busName)}"/></CANBeacon>`
+    `<URL>can://${input.address}:${input.port}</URL>${input.busNames.map((b) => `<Bus name="${xmlAttr(b)}"/>`).join("")}</CANBeacon>`
   );
 }
 
 export interface SocketcandBeaconOptions {
   /** The socketcand listener's bound TCP port, advertised in the URL. */
   port: number;
-  /** Bus name answered to `< open NAME >`. */
-  busName: string;
+  /** Every bus a client can `< open NAME >`. */
+  busNames: readonly string[];
   /** Default: the host name, as socketcand. */
   name?: string;
   /** Default "can-server". */
@@ -73,7 +75,7 @@ export interface SocketcandBeacon {
 }
 
 export function startSocketcandBeacon(opts: SocketcandBeaconOptions): SocketcandBeacon {
-  const { log, port, busName } = opts;
+  const { log, port, busNames } = opts;
   const name = opts.name ?? hostname();
   const description = opts.description ?? "can-server";
   const intervalMs = opts.intervalMs ?? SOCKETCAND_BEACON_INTERVAL_MS;
@@ -85,14 +87,14 @@ export function startSocketcandBeacon(opts: SocketcandBeaconOptions): Socketcand
     listenHost: opts.listenHost ?? "0.0.0.0",
     port: SOCKETCAND_BEACON_PORT,
     payload: (t) => {
-      const data = Buffer.from(beaconXml({ name, description, address: t.address, port, busName }), "utf8");
+      const data = Buffer.from(beaconXml({ name, description, address: t.address, port, busNames }), "utf8");
       if (data.length > SOCKETCAND_BEACON_MAX_BYTES && !warnedLength) {
         warnedLength = true;
         log.warn("socketcand_beacon_too_long", { bytes: data.length, max: SOCKETCAND_BEACON_MAX_BYTES });
       }
       return data;
     },
-    startedFields: { port, bus: busName, interval_ms: intervalMs },
+    startedFields: { port, bus: busNames.join(","), interval_ms: intervalMs },
     stoppedFields: { port },
     reportRecovery: true,
     target: opts.target,

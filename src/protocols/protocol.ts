@@ -26,6 +26,12 @@ export interface WireSessionEvents {
   rejected(reason: string): void;
   /** A protocol violation: the server counts it and closes this connection only. */
   fail(kind: ViolationKind, reason: string): void;
+  /**
+   * Multi-bus protocols (socketcand `< open NAME >`): attach this session to the gateway's bus
+   * of that name before its handshake completes (its frames go to that bus's TX, it receives that
+   * bus). False when no such bus. Absent (in-memory tests): only `busName` is served.
+   */
+  selectBus?(name: string): boolean;
 }
 
 export interface WireSessionOptions {
@@ -33,6 +39,8 @@ export interface WireSessionOptions {
   readonly fd: boolean;
   /** socketcand: the bus name answered to `< open NAME >`; canlogserver: the interface name. */
   readonly busName: string;
+  /** Every bus of the gateway by name, in order (multi-bus protocols); undefined = only busName. */
+  readonly busNames?: readonly string[];
   /** The bus bit rate (slcan and GVRET report or compare it); undefined when unknown. */
   readonly busBitrate?: number;
   /** Something worth a log line that is not an error (e.g. a bit rate the gateway will not apply). */

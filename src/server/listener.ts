@@ -14,7 +14,7 @@ import type { Admission, AdmissionLimits } from "../net/admission.ts";
 import type { WireProtocol } from "../protocols/protocol.ts";
 import type { ProtocolName } from "../protocols/registry.ts";
 import { parseListenAddress } from "../net/address.ts";
-import { ClientSession, type SessionOptions } from "./session.ts";
+import { ClientSession, type SessionBus, type SessionOptions } from "./session.ts";
 import { describeListenFailure } from "./listen-failure.ts";
 
 /** Keepalive probes start after this much idle time, so dead peers are found without traffic. */
@@ -60,6 +60,8 @@ export interface ListenerDeps {
   readonly log: Logger;
   readonly options: SessionOptions;
   readonly registry: ClientRegistry;
+  /** Multi-bus protocols: every bus a client may select (see SessionContext.buses). */
+  readonly buses?: () => readonly SessionBus[];
   /** See SessionContext.initialFrames. */
   readonly initialFrames?: (session: ClientSession) => readonly StampedFrame[];
 }
@@ -109,6 +111,7 @@ export function startListener(address: string, protocol: WireProtocol, deps: Lis
         log,
         options,
         initialFrames: deps.initialFrames,
+        ...(deps.buses ? { buses: deps.buses } : {}),
         established: (s) => {
           ticket.leaveHandshake();
           if (admission.overClientLimit()) {

@@ -66,8 +66,20 @@ export interface SessionIdentity {
   readonly readOnly: boolean;
 }
 
+/** A bus a multi-bus session can select (src/gateway.ts Bus). */
+export interface SessionBus {
+  readonly name: string;
+  readonly hub: Hub;
+  readonly stats: Stats;
+}
+
 export interface SessionContext {
   readonly hub: Hub;
+  /**
+   * Every bus of the gateway, for multi-bus protocols (socketcand `< open NAME >`); read when the
+   * client selects one. Absent: the session serves `hub` only.
+   */
+  readonly buses?: () => readonly SessionBus[];
   readonly stats: Stats;
   readonly log: Logger;
   readonly options: SessionOptions;
@@ -111,7 +123,10 @@ export class ClientSession implements HubClient {
   private replies: Uint8Array[] = [];
   private replyHead = 0;
   private replyBytes = 0;
-  private readonly lane: TxLane;
+  /** The bus this session is on: the listener's, or the one the client selected. */
+  private hub: Hub;
+  private stats: Stats;
+  private lane: TxLane;
   private readonly pump: WritePump;
   /** The socket is paused (not read). */
   private paused = false;
@@ -129,7 +144,7 @@ export class ClientSession implements HubClient {
   private attachedCounted = false;
   private graceTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly wire: WireSession;
-  private readonly pstats: ProtocolStats;
+  private pstats: ProtocolStats;
   private handshakeDone = false;
   private flushScheduled = false;
   private closing: CloseReason | null = null;
@@ -150,6 +165,8 @@ export class ClientSession implements HubClient {
     this.readOnly = identity.readOnly;
     this.queue = new BoundedQueue<StampedFrame>(ctx.options.queueFrames);
     this.pump = new WritePump(socket);
+    this.hub = ctx.hub;
+    this.stats = ctx.stats;
     this.pstats = ctx.stats.protocol(wireProtocol.name);
     this.log = ctx.log.child({ conn_id: this.id, remote: this.remote, protocol: wireProtocol.name });
     this.lane = ctx.hub.openTx(this, this.readOnly, "paced");
@@ -160,20 +177,42 @@ export class ClientSession implements HubClient {
         reply: (bytes) => this.onReply(bytes),
         ready: () => this.onHandshakeDone(),
         rejected: (reason) => {
-          ctx.stats.malformedFrames++;
+          this.stats.malformedFrames++;
           this.pstats.malformed++;
           this.log.debug("frame_rejected", { reason });
         },
         fail: (kind, reason) => this.onViolation(kind, reason),
+        ...(ctx.buses ? { selectBus: (name: string) => this.selectBus(name) } : {}),
       },
       {
         fd: ctx.options.fd,
         busName: ctx.options.busName,
+        ...(ctx.buses ? { busNames: ctx.buses().map((b) => b.name) } : {}),
         busBitrate: ctx.options.busBitrate,
         notice: (text) => this.log.info("client_notice", { note: text }),
         clock: ctx.hub.clock,
       },
     );
+  }
+
+  /**
+   * Moves the session to the bus named `name` before its handshake completes: its TX lane is
+   * reopened on that bus's hub (nothing was sent yet) and it will attach to that hub; its frame
+   * counters go to that bus. False when the gateway has no such bus.
+   */
+  private selectBus(name: string): boolean {
+    const bus = this.ctx.buses?.().find((b) => b.name === name);
+    if (!bus) return false;
+    if (this.handshakeDone || this.receiving) return false;
+    if (bus.hub === this.hub) return true;
+    this.lane.close();
+    this.hub = bus.hub;
+    this.stats = bus.stats;
+    this.pstats = bus.stats.protocol(this.wireProtocol.name);
+    this.lane = bus.hub.openTx(this, this.readOnly, "paced");
+    this.lane.onRoom = () => this.onLaneRoom();
+    this.log.info("client_bus", { bus: name });
+    return true;
   }
 
   get protocol(): ProtocolName {
@@ -295,7 +334,7 @@ export class ClientSession implements HubClient {
     if (this.closing && !this.tail) return;
     this.rxFrames++;
     this.pstats.rxFrames++;
-    this.ctx.stats.tcpRxFrames++;
+    this.stats.tcpRxFrames++;
     this.lane.send(frame);
   }
 
@@ -371,7 +410,7 @@ export class ClientSession implements HubClient {
   flush(): void {
     this.flushScheduled = false;
     if (this.finished) return;
-    const { stats } = this.ctx;
+    const stats = this.stats;
     let writes = 0;
     while (!this.pump.busy) {
       if (writes++ >= MAX_WRITES_PER_FLUSH) {
@@ -462,8 +501,10 @@ export class ClientSession implements HubClient {
     // Queued only (no synchronous write here): they go out with the first flush, after the
     // protocol's start delay like any frame, and a socket failing meanwhile cannot leave a
     // finished session attached to the hub.
-    for (const f of this.ctx.initialFrames?.(this) ?? []) if (this.wire.accepts(f) && !this.queue.offer(f)) this.dropped++;
-    this.ctx.hub.attach(this);
+    // Initial frames are the listener's bus's (e.g. its Ampio state): not for a client of another bus.
+    const initial = this.hub === this.ctx.hub ? (this.ctx.initialFrames?.(this) ?? []) : [];
+    for (const f of initial) if (this.wire.accepts(f) && !this.queue.offer(f)) this.dropped++;
+    this.hub.attach(this);
     this.scheduleFlush();
     if (delay > 0) {
       this.streamTimer = setTimeout(() => {
@@ -554,7 +595,7 @@ export class ClientSession implements HubClient {
   }
 
   private detachFromHub(): void {
-    this.ctx.hub.detach(this);
+    this.hub.detach(this);
   }
 
   /** Releases everything; `now` discards unwritten bytes instead of a graceful end. */

@@ -33,19 +33,19 @@ const TABLE: NodeJS.Dict<NetworkInterfaceInfo[]> = {
 
 describe("beaconXml", () => {
   test("socketcand's exact datagram: attributes, the newline after the start tag, URL, one Bus", () => {
-    expect(beaconXml({ name: "pi4", description: "can-server", address: "192.168.1.10", port: 29536, busName: "can0" })).toBe(
+    expect(beaconXml({ name: "pi4", description: "can-server", address: "192.168.1.10", port: 29536, busNames: ["can0"] })).toBe(
       '<CANBeacon name="pi4" type="SocketCAN" description="can-server">\n<URL>can://192.168.1.10:29536</URL><Bus name="can0"/></CANBeacon>',
     );
   });
 
   test("attribute values are escaped, so any host or bus name stays well-formed XML", () => {
-    const xml = beaconXml({ name: `a&b<"c">'`, description: "x", address: "10.0.0.1", port: 1, busName: 'bus"0' });
+    const xml = beaconXml({ name: `a&b<"c">'`, description: "x", address: "10.0.0.1", port: 1, busNames: ['bus"0'] });
     expect(xml).toContain('name="a&amp;b&lt;&quot;c&quot;&gt;&apos;"');
     expect(xml).toContain('<Bus name="bus&quot;0"/>');
   });
 
   test("SavvyCAN's reader (connectionwindow.cpp + socketcand.cpp, ported) gets bus, IP and port", () => {
-    const xml = beaconXml({ name: "gw", description: "can-server", address: "192.168.1.10", port: 29536, busName: "vcan7" });
+    const xml = beaconXml({ name: "gw", description: "can-server", address: "192.168.1.10", port: 29536, busNames: ["vcan7"] });
     // connectionwindow.cpp: host = CANBeacon@name + " (" + URL text + ")"; bus list "a,b" + "@" + host.
     const name = /<CANBeacon name="([^"]*)"/.exec(xml)![1]!;
     const url = /<URL>([^<]*)<\/URL>/.exec(xml)![1]!;
@@ -59,6 +59,15 @@ describe("beaconXml", () => {
     expect(hostCanIds).toEqual(["vcan7"]);
     expect(ipAndPort.slice(0, ipAndPort.indexOf(":"))).toBe("192.168.1.10");
     expect(Number(ipAndPort.slice(ipAndPort.lastIndexOf(":") + 1))).toBe(29536);
+  });
+});
+
+describe("beaconXml with several buses", () => {
+  test("one <Bus> per bus, in order; SavvyCAN's reader offers each as its own port", () => {
+    const xml = beaconXml({ name: "gw", description: "can-server", address: "192.168.1.10", port: 29536, busNames: ["can0", "can1"] });
+    expect(xml).toBe('<CANBeacon name="gw" type="SocketCAN" description="can-server">\n<URL>can://192.168.1.10:29536</URL><Bus name="can0"/><Bus name="can1"/></CANBeacon>');
+    const buses = [...xml.matchAll(/<Bus name="([^"]*)"\/>/g)].map((m) => m[1]!);
+    expect(buses).toEqual(["can0", "can1"]);
   });
 });
 
@@ -121,7 +130,7 @@ describe("startSocketcandBeacon over real UDP on loopback (unicast target, no br
     const { log, lines } = memoryLogger();
     beacon = startSocketcandBeacon({
       port: 29536,
-      busName: "can0",
+      busNames: ["can0"],
       name: "gw",
       intervalMs: 50,
       log,
@@ -129,8 +138,8 @@ describe("startSocketcandBeacon over real UDP on loopback (unicast target, no br
       interfaces: () => TABLE,
     });
     const got = await rx.next(4);
-    const eth = beaconXml({ name: "gw", description: "can-server", address: "192.168.1.10", port: 29536, busName: "can0" });
-    const wlan = beaconXml({ name: "gw", description: "can-server", address: "10.20.30.40", port: 29536, busName: "can0" });
+    const eth = beaconXml({ name: "gw", description: "can-server", address: "192.168.1.10", port: 29536, busNames: ["can0"] });
+    const wlan = beaconXml({ name: "gw", description: "can-server", address: "10.20.30.40", port: 29536, busNames: ["can0"] });
     expect(got).toEqual([eth, wlan, eth, wlan]);
     await beacon.stop();
     await beacon.stop(); // idempotent
@@ -147,7 +156,7 @@ describe("startSocketcandBeacon over real UDP on loopback (unicast target, no br
     const ticked = new Promise<void>((resolve) => {
       beacon = startSocketcandBeacon({
         port: 1,
-        busName: "can0",
+        busNames: ["can0"],
         intervalMs: 20,
         log,
         target: { address: "127.0.0.1", port: 9 },

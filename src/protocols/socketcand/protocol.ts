@@ -1,7 +1,7 @@
 /**
  * socketcand raw mode as a WireProtocol (docs/protocols.md §8, default port 29536). The
- * session greets `< hi >`, answers `< open NAME >` (only the configured bus name; any other fails
- * the handshake) and `< rawmode >` with `< ok >`, and is ready after that last reply; the server
+ * session greets `< hi >`, answers `< open NAME >` (any bus of the gateway by its name, which
+ * attaches the session to that bus; an unknown name fails the handshake) and `< rawmode >` with `< ok >`, and is ready after that last reply; the server
  * layer writes each reply separately and streams frames only once they are flushed, because
  * python-can matches each reply against one recv(). In raw mode `< send … >` becomes a bus frame.
  * Bytes outside `< … >` are skipped silently, as socketcand does; a command over the length bound
@@ -109,10 +109,11 @@ class SocketcandSession implements WireSession {
 
   private open(bus: string): boolean {
     if (this.mode !== "no-bus") return this.error("bus already open");
-    if (bus !== this.options.busName) {
+    const found = this.events.selectBus ? this.events.selectBus(bus) : bus === this.options.busName;
+    if (!found) {
       this.events.reply(socketcandReply(`error could not open bus ${printable(bus)}`));
       this.failed = true;
-      this.events.fail("handshake", `client asked for bus "${printable(bus)}", this gateway serves "${this.options.busName}"`);
+      this.events.fail("handshake", `client asked for bus "${printable(bus)}", this gateway serves ${this.options.busNames?.map((n) => `"${n}"`).join(", ") ?? `"${this.options.busName}"`}`);
       return false;
     }
     this.mode = "bcm";
