@@ -11,39 +11,7 @@ import { join } from "node:path";
 import { formatFrame } from "../../src/can/frame.ts";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
-import { checkResponse } from "../helpers/json-schema.ts";
-
-interface Answer {
-  status: number;
-  type: string;
-  body: unknown;
-  headers: Headers;
-}
-
-/** A request to the gateway's API; with `check`, the answer is validated against the document. */
-export function apiClient(port: number, doc: () => Record<string, unknown> | null) {
-  return async (method: string, path: string, opts: { body?: unknown; raw?: string; token?: string; type?: string } = {}): Promise<Answer> => {
-    const headers: Record<string, string> = {};
-    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    if (opts.type) headers["content-type"] = opts.type;
-    const r = await fetch(`http://127.0.0.1:${port}${path}`, {
-      method,
-      headers,
-      body: opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body)),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await r.text();
-    const type = r.headers.get("content-type") ?? "";
-    const body = text === "" ? null : type.includes("json") ? (JSON.parse(text) as unknown) : text;
-    const d = doc();
-    if (d) {
-      const problems = checkResponse(d, method, new URL(path, "http://x").pathname, r.status, type, body);
-      if (problems.length > 0) throw new Error(`${method} ${path} → ${r.status} does not match the OpenAPI document: ${problems.join("; ")}`);
-    }
-    if (r.status >= 400) expect(type).toBe("application/problem+json");
-    return { status: r.status, type, body, headers: r.headers };
-  };
-}
+import { apiClient } from "../helpers/api-client.ts";
 
 describe("HTTP API v1", () => {
   let gw: GatewayProcess;
