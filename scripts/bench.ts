@@ -12,7 +12,7 @@
  * dbc (DBC decoding on a saturated bus, with python3-canmatrix's rate as a reference);
  * serial (the older pty tables) on request.
  *
- *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle, views, dbc
+ *   npm run bench                         # fanout, serial-ref, protocols, mqtt, scale, idle, views, dbc, jobs
  *   npm run bench -- --only=serial-ref    # one or several: fanout,serial,serial-ref,protocols,mqtt,scale,idle,views,dbc
  *   npm run bench -- --only=all           # everything, serial included
  *   npm run bench -- --quick              # smaller counts (a smoke run)
@@ -92,7 +92,7 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
 const machine = machineLine();
 const today = todayIso();
 const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle", "views", "dbc"];
+const DEFAULT_SET = ["fanout", "serial-ref", "protocols", "mqtt", "scale", "idle", "views", "dbc", "jobs"];
 const selected = new Set(onlyArg === "all" ? [...DEFAULT_SET, "serial"] : (onlyArg?.split(",") ?? DEFAULT_SET));
 const only = (key: string): boolean => selected.has(key);
 
@@ -219,5 +219,6 @@ if (only("scale")) await child("scale.ts", quick ? ["--clients", "200", "--secon
 if (only("idle")) await child("idle.ts", quick ? ["--window", "2", "--clients", "0,10"] : ["--window", "5"]);
 if (only("views")) await child("views.ts", quick ? ["--quick"] : []);
 if (only("dbc")) await child("dbc.ts", quick ? ["--quick"] : []);
+if (only("jobs")) await child("jobs.ts", quick ? ["--quick"] : []);
 console.log("wrote BENCHMARKS.md");
 process.exit(0);
