@@ -20,7 +20,6 @@ import { buildInfo, versionLine } from "./ops/build-info.ts";
 import { createConsumers, validateConsumerConfig } from "./consumers/consumers.ts";
 import { ConsumerCounters } from "./capture/counters.ts";
 import { startRecorder } from "./consumers/recorder.ts";
-import { socketcandBusName } from "./gateway.ts";
 import { replayFileProblem } from "./backends/replay/config.ts";
 import { Jobs } from "./jobs/jobs.ts";
 
@@ -93,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
   const counters = new ConsumerCounters();
   const g = gateway;
   const recording = config.record
-    ? await startRecorder(config, { hub: g.hub, allocateId: () => g.registry.allocateId(), iface: socketcandBusName(config), counters, log })
+    ? await startRecorder(config, { buses: g.buses, allocateId: () => g.registry.allocateId(), counters, log })
     : null;
   await consumers.start(gateway);
   // Transmit jobs (src/jobs/): the configuration file's, then those -state-dir kept.

@@ -19,7 +19,7 @@ const config = benchConfig({ metricsAddr: "127.0.0.1:0", hubBuffer: 100_000, rec
 const gateway = await startGateway(config, { stats, log, backend });
 const counters = new ConsumerCounters();
 const ops = await startOperations(config, { gateway, stats, log, build: buildInfo(), counters });
-const rec = recordDir ? await startRecorder(config, { hub: gateway.hub, allocateId: () => gateway.registry.allocateId(), iface: "can0", counters, log }) : null;
+const rec = recordDir ? await startRecorder(config, { buses: gateway.buses, allocateId: () => gateway.registry.allocateId(), counters, log }) : null;
 process.stdout.write(`port ${gateway.port("cannelloni")} http ${ops.httpPort}\n`);
 
 await driveFromStdin(backend, () => ({ dropped: stats.hubDroppedFrames, consumers: counters.byKind }));

@@ -31,8 +31,12 @@ import type { ConsumerCounters } from "../capture/counters.ts";
 export interface RecorderOptions {
   readonly id: number;
   readonly dir: string;
-  /** Interface name written on each line (the bus name: can0, the SocketCAN interface). */
-  readonly iface: string;
+  /**
+   * Interface name written on each line, by bus index (StampedFrame.bus): each bus's name (can0,
+   * the SocketCAN interface, a `[[bus]]` name), so canplayer and CanutilsLogReader (`channel`)
+   * tell the buses apart. A frame of an unknown index gets the first name.
+   */
+  readonly ifaces: readonly string[];
   /** Rotate once a file holds this many bytes. */
   readonly maxBytes: number;
   /** Files kept (the oldest of ours beyond this are deleted). */
@@ -209,7 +213,8 @@ export class Recorder implements HubClient {
       for (; i < end; i++) {
         const l = this.queue.poll()!;
         stamps[i] = l.frame.ts;
-        lines[i] = formatCandumpLogLine({ timestampUs: l.frame.ts, iface: this.opts.iface, frame: l.frame, direction: l.dir }) + "\n";
+        const iface = this.opts.ifaces[l.frame.bus] ?? this.opts.ifaces[0]!;
+        lines[i] = formatCandumpLogLine({ timestampUs: l.frame.ts, iface, frame: l.frame, direction: l.dir }) + "\n";
       }
       if (i < n) await nextTurn();
     }
@@ -325,15 +330,25 @@ export class Recorder implements HubClient {
   }
 }
 
-/** Starts the recorder of `-record DIR` on a running hub; the returned function stops it. */
+/** A bus the recorder records: its hub and the interface name its lines carry. */
+export interface RecordedBus {
+  readonly name: string;
+  readonly hub: Pick<Hub, "attach" | "detach" | "onSent">;
+}
+
+/**
+ * Starts the recorder of `-record DIR` on every bus (one file set for all, as `candump -l any`:
+ * each line names its bus); the returned function stops it. `buses` in bus-index order.
+ */
 export async function startRecorder(
   config: { readonly record: string; readonly recordMaxBytes: number; readonly recordMaxFiles: number; readonly recordMaxAgeMs: number },
-  deps: { readonly hub: Pick<Hub, "attach" | "detach" | "onSent">; readonly allocateId: () => number; readonly iface: string; readonly counters: ConsumerCounters; readonly log: Logger },
+  deps: { readonly buses: readonly RecordedBus[]; readonly allocateId: () => number; readonly counters: ConsumerCounters; readonly log: Logger },
 ): Promise<{ readonly recorder: Recorder; stop(deadlineMs?: number): Promise<void> }> {
+  if (deps.buses.length === 0) throw new Error("startRecorder: no bus");
   const recorder = new Recorder({
     id: deps.allocateId(),
     dir: config.record,
-    iface: deps.iface,
+    ifaces: deps.buses.map((b) => b.name),
     maxBytes: config.recordMaxBytes,
     maxFiles: config.recordMaxFiles,
     maxAgeMs: config.recordMaxAgeMs,
@@ -341,13 +356,15 @@ export async function startRecorder(
     log: deps.log.child({ consumer: "recorder" }),
   });
   await recorder.start();
-  deps.hub.attach(recorder);
-  const unsubscribe = deps.hub.onSent((frame) => recorder.recordSent(frame));
+  const unsubscribes = deps.buses.map((b) => {
+    b.hub.attach(recorder);
+    return b.hub.onSent((frame) => recorder.recordSent(frame));
+  });
   return {
     recorder,
     async stop(deadlineMs?: number) {
-      unsubscribe();
-      deps.hub.detach(recorder);
+      for (const u of unsubscribes) u();
+      for (const b of deps.buses) b.hub.detach(recorder);
       await recorder.stop(deadlineMs);
     },
   };

@@ -42,7 +42,7 @@ describe.skipIf(!existsSync(VM))("can-utils in the SocketCAN VM", () => {
   test("canplayer replays a recorder file; candump -l writes a log the replay backend plays with its timing", async () => {
     // 1. A recorder file (the recorder, as the gateway runs it).
     const counters = new ConsumerCounters();
-    const rec = new Recorder({ id: 1, dir: join(work, "rec"), iface: "can0", maxBytes: 1 << 20, maxFiles: 2, maxAgeMs: 0, counters, log: silentLogger, flushMs: 5 });
+    const rec = new Recorder({ id: 1, dir: join(work, "rec"), ifaces: ["can0"], maxBytes: 1 << 20, maxFiles: 2, maxAgeMs: 0, counters, log: silentLogger, flushMs: 5 });
     await rec.start();
     for (const f of FRAMES) rec.enqueue(stamped(f, systemClock.nowUs()));
     rec.recordSent(stamped(dataFrame(0x321, [0x55]), systemClock.nowUs()));

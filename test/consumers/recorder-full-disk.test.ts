@@ -47,7 +47,7 @@ describe("recorder on a full disk (a 256 KiB tmpfs mounted by the test)", () => 
     const gw = await startTestGateway();
     const counters = new ConsumerCounters();
     const { log, lines } = memoryLogger("debug");
-    const recorder = new Recorder({ id: gw.gateway.registry.allocateId(), dir, iface: "can0", maxBytes: 1 << 20, maxFiles: 3, maxAgeMs: 0, counters, log, flushMs: 10 });
+    const recorder = new Recorder({ id: gw.gateway.registry.allocateId(), dir, ifaces: ["can0"], maxBytes: 1 << 20, maxFiles: 3, maxAgeMs: 0, counters, log, flushMs: 10 });
     await recorder.start();
     gw.gateway.hub.attach(recorder);
     try {

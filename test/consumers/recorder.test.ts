@@ -61,7 +61,7 @@ function pythonRead(file: string): PyMsg[] {
 async function recorderOn(g: TestGateway, dir: string, over: Partial<ConstructorParameters<typeof Recorder>[0]> = {}): Promise<{ recorder: Recorder; counters: ConsumerCounters; lines: string[] }> {
   const counters = new ConsumerCounters();
   const { log, lines } = memoryLogger("debug");
-  const recorder = new Recorder({ id: g.gateway.registry.allocateId(), dir, iface: "can0", maxBytes: 1 << 20, maxFiles: 4, maxAgeMs: 0, counters, log, flushMs: 10, ...over });
+  const recorder = new Recorder({ id: g.gateway.registry.allocateId(), dir, ifaces: ["can0"], maxBytes: 1 << 20, maxFiles: 4, maxAgeMs: 0, counters, log, flushMs: 10, ...over });
   await recorder.start();
   g.gateway.hub.attach(recorder);
   rec = recorder;
@@ -207,7 +207,7 @@ describe("recorder", () => {
     const { log } = memoryLogger("debug");
     const started = await startRecorder(
       { record: dir, recordMaxBytes: 1 << 20, recordMaxFiles: 4, recordMaxAgeMs: 0 },
-      { hub: gw.gateway.hub, allocateId: () => gw!.gateway.registry.allocateId(), iface: "can0", counters, log },
+      { buses: gw.gateway.buses, allocateId: () => gw!.gateway.registry.allocateId(), counters, log },
     );
     const client = await CannelloniTestClient.connect(gw.port);
     await client.handshake();

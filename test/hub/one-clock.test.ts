@@ -114,7 +114,7 @@ describe("every output shows the time the frame reached the gateway", () => {
     const { log } = memoryLogger("warn");
     const rec = await startRecorder(
       { record: dir, recordMaxBytes: 1 << 20, recordMaxFiles: 10, recordMaxAgeMs: 0 },
-      { hub: gw.hub, allocateId: () => gw.registry.allocateId(), iface: "can0", counters: new ConsumerCounters(), log },
+      { buses: gw.buses, allocateId: () => gw.registry.allocateId(), counters: new ConsumerCounters(), log },
     );
     cleanups.push(() => rec.stop(500));
 
