@@ -57,7 +57,16 @@ export function writePcapRecord(out: Uint8Array, offset: number, frame: CanFrame
   v.setUint32(offset + 4, us - sec * 1_000_000, true);
   v.setUint32(offset + 8, packetLen, true); // captured length
   v.setUint32(offset + 12, packetLen, true); // original length
-  const p = offset + PCAP_RECORD_HEADER_LEN;
+  return writeSocketcanPacket(out, offset + PCAP_RECORD_HEADER_LEN, frame);
+}
+
+/**
+ * Writes the LINKTYPE_CAN_SOCKETCAN packet of a frame (CAN_MTU or CANFD_MTU bytes) at `p` and
+ * returns the offset after it (shared by pcap records and pcapng Enhanced Packet Blocks).
+ */
+export function writeSocketcanPacket(out: Uint8Array, p: number, frame: CanFrame): number {
+  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const packetLen = frame.fd ? CANFD_MTU : CAN_MTU;
   v.setUint32(p, frame.canId >>> 0, false); // network byte order
   out[p + 4] = frame.len;
   out[p + 5] = frame.fd ? (frame.fdFlags & 0x03) | CANFD_FDF : 0;

@@ -55,6 +55,7 @@ export interface BusViews {
 export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
   const deps: BusViewDeps = {
     hub: ctx.gateway.hub,
+    buses: ctx.gateway.buses,
     log: ctx.log,
     counters: ctx.counters,
     allocateId: () => ctx.gateway.registry.allocateId(),
@@ -84,7 +85,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     v.sendMessage(JSON.stringify(status.snapshot()));
     v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, lastRows) }));
   };
-  const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps) };
+  const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps, "pcap"), "/capture.pcapng": captureRoute(deps, "pcapng") };
   const ownJobs = ctx.jobs === undefined;
   const jobs = ctx.jobs ?? new Jobs({ buses: ctx.gateway.buses, log: ctx.log, stateDir: "", allocateId: deps.allocateId });
   const api = startApi({ gateway: ctx.gateway, config, log: ctx.log, jobs, guesses: web.guesses, counters: new ApiCounters() });
