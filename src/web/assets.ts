@@ -3,7 +3,7 @@
  * files next to the binary, works offline). Scripts and style sheets are named *.txt so the type
  * checker takes them for the text they are imported as. Layout (docs/bus-views.md):
  *   common.js   the one WebSocket, dispatch by message type, formatting, CanServer.timeChart
- *   <view>.js   one file per view (overview, clients, frames, ampio, signals, tx): a new view is its file,
+ *   <view>.js   one file per view (overview, clients, frames, ampio, signals, jobs, tx): a new view is its file,
  *               one line here, one <section> and one <script> in index.html
  *   uplot.js/.css  uPlot (npm uplot, pinned), shared by every view that plots
  */
@@ -16,6 +16,7 @@ import clientsText from "./assets/clients.js.txt" with { type: "text" };
 import framesText from "./assets/frames.js.txt" with { type: "text" };
 import ampioText from "./assets/ampio.js.txt" with { type: "text" };
 import txText from "./assets/tx.js.txt" with { type: "text" };
+import jobsText from "./assets/jobs.js.txt" with { type: "text" };
 import signalsText from "./assets/signals.js.txt" with { type: "text" };
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
@@ -35,5 +36,6 @@ export const ASSETS: Readonly<Record<string, readonly [string, string]>> = {
   "/assets/frames.js": [JS, framesText],
   "/assets/ampio.js": [JS, ampioText],
   "/assets/tx.js": [JS, txText],
+  "/assets/jobs.js": [JS, jobsText],
   "/assets/signals.js": [JS, signalsText],
 };

@@ -45,3 +45,27 @@ test("the send form posts to the API: frames reach a client, a wrong token is re
     c.close();
   }
 }, 60_000);
+
+test("the jobs panel lists the gateway's transmit jobs (read-only), and hides when there are none", async () => {
+  const page = await browser.newPage();
+  try {
+    await page.goto(`http://127.0.0.1:${gw.http}/`);
+    await page.waitForSelector("#txsection:not([hidden])", { timeout: 8000 });
+    expect(await page.$eval("#jobsection", (el) => (el as unknown as { hidden: boolean }).hidden)).toBe(true);
+    const r = await fetch(`http://127.0.0.1:${gw.http}/api/v1/buses/can0/jobs`, {
+      method: "POST",
+      headers: { authorization: "Bearer s3cret" },
+      body: JSON.stringify({ frame: { id: 0x700, data: "05" }, period_ms: 200, name: "heartbeat<b>" }),
+    });
+    expect(r.status).toBe(201);
+    const id = ((await r.json()) as { id: string }).id;
+    await page.waitForSelector("#jobsection:not([hidden])", { timeout: 8000 });
+    await waitText(page, "#jobs tbody", "(t) => t.includes('heartbeat<b>') && t.includes('700#05') && t.includes('200 ms') && t.includes('running')");
+    // The name is text, not markup.
+    expect(await page.$$eval("#jobs tbody b", (els) => els.length)).toBe(0);
+    expect((await fetch(`http://127.0.0.1:${gw.http}/api/v1/buses/can0/jobs/${id}`, { method: "DELETE", headers: { authorization: "Bearer s3cret" } })).status).toBe(204);
+    await page.waitForSelector("#jobsection[hidden]", { timeout: 8000 });
+  } finally {
+    await page.close();
+  }
+}, 60_000);
