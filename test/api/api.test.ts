@@ -172,6 +172,17 @@ describe("HTTP API v1", () => {
       expect(c.frames.length).toBe(n);
       expect((await call("GET", `/api/v1/buses/can0/jobs/${id}`)).status).toBe(404);
       expect((await call("DELETE", `/api/v1/buses/can0/jobs/${id}`, { token: "T" })).status).toBe(404);
+      // A job that starts at a given time: scheduled, silent until then.
+      const startAt = Date.now() + 400;
+      const m0 = c.frames.length;
+      const later = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", body: { frame: "222#01", count: 1, start_at: new Date(startAt).toISOString() } });
+      expect(later.status).toBe(201);
+      expect(later.body).toMatchObject({ state: "scheduled", start_at: new Date(startAt).toISOString(), period_ms: null, count: 1 });
+      await Bun.sleep(200);
+      expect(c.frames.length).toBe(m0);
+      await c.waitFrames(m0 + 1, 2000);
+      expect(Date.now()).toBeGreaterThanOrEqual(startAt - 5);
+      expect(formatFrame(c.frames[m0]!)).toBe("222#01");
       // A job with a count and a sequence: exactly count transmissions, cycling through the frames.
       const m = c.frames.length;
       const counted = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", body: { frames: ["201#01", "201#02"], period_ms: 50, count: 5 } });
@@ -221,6 +232,22 @@ describe("HTTP API v1 refusals by configuration", () => {
       expect(await ro.metric("api_requests_refused_total", { reason: "tx_not_allowed" })).toBe(2);
     } finally {
       await ro.stop();
+    }
+  });
+
+  test("a cross-site request (a foreign Origin) is refused before the API, even with the token", async () => {
+    const gw = await startGatewayProcess(["-web-tx", "-web-token", "T"]);
+    try {
+      const r = await fetch(`http://127.0.0.1:${gw.ports.http}/api/v1/buses/can0/frames`, {
+        method: "POST",
+        headers: { authorization: "Bearer T", origin: "http://evil.example", "content-type": "application/json" },
+        body: JSON.stringify({ frame: "123#00" }),
+      });
+      expect(r.status).toBe(403);
+      expect(await r.text()).toContain("cross-site");
+      expect(await gw.metric("api_frames_total", { result: "sent" })).toBe(0);
+    } finally {
+      await gw.stop();
     }
   });
 
