@@ -168,9 +168,21 @@ export function startApi(deps: ApiDeps): Api {
 
   const busJson = (b: Bus): Record<string, unknown> => {
     const l = latest[b.index]!;
-    const bitrate = busBitrate(b.config);
-    const health = (b.backend as Partial<{ health(): unknown }>).health?.() ?? null;
-    const errorState = health !== null && typeof health === "object" && typeof (health as { state?: unknown }).state === "string" ? (health as { state: string }).state : null;
+    const h = b.backend.health?.() ?? null;
+    // -bitrate wins; else what the controller runs at, where the backend knows; else the backend's default.
+    const bitrate = b.config.bitrate > 0 ? b.config.bitrate : h?.bitrate ? h.bitrate : busBitrate(b.config);
+    const health =
+      h === null
+        ? null
+        : {
+            state: h.state,
+            ...(h.txErrors !== undefined ? { tx_errors: h.txErrors } : {}),
+            ...(h.rxErrors !== undefined ? { rx_errors: h.rxErrors } : {}),
+            ...(h.restarts !== undefined ? { restarts: h.restarts } : {}),
+            ...(h.busOff !== undefined ? { bus_off: h.busOff } : {}),
+            ...(h.errorFrames !== undefined ? { error_frames: h.errorFrames } : {}),
+            ...(h.bitrate ? { bitrate: h.bitrate } : {}),
+          };
     const s = b.stats;
     return {
       name: b.name,
@@ -180,13 +192,13 @@ export function startApi(deps: ApiDeps): Api {
       state: b.backend.up ? "up" : "down",
       reason: b.backend.up ? "" : b.backend.downReason || "not started",
       bitrate,
-      bitrate_source: b.config.bitrate > 0 ? "configured" : "assumed",
+      bitrate_source: b.config.bitrate > 0 ? "configured" : h?.bitrate ? "controller" : "assumed",
       fd: b.config.fd && b.backend.fdCapable,
       load: bitrate > 0 ? Math.min(1, l.bitRate / bitrate) : 0,
       frames_per_s: l.frameRate,
       bits_per_s: l.bitRate,
       // error-active, error-warning, error-passive, bus-off… where the backend reports it; null where it cannot.
-      error_state: errorState,
+      error_state: h?.state ?? null,
       health,
       counters: {
         frames: l.frames,

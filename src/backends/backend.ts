@@ -69,6 +69,28 @@ export interface Backend {
   send(req: TxRequest): SendResult;
   /** Stops reading and writing, releases the device; accepted requests are lost("backend_down"). */
   stop(): Promise<void>;
+  /**
+   * What the backend knows of the CAN controller's health, for the HTTP API's bus view
+   * (src/api/api.ts) and whoever else shows it; absent or null where the backend knows nothing
+   * (virtual, replay, remote buses).
+   */
+  health?(): BusHealth | null;
+}
+
+/** A CAN controller's health as a backend reports it (issue 21 item 3); every field optional but state. */
+export interface BusHealth {
+  /** "error-active", "error-warning", "error-passive", "bus-off", "stopped"; null: not known. */
+  readonly state: string | null;
+  /** The controller's transmit and receive error counters (TEC, REC). */
+  readonly txErrors?: number;
+  readonly rxErrors?: number;
+  /** Controller restarts (after bus-off) and bus-off events since the interface came up. */
+  readonly restarts?: number;
+  readonly busOff?: number;
+  /** Error frames seen, by class (e.g. "ack", "bit", "stuff", "crc", "form", "controller"). */
+  readonly errorFrames?: Readonly<Record<string, number>>;
+  /** The bit rate the controller really runs at (0 or absent: not known). */
+  readonly bitrate?: number;
 }
 
 /** A condition no retry can fix; the process exits with code 1 and this message. */
