@@ -76,6 +76,8 @@ export interface Bus {
   readonly backend: Backend;
   readonly hub: Hub;
   readonly stats: Stats;
+  /** Its bit rate (-bitrate, else the backend's default; busBitrate()). */
+  readonly bitrate: number;
   /** This bus's listeners (single-bus protocols; the multi-bus ones are on the default bus). */
   readonly listeners: readonly Listener[];
   readonly udp: UdpEndpoint | undefined;
@@ -375,6 +377,7 @@ async function startBus(spec: BusSpec, index: number, ctx: BusContext): Promise<
     backend,
     hub,
     stats,
+    bitrate: busBitrate(config),
     listeners,
     udp,
     port: (p) => listeners.find((l) => l.protocol.name === p)?.port,

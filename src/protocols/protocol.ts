@@ -13,8 +13,11 @@ import type { ProtocolName } from "./registry.ts";
 export type ViolationKind = "handshake" | "malformed";
 
 export interface WireSessionEvents {
-  /** A frame the client sent for the bus. */
-  frame(frame: CanFrame): void;
+  /**
+   * A frame the client sent for the bus; `bus`: the gateway's bus index it names (protocols that
+   * carry every bus, `allBuses`), else the session's bus.
+   */
+  frame(frame: CanFrame, bus?: number): void;
   /** Bytes to send that are not bus frames (hello, handshake replies). Each call is one write, in order. */
   reply(bytes: Uint8Array): void;
   /** Handshake complete: from now on the session receives bus frames. */
@@ -41,6 +44,8 @@ export interface WireSessionOptions {
   readonly busName: string;
   /** Every bus of the gateway by name, in order (multi-bus protocols); undefined = only busName. */
   readonly busNames?: readonly string[];
+  /** Their bit rates, in the same order (GVRET's bus parameters); 0 when unknown. */
+  readonly busBitrates?: readonly number[];
   /** The bus bit rate (slcan and GVRET report or compare it); undefined when unknown. */
   readonly busBitrate?: number;
   /** Something worth a log line that is not an error (e.g. a bit rate the gateway will not apply). */
@@ -76,6 +81,11 @@ export interface WireProtocol {
    * admission layer never counts its connection as handshaking (src/net/admission.ts).
    */
   readonly readyOnAccept?: boolean;
+  /**
+   * The session is a client of every bus at once and each frame carries its bus (GVRET bus
+   * numbers: StampedFrame.bus out, WireSessionEvents.frame's `bus` in). Needs a multi-bus listener.
+   */
+  readonly allBuses?: boolean;
   open(events: WireSessionEvents, options: WireSessionOptions): WireSession;
 }
 

@@ -71,6 +71,8 @@ export interface SessionBus {
   readonly name: string;
   readonly hub: Hub;
   readonly stats: Stats;
+  /** Its bit rate (GVRET reports it); 0 when unknown. */
+  readonly bitrate?: number;
 }
 
 export interface SessionContext {
@@ -127,6 +129,12 @@ export class ClientSession implements HubClient {
   private hub: Hub;
   private stats: Stats;
   private lane: TxLane;
+  /**
+   * A protocol that carries every bus (GVRET bus numbers): its TX lanes on the other buses, by
+   * bus index, opened at its first frame for that bus; and the hubs it is attached to.
+   */
+  private readonly otherLanes = new Map<number, TxLane>();
+  private attachedHubs: Hub[] = [];
   private readonly pump: WritePump;
   /** The socket is paused (not read). */
   private paused = false;
@@ -173,7 +181,7 @@ export class ClientSession implements HubClient {
     this.lane.onRoom = () => this.onLaneRoom();
     this.wire = wireProtocol.open(
       {
-        frame: (f) => this.onClientFrame(f),
+        frame: (f, bus) => this.onClientFrame(f, bus),
         reply: (bytes) => this.onReply(bytes),
         ready: () => this.onHandshakeDone(),
         rejected: (reason) => {
@@ -187,7 +195,7 @@ export class ClientSession implements HubClient {
       {
         fd: ctx.options.fd,
         busName: ctx.options.busName,
-        ...(ctx.buses ? { busNames: ctx.buses().map((b) => b.name) } : {}),
+        ...(ctx.buses ? { busNames: ctx.buses().map((b) => b.name), busBitrates: ctx.buses().map((b) => b.bitrate ?? 0) } : {}),
         busBitrate: ctx.options.busBitrate,
         notice: (text) => this.log.info("client_notice", { note: text }),
         clock: ctx.hub.clock,
@@ -269,7 +277,7 @@ export class ClientSession implements HubClient {
   private decode(bytes: Uint8Array, owned: boolean): void {
     let off = 0;
     while (off < bytes.length) {
-      if (!this.lane.hasRoom) {
+      if (!this.lanesHaveRoom()) {
         this.held = owned ? bytes.subarray(off) : bytes.slice(off);
         break;
       }
@@ -278,7 +286,7 @@ export class ClientSession implements HubClient {
       off = end;
       if (this.closing && !this.tail) return;
     }
-    this.setLaneBlocked(this.held !== null || !this.lane.hasRoom);
+    this.setLaneBlocked(this.held !== null || !this.lanesHaveRoom());
   }
 
   /** The TX lane has room again: decode what was held, then read the socket again. */
@@ -289,12 +297,33 @@ export class ClientSession implements HubClient {
       this.held = null;
       this.decode(held, true);
     } else {
-      this.setLaneBlocked(!this.lane.hasRoom);
+      this.setLaneBlocked(!this.lanesHaveRoom());
     }
     if (this.tail && this.held === null) {
       this.tail = false;
       this.finish();
     }
+  }
+
+  /** Every TX lane of this client has room (one full lane pauses the whole connection: TCP has one window). */
+  private lanesHaveRoom(): boolean {
+    if (!this.lane.hasRoom) return false;
+    for (const l of this.otherLanes.values()) if (!l.hasRoom) return false;
+    return true;
+  }
+
+  /** The TX lane for bus `index` (a multi-bus protocol's frame), or null when there is no such bus. */
+  private laneFor(index: number): TxLane | null {
+    const bus = this.ctx.buses?.()[index];
+    if (!bus) return index === 0 ? this.lane : null;
+    if (bus.hub === this.hub) return this.lane;
+    let lane = this.otherLanes.get(index);
+    if (!lane) {
+      lane = bus.hub.openTx(this, this.readOnly, "paced");
+      lane.onRoom = () => this.onLaneRoom();
+      this.otherLanes.set(index, lane);
+    }
+    return lane;
   }
 
   private setLaneBlocked(blocked: boolean): void {
@@ -330,12 +359,19 @@ export class ClientSession implements HubClient {
     this.close("kicked");
   }
 
-  private onClientFrame(frame: CanFrame): void {
+  private onClientFrame(frame: CanFrame, bus?: number): void {
     if (this.closing && !this.tail) return;
+    const lane = bus === undefined ? this.lane : this.laneFor(bus);
+    if (lane === null) {
+      this.stats.malformedFrames++;
+      this.pstats.malformed++;
+      this.log.debug("frame_rejected", { reason: `no bus ${bus}` });
+      return;
+    }
     this.rxFrames++;
     this.pstats.rxFrames++;
     this.stats.tcpRxFrames++;
-    this.lane.send(frame);
+    lane.send(frame);
   }
 
   private onReply(bytes: Uint8Array): void {
@@ -504,7 +540,10 @@ export class ClientSession implements HubClient {
     // Initial frames are the listener's bus's (e.g. its Ampio state): not for a client of another bus.
     const initial = this.hub === this.ctx.hub ? (this.ctx.initialFrames?.(this) ?? []) : [];
     for (const f of initial) if (this.wire.accepts(f) && !this.queue.offer(f)) this.dropped++;
-    this.hub.attach(this);
+    // A protocol that carries the bus in each frame (GVRET) is a client of every bus.
+    const all = this.wireProtocol.allBuses === true ? this.ctx.buses?.() : undefined;
+    this.attachedHubs = all ? all.map((b) => b.hub) : [this.hub];
+    for (const h of this.attachedHubs) h.attach(this);
     this.scheduleFlush();
     if (delay > 0) {
       this.streamTimer = setTimeout(() => {
@@ -596,6 +635,8 @@ export class ClientSession implements HubClient {
 
   private detachFromHub(): void {
     this.hub.detach(this);
+    for (const h of this.attachedHubs) h.detach(this);
+    this.attachedHubs = [];
   }
 
   /** Releases everything; `now` discards unwritten bytes instead of a graceful end. */
@@ -622,12 +663,17 @@ export class ClientSession implements HubClient {
     }
     const lane = this.lane;
     lane.close();
+    let otherSent = 0;
+    for (const l of this.otherLanes.values()) {
+      l.close();
+      otherSent += l.sent;
+    }
     this.log.info("client_disconnected", {
       reason: this.closing ?? "client_closed",
       rx_frames: this.rxFrames,
       tx_frames: this.txFrames,
       dropped: this.dropped,
-      bus_tx_frames: lane.sent,
+      bus_tx_frames: lane.sent + otherSent,
       ...lane.droppedFields("bus_tx_dropped_"),
     });
     this.ctx.closed(this);

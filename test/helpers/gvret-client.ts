@@ -46,7 +46,7 @@ export class GvretTestClient extends TcpTestClient {
   readonly problems: string[] = [];
   /** Command bytes of every non-frame answer, in order (0x06 bus params, 0x09 keepalive, …). */
   readonly answers: number[] = [];
-  busParams: { enabled0: boolean; bitrate0: number; enabled1: boolean } | null = null;
+  busParams: { enabled0: boolean; bitrate0: number; enabled1: boolean; bitrate1: number } | null = null;
   numBuses: number | null = null;
   deviceBuild: number | null = null;
   /** SavvyCAN's "connected": bus parameters (or extended buses) parsed. */
@@ -97,7 +97,12 @@ export class GvretTestClient extends TcpTestClient {
   }
 
   send(...frames: CanFrame[]): void {
-    const parts = frames.map((f) => gvretHostFrame(f));
+    this.sendOn(0, ...frames);
+  }
+
+  /** Sends frames for GVRET bus number `bus` (SavvyCAN's bus byte). */
+  sendOn(bus: number, ...frames: CanFrame[]): void {
+    const parts = frames.map((f) => gvretHostFrame(f, bus));
     const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
     for (const p of parts) {
@@ -181,7 +186,7 @@ export class GvretTestClient extends TcpTestClient {
     this.answers.push(cmd);
     switch (cmd) {
       case 0x06:
-        this.busParams = { enabled0: (m[2]! & 1) === 1, bitrate0: u32(m, 3), enabled1: (m[7]! & 1) === 1 };
+        this.busParams = { enabled0: (m[2]! & 1) === 1, bitrate0: u32(m, 3), enabled1: (m[7]! & 1) === 1, bitrate1: u32(m, 8) };
         this.connected = true;
         return;
       case 0x07:

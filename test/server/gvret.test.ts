@@ -23,7 +23,7 @@ describe("GVRET listener with SavvyCAN's connection sequence", () => {
     const c = await gvret();
     await c.openLikeSavvyCan();
     await waitFor(() => c.answers.includes(0x0d), "the extended-bus answer SavvyCAN asks for");
-    expect(c.busParams).toEqual({ enabled0: true, bitrate0: 500000, enabled1: false });
+    expect(c.busParams).toEqual({ enabled0: true, bitrate0: 500000, enabled1: false, bitrate1: 0 });
     expect(c.numBuses).toBe(1);
     expect(c.deviceBuild).toBe(618);
     expect(c.answers).toEqual([0x0c, 0x06, 0x07, 0x01, 0x09, 0x0d]);

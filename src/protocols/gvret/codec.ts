@@ -225,7 +225,7 @@ export interface GvretEncodeOptions {
    * time (StampedFrame.ts) minus this, in microseconds wrapping at 2^32 as a GVRET device's micros().
    */
   readonly epochUs: number;
-  /** Bus number written into each frame (the gateway has one: 0). */
+  /** Bus number written into every frame; default: each frame's own bus (StampedFrame.bus). */
   readonly bus?: number;
 }
 
@@ -238,11 +238,11 @@ export function encodeGvretFrames(frames: readonly StampedFrame[], count: number
     if (gvretCanCarry(f, opts.fd)) size += (f.fd ? 13 : 12) + f.data.length;
   }
   const out = new Uint8Array(size);
-  const bus = (opts.bus ?? 0) & 0x0f;
   let p = 0;
   for (let i = 0; i < count; i++) {
     const f = frames[i]!;
     if (!gvretCanCarry(f, opts.fd)) continue;
+    const bus = (opts.bus ?? f.bus ?? 0) & 0x0f;
     out[p] = GVRET_START;
     out[p + 1] = f.fd ? GvretCmd.fdFrame : GvretCmd.frame;
     putU32le(out, p + 2, (f.ts - opts.epochUs) >>> 0);
@@ -320,6 +320,9 @@ export function gvretDeviceInfoReply(build: number): Uint8Array {
 export function gvretKeepaliveReply(): Uint8Array {
   return Uint8Array.of(GVRET_START, GvretCmd.keepalive, 0xde, 0xad);
 }
+
+/** Buses a GVRET frame can name (the bus number is 4 bits in the classic frame's length byte). */
+export const GVRET_MAX_BUSES = 16;
 
 /** `F1 0C n`: number of buses. */
 export function gvretNumBusesReply(n: number): Uint8Array {

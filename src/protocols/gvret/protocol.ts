@@ -1,16 +1,18 @@
 /**
  * GVRET over TCP as a WireSession (docs/protocols.md §7; default port 23, which SavvyCAN has
- * fixed). The gateway plays a one-bus GVRET device:
+ * fixed). The gateway plays a GVRET device whose bus numbers are the gateway's buses (0 = the
+ * first; at most GVRET_MAX_BUSES): each frame sent carries its bus (StampedFrame.bus), each frame
+ * received goes to the bus its bus byte names (the session is a client of every bus: `allBuses`).
  * - `ready()` fires at the first `E7` (binary mode; SavvyCAN opens with `E7 E7`). Before it, no
  *   bus frame is sent, as a device in text mode sends none in binary.
  * - Queries are answered at once and each answer goes out as part of one reply per received
  *   chunk: `F1 01` time sync, `F1 06` bus parameters (SavvyCAN shows "connected" on this answer),
  *   `F1 07` device info, `F1 09` keepalive (`F1 09 DE AD`; SavvyCAN drops the connection after 10
- *   unanswered ones, sent every 250 ms), `F1 0C` number of buses (1), `F1 0D` extended buses
+ *   unanswered ones, sent every 250 ms), `F1 0C` number of buses, `F1 0D` extended buses
  *   (zeros; SavvyCAN asks for it after the bus count and also counts its answer as connected).
  * - `accepts(frame)`: data frames only (the format has no RTR or error bit); FD only with
  *   `options.fd` (sent as command 20).
- * - `rejected(reason)`: a frame the host sent that cannot go to the bus (bus other than 0, FD
+ * - `rejected(reason)`: a frame the host sent that cannot go to the bus (a bus number past the last, FD
  *   without `-fd`, id or length out of range). Garbage bytes are skipped and counted in
  *   `skippedBytes`, never reported as violations; `fail()` is never used.
  * - `F1 05` (bus set-up) is acknowledged by silence, as devices do; the bus is not retuned.
@@ -23,6 +25,7 @@ import {
   encodeGvretFrames,
   GvretCmd,
   GvretHostDecoder,
+  GVRET_MAX_BUSES,
   gvretBusParamsReply,
   gvretCanCarry,
   gvretDeviceInfoReply,
@@ -51,12 +54,15 @@ export class GvretSession implements WireSession {
   /** Device time 0 in wall-clock µs: the session's start (a GVRET device counts micros() from boot). */
   private readonly epochUs: number;
   private out: Uint8Array[] = [];
+  /** Buses this device reports (the gateway's, at most GVRET_MAX_BUSES). */
+  private readonly buses: number;
 
   constructor(
     private readonly events: WireSessionEvents,
     private readonly options: GvretOptions,
   ) {
     this.epochUs = this.nowUs();
+    this.buses = Math.min(GVRET_MAX_BUSES, Math.max(1, options.busNames?.length ?? 1));
     this.decoder = new GvretHostDecoder({
       binaryMode: () => {
         if (this.binary) return;
@@ -64,9 +70,9 @@ export class GvretSession implements WireSession {
         this.events.ready();
       },
       frame: (frame, bus) => this.hostFrame(frame, bus),
-      echo: (frame) => {
+      echo: (frame, bus) => {
         // The device answers at once: the frame's time is now (it never enters the hub).
-        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([stamp(frame, this.nowUs(), 0)], 1, { fd: this.options.fd, epochUs: this.epochUs }));
+        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([stamp(frame, this.nowUs(), bus < this.buses ? bus : 0)], 1, { fd: this.options.fd, epochUs: this.epochUs }));
       },
       query: (cmd) => this.query(cmd),
       setupBuses: (can0) => {
@@ -113,7 +119,7 @@ export class GvretSession implements WireSession {
   }
 
   accepts(frame: CanFrame): boolean {
-    return gvretCanCarry(frame, this.options.fd);
+    return gvretCanCarry(frame, this.options.fd) && ((frame as Partial<StampedFrame>).bus ?? 0) < this.buses;
   }
 
   encode(frames: readonly StampedFrame[], count: number): Uint8Array {
@@ -130,9 +136,19 @@ export class GvretSession implements WireSession {
   }
 
   private hostFrame(frame: CanFrame, bus: number): void {
-    if (bus !== 0) return this.events.rejected(`frame for bus ${bus}: this device has one bus (0)`);
+    if (bus >= this.buses) return this.events.rejected(`frame for bus ${bus}: this device has ${this.buses === 1 ? "one bus (0)" : `buses 0 to ${this.buses - 1}`}`);
     if (frame.fd && !this.options.fd) return this.events.rejected("CAN FD frame, but CAN FD is not enabled on this gateway");
-    this.events.frame(frame);
+    // Several buses: the bus byte picks the bus (its index in the gateway); one bus: the session's.
+    if (this.options.busNames !== undefined) this.events.frame(frame, bus);
+    else this.events.frame(frame);
+  }
+
+  /** `F1 06` describes can0 and can1: the gateway's first two buses (the second disabled when there is none). */
+  private busParams(): Uint8Array {
+    const rates = this.options.busBitrates;
+    const can0 = { enabled: true, listenOnly: false, bitrate: rates?.[0] ?? this.options.busBitrate ?? 0 };
+    if (this.buses < 2) return gvretBusParamsReply(can0);
+    return gvretBusParamsReply(can0, { enabled: true, listenOnly: false, bitrate: rates?.[1] ?? 0 });
   }
 
   private query(cmd: number): void {
@@ -141,7 +157,7 @@ export class GvretSession implements WireSession {
         this.out.push(gvretTimeSyncReply(this.deviceMicros()));
         return;
       case GvretCmd.getBusParams:
-        this.out.push(gvretBusParamsReply({ enabled: true, listenOnly: false, bitrate: this.options.busBitrate ?? 0 }));
+        this.out.push(this.busParams());
         return;
       case GvretCmd.getDeviceInfo:
         this.out.push(gvretDeviceInfoReply(GVRET_BUILD));
@@ -150,7 +166,7 @@ export class GvretSession implements WireSession {
         this.out.push(gvretKeepaliveReply());
         return;
       case GvretCmd.getNumBuses:
-        this.out.push(gvretNumBusesReply(1));
+        this.out.push(gvretNumBusesReply(this.buses));
         return;
       case GvretCmd.getExtBuses:
         this.out.push(gvretExtBusesReply());
@@ -163,4 +179,4 @@ export function open(events: WireSessionEvents, options: GvretOptions): GvretSes
   return new GvretSession(events, options);
 }
 
-export const gvret: WireProtocol = { name: "gvret", defaultPort: GVRET_DEFAULT_PORT, open };
+export const gvret: WireProtocol = { name: "gvret", defaultPort: GVRET_DEFAULT_PORT, allBuses: true, open };
