@@ -81,6 +81,8 @@ export interface Bus {
   /** This bus's listeners (single-bus protocols; the multi-bus ones are on the default bus). */
   readonly listeners: readonly Listener[];
   readonly udp: UdpEndpoint | undefined;
+  /** Where busBitrate(config) comes from: -bitrate, the interface (SocketCAN netlink), the backend's default. */
+  readonly bitrateSource: BitrateSource;
   /** Bound port of one of this bus's listeners. */
   port(protocol: ProtocolName): number | undefined;
   /** Up, or why not (`backend socketcan down: …`). */
@@ -134,6 +136,29 @@ export function busBitrate(config: Config): number {
   return config.bitrate > 0 ? config.bitrate : DEFAULT_BITRATE[config.backend];
 }
 
+export type BitrateSource = "flag" | "interface" | "default";
+
+/**
+ * The bus's bit rate before it starts: -bitrate when set, else the rate the interface really runs
+ * at (a SocketCAN can-dev device, read over netlink), else the backend's default. The returned
+ * configuration carries the interface's rate in `bitrate`, so everything computed from
+ * busBitrate(config) (auto TX rate, bus load, GVRET/slcan answers) uses it. Logged once per bus.
+ */
+export function resolveBitrate(spec: BusSpec, log: Logger): { config: Config; source: BitrateSource } {
+  const { config, backend } = spec;
+  if (config.bitrate > 0) {
+    log.info("bus_bitrate", { bitrate: config.bitrate, source: "flag" });
+    return { config, source: "flag" };
+  }
+  const probe = backend.interfaceBitrate?.() ?? null;
+  if (probe !== null && probe.bitrate !== null && probe.bitrate > 0) {
+    log.info("bus_bitrate", { bitrate: probe.bitrate, source: "interface", detail: probe.detail });
+    return { config: { ...config, bitrate: probe.bitrate }, source: "interface" };
+  }
+  log.info("bus_bitrate", { bitrate: DEFAULT_BITRATE[config.backend], source: "default", backend: config.backend, ...(probe !== null ? { detail: probe.detail } : {}) });
+  return { config, source: "default" };
+}
+
 /**
  * Per-client TX limits from the configuration. "auto" rate: half the frames the bus can carry,
  * so one client can never take the whole bus (Ampio 50 kbit/s: 191 frames/s); "auto" burst: a
@@ -150,9 +175,11 @@ export { socketcandBusName };
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const { stats, log } = deps;
-  const specs: readonly BusSpec[] = deps.buses ?? [{ name: socketcandBusName(config), config, backend: requireBackend(deps), stats }];
-  if (specs.length === 0) throw new Error("startGateway: no bus");
-  const multi = specs.length > 1;
+  const given: readonly BusSpec[] = deps.buses ?? [{ name: socketcandBusName(config), config, backend: requireBackend(deps), stats }];
+  if (given.length === 0) throw new Error("startGateway: no bus");
+  const multi = given.length > 1;
+  const bitrates = given.map((s) => resolveBitrate(s, multi ? log.child({ bus: s.name }) : log));
+  const specs: readonly BusSpec[] = given.map((s, i) => ({ ...s, config: bitrates[i]!.config }));
   const fdBudget = connectionCapacity();
   const admission = new Admission(
     {
@@ -193,7 +220,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     for (let i = 0; i < specs.length; i++) {
       // With one bus the log lines stay go-ampio-server's; with several each says its bus.
       const blog = multi ? log.child({ bus: specs[i]!.name }) : log;
-      buses.push(await startBus(specs[i]!, i, { registry, log: blog, clock: deps.clock, initialFrames: deps.initialFrames, state, multiBusListeners: i === 0, named: multi, buses: () => buses }));
+      buses.push(await startBus(specs[i]!, bitrates[i]!.source, i, { registry, log: blog, clock: deps.clock, initialFrames: deps.initialFrames, state, multiBusListeners: i === 0, named: multi, buses: () => buses }));
     }
   } catch (e) {
     for (const b of buses) await b.stop();
@@ -299,7 +326,7 @@ interface BusContext {
   readonly buses: () => readonly Bus[];
 }
 
-async function startBus(spec: BusSpec, index: number, ctx: BusContext): Promise<RunningBus> {
+async function startBus(spec: BusSpec, bitrateSource: BitrateSource, index: number, ctx: BusContext): Promise<RunningBus> {
   const { config, backend, stats, name } = spec;
   const { registry, log } = ctx;
   const tx = txLimits(config);
@@ -380,9 +407,12 @@ async function startBus(spec: BusSpec, index: number, ctx: BusContext): Promise<
     bitrate: busBitrate(config),
     listeners,
     udp,
+    bitrateSource,
     port: (p) => listeners.find((l) => l.protocol.name === p)?.port,
     readiness(): Readiness {
       if (!backend.up) return { ready: false, reason: `${ctx.named ? `bus ${name}: ` : ""}backend ${backend.kind} down: ${backend.downReason || "not started"}` };
+      // The link is up but the controller is off the bus (an error frame said so): not a lost link.
+      if (stats.busHealth?.report().state === "bus-off") return { ready: false, reason: `${ctx.named ? `bus ${name}: ` : ""}CAN controller bus-off (the link is up; it rejoins after a restart)` };
       return { ready: true, reason: "" };
     },
     async stop(): Promise<void> {

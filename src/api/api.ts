@@ -192,7 +192,8 @@ export function startApi(deps: ApiDeps): Api {
       state: b.backend.up ? "up" : "down",
       reason: b.backend.up ? "" : b.backend.downReason || "not started",
       bitrate,
-      bitrate_source: b.config.bitrate > 0 ? "configured" : h?.bitrate ? "controller" : "assumed",
+      // The gateway resolved it at start-up (src/gateway.ts resolveBitrate): -bitrate, the interface, the default.
+      bitrate_source: b.bitrateSource === "flag" ? "configured" : b.bitrateSource === "interface" || h?.bitrate ? "controller" : "assumed",
       fd: b.config.fd && b.backend.fdCapable,
       load: bitrate > 0 ? Math.min(1, l.bitRate / bitrate) : 0,
       frames_per_s: l.frameRate,

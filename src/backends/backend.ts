@@ -75,6 +75,12 @@ export interface Backend {
    * (virtual, replay, remote buses).
    */
   health?(): BusHealth | null;
+  /**
+   * The bit rate the bus really runs at, where the backend can read it before start (SocketCAN:
+   * the interface's netlink bit timing; src/gateway.ts resolveBitrate); null and why where it
+   * cannot (vcan).
+   */
+  interfaceBitrate?(): { bitrate: number | null; detail: string };
 }
 
 /** A CAN controller's health as a backend reports it (issue 21 item 3); every field optional but state. */

@@ -7,7 +7,7 @@
  * dropped or replaced and why.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, UDP_REFUSE_REASONS, type ProtocolName, type ProtocolStats, type Stats } from "./stats.ts";
+import { ERROR_SITES, PROTOCOL_NAMES, REJECT_REASONS, TX_DROP_REASONS, UDP_REFUSE_REASONS, type ProtocolName, type ProtocolStats, type Stats, type BusHealthReport } from "./stats.ts";
 import type { BuildInfo } from "./build-info.ts";
 import { CONSUMER_KINDS, type ConsumerCounters } from "../capture/counters.ts";
 import { mirrorCounter } from "./prom-mirror.ts";
@@ -212,6 +212,45 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     s.backendUp ? 1 : 0,
   );
   busCounter("backend_reconnects_total", "Times the backend came back up after being down.", (s) => s.backendReconnects);
+  // Bus health (src/backends/bus-health.ts): only buses whose backend reports it (SocketCAN; the
+  // backend sets stats.busHealth when it is created, before the metrics are).
+  const anyHealth = buses.some((b) => b.stats.busHealth !== null);
+  const healthSeries = (name: string, help: string, kind: "gauge" | "counter", read: (h: BusHealthReport) => number | null): void => {
+    if (!anyHealth) return;
+    const Metric = kind === "gauge" ? Gauge : Counter;
+    new Metric({
+      name,
+      help,
+      labelNames: withBus([]),
+      registers: [registry],
+      collect(this: Gauge | Counter) {
+        this.reset();
+        eachBus((b, labels) => {
+          const v = b.stats.busHealth ? read(b.stats.busHealth.report()) : null;
+          if (v === null) return;
+          if (this instanceof Gauge) this.set(labels, v);
+          else setCounter(this, v, labels);
+        });
+      },
+    });
+  };
+  healthSeries("can_bus_state", "CAN controller state: 0 error-active, 1 error-warning, 2 error-passive, 3 bus-off, 4 stopped, 5 sleeping, -1 unknown (nothing reported yet).", "gauge", (h) => h.stateValue);
+  healthSeries("can_bus_tx_errors", "The CAN controller's transmit error counter (TEC), as last reported.", "gauge", (h) => h.txErrors);
+  healthSeries("can_bus_rx_errors", "The CAN controller's receive error counter (REC), as last reported.", "gauge", (h) => h.rxErrors);
+  healthSeries("can_bus_restarts_total", "Times the CAN controller came back from bus-off.", "counter", (h) => h.restarts);
+  if (anyHealth) new Counter({
+    name: "can_bus_errors_total",
+    help: "CAN error frames by class (linux/can/error.h: tx_timeout, lostarb, crtl_warning, crtl_passive, crtl_overflow, crtl_active, crtl_other, prot, trx, ack, busoff, buserror, restarted); one frame may count in several.",
+    labelNames: withBus(["class"]),
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachBus((b, labels) => {
+        if (!b.stats.busHealth) return;
+        for (const [c, n] of Object.entries(b.stats.busHealth.report().errors)) setCounter(this, n, { ...labels, class: c });
+      });
+    },
+  });
   busCounter("backend_tx_dropped_total",
     "Frames from clients the bus did not take (backend down, unsupported frame, expired, write failed, unconfirmed); by reason in client_tx_dropped_total.",
     (s) => s.backendTxDropped,

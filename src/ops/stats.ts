@@ -60,6 +60,24 @@ export interface ProtocolStats {
   handshakeFailures: number;
 }
 
+/**
+ * A bus's health as a backend that can tell reports it (src/backends/bus-health.ts): the CAN
+ * controller's state, error frames by class, its error counters, restarts after bus-off.
+ */
+export interface BusHealthReport {
+  /** error-active, error-warning, error-passive, bus-off, stopped, sleeping, unknown. */
+  readonly state: string;
+  /** can_bus_state's value: 0 error-active, 1 error-warning, 2 error-passive, 3 bus-off, 4 stopped, 5 sleeping, -1 unknown. */
+  readonly stateValue: number;
+  /** Error frames by class (every class, 0 included). */
+  readonly errors: Readonly<Record<string, number>>;
+  /** The controller's transmit / receive error counters, null where nothing reported them. */
+  readonly txErrors: number | null;
+  readonly rxErrors: number | null;
+  /** Times the controller came back from bus-off. */
+  readonly restarts: number;
+}
+
 export class Stats {
   // Mirrors of go-ampio-server's counters (same meaning, same names in metrics.ts).
   serialRxFrames = 0;
@@ -81,6 +99,8 @@ export class Stats {
   virtualRxFrames = 0;
   virtualTxFrames = 0;
   backendUp = false;
+  /** Set by a backend that reports the bus's health (SocketCAN); null for the others. */
+  busHealth: { report(): BusHealthReport } | null = null;
   backendReconnects = 0;
   /** Frames from clients that the backend could not take (down, unsupported, overflow). */
   backendTxDropped = 0;

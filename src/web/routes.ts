@@ -64,7 +64,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
   const web = new WebBus({ ...deps, tx: { enabled: config.webTx, token: config.webToken, txAllow: ctx.gateway.registry.limits.txAllow } });
   web.start();
   if (config.webTx && !config.webToken) ctx.log.warn("web_tx_disabled", { reason: "-web-tx needs -web-token; the dashboard stays read-only" });
-  const status = new StatusTracker(ctx.gateway, ctx.stats, ctx.build, ctx.counters, web, busBitrate(config), config.echoClients);
+  const status = new StatusTracker(ctx.gateway, ctx.stats, ctx.build, ctx.counters, web, busBitrate(ctx.gateway.buses[0]?.config ?? config), config.echoClients);
   // The per-id rows of the last tick, for a page that opens between ticks.
   let lastRows: ReturnType<WebBus["sniffer"]> = [];
   const timer = setInterval(() => {

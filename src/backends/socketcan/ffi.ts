@@ -19,6 +19,8 @@ export const CAN_RAW_LOOPBACK = 3;
 /** Also deliver a socket's own sent frames back to it (default off): the transmit confirmation. */
 export const CAN_RAW_RECV_OWN_MSGS = 4;
 export const CAN_RAW_FD_FRAMES = 5;
+/** Which error-frame classes (can_id bits, linux/can/error.h) the socket receives; none by default. */
+export const CAN_RAW_ERR_FILTER = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
@@ -115,6 +117,8 @@ export interface OpenOptions {
   readonly rcvTimeoutMs: number;
   /** Ask for the socket's own transmitted frames back (CAN_RAW_RECV_OWN_MSGS): transmit confirmations. */
   readonly recvOwnMsgs: boolean;
+  /** Error-frame classes to receive (CAN_RAW_ERR_FILTER; error-frames.ts CAN_ERR_MASK = all), 0 = none. */
+  readonly errMask?: number;
 }
 
 export interface OpenSocket {
@@ -127,6 +131,8 @@ export interface OpenSocket {
    * the errno of the failed setsockopt, or -1 when it was not asked for.
    */
   readonly recvOwnMsgsErrno: number;
+  /** 0 when error frames were subscribed to (or none asked), else the errno of the refusal. */
+  readonly errFilterErrno: number;
 }
 
 /**
@@ -167,6 +173,7 @@ export function openCanSocket(iface: string, options: OpenOptions): OpenSocket {
       recvOwnMsgsErrno = setIntOption(fd, SOL_CAN_RAW, CAN_RAW_LOOPBACK, 1);
       if (recvOwnMsgsErrno === 0) recvOwnMsgsErrno = setIntOption(fd, SOL_CAN_RAW, CAN_RAW_RECV_OWN_MSGS, 1);
     }
+    const errFilterErrno = options.errMask ? setIntOption(fd, SOL_CAN_RAW, CAN_RAW_ERR_FILTER, options.errMask) : 0;
     // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it SO_RCVBUF is capped by net.core.rmem_max.
     if (setIntOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, options.rcvBufBytes) !== 0) {
       setIntOption(fd, SOL_SOCKET, SO_RCVBUF, options.rcvBufBytes);
@@ -185,7 +192,7 @@ export function openCanSocket(iface: string, options: OpenOptions): OpenSocket {
       if (e === ERRNO.ENODEV) throw new SocketCanError(`CAN interface ${iface} does not exist: ${describeErrno(e)}`, e);
       throw new SocketCanError(`cannot bind to CAN interface ${iface}: ${describeErrno(e)}`, e);
     }
-    return { fd, ifindex, rcvBufBytes: getIntOption(fd, SOL_SOCKET, SO_RCVBUF), recvOwnMsgsErrno };
+    return { fd, ifindex, rcvBufBytes: getIntOption(fd, SOL_SOCKET, SO_RCVBUF), recvOwnMsgsErrno, errFilterErrno };
   } catch (err) {
     libc.close(fd);
     throw err;

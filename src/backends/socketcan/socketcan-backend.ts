@@ -25,9 +25,13 @@ import { existsSync, readFileSync } from "node:fs";
 import type { CanFrame } from "../../can/frame.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Stats } from "../../ops/stats.ts";
-import { BackendFatalError, commonTxRefusal, type Backend, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
+import { BackendFatalError, commonTxRefusal, type Backend, type BusHealth, type BackendListener, type SendResult, type TxRequest } from "../backend.ts";
 import type { BackoffOptions } from "../backoff.ts";
 import { LinkState } from "../link-state.ts";
+import { BusHealthTracker } from "../bus-health.ts";
+import { CAN_ERR_MASK, isErrorFrame, readErrorFrame } from "./error-frames.ts";
+import type { CanLinkInfo } from "./link-info.ts";
+import { LinkInfoReader } from "./netlink.ts";
 import { DEFAULT_SOCKETCAN_TX_QUEUE_LIMIT, DEFAULT_TX_CONFIRM_TIMEOUT_MS, TxQueue } from "./tx-queue.ts";
 import { CANFD_FRAME_SIZE, decodeCanStruct } from "./can-struct.ts";
 import {
@@ -90,6 +94,26 @@ export interface SocketCanBackendOptions {
   readonly rcvTimeoutMs?: number;
   /** The reconnect backoff starts small again only after a socket stayed up this long (default 1 s). */
   readonly stableUpMs?: number;
+  /** How often the controller's netlink state is read (default 1 s; also soon after an error frame). */
+  readonly healthPollMs?: number;
+}
+
+/**
+ * What a SocketCAN bus reports of its health (Backend.health(), shown by /api/v1/buses/NAME): the
+ * shared fields of ../backend.ts BusHealth, and what only SocketCAN knows.
+ */
+export interface SocketCanHealth extends BusHealth {
+  readonly state: string;
+  /** What last set the state: an error frame, netlink, or nothing yet. */
+  readonly source: "error-frame" | "netlink" | "none";
+  /** Date.now() of the last state change (0 = never). */
+  readonly sinceMs: number;
+  /** IFLA_INFO_KIND of the interface ("can" for a real controller, "vcan", …), "" if not read yet. */
+  readonly kind: string;
+  readonly samplePoint?: number;
+  readonly restartMs?: number;
+  /** The driver's own counts since the interface was created (can_device_stats), where it reports them. */
+  readonly deviceStats?: NonNullable<CanLinkInfo["stats"]>;
 }
 
 /** One open socket and the worker reading it. */
@@ -125,6 +149,9 @@ const WORKER_EXIT_TIMEOUT_MS = 5000;
 const LINK_CHECK_MS = 1000;
 /** net_device flag: the driver echoes sent frames itself, on TX-done (linux/if.h; SIOCGIFFLAGS only has the low 16 bits). */
 const IFF_ECHO = 0x40000;
+const DEFAULT_HEALTH_POLL_MS = 1000;
+/** After an error frame, the netlink state is read again at most this often. */
+const HEALTH_POLL_ON_ERROR_MS = 100;
 
 /** rx-worker.ts's path inside a `bun build --compile` binary, relative to its embedded root. */
 const COMPILED_WORKER_PATHS = ["backends/socketcan/rx-worker.js", "src/backends/socketcan/rx-worker.js", "rx-worker.js"];
@@ -171,6 +198,17 @@ export class SocketCanBackend implements Backend {
   private session: Session | null = null;
   private mtuWarned = false;
   private workerSpecifier = "";
+  /** The controller's state and error counts (error frames + netlink). */
+  private readonly busHealth: BusHealthTracker;
+  private readonly healthPollMs: number;
+  private netlink: LinkInfoReader | null = null;
+  private netlinkWarned = false;
+  private linkKind = "";
+  private lastCan: CanLinkInfo | null = null;
+  private healthPolledAt = -Infinity;
+  /** An error frame came in: read the netlink state soon. */
+  private healthStale = false;
+  private errFilterWarned = false;
   /** Sessions being torn down after a failure (stop() waits for them). */
   private readonly closing = new Set<Promise<void>>();
 
@@ -192,6 +230,47 @@ export class SocketCanBackend implements Backend {
       log: this.log,
       name: "socketcan",
     });
+    this.busHealth = new BusHealthTracker(this.log);
+    this.healthPollMs = options.healthPollMs ?? DEFAULT_HEALTH_POLL_MS;
+    this.stats.busHealth = this.busHealth;
+  }
+
+  /** The bus's health: controller state, error frames by class, error counters, link facts. */
+  health(): SocketCanHealth {
+    const h = this.busHealth.snapshot();
+    const can = this.lastCan;
+    const bt = can?.bitTiming ?? null;
+    return {
+      state: h.state,
+      ...(h.txErrors !== null ? { txErrors: h.txErrors } : {}),
+      ...(h.rxErrors !== null ? { rxErrors: h.rxErrors } : {}),
+      restarts: h.restarts,
+      busOff: h.busOffs,
+      errorFrames: h.errors,
+      ...(bt !== null ? { bitrate: bt.bitrate, samplePoint: bt.samplePoint / 1000 } : {}),
+      source: h.source,
+      sinceMs: h.sinceMs,
+      kind: this.linkKind,
+      ...(can?.restartMs != null ? { restartMs: can.restartMs } : {}),
+      ...(can?.stats ? { deviceStats: can.stats } : {}),
+    };
+  }
+
+  /**
+   * The bit rate the interface really runs at, read once over netlink (start-up: the bus load and
+   * the auto TX rate use it): a number for a real CAN device (kind "can") with its bit timing set,
+   * else null and why (vcan has no bit rate).
+   */
+  interfaceBitrate(): { bitrate: number | null; detail: string } {
+    try {
+      const info = this.readLink();
+      if (info === null) return { bitrate: null, detail: "netlink unavailable" };
+      if (info.can === null) return { bitrate: null, detail: `interface kind ${info.kind || "unknown"} has no CAN bit timing` };
+      if (info.can.bitTiming === null) return { bitrate: null, detail: "bit rate not configured on the interface" };
+      return { bitrate: info.can.bitTiming.bitrate, detail: `ip link: ${info.can.bitTiming.bitrate} bit/s` };
+    } catch (err) {
+      return { bitrate: null, detail: errorMessage(err) };
+    }
   }
 
   get up(): boolean {
@@ -238,6 +317,8 @@ export class SocketCanBackend implements Backend {
 
   async stop(): Promise<void> {
     this.link.stop();
+    this.netlink?.close();
+    this.netlink = null;
     const session = this.session;
     this.session = null;
     if (session !== null) await this.closeSession(session);
@@ -252,12 +333,18 @@ export class SocketCanBackend implements Backend {
       rcvBufBytes: this.rcvBufBytes,
       rcvTimeoutMs: this.rcvTimeoutMs,
       recvOwnMsgs: this.txConfirm,
+      errMask: CAN_ERR_MASK,
     });
+    if (sock.errFilterErrno !== 0 && !this.errFilterWarned) {
+      this.errFilterWarned = true;
+      this.log.warn("socketcan_no_error_frames", { error: describeErrno(sock.errFilterErrno), meaning: "CAN_RAW_ERR_FILTER refused: the bus state comes from netlink only" });
+    }
     let worker: Worker;
     let ring: RxRing;
     try {
       // The socket is bound first, so a link that goes down from here on is reported to it.
-      const problem = linkStateProblem(this.iface, interfaceFlags(sock.fd, this.iface));
+      this.pollHealth(true);
+      const problem = linkStateProblem(this.iface, interfaceFlags(sock.fd, this.iface), this.busHealth.state);
       if (problem !== null) throw new SocketCanError(problem, ERRNO.ENETDOWN);
       if (this.fdCapable && !this.mtuWarned) {
         const mtu = interfaceMtu(sock.fd, this.iface);
@@ -332,6 +419,7 @@ export class SocketCanBackend implements Backend {
       if (state === RX_FAILED) this.receiveFailed(session, Atomics.load(h, H_ERRNO));
       return;
     }
+    this.pollHealth(false);
     if (this.linkLost(session)) return;
     if (session.read !== Atomics.load(h, H_WRITE)) {
       setImmediate(() => this.pump(session));
@@ -371,6 +459,12 @@ export class SocketCanBackend implements Backend {
       if (own) {
         confirmations++;
         session.tx.confirm(frame);
+        continue;
+      }
+      // A report from the controller's driver, not a bus frame: bus-health input only.
+      if (isErrorFrame(frame)) {
+        this.busHealth.errorFrame(readErrorFrame(frame));
+        this.healthStale = true;
         continue;
       }
       this.stats.socketcanRxFrames++;
@@ -449,7 +543,7 @@ export class SocketCanBackend implements Backend {
     session.linkCheckedAt = now;
     let problem: string | null;
     try {
-      problem = linkStateProblem(this.iface, interfaceFlags(session.fd, this.iface));
+      problem = linkStateProblem(this.iface, interfaceFlags(session.fd, this.iface), this.busHealth.state);
     } catch {
       return false; // the interface vanished: the worker's receive fails with ENODEV and says so
     }
@@ -568,6 +662,45 @@ export class SocketCanBackend implements Backend {
     }
   }
 
+  /**
+   * Reads the controller's netlink state into the health state machine: every healthPollMs, soon
+   * after an error frame, or now (`force`, at open). Only kind "can" interfaces have one; the kind
+   * is looked at again on each open (the interface may have been recreated).
+   */
+  private pollHealth(force: boolean): void {
+    const now = performance.now();
+    const due = force || now - this.healthPolledAt >= this.healthPollMs || (this.healthStale && now - this.healthPolledAt >= HEALTH_POLL_ON_ERROR_MS);
+    if (!due) return;
+    this.healthPolledAt = now;
+    this.healthStale = false;
+    if (!force && this.linkKind !== "" && this.linkKind !== "can") return;
+    try {
+      const info = this.readLink();
+      if (info === null) return;
+      this.linkKind = info.kind;
+      this.lastCan = info.can;
+      this.busHealth.linkInfo(info.can);
+    } catch (err) {
+      this.log.debug("socketcan_netlink_failed", { error: errorMessage(err) });
+    }
+  }
+
+  /** One RTM_GETLINK for the interface; null when no netlink socket can be had (logged once). */
+  private readLink(): ReturnType<LinkInfoReader["read"]> | null {
+    if (this.netlink === null) {
+      try {
+        this.netlink = new LinkInfoReader();
+      } catch (err) {
+        if (!this.netlinkWarned) {
+          this.netlinkWarned = true;
+          this.log.warn("socketcan_no_netlink", { error: errorMessage(err), meaning: "the controller state, bit rate and error counters cannot be read" });
+        }
+        return null;
+      }
+    }
+    return this.netlink.read(this.iface);
+  }
+
   private scheduleReconnect(): void {
     if (this.session !== null) return;
     this.link.scheduleRetry(() => {
@@ -602,8 +735,11 @@ export class SocketCanBackend implements Backend {
 }
 
 /** Why an interface with these flags cannot carry frames, or null if it can. */
-function linkStateProblem(iface: string, flags: number): string | null {
+function linkStateProblem(iface: string, flags: number, state: string): string | null {
   if ((flags & IFF_UP) === 0) return `CAN interface ${iface} is down (ip link set ${iface} up)`;
+  if ((flags & IFF_RUNNING) === 0 && state === "bus-off") {
+    return `CAN interface ${iface} is bus-off: the controller left the bus after too many transmit errors (check wiring, termination, bit rate; ip link set ${iface} type can restart-ms 100 restarts it automatically)`;
+  }
   if ((flags & IFF_RUNNING) === 0) {
     return `CAN interface ${iface} is up but not running: bus-off or no carrier (check the bus; ip link set ${iface} type can restart-ms 100 restarts after bus-off)`;
   }
