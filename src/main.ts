@@ -22,6 +22,7 @@ import { ConsumerCounters } from "./capture/counters.ts";
 import { startRecorder } from "./consumers/recorder.ts";
 import { replayFileProblem } from "./backends/replay/config.ts";
 import { Jobs } from "./jobs/jobs.ts";
+import { stateDirProblem } from "./jobs/state-file.ts";
 
 /** Protocols that listen once for every bus (src/protocols/registry.ts). */
 const MULTI_BUS = new Set<string>(PROTOCOLS.filter((p) => p.multiBus === true).map((p) => p.name));
@@ -36,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
     validateConsumerConfig(config, configuration.buses);
     if (config.backend === "replay" && !config.help && !config.version) {
       const problem = replayFileProblem(config.replayFile);
+      if (problem) throw new ConfigError(problem);
+    }
+    if (config.stateDir && !config.help && !config.version) {
+      const problem = stateDirProblem(config.stateDir);
       if (problem) throw new ConfigError(problem);
     }
   } catch (e) {

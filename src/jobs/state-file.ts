@@ -4,7 +4,7 @@
  * one, never half of one. A file that cannot be read back is set aside (`jobs.json.bad-<time>`),
  * never overwritten, and the reason logged.
  */
-import { readFileSync, renameSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { mkdir, open, rename } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -54,4 +54,17 @@ export function setAside(dir: string): string {
   const to = `${statePath(dir)}.bad-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   renameSync(statePath(dir), to);
   return to;
+}
+
+/** Why `dir` cannot hold the state (created if missing), or null: a start-up configuration check. */
+export function stateDirProblem(dir: string): string | null {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "EACCES" || code === "EPERM" ? "permission denied" : code === "ENOTDIR" || code === "EEXIST" ? "not a directory" : code === "EROFS" ? "read-only file system" : code === "ENOENT" ? "it does not exist and cannot be created" : e instanceof Error ? e.message : String(e);
+    return `-state-dir ${dir}: cannot write there (${why})`;
+  }
 }

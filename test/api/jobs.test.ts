@@ -161,4 +161,14 @@ describe("transmit jobs", () => {
     expect(((await call("GET", "/api/v1/buses")).body as { buses: { name: string }[] }).buses.map((b) => b.name)).toEqual(["can0", "far"]);
     c.close();
   });
+
+  test("a -state-dir that cannot be written is a configuration error (exit 2, one line)", async () => {
+    const dir = tmp();
+    const file = join(dir, "file");
+    writeFileSync(file, "");
+    const p = Bun.spawn([process.execPath, new URL("../../src/main.ts", import.meta.url).pathname, "-backend", "virtual", "-state-dir", join(file, "jobs")], { stderr: "pipe", stdout: "ignore" });
+    expect(await p.exited).toBe(2);
+    const err = await new Response(p.stderr).text();
+    expect(err.trim().split("\n")).toEqual([`can-server: configuration error: -state-dir ${join(file, "jobs")}: cannot write there (not a directory)`]);
+  });
 });
