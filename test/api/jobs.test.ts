@@ -45,18 +45,25 @@ describe("transmit jobs", () => {
     const g = await gateway(["-web-tx", "-web-token", "T"]);
     const call = apiClient(g.ports.http!, () => null);
     const c = await client(g);
-    const r = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", body: { frame: { id: 0x100, data: "01" }, period_ms: 100 } });
+    // A sequence of 64 frames whose data byte is the transmission number: the client knows which
+    // transmission each frame is, so a skipped one (counted, never sent late) does not blur the timing.
+    const frames = Array.from({ length: 64 }, (_, k) => ({ id: 0x100, data: k.toString(16).padStart(2, "0") }));
+    const r = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", body: { frames, period_ms: 100 } });
     expect(r.status).toBe(201);
     await c.waitFrames(21, 5000);
+    const k = c.frames.slice(0, 21).map((f) => f.data[0]!);
     const t = c.receipts.slice(0, 21);
-    const periods = t.slice(1).map((x, i) => x - t[i]!);
-    const mean = (t[20]! - t[0]!) / 20;
-    // No drift: 20 periods take 2 s (a timer re-armed from "now" would add its lateness each time).
-    expect(mean).toBeGreaterThan(95);
-    expect(mean).toBeLessThan(105);
-    // Functional bound only (a shared, loaded machine); the measured jitter is in BENCHMARKS.md.
-    for (const p of periods) expect(Math.abs(p - 100)).toBeLessThan(60);
-    expect(c.frames.every((f) => formatFrame(f) === "100#01")).toBe(true);
+    // Transmission numbers only grow; the missing ones were skipped and counted.
+    for (let i = 1; i < k.length; i++) expect(k[i]!).toBeGreaterThan(k[i - 1]!);
+    const job = (await call("GET", `/api/v1/buses/can0/jobs/${(r.body as { id: string }).id}`)).body as { skipped: Record<string, number>; sent: number };
+    expect(Object.values(job.skipped).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(k[20]! - k[0]! - 20);
+    // No drift: frame i arrives (k_i − k_0) · 100 ms after frame 0 (a timer re-armed from "now"
+    // would add its lateness every time: 20 periods late by 2 ms each = 40 ms).
+    const off = t.map((x, i) => x - t[0]! - (k[i]! - k[0]!) * 100);
+    expect(Math.abs(off[20]!)).toBeLessThan(30);
+    // Jitter, functional bound only (a shared, loaded machine; the figures are in BENCHMARKS.md).
+    expect(off.filter((o) => Math.abs(o) < 30).length).toBeGreaterThanOrEqual(18);
+    expect(c.frames.every((f) => formatFrame(f).startsWith("100#"))).toBe(true);
     c.close();
   });
 
