@@ -171,18 +171,9 @@ export function startApi(deps: ApiDeps): Api {
     const h = b.backend.health?.() ?? null;
     // -bitrate wins; else what the controller runs at, where the backend knows; else the backend's default.
     const bitrate = b.config.bitrate > 0 ? b.config.bitrate : h?.bitrate ? h.bitrate : busBitrate(b.config);
-    const health =
-      h === null
-        ? null
-        : {
-            state: h.state,
-            ...(h.txErrors !== undefined ? { tx_errors: h.txErrors } : {}),
-            ...(h.rxErrors !== undefined ? { rx_errors: h.rxErrors } : {}),
-            ...(h.restarts !== undefined ? { restarts: h.restarts } : {}),
-            ...(h.busOff !== undefined ? { bus_off: h.busOff } : {}),
-            ...(h.errorFrames !== undefined ? { error_frames: h.errorFrames } : {}),
-            ...(h.bitrate ? { bitrate: h.bitrate } : {}),
-          };
+    // Every field the backend reports (BusHealth and what only it knows, e.g. SocketCAN's kind and
+    // source), top-level keys in the API's snake_case.
+    const health = h === null ? null : Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v as unknown]));
     const s = b.stats;
     return {
       name: b.name,
