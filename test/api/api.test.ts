@@ -235,6 +235,39 @@ describe("HTTP API v1 refusals by configuration", () => {
     }
   });
 
+  test("the caller's TX lane: over -client-tx-rate the frames wait, those not on the bus within -tx-max-age are refused as expired, each one said; a job over the rate skips (pending), never queues", async () => {
+    const gw = await startGatewayProcess(["-web-tx", "-web-token", "T", "-client-tx-rate", "5", "-client-tx-burst", "1", "-tx-max-age", "500ms"]);
+    try {
+      const call = apiClient(gw.ports.http!, () => null);
+      const c = await CannelloniTestClient.connect(gw.ports.cannelloni!);
+      await c.handshake();
+      const frames = Array.from({ length: 6 }, (_, i) => `10${i}#0${i}`);
+      const r = await call("POST", "/api/v1/buses/can0/frames", { token: "T", body: { frames } });
+      expect(r.status).toBe(200);
+      const results = (r.body as { results: { status: string; reason?: string }[] }).results;
+      // 1 token at once, then one every 200 ms: within 500 ms about 3 go, the rest expire.
+      const sent = results.filter((x) => x.status === "sent").length;
+      expect(sent).toBeGreaterThanOrEqual(2);
+      expect(sent).toBeLessThanOrEqual(4);
+      expect(results.filter((x) => x.status === "refused").every((x) => x.reason === "expired")).toBe(true);
+      expect(results.slice(0, sent).every((x) => x.status === "sent")).toBe(true);
+      await Bun.sleep(100);
+      expect(c.frames.map(formatFrame)).toEqual(frames.slice(0, sent).map((f) => f.toUpperCase()));
+      // A job at 20 ms against 5 frames/s: its own lane's bucket; the transmissions that find the
+      // previous one still waiting are skipped (pending), none piles up.
+      const job = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", body: { frame: "7AA#01", period_ms: 20 } });
+      await Bun.sleep(1000);
+      const j = (await call("GET", `/api/v1/buses/can0/jobs/${(job.body as { id: string }).id}`)).body as { sent: number; skipped: Record<string, number> };
+      expect(j.sent).toBeGreaterThanOrEqual(3);
+      expect(j.sent).toBeLessThanOrEqual(8);
+      expect(j.skipped.pending).toBeGreaterThan(30);
+      expect(((await call("GET", "/api/v1/buses/can0")).body as { tx_queued: number }).tx_queued).toBeLessThanOrEqual(1);
+      c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test("a cross-site request (a foreign Origin) is refused before the API, even with the token", async () => {
     const gw = await startGatewayProcess(["-web-tx", "-web-token", "T"]);
     try {
