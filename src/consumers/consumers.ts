@@ -199,6 +199,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
       }
       if (config.mqttUrl !== "") {
         const { MqttBridge, redactUrl } = await import("./mqtt/bridge.ts");
+        const { BusStatePublisher } = await import("./mqtt/bus-state.ts");
         const txReadOnly = await brokerTxReadOnly(config, log);
         // Signals publish through the bridge; each bus's commands get a TX lane of their own on its hub.
         const signalPublishers = await signalBuses.mqttPublishers(
@@ -227,7 +228,8 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           ampioTree: config.mqttAmpio,
           names,
           txReadOnly,
-          extensions: signalPublishers,
+          // Each bus's link and controller state, retained on <prefix>/<bus>/state (./mqtt/bus-state.ts).
+          extensions: [...signalPublishers, new BusStatePublisher(normalizePrefix(config.mqttPrefix), gateway.buses)],
         });
         bridge.start();
       }
