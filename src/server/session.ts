@@ -135,6 +135,8 @@ export class ClientSession implements HubClient {
    */
   private readonly otherLanes = new Map<number, TxLane>();
   private attachedHubs: Hub[] = [];
+  /** The bus the client opened by name (socketcand), when not its listener's. */
+  private selectedBus: string | null = null;
   private readonly pump: WritePump;
   /** The socket is paused (not read). */
   private paused = false;
@@ -212,15 +214,25 @@ export class ClientSession implements HubClient {
     const bus = this.ctx.buses?.().find((b) => b.name === name);
     if (!bus) return false;
     if (this.handshakeDone || this.receiving) return false;
-    if (bus.hub === this.hub) return true;
+    if (bus.hub === this.hub) {
+      this.selectedBus = name;
+      return true;
+    }
     this.lane.close();
     this.hub = bus.hub;
     this.stats = bus.stats;
     this.pstats = bus.stats.protocol(this.wireProtocol.name);
     this.lane = bus.hub.openTx(this, this.readOnly, "paced");
     this.lane.onRoom = () => this.onLaneRoom();
+    this.selectedBus = name;
     this.log.info("client_bus", { bus: name });
     return true;
+  }
+
+  /** The bus this client is on (its listener's, or the one it opened); "" = every bus (GVRET). */
+  get bus(): string {
+    if (this.wireProtocol.allBuses === true && this.ctx.buses) return "";
+    return this.selectedBus ?? this.ctx.options.busName;
   }
 
   get protocol(): ProtocolName {

@@ -3,6 +3,7 @@
  * files next to the binary, works offline). Scripts and style sheets are named *.txt so the type
  * checker takes them for the text they are imported as. Layout (docs/bus-views.md):
  *   common.js   the one WebSocket, dispatch by message type, formatting, CanServer.timeChart
+ *   buses.js    the bus selector (several buses): CanServer.busStatus, CanServer.onBus
  *   <view>.js   one file per view (overview, clients, frames, ampio, signals, jobs, tx): a new view is its file,
  *               one line here, one <section> and one <script> in index.html
  *   uplot.js/.css  uPlot (npm uplot, pinned), shared by every view that plots
@@ -11,6 +12,7 @@ import htmlText from "./assets/index.html" with { type: "text" };
 import cssText from "./assets/style.css.txt" with { type: "text" };
 import faviconText from "./assets/favicon.svg" with { type: "text" };
 import commonText from "./assets/common.js.txt" with { type: "text" };
+import busesText from "./assets/buses.js.txt" with { type: "text" };
 import overviewText from "./assets/overview.js.txt" with { type: "text" };
 import clientsText from "./assets/clients.js.txt" with { type: "text" };
 import framesText from "./assets/frames.js.txt" with { type: "text" };
@@ -31,6 +33,7 @@ export const ASSETS: Readonly<Record<string, readonly [string, string]>> = {
   "/assets/uplot.js": [JS, String(uplotJs)],
   "/assets/uplot.css": ["text/css; charset=utf-8", String(uplotCss)],
   "/assets/common.js": [JS, commonText],
+  "/assets/buses.js": [JS, busesText],
   "/assets/overview.js": [JS, overviewText],
   "/assets/clients.js": [JS, clientsText],
   "/assets/frames.js": [JS, framesText],

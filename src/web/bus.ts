@@ -7,6 +7,10 @@
  * so), and nothing is sent while the socket still holds more than MAX_BUFFERED bytes unsent
  * (those frames are dropped and counted). `enqueue` always answers true: the hub never counts
  * or kicks the dashboard.
+ *
+ * Several buses: it is a client of every bus's hub and keeps the meter and the per-id table per
+ * bus (by StampedFrame.bus); each browser watches one bus (`{type:"bus", bus:NAME}`, the first by
+ * default) and gets that bus's frames only.
  */
 import type { ServerWebSocket } from "bun";
 import { arbitrationId, formatFrame, isExtended, isRemote, type CanFrame, type StampedFrame } from "../can/frame.ts";
@@ -84,18 +88,21 @@ export class WebViewer implements WsPeer {
   lane: TxLane | null = null;
 
   constructor(
-    private readonly bus: WebBus,
+    private readonly bus_: WebBus,
     readonly id: number,
     readonly remote: string,
     /** Called when the socket has closed (frees the viewer's -http-max-streams slot). */
     private readonly closed: () => void = () => {},
   ) {}
 
+  /** The bus this browser watches (index in the gateway's buses). */
+  bus = 0;
+
   open(ws: ServerWebSocket<WsPeer>): void {
     this.ws = ws;
-    this.bus.add(this);
+    this.bus_.add(this);
     // The current state at once (routes.ts): no empty cards until the next tick.
-    this.bus.onViewerOpen?.(this, ws);
+    this.bus_.onViewerOpen?.(this, ws);
   }
 
   message(ws: ServerWebSocket<WsPeer>, message: string | Uint8Array): void {
@@ -114,8 +121,24 @@ export class WebViewer implements WsPeer {
       } catch (e) {
         this.sendMessage(JSON.stringify({ type: "filter", ok: false, error: e instanceof IdFilterError ? e.message : String(e) }));
       }
+    } else if (m.type === "bus" && typeof (m as { bus?: unknown }).bus === "string") {
+      const name = (m as { bus: string }).bus;
+      const index = this.bus_.busNames.indexOf(name);
+      if (index < 0) {
+        this.sendMessage(JSON.stringify({ type: "bus", ok: false, error: `no bus ${JSON.stringify(name.slice(0, 40))}` }));
+      } else {
+        if (index !== this.bus) {
+          // A send lane belongs to the bus it was opened on.
+          this.lane?.close();
+          this.lane = null;
+        }
+        this.bus = index;
+        this.queue.clear();
+        this.sendMessage(JSON.stringify({ type: "bus", ok: true, bus: name }));
+        this.bus_.onViewerBus?.(this);
+      }
     } else if (m.type === "send" && typeof m.frame === "string") {
-      this.sendMessage(JSON.stringify({ type: "sent", ...this.bus.send(this, m.frame, typeof m.token === "string" ? m.token : "") }));
+      this.sendMessage(JSON.stringify({ type: "sent", ...this.bus_.send(this, m.frame, typeof m.token === "string" ? m.token : "") }));
     }
   }
 
@@ -139,15 +162,15 @@ export class WebViewer implements WsPeer {
 
   close(_ws: ServerWebSocket<WsPeer>, _code: number, _reason: string): void {
     this.ws = null;
-    this.bus.remove(this);
+    this.bus_.remove(this);
     this.closed();
   }
 
-  offer(f: CanFrame, tUs: number): void {
-    if (!this.filter.matches(f)) return;
+  offer(f: CanFrame, tUs: number, bus: number): void {
+    if (bus !== this.bus || !this.filter.matches(f)) return;
     if (!this.queue.offer({ f, tUs })) {
       this.dropped++;
-      this.bus.counters.byKind.web.dropped++;
+      this.bus_.counters.byKind.web.dropped++;
     }
   }
 
@@ -158,7 +181,7 @@ export class WebViewer implements WsPeer {
     if (n === 0) return;
     if (this.backedUp) {
       this.dropped += n;
-      this.bus.counters.byKind.web.dropped += n;
+      this.bus_.counters.byKind.web.dropped += n;
       this.queue.clear();
       return;
     }
@@ -176,13 +199,31 @@ export class WebViewer implements WsPeer {
     }
     this.sampled += n - rows.length;
     this.txFrames += rows.length;
-    this.bus.counters.byKind.web.frames += rows.length;
+    this.bus_.counters.byKind.web.frames += rows.length;
     ws.sendText(JSON.stringify({ type: "frames", frames: rows, sampled: n - rows.length, dropped: this.dropped }));
   }
 }
 
+/** A bus the dashboard shows (src/gateway.ts Bus). */
+export interface WebBusSource {
+  readonly name: string;
+  readonly hub: Pick<Hub, "attach" | "detach" | "openTx">;
+}
+
+/** One bus's meter and per-id table. */
+export interface BusMeter {
+  frames: number;
+  bits: number;
+  readonly ids: Map<number, IdStat>;
+  idsOverflow: number;
+  /** performance.now() of the last sniffer() call (-1: none yet). */
+  lastSnifferMs: number;
+}
+
 export interface WebBusDeps {
   readonly hub: Hub;
+  /** Every bus, in order (Gateway.buses); absent: only `hub`, named can0. */
+  readonly buses?: readonly WebBusSource[];
   readonly counters: ConsumerCounters;
   readonly log: Logger;
   readonly allocateId: () => number;
@@ -191,21 +232,22 @@ export interface WebBusDeps {
 
 /** The shared hub client behind every open dashboard. */
 export class WebBus implements HubClient {
-  /** performance.now() of the last sniffer() call (-1: none yet). */
-  private lastSnifferMs = -1;
   readonly protocol = "web";
   readonly remote = "dashboard";
   readonly id: number;
   readonly connectedAt = Date.now();
   readonly receiving = true;
   dropped = 0;
-  /** Frames and bits seen since start (the meter). */
+  /** Frames and bits seen since start on every bus (the meter). */
   frames = 0;
   bits = 0;
   readonly viewers = new Set<WebViewer>();
-  readonly ids = new Map<number, IdStat>();
-  /** Ids not tracked because MAX_IDS were already. */
-  idsOverflow = 0;
+  /** Per bus (by index): its meter and per-id table. */
+  readonly meters: BusMeter[];
+  readonly busNames: readonly string[];
+  private readonly sources: readonly WebBusSource[];
+  /** Called when a viewer switched bus (routes.ts sends it that bus's table at once). */
+  onViewerBus: ((v: WebViewer) => void) | null = null;
   /** Called when a viewer's socket opens, to send it the current state (set by routes.ts). */
   onViewerOpen: ((v: WebViewer, ws: ServerWebSocket<WsPeer>) => void) | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -218,7 +260,20 @@ export class WebBus implements HubClient {
 
   constructor(private readonly deps: WebBusDeps) {
     this.id = deps.allocateId();
+    this.sources = deps.buses ?? [{ name: "can0", hub: deps.hub }];
+    this.busNames = this.sources.map((b) => b.name);
+    this.meters = this.sources.map(() => ({ frames: 0, bits: 0, ids: new Map<number, IdStat>(), idsOverflow: 0, lastSnifferMs: -1 }));
     this.refusalLog = new RefusalLog(deps.log, "web_tx_refused");
+  }
+
+  /** The first bus's per-id table (one bus: the only one). */
+  get ids(): Map<number, IdStat> {
+    return this.meters[0]!.ids;
+  }
+
+  /** Ids not tracked on any bus because MAX_IDS were already. */
+  get idsOverflow(): number {
+    return this.meters.reduce((n, m) => n + m.idsOverflow, 0);
   }
 
   get counters(): ConsumerCounters {
@@ -239,7 +294,7 @@ export class WebBus implements HubClient {
   start(): void {
     if (this.attached) return;
     this.attached = true;
-    this.deps.hub.attach(this);
+    for (const b of this.sources) b.hub.attach(this);
     this.timer = setInterval(() => {
       for (const v of this.viewers) v.flush();
     }, FLUSH_MS);
@@ -248,7 +303,7 @@ export class WebBus implements HubClient {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.attached) this.deps.hub.detach(this);
+    if (this.attached) for (const b of this.sources) b.hub.detach(this);
     this.attached = false;
     for (const v of this.viewers) v.ws?.close(1001, "shutting down");
   }
@@ -274,16 +329,21 @@ export class WebBus implements HubClient {
 
   enqueue(frame: StampedFrame): boolean {
     const tUs = frame.ts;
+    const bits = frameBits(frame);
     this.frames++;
-    this.bits += frameBits(frame);
+    this.bits += bits;
+    const bus = frame.bus ?? 0;
+    const meter = this.meters[bus] ?? this.meters[0]!;
+    meter.frames++;
+    meter.bits += bits;
     const key = frame.canId >>> 0;
-    let s = this.ids.get(key);
+    let s = meter.ids.get(key);
     if (!s) {
-      if (this.ids.size >= MAX_IDS) {
-        this.idsOverflow++;
+      if (meter.ids.size >= MAX_IDS) {
+        meter.idsOverflow++;
       } else {
         s = { count: 0, data: "", lastUs: 0, prevCount: -1, rate: 0, seeded: false, changed: true };
-        this.ids.set(key, s);
+        meter.ids.set(key, s);
       }
     }
     if (s) {
@@ -292,23 +352,24 @@ export class WebBus implements HubClient {
       s.changed = true;
       s.data = formatFrame(frame);
     }
-    for (const v of this.viewers) v.offer(frame, tUs);
+    for (const v of this.viewers) v.offer(frame, tUs, bus);
     return true;
   }
 
   kick(_reason: string): void {}
 
   /** Rates per id (averaged, see RATE_TAU_S); returns the sniffer rows (changed ones first). */
-  sniffer(intervalS: number): { id: string; ext: boolean; count: number; rate: number; frame: string; ageMs: number }[] {
+  sniffer(intervalS: number, bus = 0): { id: string; ext: boolean; count: number; rate: number; frame: string; ageMs: number }[] {
+    const meter = this.meters[bus] ?? this.meters[0]!;
     // Frame times are the hub's (StampedFrame.ts): compared with the same clock.
     const now = systemClock.nowUs();
     // Counts since the previous call span the time since that call (the table is computed only
     // while a page is open, so that can be much longer than one status interval).
     const mono = performance.now();
-    const dt = this.lastSnifferMs < 0 ? intervalS : (mono - this.lastSnifferMs) / 1000;
-    this.lastSnifferMs = mono;
+    const dt = meter.lastSnifferMs < 0 ? intervalS : (mono - meter.lastSnifferMs) / 1000;
+    meter.lastSnifferMs = mono;
     const rows = [];
-    for (const [key, s] of this.ids) {
+    for (const [key, s] of meter.ids) {
       // Averaged over ~RATE_TAU_S (exponentially, as the Ampio inventory's module rate), so an id
       // sending about once a second reads ~1/s, not 0 and 2 in turns, and agrees with the Ampio view.
       if (s.prevCount >= 0 && dt > 0) {
@@ -349,7 +410,7 @@ export class WebBus implements HubClient {
     } catch (e) {
       return { ok: false, error: e instanceof FrameSyntaxError ? e.message : String(e) };
     }
-    v.lane ??= this.deps.hub.openTx({ id: v.id, protocol: "web", remote: v.remote }, !(this.deps.tx.txAllow?.allows(hostOf(v.remote)) ?? true));
+    v.lane ??= (this.sources[v.bus] ?? this.sources[0]!).hub.openTx({ id: v.id, protocol: "web", remote: v.remote }, !(this.deps.tx.txAllow?.allows(hostOf(v.remote)) ?? true));
     const ok = v.lane.send(frame);
     return ok ? { ok: true } : { ok: false, error: `dropped: ${[...v.lane.dropped.keys()].join(",") || "refused"}` };
   }

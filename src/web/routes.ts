@@ -61,29 +61,31 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     allocateId: () => ctx.gateway.registry.allocateId(),
     streams: new HttpStreamLimit(config.httpMaxStreams, ctx.stats, ctx.log),
   };
-  const web = new WebBus({ ...deps, tx: { enabled: config.webTx, token: config.webToken, txAllow: ctx.gateway.registry.limits.txAllow } });
+  const web = new WebBus({ ...deps, buses: ctx.gateway.buses, tx: { enabled: config.webTx, token: config.webToken, txAllow: ctx.gateway.registry.limits.txAllow } });
   web.start();
   if (config.webTx && !config.webToken) ctx.log.warn("web_tx_disabled", { reason: "-web-tx needs -web-token; the dashboard stays read-only" });
   const status = new StatusTracker(ctx.gateway, ctx.stats, ctx.build, ctx.counters, web, busBitrate(ctx.gateway.buses[0]?.config ?? config), config.echoClients);
-  // The per-id rows of the last tick, for a page that opens between ticks.
-  let lastRows: ReturnType<WebBus["sniffer"]> = [];
+  // The per-id rows of the last tick, per bus, for a page that opens (or switches bus) between ticks.
+  let lastRows: ReturnType<WebBus["sniffer"]>[] = web.busNames.map(() => []);
+  const rowsOf = (v: WebViewer): ReturnType<WebBus["sniffer"]> => sniffRows(v, lastRows[v.bus] ?? []);
   const timer = setInterval(() => {
     const dt = status.sample();
-    // Every tick, so the per-id rates are right when a page opens (at most MAX_IDS rows).
-    lastRows = web.sniffer(dt);
+    // Every tick, so the per-id rates are right when a page opens (at most MAX_IDS rows per bus).
+    lastRows = web.busNames.map((_, i) => web.sniffer(dt, i));
     if (web.viewers.size === 0) return;
     const snap = JSON.stringify(status.snapshot());
     for (const v of web.viewers) {
       // A browser that does not read skips these (counted) instead of growing its socket's buffer.
       v.sendMessage(snap);
-      v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, lastRows) }));
+      v.sendMessage(JSON.stringify({ type: "sniffer", rows: rowsOf(v) }));
     }
   }, STATUS_MS);
+  web.onViewerBus = (v) => v.sendMessage(JSON.stringify({ type: "sniffer", rows: rowsOf(v) }));
   // A page that opens gets the rate history, the status and the per-id table at once.
   web.onViewerOpen = (v) => {
     v.sendMessage(JSON.stringify({ type: "history", ...status.history.columns() }));
     v.sendMessage(JSON.stringify(status.snapshot()));
-    v.sendMessage(JSON.stringify({ type: "sniffer", rows: sniffRows(v, lastRows) }));
+    v.sendMessage(JSON.stringify({ type: "sniffer", rows: rowsOf(v) }));
   };
   const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps, "pcap"), "/capture.pcapng": captureRoute(deps, "pcapng") };
   const ownJobs = ctx.jobs === undefined;

@@ -13,6 +13,7 @@ import type { Stats } from "../ops/stats.ts";
 import type { ConsumerCounters } from "../capture/counters.ts";
 import type { ClientSession } from "../server/session.ts";
 import type { WebBus } from "./bus.ts";
+import type { HubClient } from "../hub/hub.ts";
 import { systemClock } from "../can/clock.ts";
 import { RateHistory } from "./history.ts";
 
@@ -24,6 +25,8 @@ export function displayRemote(remote: string): string {
 
 export interface ClientRow {
   id: number;
+  /** The bus it is a client of ("" = every bus, e.g. GVRET or the recorder with several buses). */
+  bus: string;
   protocol: string;
   remote: string;
   connectedAt: number;
@@ -51,6 +54,7 @@ const KEEP_LEFT = 20;
 function sessionRow(s: ClientSession): ClientRow {
   return {
     id: s.id,
+    bus: s.bus,
     protocol: s.protocol,
     remote: displayRemote(s.remote),
     connectedAt: s.connectedAt,
@@ -74,6 +78,9 @@ export class StatusTracker {
   private readonly startedAtMs = Math.floor(systemClock.nowUs() / 1000);
   private prev = { t: performance.now(), frames: 0, bits: 0, clientTx: 0 };
   private rates = { inFps: 0, outFps: 0, bps: 0 };
+  /** Per bus (several buses): the previous counts and the rates, by bus index. */
+  private busPrev: { frames: number; bits: number; clientTx: number }[] = [];
+  private busRates: { inFps: number; outFps: number; bps: number }[] = [];
   /** The last minutes of rates, one sample a second (a new page draws them at once). */
   readonly history = new RateHistory();
   /** When `rates` were computed (ms since the epoch): the time of the newest history sample. */
@@ -104,8 +111,41 @@ export class StatusTracker {
     this.ratesAt = Math.floor(systemClock.nowUs() / 1000);
     this.history.push({ t: this.ratesAt, inFps: this.rates.inFps, outFps: this.rates.outFps, load: this.busLoad().load });
     this.prev = { t: now, frames: this.web.frames, bits: this.web.bits, clientTx: this.stats.clientTxSent };
+    this.sampleBuses(dt);
     this.trackSessions();
     return dt;
+  }
+
+  /** Each bus's rates from its own meter and counters. */
+  private sampleBuses(dt: number): void {
+    this.gateway.buses.forEach((b, i) => {
+      const m = this.web.meters[i];
+      if (!m) return;
+      const prev = this.busPrev[i] ?? { frames: 0, bits: 0, clientTx: 0 };
+      const frames = m.frames - prev.frames;
+      const out = b.stats.clientTxSent - prev.clientTx;
+      const inFrames = this.echoClients ? Math.max(0, frames - out) : frames;
+      this.busRates[i] = { inFps: inFrames / dt, outFps: out / dt, bps: (m.bits - prev.bits) / dt };
+      this.busPrev[i] = { frames: m.frames, bits: m.bits, clientTx: b.stats.clientTxSent };
+    });
+  }
+
+  /** Every bus: its backend, bit rate, rates and load (the dashboard's bus selector shows one). */
+  private busesSnapshot(): object[] {
+    return this.gateway.buses.map((b, i) => {
+      const rates = this.busRates[i] ?? { inFps: 0, outFps: 0, bps: 0 };
+      const raw = b.bitrate > 0 ? rates.bps / b.bitrate : 0;
+      return {
+        name: b.name,
+        backend: { kind: b.backend.kind, up: b.backend.up, reason: b.backend.downReason, reconnects: b.stats.backendReconnects },
+        bitrate: b.bitrate,
+        rates,
+        busLoad: Math.min(1, raw),
+        busLoadOver: raw > 1.005,
+        listeners: b.listeners.map((l) => ({ protocol: l.protocol.name, port: l.port })),
+        ids: this.web.meters[i]?.ids.size ?? 0,
+      };
+    });
   }
 
   private trackSessions(): void {
@@ -136,14 +176,24 @@ export class StatusTracker {
     const g = this.gateway;
     const clients: ClientRow[] = [...g.registry.sessions].map(sessionRow);
     const sessionIds = new Set(clients.map((c) => c.id));
-    for (const c of g.hub.attached) {
-      if (sessionIds.has(c.id)) continue;
+    // In-process consumers of each bus; one attached to every bus (recorder, dashboard meter) is one row, bus "".
+    const consumers = new Map<number, { c: HubClient; buses: string[] }>();
+    for (const b of g.buses) {
+      for (const c of b.hub.attached) {
+        if (sessionIds.has(c.id)) continue;
+        const e = consumers.get(c.id);
+        if (e) e.buses.push(b.name);
+        else consumers.set(c.id, { c, buses: [b.name] });
+      }
+    }
+    for (const { c, buses } of consumers.values()) {
       const at = "connectedAt" in c && typeof c.connectedAt === "number" ? c.connectedAt : this.startedAtMs;
       const tx = "txFrames" in c && typeof c.txFrames === "number" ? c.txFrames : 0;
-      clients.push({ id: c.id, protocol: c.protocol, remote: displayRemote(c.remote), connectedAt: at, rx: 0, tx, dropped: c.dropped, queued: c.queued, state: "consumer" });
+      const bus = buses.length === 1 ? buses[0]! : "";
+      clients.push({ id: c.id, bus, protocol: c.protocol, remote: displayRemote(c.remote), connectedAt: at, rx: 0, tx, dropped: c.dropped, queued: c.queued, state: "consumer" });
     }
     for (const v of this.web.viewers) {
-      clients.push({ id: v.id, protocol: "web-viewer", remote: displayRemote(v.remote), connectedAt: v.connectedAt, rx: 0, tx: v.txFrames, dropped: v.dropped, queued: v.queue.length, state: `browser (${v.sampled} sampled)` });
+      clients.push({ id: v.id, bus: this.web.busNames[v.bus] ?? "", protocol: "web-viewer", remote: displayRemote(v.remote), connectedAt: v.connectedAt, rx: 0, tx: v.txFrames, dropped: v.dropped, queued: v.queue.length, state: `browser (${v.sampled} sampled)` });
     }
     return {
       type: "status",
@@ -168,6 +218,7 @@ export class StatusTracker {
       webTx: this.web.txAllowed,
       ids: this.web.ids.size,
       idsOverflow: this.web.idsOverflow,
+      buses: this.busesSnapshot(),
     };
   }
 }
