@@ -219,6 +219,7 @@ export function createConsumers(config: Config, log: Logger, overrides: Consumer
           tx: config.mqttTx,
           haDiscovery: config.mqttHaDiscovery,
           hub: gateway.hub,
+          buses: gateway.buses,
           decoder,
           log,
           id: gateway.registry.allocateId(),

@@ -95,6 +95,11 @@ export interface MqttBridgeOptions {
   readonly tx: boolean;
   readonly haDiscovery: boolean;
   readonly hub: Hub;
+  /**
+   * Every bus (Gateway.buses), for raw frames: with more than one, the bridge is a client of each
+   * and raw topics carry the bus name (`<prefix>/<bus>/raw/<ID>`). Absent or one: `hub` only, `<prefix>/raw/<ID>`.
+   */
+  readonly buses?: readonly { readonly name: string; readonly hub: Pick<Hub, "attach" | "detach"> }[];
   /** Source of decoded states (null: raw frames only). */
   readonly decoder: AmpioDecoder | null;
   readonly log: Logger;
@@ -274,7 +279,7 @@ export class MqttBridge implements HubClient, AmpioListener {
 
   /** Starts connecting (returns at once; the first connect is logged when it happens). */
   start(): void {
-    if (this.opts.raw) this.opts.hub.attach(this);
+    if (this.opts.raw) for (const h of this.rawHubs()) h.attach(this);
     this.opts.decoder?.addListener(this);
     this.opts.log.info("mqtt_starting", {
       broker: this.brokerLabel,
@@ -298,7 +303,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     for (const x of this.opts.extensions ?? []) x.stop();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    this.opts.hub.detach(this);
+    for (const h of this.rawHubs()) h.detach(this);
     const a = this.attempt;
     if (a === null || a.done) return;
     if (a.connected) {
@@ -322,6 +327,19 @@ export class MqttBridge implements HubClient, AmpioListener {
   }
 
   // --- Hub client (raw frames) -----------------------------------------------------------------
+
+  /** The hubs raw frames come from: every bus's with several buses, else the one hub. */
+  private rawHubs(): readonly Pick<Hub, "attach" | "detach">[] {
+    const buses = this.opts.buses;
+    return buses !== undefined && buses.length > 1 ? buses.map((b) => b.hub) : [this.opts.hub];
+  }
+
+  /** The bus name a raw topic carries (several buses), or undefined (one bus: go-ampio-server's tree). */
+  private rawBusName(f: StampedFrame): string | undefined {
+    const buses = this.opts.buses;
+    if (buses === undefined || buses.length < 2) return undefined;
+    return (buses[f.bus] ?? buses[0]!).name;
+  }
 
   accepts(): boolean {
     return true;
@@ -475,7 +493,7 @@ export class MqttBridge implements HubClient, AmpioListener {
         this.rawFrames[i] = undefined;
         this.rawHead = i + 1 === RAW_OUTBOX_FRAMES ? 0 : i + 1;
         this.rawLen--;
-        this.publish(a, this.topics.raw(f), framePayload(f, Math.floor(f.ts / 1000)), false);
+        this.publish(a, this.topics.raw(f, this.rawBusName(f)), framePayload(f, Math.floor(f.ts / 1000)), false);
       }
     } finally {
       this.pumping = false;

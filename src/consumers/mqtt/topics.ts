@@ -6,6 +6,8 @@
  *   <prefix>/availability                      online | offline   retained; offline is the last will
  *   <prefix>/raw/<ID>                          one bus frame, JSON (below); ID = 8 hex digits
  *                                              (extended) or 3 (standard), as candump writes it
+ *   <prefix>/<bus>/raw/<ID>                    the same with several buses: <bus> = the [[bus]]
+ *                                              name, as the DBC signals' <prefix>/<bus>/signals/…
  *   <prefix>/tx                                command topic (-mqtt-tx): JSON as below or candump text
  *   <prefix>/ampio/<MODULE>/availability       online | offline   retained (offline = stale)
  *   <prefix>/ampio/<MODULE>/<family>/<n>[/<field>]   one decoded value, retained:
@@ -26,7 +28,8 @@ export interface Topics {
   readonly prefix: string;
   readonly availability: string;
   readonly tx: string;
-  raw(f: CanFrame): string;
+  /** A frame's raw topic; `bus` (several buses): its bus's name, a level before `raw`. */
+  raw(f: CanFrame, bus?: string): string;
   moduleAvailability(moduleId: number): string;
   /** Subscription matching every module's availability topic. */
   readonly moduleAvailabilityFilter: string;
@@ -64,7 +67,7 @@ export function topicsFor(prefixFlag: string): Topics {
     prefix,
     availability: `${prefix}/availability`,
     tx: `${prefix}/tx`,
-    raw: (f) => `${prefix}/raw/${frameIdHex(f)}`,
+    raw: (f, bus) => (bus === undefined ? `${prefix}/raw/${frameIdHex(f)}` : `${prefix}/${bus}/raw/${frameIdHex(f)}`),
     moduleAvailability: (id) => `${prefix}/ampio/${moduleHex(id)}/availability`,
     moduleAvailabilityFilter: `${prefix}/ampio/+/availability`,
     moduleOfAvailability(topic) {
