@@ -22,14 +22,14 @@ import type { Logger } from "../ops/log.ts";
 import type { CanFrame } from "../can/frame.ts";
 import { Job, JobError, Jobs } from "../jobs/jobs.ts";
 import { JobInputError, parseJobInput, parseJobPatch } from "../jobs/job-input.ts";
-import { FrameJsonError, frameFromJson, frameToJson } from "./frame-json.ts";
+import { FrameJsonError, frameFromJson, frameToJson } from "../can/frame-json.ts";
 import { LatestFrames } from "./latest-frames.ts";
 import { json, problem, type ProblemKind } from "./problem.ts";
 import { openApiDocument } from "./openapi.ts";
-
 import { MAX_BODY_BYTES, MAX_FRAMES_PER_REQUEST } from "./limits.ts";
 
 export { MAX_BODY_BYTES, MAX_FRAMES_PER_REQUEST };
+
 /** A caller's lane unused this long is closed. */
 const LANE_IDLE_MS = 60_000;
 /** Caller lanes kept at most (the stalest idle one is closed beyond). */

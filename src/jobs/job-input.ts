@@ -4,7 +4,7 @@
  * naming the field.
  */
 import type { CanFrame } from "../can/frame.ts";
-import { FrameJsonError, frameFromJson } from "../api/frame-json.ts";
+import { FrameJsonError, frameFromJson } from "../can/frame-json.ts";
 
 export class JobInputError extends Error {
   override readonly name = "JobInputError";

@@ -18,7 +18,7 @@ import type { CanFrame } from "../can/frame.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { TxLane, TxOutcome } from "../hub/tx-scheduler.ts";
 import type { Logger } from "../ops/log.ts";
-import { frameToJson, type FrameJson } from "../api/frame-json.ts";
+import { frameToJson, type FrameJson } from "../can/frame-json.ts";
 import { parseJobInput, type JobPatch, type JobSpec } from "./job-input.ts";
 import { readState, setAside, STATE_FILE, statePath, writeAtomic } from "./state-file.ts";
 

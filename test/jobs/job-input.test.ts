@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatFrame } from "../../src/can/frame.ts";
-import { frameFromJson, frameToJson, FrameJsonError } from "../../src/api/frame-json.ts";
+import { frameFromJson, frameToJson, FrameJsonError } from "../../src/can/frame-json.ts";
 import { JobInputError, parseJobInput, parseJobPatch } from "../../src/jobs/job-input.ts";
 import { loadConfiguration } from "../../src/cli/config-file.ts";
 import { ConfigError } from "../../src/cli/parse.ts";

@@ -22,7 +22,7 @@ import {
   parseFrame,
   remoteFrame,
   type CanFrame,
-} from "../can/frame.ts";
+} from "./frame.ts";
 
 export class FrameJsonError extends Error {
   override readonly name = "FrameJsonError";
