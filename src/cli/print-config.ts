@@ -5,9 +5,10 @@
  * lists, for which a dependency would add nothing).
  */
 import { FLAGS, type Config, type FlagSpec } from "./config.ts";
-import type { BusConfig, Configuration } from "./config-file.ts";
+import type { BusConfig, ConfigJob, Configuration } from "./config-file.ts";
 import type { ValueSource } from "./parse.ts";
 import type { RouteConfig } from "../route/route.ts";
+import { formatFrame } from "../can/frame.ts";
 
 const NOT_PRINTED = new Set(["help", "version", "config", "print-config"]);
 /** Secrets: said to be set, never printed (the output ends up in tickets and chats). */
@@ -76,6 +77,14 @@ function route(r: RouteConfig): string[] {
   return out;
 }
 
+function job(j: ConfigJob): string[] {
+  const out = ["[[job]]", `name = ${JSON.stringify(j.id)}`, `bus = ${JSON.stringify(j.bus)}`, `frames = [${j.spec.frames.map((f) => JSON.stringify(formatFrame(f))).join(", ")}]`];
+  if (j.spec.periodMs !== null) out.push(`period_ms = ${j.spec.periodMs}`);
+  if (j.spec.count !== null) out.push(`count = ${j.spec.count}`);
+  if (j.spec.startAt !== null) out.push(`start_at = ${JSON.stringify(new Date(j.spec.startAt).toISOString())}`);
+  return out;
+}
+
 export function printConfig(c: Configuration): string {
   const out: string[] = [
     "# can-server effective configuration (-print-config); -config reads it back.",
@@ -94,5 +103,6 @@ export function printConfig(c: Configuration): string {
     }
   }
   for (const r of c.routes) out.push("", ...route(r));
+  for (const j of c.jobs) out.push("", ...job(j));
   return out.join("\n") + "\n";
 }

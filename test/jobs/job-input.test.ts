@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { formatFrame } from "../../src/can/frame.ts";
 import { frameFromJson, frameToJson, FrameJsonError } from "../../src/can/frame-json.ts";
 import { JobInputError, parseJobInput, parseJobPatch } from "../../src/jobs/job-input.ts";
-import { loadConfiguration } from "../../src/cli/config-file.ts";
+import { loadConfiguration, type Configuration } from "../../src/cli/config-file.ts";
+import { printConfig } from "../../src/cli/print-config.ts";
 import { ConfigError } from "../../src/cli/parse.ts";
 
 describe("frames as JSON", () => {
@@ -89,6 +90,15 @@ describe("[[job]] tables", () => {
   test("read with the default bus", () => {
     const c = load('[[job]]\nname = "beat"\nframe = { id = 0x700, data = "05" }\nperiod_ms = 1000\n') as { jobs: { id: string; bus: string; spec: { periodMs: number } }[] };
     expect(c.jobs).toMatchObject([{ id: "beat", bus: "can0", spec: { periodMs: 1000 } }]);
+  });
+  test("-print-config writes them back so that -config reads the same jobs", () => {
+    const text = '[[job]]\nname = "seq"\nframes = [{ id = 0x700, data = "05" }, "12345678#AA"]\nperiod_ms = 20\ncount = 7\nstart_at = "2030-01-01T00:00:00Z"\n[[job]]\nname = "beat"\nframe = "7FF#R"\nperiod_ms = 1000\n';
+    const a = load(text) as Configuration;
+    const printed = printConfig(a);
+    expect(printed).toContain('[[job]]\nname = "seq"\nbus = "can0"\nframes = ["700#05", "12345678#AA"]\nperiod_ms = 20\ncount = 7\nstart_at = "2030-01-01T00:00:00.000Z"');
+    const b = load(printed) as Configuration;
+    const view = (c: Configuration) => c.jobs.map((j) => ({ ...j, spec: { ...j.spec, frames: j.spec.frames.map(formatFrame) } }));
+    expect(view(b)).toEqual(view(a));
   });
   test("errors name the file, line and key", () => {
     const err = (text: string): string => {
