@@ -1,7 +1,9 @@
 /**
  * mDNS/DNS-SD advertisement (`-mdns-enable`): publishes `_can-server._tcp` on the cannelloni
  * port with TXT backend=, version=, commit= (as go-ampio-server does) plus waveshare_port= and
- * socketcand_port= when those listeners are on, and withdraws it (goodbye packets, TTL 0) on
+ * socketcand_port= when those listeners are on (the first bus's), with several buses `buses=can0,can1`
+ * and each bus's cannelloni port as `port_<bus>=` (mdnsBusTxt; one advertisement for the
+ * process), and withdraws it (goodbye packets, TTL 0) on
  * shutdown. bonjour-service over Bun's node:dgram multicast; its socket errors are logged, never
  * thrown (the library's default error callback throws, which would take the gateway down over a
  * discovery feature).
@@ -48,6 +50,28 @@ export function mdnsTxt(input: MdnsTxtInput): Record<string, string> {
   const txt: Record<string, string> = { backend: input.backend, version: input.build.version, commit: input.build.commit };
   if (input.wavesharePort !== undefined) txt["waveshare_port"] = String(input.wavesharePort);
   if (input.socketcandPort !== undefined) txt["socketcand_port"] = String(input.socketcandPort);
+  return txt;
+}
+
+/** A TXT string holds at most 255 bytes (RFC 6763 §6.1). */
+export const MDNS_TXT_MAX_BYTES = 255;
+
+/**
+ * TXT keys for several buses: `buses=<name>,<name>…` (in order, the first is the default bus) and
+ * `port_<bus>=<cannelloni TCP port>` for each bus with its own cannelloni listener. One bus:
+ * nothing (go-ampio-server's TXT). Names that would push `buses=` past 255 bytes are left out of
+ * it (their `port_` keys stay); bus names are at most 15 characters, so that takes 16 buses.
+ */
+export function mdnsBusTxt(buses: readonly { readonly name: string; readonly cannelloniPort?: number }[]): Record<string, string> {
+  if (buses.length < 2) return {};
+  const txt: Record<string, string> = {};
+  let list = "";
+  for (const b of buses) {
+    const next = list === "" ? b.name : `${list},${b.name}`;
+    if ("buses=".length + Buffer.byteLength(next) <= MDNS_TXT_MAX_BYTES) list = next;
+  }
+  txt["buses"] = list;
+  for (const b of buses) if (b.cannelloniPort !== undefined) txt[`port_${b.name}`] = String(b.cannelloniPort);
   return txt;
 }
 

@@ -103,7 +103,9 @@ export async function startOperations(config: Config, deps: OperationsDeps): Pro
         const port = gateway.port(p.name);
         if (p.txtKey !== null && port !== undefined) txt[p.txtKey] = String(port);
       }
-      const { startMdns } = await import("./mdns.ts");
+      const { startMdns, mdnsBusTxt } = await import("./mdns.ts");
+      // Several buses: one advertisement listing them (buses=, port_<bus>=).
+      Object.assign(txt, mdnsBusTxt(gateway.buses.map((b) => ({ name: b.name, cannelloniPort: b.port("cannelloni") }))));
       const mdns = await startMdns({ name: config.mdnsName, port: gateway.port("cannelloni")!, txt, log });
       stops.push(() => mdns.stop());
     }

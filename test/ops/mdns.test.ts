@@ -8,7 +8,7 @@
  * the reason printed.
  */
 import { describe, expect, test } from "bun:test";
-import { mdnsInstanceName, mdnsTxt } from "../../src/ops/mdns.ts";
+import { mdnsBusTxt, mdnsInstanceName, mdnsTxt } from "../../src/ops/mdns.ts";
 import { NETNS_TAG, type NetnsEnd, netnsSkipReason, useNetnsPair } from "../helpers/netns.ts";
 
 const BUN = process.execPath;
@@ -71,6 +71,23 @@ describe("mdns naming and TXT", () => {
   });
 });
 
+describe("mDNS TXT with several buses", () => {
+  test("buses= lists them in order, port_<bus>= each bus's cannelloni port; one bus adds nothing", () => {
+    expect(mdnsBusTxt([{ name: "can0", cannelloniPort: 20000 }])).toEqual({});
+    expect(mdnsBusTxt([{ name: "can0", cannelloniPort: 20000 }, { name: "can1", cannelloniPort: 20010 }, { name: "remote" }])).toEqual({
+      buses: "can0,can1,remote",
+      port_can0: "20000",
+      port_can1: "20010",
+    });
+  });
+  test("buses= stays within a TXT string's 255 bytes", () => {
+    const many = Array.from({ length: 20 }, (_, i) => ({ name: `bus-number-${String(i).padStart(4, "0")}` }));
+    const txt = mdnsBusTxt(many);
+    expect(Buffer.byteLength(`buses=${txt["buses"]}`)).toBeLessThanOrEqual(255);
+    expect(txt["buses"]!.split(",")).toEqual(many.slice(0, txt["buses"]!.split(",").length).map((b) => b.name));
+  });
+});
+
 describe.skipIf(skipReason !== null)("mdns advertisement inside private network namespaces", () => {
   const net = useNetnsPair({
     a: { ns: `csmdns-pub-${NETNS_TAG}`, ifname: `csmp${NETNS_TAG}`, cidr: "10.213.0.1/24" },
@@ -91,7 +108,8 @@ describe.skipIf(skipReason !== null)("mdns advertisement inside private network 
       const browser = spawnIn(browserSide, [`${import.meta.dir}/mdns-browser.ts`]);
       await browser.out.waitFor((l) => l["browsing"] === true, 5000, "browser start");
 
-      const txt = { backend: "virtual", version: "9.8.7", commit: "deadbee", waveshare_port: "20001" };
+      // Two buses: the TXT lists them (buses=, port_<bus>=) in the one advertisement.
+      const txt = { backend: "virtual", version: "9.8.7", commit: "deadbee", waveshare_port: "20001", ...mdnsBusTxt([{ name: "can0", cannelloniPort: 20000 }, { name: "can1", cannelloniPort: 20010 }]) };
       const publisher = spawnIn(publisherSide, [`${import.meta.dir}/mdns-publisher.ts`, "gw-under-test", "20000", "gw-host.local", JSON.stringify(txt)]);
       await publisher.out.waitFor((l) => l["msg"] === "mdns_started", 5000, "publisher mdns_started");
 
