@@ -360,6 +360,9 @@ export class TxScheduler {
       share.ring.length = 0;
       share.next = 0;
       share.active = false;
+      // Its last lane may have settled above (closed, frames now dropped) while the share was
+      // still active, which kept it: forget it now, as pump() does for an emptied share.
+      if (share.lanes === 0) this.shares.delete(share.key);
     }
     this.ring.length = 0;
     this.next = 0;

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import type { SendResult, TxRequest } from "../../src/backends/backend.ts";
 import { CAN_ERR_FLAG, dataFrame, type CanFrame } from "../../src/can/frame.ts";
 import { Hub, type HubClient } from "../../src/hub/hub.ts";
-import type { TxLimits } from "../../src/hub/tx-scheduler.ts";
+import { TxScheduler, type TxLimits } from "../../src/hub/tx-scheduler.ts";
 import { memoryLogger } from "../../src/ops/log.ts";
 import { Stats } from "../../src/ops/stats.ts";
 
@@ -337,5 +337,29 @@ describe("hub TX scheduler: buffered producers (MQTT, the dashboard: no flow con
     }
     bus.drain();
     expect(bus.written.map((x) => x.canId)).toEqual(Array.from({ length: 45 }, (_, i) => i));
+  });
+});
+
+describe("hub TX scheduler: per-host bookkeeping is forgotten with the host", () => {
+  test("a host whose connection closed with frames waiting, then the bus went down, leaves no share behind", () => {
+    // The scheduler alone (the Hub keeps it private), with the same scripted bus.
+    const stats = new Stats();
+    const { log } = memoryLogger("error");
+    const tx = new TxScheduler({ ...UNLIMITED }, stats, log, () => {});
+    const bus = new ScriptedBus();
+    bus.capacity = 0; // busy: every frame waits in its lane
+    tx.connect(bus);
+    for (let host = 1; host <= 50; host++) {
+      const lane = tx.openLane({ id: host, protocol: "test", remote: `10.0.1.${host}:5000` }, { readOnly: false, flow: "paced" });
+      lane.send(f(host));
+      lane.send(f(host));
+      lane.close(); // the client left; its two frames still wait for the bus
+      expect(tx.shareCount).toBe(1);
+      bus.up = false;
+      tx.busDown(); // ... and are dropped as backend_down: the lane is settled
+      bus.up = true;
+      expect(tx.shareCount).toBe(0);
+    }
+    expect(stats.txDropped.get("backend_down")).toBe(100);
   });
 });
