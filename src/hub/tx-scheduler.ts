@@ -66,6 +66,14 @@ export interface TxLimits {
  */
 export const PACED_SLICE_BYTES = 512;
 
+/**
+ * The paced lanes of one share hold together at most the frames its rate sends in this fraction
+ * of -tx-max-age (each lane its part), so a paced frame waits for its turn far less than
+ * -tx-max-age however many connections its host opens; else the round-robin over many full lanes
+ * (16 from one host: 16 × 256 frames at 1,908/s) made frames expire, a drop for rate.
+ */
+const PACED_WAIT_FRACTION = 1 / 4;
+
 /** Who a lane belongs to (for logs and for the echo, which skips the origin). */
 export interface TxOrigin {
   readonly id: number;
@@ -140,6 +148,8 @@ class TxShare {
   constructor(
     readonly key: string,
     readonly bucket: TokenBucket,
+    /** Frames its paced lanes may hold together (PACED_WAIT_FRACTION); Infinity without a rate. */
+    readonly pacedFrames: number,
   ) {}
 
   /** The lane whose turn it is, dropping empty lanes from the ring; null if none has frames. */
@@ -171,9 +181,8 @@ export class TxLane {
   readonly readOnly: boolean;
   readonly flow: TxFlow;
   readonly paced: boolean;
-  /** A paced lane holding this many frames has no room until it is down to `resumeAt`. */
-  readonly pauseAt: number;
-  readonly resumeAt: number;
+  /** The most a paced lane holds on its own (about a burst); see pauseAt. */
+  private readonly markAt: number;
   /** Called (in a microtask) when a paced lane that reported no room has room again. */
   onRoom: (() => void) | null = null;
   private full = false;
@@ -192,9 +201,20 @@ export class TxLane {
     this.paced = this.flow === "paced" && !opts.readOnly;
     // A paced lane holds about a burst: enough to keep the bus busy between two reads of the
     // socket, little enough that its frames wait far less than -tx-max-age for their turn.
-    this.pauseAt = Math.max(1, Math.min(limits.queueFrames, Math.max(32, limits.burst)));
-    this.resumeAt = Math.floor(this.pauseAt / 2);
-    this.queue = new BoundedQueue<TxItem>(this.paced ? this.pauseAt + PACED_SLICE_BYTES : limits.queueFrames);
+    this.markAt = Math.max(1, Math.min(limits.queueFrames, Math.max(32, limits.burst)));
+    this.queue = new BoundedQueue<TxItem>(this.paced ? this.markAt + PACED_SLICE_BYTES : limits.queueFrames);
+  }
+
+  /**
+   * A paced lane holding this many frames has no room until it is down to `resumeAt`: about a
+   * burst, less when its host's other lanes share the host's paced budget (TxShare.pacedFrames).
+   */
+  get pauseAt(): number {
+    return Math.max(1, Math.min(this.markAt, Math.floor(this.share.pacedFrames / Math.max(1, this.share.lanes))));
+  }
+
+  get resumeAt(): number {
+    return Math.floor(this.pauseAt / 2);
   }
 
   /** False while a paced producer must not produce (stop reading); onRoom says when to go on. */
@@ -285,7 +305,9 @@ export class TxScheduler {
     const key = (this.limits.fairness ?? "host") === "connection" ? `#${this.nextPrivateShare++}` : `host:${opts.host ?? hostOfRemote(origin.remote)}`;
     let share = this.shares.get(key);
     if (share === undefined) {
-      share = new TxShare(key, new TokenBucket(this.limits.rate, this.limits.burst, performance.now()));
+      const { rate, maxAgeMs } = this.limits;
+      const pacedFrames = rate > 0 ? Math.max(1, Math.floor((rate * maxAgeMs * PACED_WAIT_FRACTION) / 1000)) : Infinity;
+      share = new TxShare(key, new TokenBucket(rate, this.limits.burst, performance.now()), pacedFrames);
       this.shares.set(key, share);
     }
     share.lanes++;

@@ -264,6 +264,36 @@ describe("hub TX scheduler: paced producers (TCP) are shaped, never dropped for 
     expect([...stats.txDropped.values()].reduce((x, y) => x + y, 0)).toBe(0);
   });
 
+  test("16 paced connections of one host flooding at once: their frames wait their turn, none expires", async () => {
+    // Each lane held about a burst whatever the host's other lanes held: on Ampio serial's auto
+    // limits (190 frames/s, lanes of 47) 16 connections of one host held 16 × 47 / 190 = 4 s of its
+    // rate, past -tx-max-age (2 s), so the last frames expired — paced clients dropped for rate.
+    // The same here at 2,000/s with 256-frame lanes and -tx-max-age 1 s (16 × 256 / 2,000 = 2 s).
+    const stats = new Stats();
+    const { log } = memoryLogger("error");
+    let sent = 0;
+    const tx = new TxScheduler({ rate: 2000, burst: 500, maxAgeMs: 1000, queueFrames: 256 }, stats, log, () => sent++);
+    tx.connect({ up: true, txRefusal: () => null, send: (r) => (r.sent(), "accepted") });
+    let producing = true;
+    const lanes = Array.from({ length: 16 }, (_, i) => tx.openLane({ id: i, protocol: "test", remote: `127.0.0.1:${40000 + i}` }, { readOnly: false, flow: "paced" }));
+    for (const lane of lanes) {
+      // An honest paced producer (a TCP session): sends while there is room, goes on at onRoom.
+      const fill = (): void => {
+        while (producing && lane.hasRoom) lane.send(f(lane.origin.id));
+      };
+      lane.onRoom = fill;
+      fill();
+    }
+    await Bun.sleep(2500);
+    producing = false;
+    expect(sent).toBeGreaterThan(2000);
+    expect(stats.txDropped.get("expired") ?? 0).toBe(0);
+    expect([...stats.txDropped.values()].reduce((x, y) => x + y, 0)).toBe(0);
+    // The host's lanes hold together about a quarter of -tx-max-age of its rate, each its part.
+    expect(lanes[0]!.pauseAt).toBe(Math.floor(500 / 16));
+    for (const lane of lanes) lane.close();
+  });
+
   test("a paced frame that waits past tx-max-age in the gateway still expires (counted)", async () => {
     const { hub, bus, a, stats } = setup({ maxAgeMs: 30 });
     bus.capacity = 0;

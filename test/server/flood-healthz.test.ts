@@ -68,6 +68,8 @@ test("16 flooding connections from one host: /healthz stays fast, the flood is p
   expect(offered / 13).toBeGreaterThan(sent); // far more was offered than read
   expect(await gw.metric("client_tx_dropped_total", { reason: "rate_limited" })).toBe(0);
   expect(await gw.metric("client_tx_dropped_total", { reason: "tx_queue_full" })).toBe(0);
+  // Nor for waiting their turn: 16 full lanes of one host used to hold 2 s of its rate (expired).
+  expect(await gw.metric("client_tx_dropped_total", { reason: "expired" })).toBe(0);
   console.log(`healthz worst ${Math.max(...answers.map((a) => a.ms)).toFixed(0)} ms, gateway CPU ${(cpuShare * 100).toFixed(0)} % of a core, ${sent} frames sent, ${(offered / 13) | 0} offered`);
   expect(cpuShare).toBeLessThan(0.9);
 }, 30_000);
