@@ -140,7 +140,8 @@ interface RunResult {
 }
 
 /** Log lines the soak reads later (everything else is only counted). */
-const KEEP = new Set(["ready", "metrics_listen", "tcp_listen", "shutdown_summary", "serial_up", "serial_down"]);
+// startGatewayProcess waits for `listening` (the ports), so it must be kept too.
+const KEEP = new Set(["listening", "ready", "metrics_listen", "tcp_listen", "shutdown_summary", "serial_up", "serial_down"]);
 
 async function runOne(backend: "virtual" | "serial", binary: string, profile: Profile): Promise<RunResult> {
   const t0 = performance.now();

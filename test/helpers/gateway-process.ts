@@ -83,15 +83,22 @@ export async function startGatewayProcess(args: string[], opts: GatewayProcessOp
       await Bun.sleep(10);
     }
   };
-  // `listening`: the ports are open (`ready` follows only once the backend is up).
-  const ready = await waitFor("listening", 15_000);
   const ports: Record<string, number> = {};
-  for (const pair of String(ready.listeners).split(",")) {
-    const [name, port] = pair.split("=");
-    if (name && port) ports[name] = Number(port);
+  try {
+    // `listening`: the ports are open (`ready` follows only once the backend is up).
+    const ready = await waitFor("listening", 15_000);
+    for (const pair of String(ready.listeners).split(",")) {
+      const [name, port] = pair.split("=");
+      if (name && port) ports[name] = Number(port);
+    }
+    const metricsLine = await waitFor("metrics_listen");
+    ports.http = Number(String(metricsLine.addr).split(":").pop());
+  } catch (e) {
+    // No caller holds the process yet: do not leave it running (a failed soak left gateways behind).
+    proc.kill("SIGKILL");
+    await proc.exited;
+    throw e;
   }
-  const metricsLine = await waitFor("metrics_listen");
-  ports.http = Number(String(metricsLine.addr).split(":").pop());
   const status = (): string => readFileSync(`/proc/${proc.pid}/status`, "utf8");
   const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status())?.[1] ?? NaN);
   const http = async (path: string, timeoutMs = 5000): Promise<{ status: number; body: string; ms: number }> => {
