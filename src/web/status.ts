@@ -203,8 +203,8 @@ export class StatusTracker {
       now: Math.floor(systemClock.nowUs() / 1000),
       uptimeS: (performance.now() - this.startedAt) / 1000,
       backend: { kind: g.backend.kind, up: g.backend.up, reason: g.backend.downReason, reconnects: this.stats.backendReconnects },
-      // The CAN controller's state and error counts, where the backend reports them (SocketCAN).
-      busHealth: (g.buses?.[0]?.stats ?? this.stats).busHealth?.report() ?? null,
+      // The CAN controller's state and error counts, where the backend reports them (Backend.health(): SocketCAN).
+      busHealth: g.backend.health?.() ?? null,
       ready: g.readiness(),
       listeners: g.listeners.map((l) => ({ protocol: l.protocol.name, port: l.port })),
       bitrate: this.bitrate,
