@@ -209,7 +209,13 @@ export class Jobs {
   /** Creates and starts a job (API); saved to the state file when there is one. */
   create(bus: string, spec: JobSpec): Job {
     if (this.stopped) throw new JobError("the gateway is shutting down", 503);
-    if (this.jobs.size >= MAX_JOBS) throw new JobError(`there are already ${MAX_JOBS} jobs; delete some first`, 409);
+    if (this.jobs.size >= MAX_JOBS) {
+      // Finished jobs stay listed (their counts) until deleted, or until their place is needed.
+      const done = [...this.jobs.values()].find((j) => j.finished && j.source === "api");
+      if (!done) throw new JobError(`there are already ${MAX_JOBS} jobs; delete some first`, 409);
+      this.jobs.delete(done.id);
+      done.lane.close();
+    }
     const job = this.add(bus, spec, "api", newId());
     void this.save();
     return job;
