@@ -499,6 +499,54 @@ describe("TxQueue with transmit confirmations (unit tests: the confirmations are
     expect(stats.errors.get("socketcan_tx_confirm_mismatch")).toBe(1); // A's, late
   });
 
+  test("a given-up frame the kernel dropped does not take every later identical frame's confirmation: the frame it shadowed is sent at its timeout", async () => {
+    const { q, stats } = confirmingQueue(8, { confirmTimeoutMs: 30 });
+    const log = new TxLog();
+    // A periodic command (the same frame each time, slower than the timeout); A's confirmation is
+    // lost (a receive overflow, or the kernel dropped A).
+    const a = log.request(frame(1));
+    q.send(a);
+    await until(() => a.outcome === "unconfirmed", "A given up");
+    const b = log.request(frame(1));
+    q.send(b);
+    // The one confirmation that comes: A's (late) or B's — cannot be told yet.
+    expect(q.confirm(frame(1))).toBe(false);
+    expect(b.outcome).toBe("pending");
+    // None follows: it was B's. B is on the bus, not lost, and not remembered as given up (before:
+    // lost as unconfirmed, and the next identical frame's confirmation taken for B's, and so on).
+    await until(() => b.outcome !== "pending", "B settled");
+    expect(b.outcome).toBe("sent");
+    expect(q.givenUpFrames).toBe(0);
+    expect(q.probingBus).toBe(false);
+    const c = log.request(frame(1));
+    q.send(c);
+    expect(q.confirm(frame(1))).toBe(true); // C's own, at once
+    expect(c.outcome).toBe("sent");
+    expect(stats.socketcanTxFrames).toBe(2); // two confirmations, two frames on the bus
+    expect(log.with("sent")).toHaveLength(2);
+    expect(log.overReported()).toEqual([]);
+  });
+
+  test("the doubt moves along identical frames in flight: the last of a burst whose given-up twin was gone is sent at its timeout", async () => {
+    const { q } = confirmingQueue(8, { confirmTimeoutMs: 30 });
+    const log = new TxLog();
+    const a = log.request(frame(1));
+    q.send(a);
+    await until(() => a.outcome === "unconfirmed", "A given up");
+    const b = log.request(frame(1));
+    q.send(b);
+    expect(q.confirm(frame(1))).toBe(false); // A's or B's
+    const c = log.request(frame(1));
+    q.send(c);
+    expect(q.confirm(frame(1))).toBe(true); // B's or C's: settles B
+    expect(b.outcome).toBe("sent");
+    // No third confirmation: A was gone, the two were B's and C's.
+    await until(() => c.outcome !== "pending", "C settled");
+    expect(c.outcome).toBe("sent");
+    expect(q.givenUpFrames).toBe(0);
+    expect(log.overReported()).toEqual([]);
+  });
+
   test("a confirmation of a newer frame forgets given-up frames written before it (the kernel dropped them)", async () => {
     const { q } = confirmingQueue(8, { confirmTimeoutMs: 30 });
     const log = new TxLog();

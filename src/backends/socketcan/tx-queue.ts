@@ -23,6 +23,11 @@
  *   Everything given up was written before everything still waiting, and confirmations come in
  *   write order, so a confirmation equal to a given-up frame is checked against those first: it
  *   is that frame's, late (counted as a mismatch), and never settles a newer identical frame.
+ *   But if the given-up frame was in fact gone (dropped by the kernel, or its confirmation lost
+ *   to an overflow), that confirmation was the newer frame's: so the oldest waiting frame equal to
+ *   it is marked, and if no confirmation of its own comes before its timeout, it is sent() then
+ *   (late) instead of lost and given up in turn — else every later identical frame (a periodic
+ *   command) would be taken for the one before it and reported unconfirmed, for good;
  *   A confirmation of a newer frame forgets the given-up frames written before it (in order, theirs
  *   would have come first: the kernel dropped them, e.g. on bus-off);
  * - else (nothing equals it) it is counted the same way and confirm() returns false.
@@ -111,6 +116,8 @@ interface Unconfirmed {
   readonly req: TxRequest;
   /** performance.now() after which it is lost("unconfirmed"). */
   readonly deadline: number;
+  /** A confirmation equal to it went to a given-up frame while it waited (see the module comment). */
+  shadowed: boolean;
 }
 
 interface GivenUp {
@@ -218,22 +225,26 @@ export class TxQueue {
       if (!framesEqual(this.givenUp[i]!.frame, frame)) continue;
       // Late: the frame was given up, its sender told so. Those given up before it are gone.
       this.givenUp.splice(0, i + 1);
+      this.shadowNext(frame, this.uHead); // it may have been that one's: decided at its timeout
       this.mismatch(frame, "a frame given up as unconfirmed", this.awaitingConfirmation);
       return false;
     }
     const end = this.unconfirmed.length;
     if (this.uHead < end && framesEqual(this.unconfirmed[this.uHead]!.req.frame, frame)) {
-      const { req } = this.unconfirmed[this.uHead]!;
+      const { req, shadowed } = this.unconfirmed[this.uHead]!;
       this.uHead++;
+      // Still one confirmation short for these identical frames: the doubt moves to the next one.
+      if (shadowed) this.shadowNext(frame, this.uHead);
       this.givenUp = [];
       this.compactUnconfirmed();
       this.report(req, "sent");
       return true;
     }
     for (let i = this.uHead + 1; i < end; i++) {
-      const { req } = this.unconfirmed[i]!;
+      const { req, shadowed } = this.unconfirmed[i]!;
       if (!framesEqual(req.frame, frame)) continue;
       this.unconfirmed.splice(i, 1);
+      if (shadowed) this.shadowNext(frame, i);
       this.givenUp = [];
       this.mismatch(frame, "a later frame", i - this.uHead);
       this.report(req, "sent");
@@ -241,6 +252,16 @@ export class TxQueue {
     }
     this.mismatch(frame, "none", this.awaitingConfirmation);
     return false;
+  }
+
+  /** Marks the oldest waiting frame from `from` equal to `frame` and not yet marked as shadowed. */
+  private shadowNext(frame: CanFrame, from: number): void {
+    for (let k = from; k < this.unconfirmed.length; k++) {
+      const u = this.unconfirmed[k]!;
+      if (u.shadowed || !framesEqual(u.req.frame, frame)) continue;
+      u.shadowed = true;
+      return;
+    }
   }
 
   /** Drops given-up frames past their time, and the oldest beyond TIMED_OUT_KEEP_FRAMES. */
@@ -299,7 +320,7 @@ export class TxQueue {
       this.report(req, "sent");
       return;
     }
-    this.unconfirmed.push({ req, deadline: performance.now() + this.confirmTimeoutMs });
+    this.unconfirmed.push({ req, deadline: performance.now() + this.confirmTimeoutMs, shadowed: false });
     this.armConfirmTimer();
   }
 
@@ -350,13 +371,20 @@ export class TxQueue {
     this.confirmTimer = null;
     const now = performance.now();
     const timedOut: TxRequest[] = [];
+    /** Their one confirmation went to a given-up twin that was gone: it was theirs. */
+    const shadowed: TxRequest[] = [];
     while (this.uHead < this.unconfirmed.length && this.unconfirmed[this.uHead]!.deadline <= now) {
-      timedOut.push(this.unconfirmed[this.uHead]!.req);
+      const u = this.unconfirmed[this.uHead]!;
+      (u.shadowed ? shadowed : timedOut).push(u.req);
       this.uHead++;
     }
     this.compactUnconfirmed();
     this.armConfirmTimer();
-    if (timedOut.length === 0) return;
+    for (const req of shadowed) this.report(req, "sent");
+    if (timedOut.length === 0) {
+      this.readyIfRoom();
+      return;
+    }
     // The bus did not confirm in time: probe with one frame at a time until it does, and
     // remember these for their late confirmations.
     this.probing = true;
