@@ -67,6 +67,13 @@ export interface TxLimits {
 export const PACED_SLICE_BYTES = 512;
 
 /**
+ * Bytes a paced producer decodes per frame of room its lane has left (a Waveshare frame, or a
+ * cannelloni frame with 8 data bytes): the slice shrinks with the room, so what one slice adds
+ * beyond pauseAt stays about pauseAt, not a fixed 512 bytes (39 frames) per lane.
+ */
+export const PACED_BYTES_PER_FRAME = 13;
+
+/**
  * The paced lanes of one share hold together at most the frames its rate sends in this fraction
  * of -tx-max-age (each lane its part), so a paced frame waits for its turn far less than
  * -tx-max-age however many connections its host opens; else the round-robin over many full lanes
@@ -215,6 +222,11 @@ export class TxLane {
 
   get resumeAt(): number {
     return Math.floor(this.pauseAt / 2);
+  }
+
+  /** Frames a paced lane takes before it reports no room (Infinity for other lanes). */
+  get roomFrames(): number {
+    return this.paced ? Math.max(0, this.pauseAt - this.queue.length) : Infinity;
   }
 
   /** False while a paced producer must not produce (stop reading); onRoom says when to go on. */

@@ -21,7 +21,7 @@
 import type { CanFrame, StampedFrame } from "../can/frame.ts";
 import { BoundedQueue } from "../hub/bounded-queue.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
-import { PACED_SLICE_BYTES, type TxLane } from "../hub/tx-scheduler.ts";
+import { PACED_BYTES_PER_FRAME, PACED_SLICE_BYTES, type TxLane } from "../hub/tx-scheduler.ts";
 import type { Logger } from "../ops/log.ts";
 import type { ProtocolName, ProtocolStats, Stats } from "../ops/stats.ts";
 import type { ViolationKind, WireProtocol, WireSession } from "../protocols/protocol.ts";
@@ -293,7 +293,8 @@ export class ClientSession implements HubClient {
         this.held = owned ? bytes.subarray(off) : bytes.slice(off);
         break;
       }
-      const end = bytes.length - off <= PACED_SLICE_BYTES ? bytes.length : off + PACED_SLICE_BYTES;
+      const slice = this.sliceBytes();
+      const end = bytes.length - off <= slice ? bytes.length : off + slice;
       this.wire.receive(off === 0 && end === bytes.length ? bytes : bytes.subarray(off, end));
       off = end;
       if (this.closing && !this.tail) return;
@@ -315,6 +316,16 @@ export class ClientSession implements HubClient {
       this.tail = false;
       this.finish();
     }
+  }
+
+  /**
+   * How many bytes to decode next: about what the fullest lane has room for (so a host's many
+   * lanes, each with a small part of its budget, do not each take 512 bytes' worth beyond it).
+   */
+  private sliceBytes(): number {
+    let room = this.lane.roomFrames;
+    for (const l of this.otherLanes.values()) room = Math.min(room, l.roomFrames);
+    return Math.max(PACED_BYTES_PER_FRAME, Math.min(PACED_SLICE_BYTES, room * PACED_BYTES_PER_FRAME));
   }
 
   /** Every TX lane of this client has room (one full lane pauses the whole connection: TCP has one window). */

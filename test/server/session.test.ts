@@ -242,6 +242,41 @@ describe("ClientSession transmit is paced (issue 18)", () => {
     expect(session.rxFrames).toBe(300);
   });
 
+  test("16 paced connections of one host, each sent a long burst in one read: every frame reaches the bus, none expires", async () => {
+    // Each lane holds its part of the host's budget (1,000/s × 0.6 s / 4 = 150 frames: 9 each), and
+    // a slice decodes about what the lane has room for: with fixed 512-byte slices each lane took
+    // up to 39 frames more, 16 × 43 frames = 0.7 s of the host's rate, and the last ones expired.
+    const stats = new Stats();
+    const { log } = memoryLogger("error");
+    const hub = new Hub({ policy: "drop", echoClients: false, tx: { rate: 1000, burst: 1, maxAgeMs: 600, queueFrames: 256 }, stats, log });
+    const written: TxRequest[] = [];
+    hub.connectBus({ up: true, txRefusal: () => null, send: (req) => (written.push(req), req.sent(), "accepted") });
+    const perClient = 100;
+    const sessions = Array.from({ length: 16 }, (_, i) => {
+      const session = new ClientSession({ id: i + 1, remote: `10.0.0.1:${5000 + i}`, readOnly: false }, new ScriptedSocket(), cannelloni, {
+        hub,
+        stats,
+        log,
+        options: { queueFrames: 64, handshakeTimeoutMs: 1000, stallTimeoutMs: 60_000, fd: false, busName: "can0" },
+        closed: () => {},
+      });
+      session.start();
+      session.onData(HELLO);
+      return session;
+    });
+    await Bun.sleep(0);
+    const burst = (k: number) => Array.from({ length: perClient }, (_, i) => dataFrame(0x100 + k, [i, 1, 2, 3, 4, 5, 6, 7]));
+    sessions.forEach((s, k) => s.onData(encodeForTest(burst(k))));
+    const deadline = Date.now() + 5000;
+    while (written.length + [...stats.txDropped.values()].reduce((a, b) => a + b, 0) < 16 * perClient && Date.now() < deadline) await Bun.sleep(10);
+    expect(stats.txDropped.get("expired") ?? 0).toBe(0);
+    expect(written).toHaveLength(16 * perClient);
+    for (let k = 0; k < 16; k++) {
+      const mine = written.filter((r) => r.frame.canId === 0x100 + k).map((r) => r.frame.data[0]);
+      expect(mine).toEqual(Array.from({ length: perClient }, (_, i) => i)); // all, in order
+    }
+  });
+
   test("slcan: a paced client still gets every ack it is owed, and is never closed for being paced", async () => {
     const { socket, session, written, isClosed } = setup(slcan, { rate: 2000 });
     session.onData(enc("O\r"));
