@@ -200,7 +200,8 @@ export class WebViewer implements WsPeer {
     this.sampled += n - rows.length;
     this.txFrames += rows.length;
     this.bus_.counters.byKind.web.frames += rows.length;
-    ws.sendText(JSON.stringify({ type: "frames", frames: rows, sampled: n - rows.length, dropped: this.dropped }));
+    // `bus`: a message already on its way when the page chose another bus is recognised and left out.
+    ws.sendText(JSON.stringify({ type: "frames", bus: this.bus_.busNames[this.bus], frames: rows, sampled: n - rows.length, dropped: this.dropped }));
   }
 }
 

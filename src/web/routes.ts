@@ -68,6 +68,7 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
   // The per-id rows of the last tick, per bus, for a page that opens (or switches bus) between ticks.
   let lastRows: ReturnType<WebBus["sniffer"]>[] = web.busNames.map(() => []);
   const rowsOf = (v: WebViewer): ReturnType<WebBus["sniffer"]> => sniffRows(v, lastRows[v.bus] ?? []);
+  const snifferMessage = (v: WebViewer): string => JSON.stringify({ type: "sniffer", bus: web.busNames[v.bus], rows: rowsOf(v) });
   const timer = setInterval(() => {
     const dt = status.sample();
     // Every tick, so the per-id rates are right when a page opens (at most MAX_IDS rows per bus).
@@ -77,15 +78,15 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
     for (const v of web.viewers) {
       // A browser that does not read skips these (counted) instead of growing its socket's buffer.
       v.sendMessage(snap);
-      v.sendMessage(JSON.stringify({ type: "sniffer", rows: rowsOf(v) }));
+      v.sendMessage(snifferMessage(v));
     }
   }, STATUS_MS);
-  web.onViewerBus = (v) => v.sendMessage(JSON.stringify({ type: "sniffer", rows: rowsOf(v) }));
+  web.onViewerBus = (v) => v.sendMessage(snifferMessage(v));
   // A page that opens gets the rate history, the status and the per-id table at once.
   web.onViewerOpen = (v) => {
     v.sendMessage(JSON.stringify({ type: "history", ...status.history.columns() }));
     v.sendMessage(JSON.stringify(status.snapshot()));
-    v.sendMessage(JSON.stringify({ type: "sniffer", rows: rowsOf(v) }));
+    v.sendMessage(snifferMessage(v));
   };
   const routes: Record<string, HttpRoute> = { "/capture.pcap": captureRoute(deps, "pcap"), "/capture.pcapng": captureRoute(deps, "pcapng") };
   const ownJobs = ctx.jobs === undefined;

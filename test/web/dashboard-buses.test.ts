@@ -93,3 +93,17 @@ test("switching bus in the header shows the other bus's frames, per-id table, bi
     await page.close();
   }
 }, 60_000);
+
+test("360 px: the header with the bus selector does not make the page scroll sideways", async () => {
+  const page = await browser.newPage();
+  try {
+    await page.setViewport({ width: 360, height: 800 });
+    await page.goto(`${base}/`);
+    await waitText(page, "#conn", "(t) => t === 'live'");
+    await page.waitForFunction('!document.getElementById("bus").hidden', { timeout: 5000 });
+    const widths = (await page.evaluate("({ scroll: document.scrollingElement.scrollWidth, inner: window.innerWidth })")) as { scroll: number; inner: number };
+    expect(widths.scroll).toBeLessThanOrEqual(widths.inner);
+  } finally {
+    await page.close();
+  }
+}, 30_000);
