@@ -2,13 +2,15 @@
  * MQTT raw frames with two buses (issue 19 item 2), against a real Mosquitto broker
  * (mosquitto_sub): each bus's frames on `<prefix>/<bus>/raw/<ID>` (the bus name a level before
  * `raw`, as the DBC signals' `<prefix>/<bus>/signals/…`), never on the other bus's topics; with
- * one bus the topic stays `<prefix>/raw/<ID>` (mqtt.test.ts).
+ * one bus the topic stays `<prefix>/raw/<ID>` (mqtt.test.ts). Commands (mosquitto_pub) on
+ * `<prefix>/<bus>/tx` reach that bus only.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { dataFrame } from "../../src/can/frame.ts";
 import { createConsumers, type Consumers } from "../../src/consumers/consumers.ts";
 import { startTwoBuses, type TwoBuses } from "../helpers/two-buses.ts";
-import { Mosquitto, MqttSub, waitFor } from "./harness.ts";
+import { Mosquitto, mqttPub, MqttSub, waitFor } from "./harness.ts";
+import { frameText } from "../helpers/gateway.ts";
 
 let broker: Mosquitto;
 let tb: TwoBuses | null = null;
@@ -52,5 +54,24 @@ describe("MQTT raw frames with two buses", () => {
     await Bun.sleep(200);
     const raw = sub.messages.filter((m) => m.topic.includes("/raw/")).map((m) => m.topic);
     expect(raw).toEqual(["mb/can0/raw/123", "mb/can1/raw/00001D4C", "mb/can1/raw/123"]);
+  });
+
+  test("-mqtt-tx: <prefix>/<bus>/tx sends on that bus only; <prefix>/tx on the first bus", async () => {
+    tb = await startTwoBuses({ mqttUrl: broker.url, mqttPrefix: "mt", mqttRaw: false, mqttTx: true });
+    const t = tb;
+    const on: string[][] = [[], []];
+    t.backends.forEach((b, i) => b.observe((f) => on[i]!.push(frameText([f])[0]!)));
+    const sub = await MqttSub.start(broker.port, "mt/availability");
+    subs.push(sub);
+    consumers = createConsumers(t.config, t.log, { mqttBackoff: { initialMs: 50, maxMs: 400 } });
+    await consumers.start(t.gateway);
+    await sub.waitTopic("mt/availability", 5000, (m) => m.payload === "online");
+    await Bun.sleep(200); // subscribed to the command topics
+    expect(await mqttPub(broker.port, "mt/can1/tx", "321#AA")).toBe(0);
+    expect(await mqttPub(broker.port, "mt/can0/tx", "100#01")).toBe(0);
+    expect(await mqttPub(broker.port, "mt/tx", "101#02")).toBe(0);
+    await waitFor(() => on[0]!.length === 2 && on[1]!.length === 1, 3000, "frames on their buses");
+    await Bun.sleep(100);
+    expect(on).toEqual([["100#01", "101#02"], ["321#AA"]]);
   });
 });

@@ -99,7 +99,7 @@ export interface MqttBridgeOptions {
    * Every bus (Gateway.buses), for raw frames: with more than one, the bridge is a client of each
    * and raw topics carry the bus name (`<prefix>/<bus>/raw/<ID>`). Absent or one: `hub` only, `<prefix>/raw/<ID>`.
    */
-  readonly buses?: readonly { readonly name: string; readonly hub: Pick<Hub, "attach" | "detach"> }[];
+  readonly buses?: readonly { readonly name: string; readonly hub: Pick<Hub, "attach" | "detach" | "openTx"> }[];
   /** Source of decoded states (null: raw frames only). */
   readonly decoder: AmpioDecoder | null;
   readonly log: Logger;
@@ -208,6 +208,8 @@ export class MqttBridge implements HubClient, AmpioListener {
   private lastError = "";
   private droppingLogged = false;
   private readonly lane: TxLane | null;
+  /** Several buses with -mqtt-tx: each bus's command topic → its TX lane (the first bus's is `lane`). */
+  private readonly busLanes = new Map<string, TxLane>();
   private readonly refusedLogged = new Set<string>();
   readonly drops = new Map<MqttDropReason, number>(MQTT_DROP_REASONS.map((r) => [r, 0]));
   readonly txRefused = new Map<string, number>(BRIDGE_REFUSALS.map((r) => [r, 0]));
@@ -230,6 +232,9 @@ export class MqttBridge implements HubClient, AmpioListener {
     this.backoff = new Backoff({ initialMs: opts.backoff?.initialMs ?? 500, maxMs: opts.backoff?.maxMs ?? 30_000, factor: 2 });
     const origin: TxOrigin = { id: opts.txId, protocol: "mqtt", remote: this.brokerLabel };
     this.lane = opts.tx ? opts.hub.openTx(origin, opts.txReadOnly === true) : null;
+    if (this.lane !== null && opts.buses !== undefined && opts.buses.length > 1) {
+      opts.buses.forEach((b, i) => this.busLanes.set(this.topics.busTx(b.name), i === 0 ? this.lane! : b.hub.openTx(origin, opts.txReadOnly === true)));
+    }
     this.names = opts.names ?? HouseNames.EMPTY;
     const dec = opts.decoder;
     this.tree =
@@ -594,6 +599,7 @@ export class MqttBridge implements HubClient, AmpioListener {
     }
     // rap (MQTT 5, "retain as published"): a retained publish keeps its flag on live delivery.
     if (this.lane !== null) this.subscribe(a, this.topics.tx);
+    for (const t of this.busLanes.keys()) this.subscribe(a, t);
     if (this.tree !== null) this.subscribe(a, AMPIO_REQUESTS);
     for (const x of this.opts.extensions ?? []) {
       for (const f of x.subscriptions()) this.subscribe(a, f);
@@ -709,12 +715,13 @@ export class MqttBridge implements HubClient, AmpioListener {
     }
     for (const x of this.opts.extensions ?? []) if (x.message(topic, payload.toString("utf8"), retained)) return;
     if (this.tree !== null && topic.startsWith("ampio/to/")) return this.onTreeRequest(topic, payload, retained);
-    if (topic !== this.topics.tx || this.lane === null) return;
+    const lane = topic === this.topics.tx ? this.lane : (this.busLanes.get(topic) ?? null);
+    if (lane === null) return;
     this.c.txReceived++;
     if (retained) return this.refuse("retained", "retained message on the command topic (publish without -r)", topic);
     const r = parseCommand(payload.toString("utf8"));
     if ("refusal" in r) return this.refuse(r.refusal, r.reason, topic);
-    this.lane.send(r.frame); // refusals counted by the lane (client_tx_dropped_total) and below
+    lane.send(r.frame); // refusals counted by the lane (client_tx_dropped_total) and below
   }
 
   /** A message under ampio/to/: an inventory or description request, or a command for a module. */
@@ -759,12 +766,18 @@ export class MqttBridge implements HubClient, AmpioListener {
   /** Refusals by reason: the bridge's own and the TX lane's. */
   txRefusals(): Map<string, number> {
     const m = new Map(this.txRefused);
-    for (const r of TX_DROP_REASONS) m.set(r, this.lane?.dropped.get(r) ?? 0);
+    for (const r of TX_DROP_REASONS) m.set(r, this.lanes().reduce((n, l) => n + (l.dropped.get(r) ?? 0), 0));
     return m;
   }
 
   get txSent(): number {
-    return this.lane?.sent ?? 0;
+    return this.lanes().reduce((n, l) => n + l.sent, 0);
+  }
+
+  /** Every TX lane: the first bus's and, with several buses, the others'. */
+  private lanes(): TxLane[] {
+    if (this.lane === null) return [];
+    return this.busLanes.size > 0 ? [...this.busLanes.values()] : [this.lane];
   }
 
   // --- Metrics ----------------------------------------------------------------------------------

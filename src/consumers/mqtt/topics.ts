@@ -9,6 +9,7 @@
  *   <prefix>/<bus>/raw/<ID>                    the same with several buses: <bus> = the [[bus]]
  *                                              name, as the DBC signals' <prefix>/<bus>/signals/…
  *   <prefix>/tx                                command topic (-mqtt-tx): JSON as below or candump text
+ *   <prefix>/<bus>/tx                          the same for one bus, with several buses (<prefix>/tx: the first)
  *   <prefix>/ampio/<MODULE>/availability       online | offline   retained (offline = stale)
  *   <prefix>/ampio/<MODULE>/<family>/<n>[/<field>]   one decoded value, retained:
  *                                              a number, true | false, or text (the SATEL response)
@@ -28,6 +29,8 @@ export interface Topics {
   readonly prefix: string;
   readonly availability: string;
   readonly tx: string;
+  /** A bus's command topic (several buses). */
+  busTx(bus: string): string;
   /** A frame's raw topic; `bus` (several buses): its bus's name, a level before `raw`. */
   raw(f: CanFrame, bus?: string): string;
   moduleAvailability(moduleId: number): string;
@@ -67,6 +70,7 @@ export function topicsFor(prefixFlag: string): Topics {
     prefix,
     availability: `${prefix}/availability`,
     tx: `${prefix}/tx`,
+    busTx: (bus) => `${prefix}/${bus}/tx`,
     raw: (f, bus) => (bus === undefined ? `${prefix}/raw/${frameIdHex(f)}` : `${prefix}/${bus}/raw/${frameIdHex(f)}`),
     moduleAvailability: (id) => `${prefix}/ampio/${moduleHex(id)}/availability`,
     moduleAvailabilityFilter: `${prefix}/ampio/+/availability`,
