@@ -13,7 +13,7 @@ import { type DecodeResult, HouseNames, type InventorySnapshot, ModuleInventory,
 import { type CanFrame, type StampedFrame, isError, isExtended, isRemote } from "../can/frame.ts";
 import type { Config } from "../cli/config.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
-import { BoundedQueue } from "../hub/bounded-queue.ts";
+import { BatchDrain } from "../hub/batch-drain.ts";
 import type { Logger } from "../ops/log.ts";
 import { mirrorCounter } from "../ops/prom-mirror.ts";
 
@@ -78,20 +78,23 @@ export class AmpioDecoder implements HubClient {
   dropped = 0;
   readonly inventory: ModuleInventory;
   readonly cache = new StateCache();
-  private readonly queue: BoundedQueue<CanFrame>;
+  /** Decoded in batches of at most DECODER_BATCH frames per event-loop turn. */
+  private readonly queue: BatchDrain<CanFrame>;
   private readonly listeners: AmpioListener[] = [];
   /** Modules announced online to listeners (pruned to the inventory on every sweep). */
   private readonly online = new Set<number>();
   private readonly now: () => number;
-  private scheduled = false;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private hub: Hub | null = null;
   private readonly c: AmpioDecoderCounters = { processed: 0, dropped: 0, kicked: 0 };
-  private readonly batch: CanFrame[] = [];
 
   constructor(private readonly opts: AmpioDecoderOptions) {
     this.inventory = new ModuleInventory({ staleAfterMs: opts.staleAfterMs });
-    this.queue = new BoundedQueue<CanFrame>(opts.queueFrames ?? DECODER_QUEUE_FRAMES);
+    this.queue = new BatchDrain<CanFrame>(opts.queueFrames ?? DECODER_QUEUE_FRAMES, DECODER_BATCH, (batch) => {
+      const now = this.now();
+      for (const f of batch) this.process(f, now);
+      this.c.processed += batch.length;
+    });
     this.now = opts.now ?? Date.now;
     this.idValue = opts.id;
   }
@@ -117,22 +120,15 @@ export class AmpioDecoder implements HubClient {
   }
 
   enqueue(f: CanFrame): boolean {
-    if (!this.queue.offer(f)) {
-      this.c.dropped++;
-      return false;
-    }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drain);
-    }
-    return true;
+    if (this.queue.offer(f)) return true;
+    this.c.dropped++;
+    return false;
   }
 
   /** The hub's kick policy found the queue full: clear the backlog (counted) and come back. */
   kick(reason: string): void {
     this.c.kicked++;
-    this.c.dropped += this.queue.length;
-    this.queue.clear();
+    this.c.dropped += this.queue.clear();
     this.opts.log.warn("ampio_decoder_kicked", { reason, reattach: true });
     const hub = this.hub;
     if (hub !== null) setImmediate(() => this.hub === hub && hub.attach(this));
@@ -176,22 +172,6 @@ export class AmpioDecoder implements HubClient {
     if (!REPLAY_PROTOCOLS.has(protocol)) return [];
     return this.cache.snapshot(this.now(), this.opts.stateMaxAgeMs);
   }
-
-  /** Decodes what is queued, at most DECODER_BATCH frames, then yields if more is waiting. */
-  private readonly drain = (): void => {
-    this.scheduled = false;
-    const batch = this.batch;
-    batch.length = 0;
-    this.queue.drainInto(batch, DECODER_BATCH);
-    const now = this.now();
-    for (const f of batch) this.process(f, now);
-    this.c.processed += batch.length;
-    batch.length = 0;
-    if (this.queue.length > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drain);
-    }
-  };
 
   /** Decodes one frame now (drain() and tests). */
   process(f: CanFrame, now: number): void {

@@ -12,7 +12,7 @@
  */
 import { type CanFrame, CAN_EFF_FLAG, isError, isRemote, type StampedFrame } from "../can/frame.ts";
 import { DbcCodec, type MessageCodec, type RawValue } from "../dbc/index.ts";
-import { BoundedQueue } from "../hub/bounded-queue.ts";
+import { BatchDrain } from "../hub/batch-drain.ts";
 import type { Hub, HubClient } from "../hub/hub.ts";
 import type { Logger } from "../ops/log.ts";
 import type { SignalGroup, SignalSource } from "./signal-model.ts";
@@ -87,9 +87,7 @@ export class SignalStore implements HubClient, SignalSource {
   private idValue = 0;
   private codecValue: DbcCodec;
   private states = new Map<number, MessageState>();
-  private readonly queue: BoundedQueue<StampedFrame>;
-  private readonly batch: StampedFrame[] = [];
-  private scheduled = false;
+  private readonly queue: BatchDrain<StampedFrame>;
   private hub: Hub | null = null;
   private rateTimer: ReturnType<typeof setInterval> | null = null;
   private readonly c: SignalStoreCounters = { stored: 0, dropped: 0, kicked: 0, branchEvictions: 0, reloads: 0, reloadFailures: 0 };
@@ -102,7 +100,11 @@ export class SignalStore implements HubClient, SignalSource {
     private readonly opts: SignalStoreOptions,
   ) {
     this.codecValue = codec;
-    this.queue = new BoundedQueue<StampedFrame>(opts.queueFrames ?? SIGNALS_QUEUE_FRAMES);
+    this.queue = new BatchDrain<StampedFrame>(opts.queueFrames ?? SIGNALS_QUEUE_FRAMES, SIGNALS_BATCH, (batch) => {
+      // The frame's own arrival time (stamped once at the hub), not when the queue drained.
+      for (const f of batch) this.store(f, f.ts / 1000);
+      this.c.stored += batch.length;
+    });
     this.states = this.statesFor(codec, new Map());
   }
 
@@ -134,21 +136,14 @@ export class SignalStore implements HubClient, SignalSource {
   }
 
   enqueue(f: StampedFrame): boolean {
-    if (!this.queue.offer(f)) {
-      this.c.dropped++;
-      return false;
-    }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drain);
-    }
-    return true;
+    if (this.queue.offer(f)) return true;
+    this.c.dropped++;
+    return false;
   }
 
   kick(reason: string): void {
     this.c.kicked++;
-    this.c.dropped += this.queue.length;
-    this.queue.clear();
+    this.c.dropped += this.queue.clear();
     this.opts.log.warn("dbc_signals_kicked", { reason, reattach: true });
     const hub = this.hub;
     if (hub !== null) setImmediate(() => this.hub === hub && hub.attach(this));
@@ -199,21 +194,6 @@ export class SignalStore implements HubClient, SignalSource {
   messageStates(): IterableIterator<MessageState> {
     return this.states.values();
   }
-
-  private readonly drain = (): void => {
-    this.scheduled = false;
-    const batch = this.batch;
-    batch.length = 0;
-    this.queue.drainInto(batch, SIGNALS_BATCH);
-    // The frame's own arrival time (stamped once at the hub), not when the queue drained.
-    for (const f of batch) this.store(f, f.ts / 1000);
-    this.c.stored += batch.length;
-    batch.length = 0;
-    if (this.queue.length > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drain);
-    }
-  };
 
   /** Stores one frame as its message's (branch's) latest, arrived at `now` (ms); drain() and tests. */
   store(f: CanFrame, now: number): void {
