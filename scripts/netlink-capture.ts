@@ -7,15 +7,11 @@
  *   bun scripts/netlink-capture.ts IFACE OUT.hex
  */
 import { libc, lastErrno, describeErrno } from "../src/backends/libc.ts";
+import { getLinkRequest } from "../src/backends/socketcan/netlink.ts";
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const NETLINK_ROUTE = 0;
-const RTM_GETLINK = 18;
-const NLM_F_REQUEST = 1;
-const IFLA_IFNAME = 3;
-const IFLA_EXT_MASK = 29;
-const RTEXT_FILTER_VF = 1;
 
 const [iface, out] = process.argv.slice(2);
 if (!iface || !out) {
@@ -25,24 +21,9 @@ if (!iface || !out) {
 const c = libc();
 const fd = c.socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
 if (fd < 0) throw new Error(`socket: ${describeErrno(lastErrno())}`);
-const name = new TextEncoder().encode(`${iface}\0`);
-const nameAttr = 4 + name.length;
-const len = 16 + 16 + ((nameAttr + 3) & ~3) + 8;
-const req = new Uint8Array(len);
-const v = new DataView(req.buffer);
-v.setUint32(0, len, true);
-v.setUint16(4, RTM_GETLINK, true);
-v.setUint16(6, NLM_F_REQUEST, true);
-v.setUint32(8, 1, true); // seq
-// ifinfomsg: family 0 (AF_UNSPEC), index 0: look up by name
-let p = 32;
-v.setUint16(p, nameAttr, true);
-v.setUint16(p + 2, IFLA_IFNAME, true);
-req.set(name, p + 4);
-p += (nameAttr + 3) & ~3;
-v.setUint16(p, 8, true);
-v.setUint16(p + 2, IFLA_EXT_MASK, true);
-v.setUint32(p + 4, RTEXT_FILTER_VF, true);
+// The request the gateway itself sends (src/backends/socketcan/netlink.ts), sequence number 1.
+const req = getLinkRequest(iface, 1);
+const len = req.length;
 if (Number(c.send(fd, req, len, 0)) !== len) throw new Error(`send: ${describeErrno(lastErrno())}`);
 const buf = new Uint8Array(65536);
 const n = Number(c.recv(fd, buf, buf.length, 0));
