@@ -412,7 +412,7 @@ async function startBus(spec: BusSpec, bitrateSource: BitrateSource, index: numb
     readiness(): Readiness {
       if (!backend.up) return { ready: false, reason: `${ctx.named ? `bus ${name}: ` : ""}backend ${backend.kind} down: ${backend.downReason || "not started"}` };
       // The link is up but the controller is off the bus (an error frame said so): not a lost link.
-      if (stats.busHealth?.report().state === "bus-off") return { ready: false, reason: `${ctx.named ? `bus ${name}: ` : ""}CAN controller bus-off (the link is up; it rejoins after a restart)` };
+      if (backend.health?.()?.state === "bus-off") return { ready: false, reason: `${ctx.named ? `bus ${name}: ` : ""}CAN controller bus-off (the link is up; it rejoins after a restart)` };
       return { ready: true, reason: "" };
     },
     async stop(): Promise<void> {

@@ -89,6 +89,8 @@ describe("bus-off in metrics and readiness", () => {
     // As the SocketCAN backend does in its constructor (before the metrics are created).
     const health = new BusHealth(log);
     stats.busHealth = health;
+    // …and reports it as Backend.health() (what readiness, the API and the dashboard read).
+    Object.assign(g.backend, { health: () => ({ state: health.state }) });
     const err = (cls: number, d: number[]) => readErrorFrame({ canId: (0x20000000 | cls) >>> 0, len: 8, data: Uint8Array.from(d), fd: false, fdFlags: 0 });
     const metrics = createMetrics({ stats, build: buildInfo(), hubGauges: () => ({ activeClients: 0, queueDepthMax: 0, queueDepthAvg: 0 }), processMetrics: false });
     expect(g.readiness().ready).toBe(true);
