@@ -6,7 +6,7 @@
  * send() runs (rtnetlink handles it in the sender's context), so the reply is read without
  * blocking: the main thread never waits on the kernel here.
  */
-import { describeErrno, lastErrno, libc } from "../libc.ts";
+import { describeErrno, errnoName, lastErrno, libc } from "../libc.ts";
 import { LinkInfoError, parseLinkMessage, RTM_NEWLINK, type LinkInfo } from "./link-info.ts";
 
 const AF_NETLINK = 16;
@@ -16,6 +16,7 @@ const NETLINK_ROUTE = 0;
 const RTM_GETLINK = 18;
 const NLM_F_REQUEST = 1;
 const NLMSG_ERROR = 2;
+const ENODEV = 19;
 const IFLA_IFNAME = 3;
 const IFLA_EXT_MASK = 29;
 const RTEXT_FILTER_VF = 1;
@@ -65,6 +66,10 @@ export function linkReply(bytes: Uint8Array, seq: number): LinkInfo | null {
     if (len < 16 || p + len > bytes.byteLength) throw new LinkInfoError(`netlink message of ${len} bytes at byte ${p}, ${bytes.byteLength - p} present`);
     const type = view.getUint16(p + 4, true);
     if (view.getUint32(p + 8, true) === seq >>> 0) {
+      if (type === NLMSG_ERROR && len >= 20) {
+        const errno = -view.getInt32(p + 16, true);
+        throw new LinkInfoError(errno === ENODEV ? "no such interface (ENODEV)" : `the kernel answered ${errnoName(errno)}`);
+      }
       if (type === RTM_NEWLINK || type === NLMSG_ERROR) return parseLinkMessage(bytes.subarray(p, p + len));
     }
     p += (len + 3) & ~3;

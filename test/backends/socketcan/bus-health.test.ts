@@ -126,7 +126,9 @@ describe("netlink request and reply", () => {
     v.setUint16(4, 2, true);
     v.setUint32(8, 5, true);
     v.setInt32(16, -19, true);
-    expect(() => linkReply(err, 5)).toThrow(LinkInfoError);
+    expect(() => linkReply(err, 5)).toThrow("no such interface (ENODEV)");
+    v.setInt32(16, -13, true);
+    expect(() => linkReply(err, 5)).toThrow("EACCES");
     expect(() => linkReply(err.subarray(0, 20), 5)).toThrow(LinkInfoError);
   });
 });
