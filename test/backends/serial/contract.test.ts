@@ -8,12 +8,8 @@
 import fs from "node:fs";
 import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
 import { type CanFrame, dataFrame } from "../../../src/can/frame.ts";
-import { memoryLogger } from "../../../src/ops/log.ts";
-import { Stats } from "../../../src/ops/stats.ts";
-import { waitFor } from "../../helpers/pty.ts";
-import { recordingListener, TxLog } from "../../helpers/tx-request.ts";
-import { type BackendFixture, FILLER_ID_BASE, isFiller, runBackendContract } from "../contract.ts";
-import { PtyScope } from "./harness.ts";
+import { runBackendContract } from "../contract.ts";
+import { type PtyAdapterEnd, PtyScope, ptyContractFixture } from "./harness.ts";
 
 const scope = new PtyScope();
 
@@ -22,7 +18,7 @@ const scope = new PtyScope();
  * payload | checksum` (L = 6 + dlc + 1; checksum = 2D + L + bytes 3.. mod 256). Anything else
  * fails the test: the backend must never put other bytes on the line.
  */
-class AdapterEnd {
+class AdapterEnd implements PtyAdapterEnd {
   readonly frames: CanFrame[] = [];
   paused = false;
   private fd: number;
@@ -88,51 +84,11 @@ runBackendContract({
   carries: { rtr: false, fd: false },
   settleMs: 50,
   canStall: true,
-  async open(): Promise<BackendFixture> {
-    const pair = await scope.pty("contract");
-    const stats = new Stats();
-    const { log } = memoryLogger("debug");
-    const backend = new SerialBackend({ path: pair.deviceA, baud: 115200, stats, log, reconnect: { initialMs: 10, maxMs: 100, factor: 2 } });
-    const adapter = new AdapterEnd(scope.peer(pair.deviceB));
-    scope.defer(() => adapter.close());
-    const listener = recordingListener();
-    await backend.start(listener);
-    scope.defer(() => backend.stop());
-    let filler = 0;
-    return {
-      backend,
-      listener,
-      busFrames: () => {
-        if (adapter.error) throw new Error(adapter.error);
-        return adapter.frames.filter((f) => !isFiller(f));
-      },
-      unplug: async () => {
-        await pair.kill();
-        await waitFor(() => !backend.up, 5000, "backend down");
-      },
-      replug: async () => {
-        await pair.recreate();
-        await waitFor(() => backend.up, 5000, "backend up");
-        adapter.reopen(scope.peer(pair.deviceB));
-      },
-      stall: async () => {
-        adapter.paused = true;
-        // Fill the pty until a write hits EAGAIN; then the batch in flight is stuck and what
-        // the test sends next waits in the queue. A few fillers per turn leave the queue room.
-        const fills = new TxLog();
-        const deadline = Date.now() + 20_000;
-        while (backend.txRetries === 0 || fills.with("pending").length === 0) {
-          if (Date.now() > deadline) throw new Error("the pty never filled up");
-          for (let i = 0; i < 8; i++) {
-            if (backend.send(fills.request(dataFrame(FILLER_ID_BASE + (filler++ & 0xffff), [1, 2, 3, 4, 5, 6, 7, 8]))) !== "accepted") break;
-          }
-          await Bun.sleep(1);
-        }
-      },
-      unstall: async () => {
-        adapter.paused = false;
-      },
-    };
-  },
+  open: () =>
+    ptyContractFixture(scope, {
+      name: "contract",
+      backend: (o) => new SerialBackend({ ...o, baud: 115200 }),
+      adapter: (fd) => new AdapterEnd(fd),
+    }),
   release: () => scope.release(),
 });
