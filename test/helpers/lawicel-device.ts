@@ -9,6 +9,7 @@
  */
 import fs from "node:fs";
 import { CAN_EFF_FLAG, CAN_RTR_FLAG, type CanFrame } from "../../src/can/frame.ts";
+import { readAvailable } from "./pty.ts";
 
 const CR = 0x0d;
 const BEL = 0x07;
@@ -85,23 +86,15 @@ export class LawicelDevice {
 
   private poll(): void {
     if (this.paused || this.fd < 0) return;
-    for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
-      } catch {
-        return; // EAGAIN, or the pair is gone (EIO)
-      }
-      if (n <= 0) return;
-      for (let i = 0; i < n; i++) {
-        const b = this.buf[i]!;
+    readAvailable(this.fd, this.buf, (chunk) => {
+      for (const b of chunk) {
         if (b === CR) {
           const line = this.pending;
           this.pending = "";
           this.line(line);
         } else this.pending += String.fromCharCode(b);
       }
-    }
+    });
   }
 
   private answer(text: string): void {

@@ -135,19 +135,30 @@ export async function readBytes(fd: number, want: number, timeoutMs = 5000): Pro
   return out.subarray(0, got);
 }
 
+/**
+ * Reads whatever a non-blocking fd holds now, handing each chunk (a view of `buf`, reused) to
+ * `onChunk`; stops at EAGAIN, end of file or a pty pair that is gone (EIO).
+ */
+export function readAvailable(fd: number, buf: Uint8Array, onChunk: (chunk: Uint8Array) => void): void {
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, 0, buf.length, null);
+    } catch {
+      return;
+    }
+    if (n <= 0) return;
+    onChunk(buf.subarray(0, n));
+  }
+}
+
 /** Reads and discards whatever is buffered on a non-blocking fd. */
 export function drainPeer(fd: number): number {
-  const buf = new Uint8Array(65536);
   let total = 0;
-  for (;;) {
-    try {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) return total;
-      total += n;
-    } catch {
-      return total;
-    }
-  }
+  readAvailable(fd, new Uint8Array(65536), (chunk) => {
+    total += chunk.length;
+  });
+  return total;
 }
 
 /** Waits until cond() holds, polling; throws with `what` after timeoutMs. */

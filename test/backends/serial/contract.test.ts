@@ -5,9 +5,9 @@
  * end stops reading, fillers fill the pty and socat buffers until fs.writeSync hits EAGAIN, and
  * the backend then holds frames it cannot write. Unplugging kills socat (the device vanishes).
  */
-import fs from "node:fs";
 import { SerialBackend } from "../../../src/backends/serial/serial-backend.ts";
 import { type CanFrame, dataFrame } from "../../../src/can/frame.ts";
+import { readAvailable } from "../../helpers/pty.ts";
 import { runBackendContract } from "../contract.ts";
 import { type PtyAdapterEnd, PtyScope, ptyContractFixture } from "./harness.ts";
 
@@ -39,17 +39,10 @@ class AdapterEnd implements PtyAdapterEnd {
 
   private poll(): void {
     if (this.paused || this.fd < 0) return;
-    for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
-      } catch {
-        return; // EAGAIN, or the pair is gone (EIO)
-      }
-      if (n <= 0) return;
-      for (let i = 0; i < n; i++) this.pending.push(this.buf[i]!);
+    readAvailable(this.fd, this.buf, (chunk) => {
+      for (const b of chunk) this.pending.push(b);
       this.parse();
-    }
+    });
   }
 
   private parse(): void {
