@@ -86,6 +86,18 @@ describe.skipIf(reason !== null)("a real can-dev interface (kernel slcan driver)
       expect(stats.busHealth?.report().stateValue).toBe(0);
       expect(events().some((e) => e.msg === "can_bus_state" && e.to === "error-active" && e.source === "netlink")).toBe(true);
 
+      // The link going down is a lost link (reason "is down"), the controller "stopped" (netlink);
+      // back up, error-active again — each logged once.
+      ip("link", "set", ifname, "down");
+      await until(() => !backend.up, "the backend down");
+      expect(backend.downReason).toContain("is down");
+      await until(() => backend.health().state === "stopped", () => `state stopped (is ${backend.health().state})`);
+      ip("link", "set", ifname, "up");
+      await until(() => backend.up && backend.health().state === "error-active", () => `up and error-active (is ${backend.health().state})`, 20_000);
+      const changes = events().filter((e) => e.msg === "can_bus_state").map((e) => e.to);
+      expect(changes).toEqual(["error-active", "stopped", "error-active"]);
+      expect(gateway.readiness().ready).toBe(true);
+
       // -bitrate still overrides the interface.
       await gateway.shutdown(500);
       cleanups.length = 0;
