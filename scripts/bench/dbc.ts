@@ -11,8 +11,8 @@
 import { readFileSync } from "node:fs";
 import { DbcCodec, dbcText, parseDbc } from "../../src/dbc/index.ts";
 import { canmatrixDecode, J1939_DBC } from "../../test/dbc/canmatrix.ts";
-import { LineReader } from "./line-reader.ts";
-import { connectStampedClients, percentile, sentAt } from "./measure.ts";
+import { GatewayChild } from "./gateway-child.ts";
+import { clearReceived, connectStampedClients, percentile, sortedLatencies, waitDelivered } from "./measure.ts";
 import { machineLoad, measuredLine, writeSection } from "./report.ts";
 
 const RATE = 7_600;
@@ -33,41 +33,26 @@ interface Row {
 }
 
 async function measure(name: string, mode: string): Promise<Row> {
-  const proc = Bun.spawn([process.execPath, "scripts/bench/dbc-proc.ts", "--dbc", J1939_DBC, "--mode", mode], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const lines = new LineReader(proc.stdout.getReader());
+  const child = new GatewayChild([process.execPath, "scripts/bench/dbc-proc.ts", "--dbc", J1939_DBC, "--mode", mode]);
   try {
-    const port = Number((await lines.next(30_000)).split(" ")[1]);
+    const port = Number((await child.next(30_000)).split(" ")[1]);
     const clients = await connectStampedClients(port, CLIENTS);
     await Bun.sleep(300);
     // Warm-up (not measured): JSC compiles the per-frame paths first.
-    proc.stdin.write(`run ${RATE} 3000\n`);
-    proc.stdin.flush();
-    await lines.next(60_000);
+    await child.ask(`run ${RATE} 3000`, 60_000);
     await Bun.sleep(300);
-    for (const c of clients) {
-      c.frames.length = 0;
-      c.receipts.length = 0;
-    }
-    proc.stdin.write(`run ${RATE} ${COUNT}\n`);
-    proc.stdin.flush();
-    await lines.next(180_000);
+    clearReceived(clients);
+    await child.ask(`run ${RATE} ${COUNT}`, 180_000);
     const want = COUNT * CLIENTS;
-    const deadline = Date.now() + 30_000;
-    while (clients.reduce((s, c) => s + c.frames.length, 0) < want && Date.now() < deadline) await Bun.sleep(2);
+    await waitDelivered(clients, want, 30_000);
     await Bun.sleep(300);
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { anonBytes: number; fileBytes: number; cpuPercent: number; stored: number; storeDropped: number; reads: number; decoded: number; decodedSignals: number };
+    const st = await child.stats<{ anonBytes: number; fileBytes: number; cpuPercent: number; stored: number; storeDropped: number; reads: number; decoded: number; decodedSignals: number }>();
     for (const c of clients) c.close();
-    const lat: number[] = [];
-    for (const c of clients) c.frames.forEach((f, i) => lat.push(c.receipts[i]! - sentAt(f.data)));
-    const sorted = Float64Array.from(lat).sort();
+    const sorted = sortedLatencies(clients);
     const note = mode === "none" ? "—" : mode === "store" ? `stored ${st.stored}, dropped ${st.storeDropped}, ${st.reads} signal values read` : `stored ${st.stored}; decoded ${st.decoded} frames, ${st.decodedSignals} signals`;
-    return { name, delivered: lat.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, fileMiB: st.fileBytes / 1048576, note };
+    return { name, delivered: sorted.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, fileMiB: st.fileBytes / 1048576, note };
   } finally {
-    proc.stdin.end();
-    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
-    if (exited === null) proc.kill();
+    await child.stop();
   }
 }
 

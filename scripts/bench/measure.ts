@@ -3,6 +3,7 @@
  * (float64 little-endian, ms on the performance.timeOrigin clock, comparable across processes on
  * one machine), connecting N timestamping cannelloni clients, and percentiles.
  */
+import type { CanFrame } from "../../src/can/frame.ts";
 import { CannelloniTestClient } from "../../test/helpers/cannelloni-client.ts";
 
 /** One fixed-rate (or flat-out) run: `count` frames at `rate` frames/s, 0 = as fast as possible. */
@@ -49,4 +50,36 @@ export async function connectStampedClients(port: number, n: number): Promise<Ca
   await Bun.sleep(100); // let every session attach
   for (const c of clients) c.stampReceipts = true;
   return clients;
+}
+
+/** A client that stamps receipts: receipts[i] is when frames[i] arrived (ms, timeOrigin-based). */
+export interface Receiver {
+  readonly frames: CanFrame[];
+  readonly receipts: number[];
+}
+
+/** Forgets what the clients received so far (after a warm-up run). */
+export function clearReceived(clients: readonly Receiver[]): void {
+  for (const c of clients) {
+    c.frames.length = 0;
+    c.receipts.length = 0;
+  }
+}
+
+/** Frames the clients received, all together. */
+export function deliveredCount(clients: readonly Receiver[]): number {
+  return clients.reduce((s, c) => s + c.frames.length, 0);
+}
+
+/** Waits until the clients received `want` frames together, or `timeoutMs` passed (polling every `pollMs`). */
+export async function waitDelivered(clients: readonly Receiver[], want: number, timeoutMs: number, pollMs = 2): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (deliveredCount(clients) < want && Date.now() < deadline) await Bun.sleep(pollMs);
+}
+
+/** Every received frame's latency (receipt − the send time stamped in it), ms, sorted. */
+export function sortedLatencies(clients: readonly Receiver[]): Float64Array {
+  const lat: number[] = [];
+  for (const c of clients) c.frames.forEach((f, i) => lat.push(c.receipts[i]! - sentAt(f.data)));
+  return Float64Array.from(lat).sort();
 }

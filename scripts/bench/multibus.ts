@@ -6,8 +6,8 @@
  * to client receipt. Loopback only; every run is bounded in count and time.
  *   bun scripts/bench/multibus.ts [--quick] [--write]
  */
-import { connectStampedClients, percentile, sentAt } from "./measure.ts";
-import { LineReader } from "./line-reader.ts";
+import { GatewayChild } from "./gateway-child.ts";
+import { clearReceived, connectStampedClients, deliveredCount, percentile, sortedLatencies, waitDelivered } from "./measure.ts";
 import { f2, f3, int, machineLoad, measuredLine, writeSection } from "./report.ts";
 
 const quick = process.argv.includes("--quick");
@@ -31,44 +31,29 @@ interface Row {
 }
 
 async function measure(buses: number, route: boolean): Promise<Row> {
-  const proc = Bun.spawn(["bun", "scripts/bench/multibus-proc.ts", String(buses), ...(route ? ["--route"] : [])], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const lines = new LineReader(proc.stdout.getReader());
+  const child = new GatewayChild(["bun", "scripts/bench/multibus-proc.ts", String(buses), ...(route ? ["--route"] : [])]);
   try {
-    const ports = (await lines.next()).split(" ").slice(1).map(Number);
+    const ports = (await child.next()).split(" ").slice(1).map(Number);
     const perBus = [];
     for (const p of ports) perBus.push(await connectStampedClients(p, CLIENTS));
     const all = perBus.flat();
     // Warm-up: compile the hot paths before measuring (not counted).
-    proc.stdin.write(`run ${RATE} ${WARMUP}\n`);
-    proc.stdin.flush();
-    await lines.next(60_000);
+    await child.ask(`run ${RATE} ${WARMUP}`, 60_000);
     await Bun.sleep(300);
-    for (const c of all) {
-      c.frames.length = 0;
-      c.receipts.length = 0;
-    }
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const before = JSON.parse(await lines.next()) as { routed: number; dropped: number };
-    proc.stdin.write(`run ${RATE} ${COUNT}\n`);
-    proc.stdin.flush();
-    await lines.next(180_000);
+    clearReceived(all);
+    const before = await child.stats<{ routed: number; dropped: number }>();
+    await child.ask(`run ${RATE} ${COUNT}`, 180_000);
     // bus1 also gets the routed frames (1/16 of bus0's)
     const routedPerRun = route ? Math.ceil(COUNT / 16) : 0;
     const expected = CLIENTS * COUNT * buses + CLIENTS * routedPerRun;
-    const deadline = Date.now() + 60_000;
-    while (all.reduce((s, c) => s + c.frames.length, 0) < expected && Date.now() < deadline) await Bun.sleep(5);
+    await waitDelivered(all, expected, 60_000, 5);
     await Bun.sleep(200);
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { dropped: number; routed: number; anonBytes: number; cpuPercent: number };
-    const latencies: number[] = [];
-    for (const c of all) c.frames.forEach((f, i) => latencies.push(c.receipts[i]! - sentAt(f.data)));
+    const st = await child.stats<{ dropped: number; routed: number; anonBytes: number; cpuPercent: number }>();
+    const sorted = sortedLatencies(all);
     for (const c of all) c.close();
-    const sorted = Float64Array.from(latencies).sort();
     return {
       setup: buses === 1 ? "1 bus, 10 clients" : `${buses} buses, 10 clients each${route ? ", 1 route (1/16 of bus0 → bus1)" : ""}`,
-      delivered: all.reduce((s, c) => s + c.frames.length, 0),
+      delivered: deliveredCount(all),
       expected,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
@@ -79,9 +64,7 @@ async function measure(buses: number, route: boolean): Promise<Row> {
       anonMiB: st.anonBytes / 1048576,
     };
   } finally {
-    proc.stdin.end();
-    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
-    if (exited === null) proc.kill();
+    await child.stop();
   }
 }
 

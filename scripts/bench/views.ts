@@ -17,8 +17,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LineReader } from "./line-reader.ts";
-import { connectStampedClients, percentile, sentAt } from "./measure.ts";
+import { GatewayChild } from "./gateway-child.ts";
+import { connectStampedClients, percentile, sortedLatencies, waitDelivered } from "./measure.ts";
 import { machineLoad, measuredLine, writeSection } from "./report.ts";
 
 const RATE = 9_000;
@@ -40,12 +40,11 @@ interface ViewRow {
 
 async function measure(name: string, count: number, opts: { dashboard: boolean; capture: boolean; record: boolean }): Promise<ViewRow> {
   const dir = opts.record ? mkdtempSync(join(tmpdir(), "bench-record-")) : "";
-  const proc = Bun.spawn([process.execPath, "scripts/bench/views-proc.ts", ...(opts.record ? ["--record", dir] : [])], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const lines = new LineReader(proc.stdout.getReader());
+  const child = new GatewayChild([process.execPath, "scripts/bench/views-proc.ts", ...(opts.record ? ["--record", dir] : [])]);
   let ws: WebSocket | null = null;
   let abort: AbortController | null = null;
   try {
-    const [, port, , http] = (await lines.next()).split(" ");
+    const [, port, , http] = (await child.next()).split(" ");
     const clients = await connectStampedClients(Number(port), CLIENTS);
     let wsMessages = 0;
     if (opts.dashboard) {
@@ -67,31 +66,22 @@ async function measure(name: string, count: number, opts: { dashboard: boolean; 
       })();
     }
     await Bun.sleep(300);
-    proc.stdin.write(`run ${RATE} ${count}\n`);
-    proc.stdin.flush();
-    await lines.next(180_000);
+    await child.ask(`run ${RATE} ${count}`, 180_000);
     const want = count * CLIENTS;
-    const deadline = Date.now() + 30_000;
-    while (clients.reduce((s, c) => s + c.frames.length, 0) < want && Date.now() < deadline) await Bun.sleep(2);
+    await waitDelivered(clients, want, 30_000);
     await Bun.sleep(300); // let the views flush
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { anonBytes: number; fileBytes: number; cpuPercent: number; consumers: Record<string, { frames: number; dropped: number }> };
+    const st = await child.stats<{ anonBytes: number; fileBytes: number; cpuPercent: number; consumers: Record<string, { frames: number; dropped: number }> }>();
     for (const c of clients) c.close();
-    const lat: number[] = [];
-    for (const c of clients) c.frames.forEach((f, i) => lat.push(c.receipts[i]! - sentAt(f.data)));
-    const sorted = Float64Array.from(lat).sort();
+    const sorted = sortedLatencies(clients);
     const parts: string[] = [];
     if (opts.dashboard) parts.push(`web ${st.consumers.web!.frames} shown (${wsMessages} msgs)`);
     if (opts.capture) parts.push(`pcap ${st.consumers.pcap!.frames} (${(pcapBytes / 1e6).toFixed(1)} MB), dropped ${st.consumers.pcap!.dropped}`);
     if (opts.record) parts.push(`recorded ${st.consumers.recorder!.frames}, dropped ${st.consumers.recorder!.dropped}`);
-    return { name, delivered: lat.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, fileMiB: st.fileBytes / 1048576, viewFrames: parts.join("; ") || "—" };
+    return { name, delivered: sorted.length, expected: want, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuPercent: st.cpuPercent, anonMiB: st.anonBytes / 1048576, fileMiB: st.fileBytes / 1048576, viewFrames: parts.join("; ") || "—" };
   } finally {
     ws?.close();
     abort?.abort();
-    proc.stdin.end();
-    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
-    if (exited === null) proc.kill();
+    await child.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
 }
