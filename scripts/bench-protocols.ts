@@ -13,8 +13,8 @@ import { CanlogserverTestClient } from "../test/helpers/canlogserver-client.ts";
 import { CannelloniUdpPeer } from "../test/helpers/cannelloni-udp-peer.ts";
 import { GvretTestClient } from "../test/helpers/gvret-client.ts";
 import { SlcanTestClient } from "../test/helpers/slcan-client.ts";
-import { LineReader } from "./bench/line-reader.ts";
-import { busScenarios, connectStampedClients, percentile, sentAt, type Scenario } from "./bench/measure.ts";
+import { GatewayChild } from "./bench/gateway-child.ts";
+import { busScenarios, connectStampedClients, percentile, type Scenario, sortedLatencies } from "./bench/measure.ts";
 
 const quick = process.argv.includes("--quick");
 const json = process.argv.includes("--json");
@@ -75,15 +75,12 @@ async function connect(protocol: BenchProtocol, ports: Record<BenchProtocol, num
 
 async function measure(protocol: BenchProtocol, sc: Scenario): Promise<ProtocolRow> {
   const peer = await CannelloniUdpPeer.bind();
-  const proc = Bun.spawn([process.execPath, "scripts/bench/protocols-gateway.ts", String(peer.port), "100000"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const lines = new LineReader(proc.stdout.getReader());
+  const child = new GatewayChild([process.execPath, "scripts/bench/protocols-gateway.ts", String(peer.port), "100000"]);
   try {
-    const ports = JSON.parse(await lines.next()) as Record<BenchProtocol, number>;
+    const ports = JSON.parse(await child.next()) as Record<BenchProtocol, number>;
     const client = await connect(protocol, ports, peer);
     const t0 = performance.now();
-    proc.stdin.write(`run ${sc.rate} ${sc.count}\n`);
-    proc.stdin.flush();
-    await lines.next(180_000);
+    await child.ask(`run ${sc.rate} ${sc.count}`, 180_000);
     const deadline = Date.now() + 30_000;
     // UDP on loopback may lose datagrams at full speed: stop waiting once nothing more arrives.
     let last = -1;
@@ -96,13 +93,10 @@ async function measure(protocol: BenchProtocol, sc: Scenario): Promise<ProtocolR
     // Up to the last frame received (not the end of the wait, which may include the loss timeout).
     const lastAt = client.receipts.length ? client.receipts[client.receipts.length - 1]! - performance.timeOrigin : performance.now();
     const elapsed = (lastAt - t0) / 1000;
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { dropped: number; cpuPercent: number };
+    const st = await child.stats<{ dropped: number; cpuPercent: number }>();
     client.close();
     if (client !== peer) peer.close();
-    const latencies = client.frames.map((f, i) => client.receipts[i]! - sentAt(f.data));
-    const sorted = Float64Array.from(latencies).sort();
+    const sorted = sortedLatencies([client]);
     return {
       protocol,
       scenario: sc.name,
@@ -116,9 +110,7 @@ async function measure(protocol: BenchProtocol, sc: Scenario): Promise<ProtocolR
       cpuPercent: st.cpuPercent,
     };
   } finally {
-    proc.stdin.end();
-    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
-    if (exited === null) proc.kill();
+    await child.stop();
   }
 }
 

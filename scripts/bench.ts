@@ -18,8 +18,8 @@
  *   npm run bench -- --quick              # smaller counts (a smoke run)
  * SocketCAN in the VM: scripts/bench/socketcan-vm.sh; the compiled binary: scripts/bench-binary.ts.
  */
-import { LineReader } from "./bench/line-reader.ts";
-import { busScenarios, connectStampedClients, percentile, sentAt, type Scenario } from "./bench/measure.ts";
+import { GatewayChild } from "./bench/gateway-child.ts";
+import { busScenarios, connectStampedClients, deliveredCount, percentile, type Scenario, sortedLatencies, waitDelivered } from "./bench/measure.ts";
 import { machineLine, today as todayIso, writeSection } from "./bench/report.ts";
 
 const quick = process.argv.includes("--quick");
@@ -44,30 +44,20 @@ interface Row {
 
 
 async function measure(nClients: number, sc: Scenario): Promise<Row> {
-  const proc = Bun.spawn(["bun", "scripts/bench/gateway-proc.ts", "100000"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const lines = new LineReader(proc.stdout.getReader());
+  const child = new GatewayChild(["bun", "scripts/bench/gateway-proc.ts", "100000"]);
   try {
-    const port = Number((await lines.next()).split(" ")[1]);
+    const port = Number((await child.next()).split(" ")[1]);
     const clients = await connectStampedClients(port, nClients);
     const t0 = performance.now();
-    proc.stdin.write(`run ${sc.rate} ${sc.count}\n`);
-    proc.stdin.flush();
-    await lines.next(180_000);
+    await child.ask(`run ${sc.rate} ${sc.count}`, 180_000);
     const want = sc.count * nClients;
-    const deadline = Date.now() + 60_000;
-    while (clients.reduce((s, c) => s + c.frames.length, 0) < want && Date.now() < deadline) await Bun.sleep(2);
+    await waitDelivered(clients, want, 60_000);
     const elapsed = (performance.now() - t0) / 1000;
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { dropped: number; anonBytes: number; fileBytes: number; cpuPercent: number };
+    const st = await child.stats<{ dropped: number; anonBytes: number; fileBytes: number; cpuPercent: number }>();
     for (const c of clients) c.close();
     // Latency: receipt time minus the injection time carried in the frame's data.
-    const latencies: number[] = [];
-    for (const c of clients) {
-      c.frames.forEach((f, i) => latencies.push(c.receipts[i]! - sentAt(f.data)));
-    }
-    const sorted = Float64Array.from(latencies).sort();
-    const delivered = clients.reduce((s, c) => s + c.frames.length, 0);
+    const sorted = sortedLatencies(clients);
+    const delivered = deliveredCount(clients);
     return {
       clients: nClients,
       scenario: sc.name,
@@ -83,9 +73,7 @@ async function measure(nClients: number, sc: Scenario): Promise<Row> {
       cpuPercent: st.cpuPercent,
     };
   } finally {
-    proc.stdin.end();
-    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
-    if (exited === null) proc.kill();
+    await child.stop();
   }
 }
 

@@ -18,8 +18,8 @@ import { createConsumers } from "../../src/consumers/consumers.ts";
 import { startGateway } from "../../src/gateway.ts";
 import { Mosquitto } from "../../test/consumers/harness.ts";
 import { benchConfig, benchRig, driveFromStdin } from "./gateway-harness.ts";
-import { LineReader } from "./line-reader.ts";
-import { connectStampedClients, nowMs, percentile, sentAt, stampSendTime } from "./measure.ts";
+import { GatewayChild } from "./gateway-child.ts";
+import { connectStampedClients, nowMs, percentile, sentAt, sortedLatencies, stampSendTime } from "./measure.ts";
 
 const PREFIX = "bench";
 
@@ -79,8 +79,7 @@ function stampOfHex(hex: string): number {
 }
 
 async function measure(broker: Mosquitto, scenario: string, rate: number, count: number, on: boolean): Promise<MqttBenchRow> {
-  const proc = Bun.spawn([process.execPath, import.meta.path, "--gateway", on ? broker.url : "off"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const lines = new LineReader(proc.stdout.getReader());
+  const child = new GatewayChild([process.execPath, import.meta.path, "--gateway", on ? broker.url : "off"]);
   const sub = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocol: "mqtt", reconnectPeriod: 0, clientId: `bench-sub-${process.pid}` });
   const mqttLat: number[] = [];
   let mqttFirst = 0;
@@ -98,18 +97,14 @@ async function measure(broker: Mosquitto, scenario: string, rate: number, count:
       mqttLast = at;
     });
     await new Promise<void>((resolve, reject) => sub.subscribe(`${PREFIX}/raw/#`, { qos: 0 }, (e) => (e ? reject(e) : resolve())));
-    const port = Number((await lines.next(10_000)).split(" ")[1]);
+    const port = Number((await child.next(10_000)).split(" ")[1]);
     const [client] = await connectStampedClients(port, 1);
-    proc.stdin.write(`run ${rate} ${count}\n`);
-    proc.stdin.flush();
-    await lines.next(90_000);
+    await child.ask(`run ${rate} ${count}`, 90_000);
     const deadline = Date.now() + 10_000;
     while ((client!.frames.length < count || (on && mqttLat.length < count)) && Date.now() < deadline) await Bun.sleep(5);
-    proc.stdin.write("stats\n");
-    proc.stdin.flush();
-    const st = JSON.parse(await lines.next()) as { cpuPercent: number; anonBytes: number; fileBytes: number; hubDropped: number; mqttDropped: number };
+    const st = await child.stats<{ cpuPercent: number; anonBytes: number; fileBytes: number; hubDropped: number; mqttDropped: number }>();
     client!.close();
-    const tcp = Float64Array.from(client!.frames.map((f, i) => client!.receipts[i]! - sentAt(f.data))).sort();
+    const tcp = sortedLatencies([client!]);
     const mq = Float64Array.from(mqttLat).sort();
     return {
       scenario,
@@ -130,9 +125,7 @@ async function measure(broker: Mosquitto, scenario: string, rate: number, count:
     };
   } finally {
     sub.end(true);
-    proc.stdin.end();
-    const exited = await Promise.race([proc.exited, Bun.sleep(3000).then(() => null)]);
-    if (exited === null) proc.kill();
+    await child.stop();
   }
 }
 
