@@ -24,6 +24,7 @@ import { Job, JobError, Jobs } from "../jobs/jobs.ts";
 import { JobInputError, parseJobInput, parseJobPatch } from "../jobs/job-input.ts";
 import { FrameJsonError, frameFromJson, frameToJson } from "../can/frame-json.ts";
 import { LatestFrames } from "./latest-frames.ts";
+import { describeRoute } from "../route/describe.ts";
 import { json, problem, type ProblemKind } from "./problem.ts";
 import { openApiDocument } from "./openapi.ts";
 import { MAX_BODY_BYTES, MAX_FRAMES_PER_REQUEST } from "./limits.ts";
@@ -280,6 +281,10 @@ export function startApi(deps: ApiDeps): Api {
     if (parts.length === 1 && parts[0] === "jobs") {
       if (!isRead(m)) return methodNotAllowed("GET, HEAD", remote);
       return json(200, { persistent: jobs.persistent, jobs: jobs.list().map((j) => jobs.toJson(j)) });
+    }
+    if (parts.length === 1 && parts[0] === "routes") {
+      if (!isRead(m)) return methodNotAllowed("GET, HEAD", remote);
+      return json(200, { routes: gateway.routes.map(describeRoute) });
     }
     if (parts[0] !== "buses" || parts.length > 4) return refuse(404, "no_route", `no such API path ${path}; see /api/v1/openapi.json`, remote);
     if (parts.length === 1) {

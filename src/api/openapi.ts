@@ -156,6 +156,31 @@ const SCHEMAS: Record<string, Schema> = {
       persistent: { type: "boolean", description: "Survives a restart (-state-dir set, or from the configuration file)" },
     },
   },
+  Route: {
+    type: "object",
+    required: ["name", "from", "to", "filters", "rewrite", "hop_limit", "rate", "counts"],
+    properties: {
+      name: { type: "string" },
+      from: { type: "string", description: "Source bus" },
+      to: { type: "string", description: "Destination bus" },
+      filters: { type: "array", items: { type: "string", pattern: "^[0-9A-F]{3,8}/[0-9A-F]{3,8}$" }, description: "ID/MASK in hex (candump; 8 digits = extended); empty: every frame" },
+      rewrite: {
+        type: ["object", "null"],
+        description: "Id rewrite in hex (AND, then OR, then XOR, then SET); null: ids unchanged",
+        properties: { and: { type: "string" }, or: { type: "string" }, xor: { type: "string" }, set: { type: "string" } },
+        additionalProperties: false,
+      },
+      hop_limit: { type: "integer", minimum: 1 },
+      rate: { type: "number", minimum: 0, description: "Frames per second of the route's own; 0: no limit of its own" },
+      counts: {
+        type: "object",
+        description: "Frames by result since start (route_frames_total{route,result})",
+        required: ["routed", "sent", "dropped", "hop_limit", "rate_limited"],
+        properties: { routed: { type: "integer" }, sent: { type: "integer" }, dropped: { type: "integer" }, hop_limit: { type: "integer" }, rate_limited: { type: "integer" } },
+        additionalProperties: false,
+      },
+    },
+  },
   JobList: { type: "object", required: ["persistent", "jobs"], properties: { persistent: { type: "boolean" }, jobs: { type: "array", items: ref("Job") } } },
 };
 
@@ -202,6 +227,7 @@ export function openApiDocument(): Schema {
           },
         },
       },
+      "/api/v1/routes": { get: { summary: "The routes between buses and their counts", responses: { "200": jsonResponse("Routes", { type: "object", required: ["routes"], properties: { routes: { type: "array", items: ref("Route") } } }) } } },
       "/api/v1/jobs": { get: { summary: "Every transmit job", responses: { "200": jsonResponse("Jobs", ref("JobList")) } } },
       "/api/v1/buses/{bus}/jobs": {
         parameters: [busParam],

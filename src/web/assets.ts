@@ -4,7 +4,7 @@
  * checker takes them for the text they are imported as. Layout (docs/bus-views.md):
  *   common.js   the one WebSocket, dispatch by message type, formatting, CanServer.timeChart
  *   buses.js    the bus selector (several buses): CanServer.busStatus, CanServer.onBus
- *   <view>.js   one file per view (overview, clients, frames, ampio, signals, jobs, tx): a new view is its file,
+ *   <view>.js   one file per view (overview, clients, routes, frames, ampio, signals, jobs, tx): a new view is its file,
  *               one line here, one <section> and one <script> in index.html
  *   uplot.js/.css  uPlot (npm uplot, pinned), shared by every view that plots
  */
@@ -19,6 +19,7 @@ import framesText from "./assets/frames.js.txt" with { type: "text" };
 import ampioText from "./assets/ampio.js.txt" with { type: "text" };
 import txText from "./assets/tx.js.txt" with { type: "text" };
 import jobsText from "./assets/jobs.js.txt" with { type: "text" };
+import routesText from "./assets/routes.js.txt" with { type: "text" };
 import signalsText from "./assets/signals.js.txt" with { type: "text" };
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
@@ -40,5 +41,6 @@ export const ASSETS: Readonly<Record<string, readonly [string, string]>> = {
   "/assets/ampio.js": [JS, ampioText],
   "/assets/tx.js": [JS, txText],
   "/assets/jobs.js": [JS, jobsText],
+  "/assets/routes.js": [JS, routesText],
   "/assets/signals.js": [JS, signalsText],
 };

@@ -1,7 +1,7 @@
 /**
  * The HTTP routes of the bus views, served by the operations endpoint (`-metrics-addr`, so the
  * -allow list covers them): `/capture.pcap` (live pcap), and the dashboard (`/`, its assets, its
- * WebSocket `/ws`, `/api/status`, `/api/history`: the last 10 minutes of rates). A capture stream is a hub client while its reader is
+ * WebSocket `/ws`, `/api/status`, `/api/history[?bus=NAME]`: the last 10 minutes of rates, of all buses or of one). A capture stream is a hub client while its reader is
  * connected; the dashboard's meter (WebBus) is one hub client for all browsers, attached while
  * the endpoint runs, so the overview's rates are right the moment a page opens. Capture streams
  * and dashboard WebSockets each hold a slot of -http-max-streams (src/net/http-streams.ts) until
@@ -81,10 +81,20 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
       v.sendMessage(snifferMessage(v));
     }
   }, STATUS_MS);
-  web.onViewerBus = (v) => v.sendMessage(snifferMessage(v));
+  // One bus: the history of the gateway (unchanged); several: the history of the viewer's bus, named.
+  const historyMessage = (v: WebViewer): string => {
+    if (web.busNames.length < 2) return JSON.stringify({ type: "history", ...status.history.columns() });
+    const name = web.busNames[v.bus] ?? "";
+    return JSON.stringify({ type: "history", bus: name, ...(status.historyOf(name) ?? status.history).columns() });
+  };
+  web.onViewerBus = (v) => {
+    // The chart follows the selector: that bus's history first, then its per-id table.
+    if (web.busNames.length > 1) v.sendMessage(historyMessage(v));
+    v.sendMessage(snifferMessage(v));
+  };
   // A page that opens gets the rate history, the status and the per-id table at once.
   web.onViewerOpen = (v) => {
-    v.sendMessage(JSON.stringify({ type: "history", ...status.history.columns() }));
+    v.sendMessage(historyMessage(v));
     v.sendMessage(JSON.stringify(status.snapshot()));
     v.sendMessage(snifferMessage(v));
   };
@@ -99,7 +109,13 @@ export function busViewRoutes(config: Config, ctx: BusViewContext): BusViews {
       return new Response(body, { headers: { "content-type": type, "cache-control": "no-cache" } });
     };
   }
-  routes["/api/history"] = () => new Response(JSON.stringify(status.history.columns()), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+  // `?bus=NAME`: that bus's history; without it, all buses together.
+  routes["/api/history"] = (req) => {
+    const bus = new URL(req.url).searchParams.get("bus");
+    const h = status.historyOf(bus);
+    if (!h) return new Response(`no bus ${JSON.stringify(bus)}; buses: ${web.busNames.join(", ")}\n`, { status: 404, headers: { "content-type": "text/plain; charset=utf-8" } });
+    return new Response(JSON.stringify(bus ? { bus, ...h.columns() } : h.columns()), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+  };
   routes["/api/status"] = () => new Response(JSON.stringify(status.snapshot()), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
   const notUpgrade = (): Response => new Response("expected a WebSocket upgrade\n", { status: 426 });
   routes["/ws"] = (req, server) => {

@@ -16,6 +16,13 @@ import type { WebBus } from "./bus.ts";
 import type { HubClient } from "../hub/hub.ts";
 import { systemClock } from "../can/clock.ts";
 import { RateHistory } from "./history.ts";
+import { describeRoute, type RouteView } from "../route/describe.ts";
+import { ROUTE_RESULTS, type RouteResult } from "../route/router.ts";
+
+/** A route on the dashboard: its view (src/route/describe.ts) and its frames/s by result over the last second. */
+export interface RouteRow extends RouteView {
+  readonly perSecond: Record<RouteResult, number>;
+}
 
 /** One address form on the page: IPv4-mapped IPv6 (`[::ffff:1.2.3.4]:5`) as plain IPv4 (`1.2.3.4:5`). */
 export function displayRemote(remote: string): string {
@@ -81,8 +88,13 @@ export class StatusTracker {
   /** Per bus (several buses): the previous counts and the rates, by bus index. */
   private busPrev: { frames: number; bits: number; clientTx: number }[] = [];
   private busRates: { inFps: number; outFps: number; bps: number }[] = [];
-  /** The last minutes of rates, one sample a second (a new page draws them at once). */
+  /** The last minutes of rates, one sample a second (a new page draws them at once): all buses together. */
   readonly history = new RateHistory();
+  /** The same per bus (by bus index), for the chart of the bus chosen in the selector. */
+  readonly busHistory: RateHistory[];
+  /** Each route's counts at the previous sample and its rates since (by route index). */
+  private routePrev: Record<RouteResult, number>[] = [];
+  private routeRates: Record<RouteResult, number>[] = [];
   /** When `rates` were computed (ms since the epoch): the time of the newest history sample. */
   private ratesAt = Math.floor(systemClock.nowUs() / 1000);
   private known = new Map<ClientSession, ClientRow>();
@@ -96,7 +108,16 @@ export class StatusTracker {
     private readonly web: WebBus,
     private readonly bitrate: number,
     private readonly echoClients: boolean,
-  ) {}
+  ) {
+    this.busHistory = gateway.buses.map(() => new RateHistory());
+  }
+
+  /** The rate history of the named bus, or of all buses together (no name); undefined for an unknown bus. */
+  historyOf(bus?: string | null): RateHistory | undefined {
+    if (bus === undefined || bus === null || bus === "") return this.history;
+    const i = this.gateway.buses.findIndex((b) => b.name === bus);
+    return i < 0 ? undefined : this.busHistory[i];
+  }
 
   /** Advances the rate window (call about once a second). */
   sample(): number {
@@ -112,6 +133,7 @@ export class StatusTracker {
     this.history.push({ t: this.ratesAt, inFps: this.rates.inFps, outFps: this.rates.outFps, load: this.busLoad().load });
     this.prev = { t: now, frames: this.web.frames, bits: this.web.bits, clientTx: this.stats.clientTxSent };
     this.sampleBuses(dt);
+    this.sampleRoutes(dt);
     this.trackSessions();
     return dt;
   }
@@ -127,7 +149,28 @@ export class StatusTracker {
       const inFrames = this.echoClients ? Math.max(0, frames - out) : frames;
       this.busRates[i] = { inFps: inFrames / dt, outFps: out / dt, bps: (m.bits - prev.bits) / dt };
       this.busPrev[i] = { frames: m.frames, bits: m.bits, clientTx: b.stats.clientTxSent };
+      const r = this.busRates[i]!;
+      const raw = b.bitrate > 0 ? r.bps / b.bitrate : 0;
+      this.busHistory[i]?.push({ t: this.ratesAt, inFps: r.inFps, outFps: r.outFps, load: Math.min(1, raw) });
     });
+  }
+
+  /** Each route's frames/s by result from its counters. */
+  private sampleRoutes(dt: number): void {
+    this.gateway.routes.forEach((route, i) => {
+      const now = route.results();
+      const prev = this.routePrev[i] ?? now;
+      const rates = {} as Record<RouteResult, number>;
+      for (const k of ROUTE_RESULTS) rates[k] = Math.max(0, now[k] - prev[k]) / dt;
+      this.routeRates[i] = rates;
+      this.routePrev[i] = now;
+    });
+  }
+
+  /** Every route with its counts and rates (the dashboard's Routes panel; empty without routes). */
+  routesSnapshot(): RouteRow[] {
+    const zero = Object.fromEntries(ROUTE_RESULTS.map((k) => [k, 0])) as Record<RouteResult, number>;
+    return this.gateway.routes.map((r, i) => ({ ...describeRoute(r), perSecond: this.routeRates[i] ?? zero }));
   }
 
   /** Every bus: its backend, bit rate, rates and load (the dashboard's bus selector shows one). */
@@ -219,6 +262,7 @@ export class StatusTracker {
       ids: this.web.ids.size,
       idsOverflow: this.web.idsOverflow,
       buses: this.busesSnapshot(),
+      routes: this.routesSnapshot(),
     };
   }
 }
