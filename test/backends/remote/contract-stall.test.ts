@@ -117,13 +117,22 @@ runBackendContract({
         await server.command("pause");
         const fills = new TxLog();
         const deadline = Date.now() + 20_000;
-        while (backend.txStalls === 0 || fills.with("pending").length === 0) {
-          if (Date.now() > deadline) throw new Error("TCP never pushed back");
-          for (let i = 0; i < 256; i++) {
-            const f = dataFrame(FILLER_ID_BASE + (filler++ & 0xffff), [1, 2, 3, 4, 5, 6, 7, 8], true);
-            if (backend.send(fills.request(f)) !== "accepted") break;
+        // Pushed back for good: fillers wait, and none was written for 200 ms. A first partial
+        // write alone is not enough — on a loaded machine the far end's kernel can still open its
+        // window a little later, and frames sent just after stall() would then go out.
+        for (;;) {
+          while (backend.txStalls === 0 || fills.with("pending").length === 0) {
+            if (Date.now() > deadline) throw new Error("TCP never pushed back");
+            for (let i = 0; i < 256; i++) {
+              const f = dataFrame(FILLER_ID_BASE + (filler++ & 0xffff), [1, 2, 3, 4, 5, 6, 7, 8], true);
+              if (backend.send(fills.request(f)) !== "accepted") break;
+            }
+            await Bun.sleep(1);
           }
-          await Bun.sleep(1);
+          const sent = fills.with("sent").length;
+          await Bun.sleep(200);
+          if (fills.with("sent").length === sent && fills.with("pending").length > 0) break;
+          if (Date.now() > deadline) throw new Error("TCP never stayed pushed back");
         }
       },
       unstall: () => server.command("resume"),
