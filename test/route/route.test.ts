@@ -15,6 +15,7 @@ import { createMetrics } from "../../src/ops/metrics.ts";
 import { buildInfo } from "../../src/ops/build-info.ts";
 import { Stats } from "../../src/ops/stats.ts";
 import { parseRouteFilter, rewriteId, routeAccepts, type RouteConfig, type RouteFilter } from "../../src/route/route.ts";
+import { filterText } from "../../src/route/describe.ts";
 import { CannelloniTestClient } from "../helpers/cannelloni-client.ts";
 import { waitFor } from "../helpers/gateway.ts";
 
@@ -144,5 +145,17 @@ describe("routes between two virtual buses", () => {
     const text = await m.render();
     expect(text).toContain('route_frames_total{route="a->b",result="routed"} 1');
     expect(text).toContain('route_frames_total{route="a->b",result="rate_limited"} 4');
+  });
+});
+
+describe("describeRoute's words (the dashboard and GET /api/v1/routes)", () => {
+  test("filters as candump ID/MASK: 3 hex digits standard, 8 extended; rewrite parts in hex", () => {
+    const std = parseRouteFilter("100/700") as RouteFilter;
+    const ext = parseRouteFilter("1D4C/FFFF") as RouteFilter;
+    expect(filterText(std)).toBe("100/700");
+    expect(filterText(ext)).toBe("00001D4C/0000FFFF");
+    // what the text says parses back to the same filter
+    expect(parseRouteFilter(filterText(ext))).toEqual(ext);
+    expect(parseRouteFilter(filterText(std))).toEqual(std);
   });
 });

@@ -72,6 +72,8 @@ test("switching bus in the header shows the other bus's frames, per-id table, bi
     // the selector appears with both buses; the first is shown
     await page.waitForFunction('!document.getElementById("bus").hidden', { timeout: 5000 });
     expect(await page.$$eval("#bus option", (os) => os.map((o) => o.getAttribute("value")))).toEqual(["can0", "can1"]);
+    // no [[route]] tables: no Routes panel
+    expect(await page.$eval("#routesection", (e) => e.hasAttribute("hidden"))).toBe(true);
     await waitText(page, "#tail", "(t) => t.includes('100#')");
     await waitText(page, "#sniffer", "(t) => t.includes('100')");
     await waitText(page, "#bitrate", "(t) => t.includes('500 kbit/s')");
