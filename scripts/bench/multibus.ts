@@ -102,3 +102,4 @@ if (write) {
     ].join("\n"),
   );
 }
+process.exit(0); // the clients' sockets and timers would keep the process alive
