@@ -160,6 +160,11 @@ export class SignalCodec {
       throw new DbcEncodeError(`${this.key}: ${phys} is outside the signal's range [${sig.min}, ${sig.max}]`);
     }
     const x = (phys - this.offset) / this.factor;
+    // A finite value can still scale past what the signal holds (no min/max in the DBC, tiny
+    // factor): refused here instead of sending Infinity bits or failing BigInt() with a RangeError.
+    if (this.kind === 1 && !Number.isFinite(Math.fround(x))) throw new DbcEncodeError(`${this.key}: ${phys} needs raw ${x}, beyond an IEEE float`);
+    if (this.kind === 2 && !Number.isFinite(x)) throw new DbcEncodeError(`${this.key}: ${phys} needs raw ${x}, beyond an IEEE double`);
+    if (this.kind === 0 && !Number.isFinite(x)) throw new DbcEncodeError(`${this.key}: ${phys} needs raw ${x}, outside the ${this.signal.length}-bit ${this.signed ? "signed" : "unsigned"} range`);
     if (this.kind === 1) {
       scratch.setFloat32(0, x);
       return BigInt(scratch.getUint32(0));

@@ -175,4 +175,13 @@ describe("DBC encoding", () => {
     expect(() => codec.encode("Gearbox", JSON.parse('{"__proto__": 1}') as Record<string, number>)).toThrow("Gearbox: no signal '__proto__'");
     expect([...codec.encode("SimpleMux", { Page: "power", P1Volt: 12.5, Always: 7 }).data]).toEqual([1, 125, 0, 0, 0, 0, 0, 7]);
   });
+
+  test("a value whose raw overflows the signal's type is a clear error, not Infinity bits or a RangeError", () => {
+    // min = max = 0 (no range in the DBC), so only the raw conversion can catch these.
+    expect(() => codec.encode("Floats", { Pressure: 1e39 })).toThrow("Floats.Pressure: 1e+39 needs raw 5e+38, beyond an IEEE float");
+    expect(() => codec.encode("DoubleMotorola", { Distance: 1e306 })).toThrow("DoubleMotorola.Distance: 1e+306 needs raw Infinity, beyond an IEEE double");
+    expect(() => codec.encode("ExtendedMux", { Service: 2, Sub2Value: 1e308 })).toThrow("ExtendedMux.Sub2Value: 1e+308 needs raw Infinity, outside the 16-bit signed range");
+    // The largest finite values still encode.
+    expect(codec.decode(codec.encode("Floats", { Pressure: 1e38 }))!.signals[1]!.value).toBeCloseTo(1e38, -32);
+  });
 });
