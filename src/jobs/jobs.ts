@@ -29,6 +29,8 @@ export const MAX_JOBS = 1000;
 /** A transmission later than this share of its period (capped) is skipped as late. */
 const LATE_SHARE = 0.5;
 const LATE_CAP_MS = 100;
+/** setTimeout's longest delay (2^31-1 ms, 24.8 days): a longer one fires after 1 ms instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type JobSource = "api" | "config";
 export type JobState = "scheduled" | "running" | "finished";
@@ -350,7 +352,8 @@ export class Jobs {
     this.timer = null;
     this.timerAt = due;
     if (due === Infinity) return;
-    this.timer = setTimeout(() => this.wake(), Math.max(0, due - performance.now()));
+    // A job further ahead than setTimeout can wait: wake at the limit and arm again.
+    this.timer = setTimeout(() => this.wake(), Math.min(MAX_TIMER_MS, Math.max(0, due - performance.now())));
   }
 
   private wake(): void {
