@@ -271,7 +271,13 @@ export function startApi(deps: ApiDeps): Api {
     counters.requests++;
     const remote = requestPeer(req, server)?.remote ?? "?";
     const path = new URL(req.url).pathname;
-    const parts = path.slice(API_PREFIX.length).split("/").map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = path.slice(API_PREFIX.length).split("/").map(decodeURIComponent);
+    } catch {
+      // A malformed %-escape (URIError) names no bus or job.
+      return refuse(404, "no_route", `no such API path ${path} (malformed %-escape); see /api/v1/openapi.json`, remote);
+    }
     if (parts[parts.length - 1] === "") parts.pop();
     const m = req.method;
     if (parts.length === 1 && parts[0] === "openapi.json") {

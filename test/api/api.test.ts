@@ -48,6 +48,15 @@ describe("HTTP API v1", () => {
     expect((await call("GET", "/api/v1/nothing")).status).toBe(404);
   });
 
+  test("a path with a malformed %-escape is a 404 problem, not a 500 from a thrown URIError", async () => {
+    for (const path of ["/api/v1/buses/%E0", "/api/v1/buses/can0/jobs/%", "/api/v1/%ZZ"]) {
+      const r = await fetch(`http://127.0.0.1:${gw.ports.http}${path}`);
+      expect(r.status).toBe(404);
+      expect(r.headers.get("content-type")).toContain("application/problem+json");
+      expect(((await r.json()) as { status: number }).status).toBe(404);
+    }
+  });
+
   test("frames sent by the API reach a cannelloni client exactly, once each, and GET frames shows them", async () => {
     const c = await CannelloniTestClient.connect(gw.ports.cannelloni!);
     try {
