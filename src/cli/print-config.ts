@@ -56,8 +56,26 @@ function source(spec: FlagSpec, s: ValueSource | undefined): string {
   return s ?? "default";
 }
 
+/** A broker URL with its password (the bridge's fallback for -mqtt-password) masked, or null when it has none. */
+function maskedUrlPassword(v: unknown): string | null {
+  if (typeof v !== "string" || v === "") return null;
+  try {
+    const u = new URL(v);
+    if (u.password === "") return null;
+    u.password = "(not shown)";
+    return u.href;
+  } catch {
+    return null;
+  }
+}
+
 function line(spec: FlagSpec, config: Config, sources: ReadonlyMap<keyof Config, ValueSource>): string {
   if (SECRET.has(spec.name) && config[spec.key] !== "") return `# ${spec.name} = (set, not shown)  # ${source(spec, sources.get(spec.key))}`;
+  if (spec.name === "mqtt-url") {
+    // Commented out like the other secrets: read back without it rather than without its password.
+    const masked = maskedUrlPassword(config[spec.key]);
+    if (masked !== null) return `# ${spec.name} = ${JSON.stringify(masked)}  # ${source(spec, sources.get(spec.key))} (its password not shown)`;
+  }
   return `${spec.name} = ${value(spec, config[spec.key])}  # ${source(spec, sources.get(spec.key))}`;
 }
 

@@ -128,6 +128,16 @@ describe("configuration file", () => {
     expect(text).not.toContain("s3cret");
     expect(text).toContain("# mqtt-password = (set, not shown)  # flag");
   });
+
+  test("a password inside -mqtt-url is not printed either", () => {
+    // The bridge takes the password from the URL's userinfo when -mqtt-password is not set.
+    const c = loadConfiguration(["-mqtt-url", "mqtts://alice:hunter2@broker.example:8883"], {});
+    const text = printConfig(c);
+    expect(text).not.toContain("hunter2");
+    expect(text).toContain('# mqtt-url = "mqtts://alice:(not%20shown)@broker.example:8883"  # flag (its password not shown)');
+    // Without a password the URL is printed as given.
+    expect(printConfig(loadConfiguration(["-mqtt-url", "mqtt://alice@127.0.0.1:1883"], {}))).toContain('mqtt-url = "mqtt://alice@127.0.0.1:1883"  # flag');
+  });
 });
 
 describe("bad configuration files: one error naming the file, line and key, and what is accepted", () => {
