@@ -236,7 +236,7 @@ export function openApiDocument(): Schema {
           summary: "Create a transmit job",
           security: secured,
           requestBody: { required: true, content: { "application/json": { schema: ref("JobIn") } } },
-          responses: { "201": jsonResponse("Created", ref("Job")), "400": problemResponse("Bad job"), "404": problemResponse("No such bus"), "409": problemResponse("Too many jobs"), ...writeRefusals },
+          responses: { "201": jsonResponse("Created", ref("Job")), "400": problemResponse("Bad job"), "404": problemResponse("No such bus"), "409": problemResponse("Too many jobs"), "413": problemResponse("Body too large"), "415": problemResponse("Not JSON"), "503": problemResponse("The gateway is shutting down"), ...writeRefusals },
         },
       },
       "/api/v1/buses/{bus}/jobs/{job}": {
@@ -246,7 +246,7 @@ export function openApiDocument(): Schema {
           summary: "Change a job in place (the next transmission uses the new data)",
           security: secured,
           requestBody: { required: true, content: { "application/json": { schema: ref("JobPatch") } } },
-          responses: { "200": jsonResponse("The job", ref("Job")), "400": problemResponse("Bad change"), "404": problemResponse("No such bus or job"), "409": problemResponse("A configuration file's job"), ...writeRefusals },
+          responses: { "200": jsonResponse("The job", ref("Job")), "400": problemResponse("Bad change"), "404": problemResponse("No such bus or job"), "409": problemResponse("A configuration file's job"), "413": problemResponse("Body too large"), "415": problemResponse("Not JSON"), ...writeRefusals },
         },
         delete: {
           summary: "Stop and remove a job",

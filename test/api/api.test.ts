@@ -211,6 +211,23 @@ describe("HTTP API v1", () => {
       c.close();
     }
   });
+
+  test("jobs POST and PATCH answer 413 and 415 as the OpenAPI document says they may", async () => {
+    const big = JSON.stringify({ frame: { id: 1, data: "" }, period_ms: 1000, name: "x".repeat(70_000) });
+    const created = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", raw: big });
+    expect(created.status).toBe(413);
+    const form = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", type: "multipart/form-data; boundary=x", raw: "--x--" });
+    expect(form.status).toBe(415);
+    const made = await call("POST", "/api/v1/buses/can0/jobs", { token: "T", body: { frame: { id: 0x3ff, data: "" }, period_ms: 60_000, start_at: Date.now() + 3_600_000 } });
+    expect(made.status).toBe(201);
+    const id = (made.body as { id: string }).id;
+    try {
+      expect((await call("PATCH", `/api/v1/buses/can0/jobs/${id}`, { token: "T", raw: big })).status).toBe(413);
+      expect((await call("PATCH", `/api/v1/buses/can0/jobs/${id}`, { token: "T", type: "multipart/form-data; boundary=x", raw: "--x--" })).status).toBe(415);
+    } finally {
+      expect((await call("DELETE", `/api/v1/buses/can0/jobs/${id}`, { token: "T" })).status).toBe(204);
+    }
+  });
 });
 
 describe("HTTP API v1 refusals by configuration", () => {
