@@ -162,6 +162,10 @@ export class WebViewer implements WsPeer {
 
   close(_ws: ServerWebSocket<WsPeer>, _code: number, _reason: string): void {
     this.ws = null;
+    // Like a TCP client's: frames already handed over still go, then the lane settles (logged) and
+    // leaves the scheduler; left open, every browser that ever sent kept its share there.
+    this.lane?.close();
+    this.lane = null;
     this.bus_.remove(this);
     this.closed();
   }

@@ -71,3 +71,20 @@ test("wrong -web-token guesses are throttled per host and burst-logged; another 
   expect(bus.send(user, "124#02", "s3cret")).toEqual({ ok: true });
   expect(onBus.map(formatFrame)).toEqual(["124#02"]);
 });
+
+test("a browser that sent and closed gives its TX lane back (closed, its share released from the scheduler)", async () => {
+  gw = await startTestGateway();
+  // The scheduler's share table is internal to the hub; read here to show the lane left it.
+  const scheduler = (gw.gateway.hub as unknown as { tx: { shareCount: number } }).tx;
+  const before = scheduler.shareCount;
+  const bus = webBus(gw, []);
+  const v = bus.newViewer("127.0.0.9:40002");
+  expect(bus.send(v, "125#03", "s3cret")).toEqual({ ok: true });
+  const lane = v.lane!;
+  expect(scheduler.shareCount).toBe(before + 1);
+  // The WebSocket closes (the browser tab went away); close() does not use the socket itself.
+  v.close(null as never, 1001, "");
+  await Bun.sleep(20); // the frame handed over still goes; then the lane settles
+  expect(lane.closedWith).not.toBeNull();
+  expect(scheduler.shareCount).toBe(before);
+});
