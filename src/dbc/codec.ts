@@ -145,7 +145,11 @@ export class SignalCodec {
     if (typeof value === "string") {
       for (const [raw, name] of sig.valueNames) if (name === value) return this.checkRaw(BigInt(raw), value);
       // Integers wider than a double (64-bit counters) given as a decimal string stay exact.
-      if (this.kind === 0 && this.factor === 1 && this.offset === 0 && /^-?\d+$/.test(value.trim())) return this.checkRaw(BigInt(value.trim()), value);
+      if (this.kind === 0 && this.factor === 1 && this.offset === 0 && /^-?\d+$/.test(value.trim())) {
+        const raw = BigInt(value.trim());
+        this.checkRange(Number(raw));
+        return this.checkRaw(raw, value);
+      }
       const n = Number(value);
       if (value.trim() === "" || !Number.isFinite(n)) {
         const names = [...sig.valueNames.values()];
@@ -156,9 +160,7 @@ export class SignalCodec {
       phys = value;
     }
     if (!Number.isFinite(phys)) throw new DbcEncodeError(`${this.key}: ${phys} is not a finite number`);
-    if (sig.min < sig.max && (phys < sig.min - 1e-9 * Math.abs(sig.min) || phys > sig.max + 1e-9 * Math.abs(sig.max))) {
-      throw new DbcEncodeError(`${this.key}: ${phys} is outside the signal's range [${sig.min}, ${sig.max}]`);
-    }
+    this.checkRange(phys);
     const x = (phys - this.offset) / this.factor;
     // A finite value can still scale past what the signal holds (no min/max in the DBC, tiny
     // factor): refused here instead of sending Infinity bits or failing BigInt() with a RangeError.
@@ -174,6 +176,14 @@ export class SignalCodec {
       return scratch.getBigUint64(0);
     }
     return this.checkRaw(BigInt(Math.round(x)), phys);
+  }
+
+  /** The DBC's [min|max] (when it gives one, min < max) holds for every way a value is given. */
+  private checkRange(phys: number): void {
+    const sig = this.signal;
+    if (sig.min < sig.max && (phys < sig.min - 1e-9 * Math.abs(sig.min) || phys > sig.max + 1e-9 * Math.abs(sig.max))) {
+      throw new DbcEncodeError(`${this.key}: ${phys} is outside the signal's range [${sig.min}, ${sig.max}]`);
+    }
   }
 
   private checkRaw(raw: bigint, shown: number | string): bigint {

@@ -184,4 +184,13 @@ describe("DBC encoding", () => {
     // The largest finite values still encode.
     expect(codec.decode(codec.encode("Floats", { Pressure: 1e38 }))!.signals[1]!.value).toBeCloseTo(1e38, -32);
   });
+
+  test("a value given as a decimal string is held to the signal's range like a number", () => {
+    const db = parseDbc('VERSION ""\nBS_:\nBU_: ECU\nBO_ 300 Pct: 1 ECU\n SG_ Level : 0|8@1+ (1,0) [0|100] "%" ECU\n', "pct.dbc");
+    const pct = new DbcCodec(db);
+    expect(() => pct.encode("Pct", { Level: 200 })).toThrow("Pct.Level: 200 is outside the signal's range [0, 100]");
+    // MQTT commands carry values as JSON strings just as often: the same refusal.
+    expect(() => pct.encode("Pct", { Level: "200" })).toThrow("Pct.Level: 200 is outside the signal's range [0, 100]");
+    expect([...pct.encode("Pct", { Level: "100" }).data]).toEqual([100]);
+  });
 });
