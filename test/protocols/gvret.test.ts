@@ -313,6 +313,16 @@ describe("gvret session", () => {
     expect(savvyRead(Uint8Array.from(rec.out)).frames.map((f) => [f.id, f.data])).toEqual([[0x21, [0x55]]]);
   });
 
+  test("echo keeps its bus; an echo for a bus past the last is rejected, not shown on bus 0", () => {
+    const two = session({ busNames: ["can0", "can1"] });
+    two.s.receive(bytes(0xe7, 0xf1, 0x0b, 0x21, 0x00, 0x00, 0x00, 0x01, 0x01, 0x55, 0x00));
+    expect(savvyRead(Uint8Array.from(two.rec.out)).frames.map((f) => [f.id, f.bus])).toEqual([[0x21, 1]]);
+    const { s, rec } = session({ busNames: ["can0", "can1"] });
+    s.receive(bytes(0xe7, 0xf1, 0x0b, 0x21, 0x00, 0x00, 0x00, 0x05, 0x01, 0x55, 0x00));
+    expect(savvyRead(Uint8Array.from(rec.out)).frames).toEqual([]);
+    expect(rec.rejected).toEqual(["echo for bus 5: this device has buses 0 to 1"]);
+  });
+
   test("random input never throws, never fails, stays bounded", () => {
     for (let seed = 1; seed <= 100; seed++) {
       const rng = new Rng(seed);

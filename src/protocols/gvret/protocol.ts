@@ -71,8 +71,10 @@ export class GvretSession implements WireSession {
       },
       frame: (frame, bus) => this.hostFrame(frame, bus),
       echo: (frame, bus) => {
+        // A bus this device does not have is refused as for a frame to send (not shown on bus 0).
+        if (bus >= this.buses) return this.events.rejected(`echo for bus ${bus}: this device has ${this.buses === 1 ? "one bus (0)" : `buses 0 to ${this.buses - 1}`}`);
         // The device answers at once: the frame's time is now (it never enters the hub).
-        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([stamp(frame, this.nowUs(), bus < this.buses ? bus : 0)], 1, { fd: this.options.fd, epochUs: this.epochUs }));
+        if (gvretCanCarry(frame, this.options.fd)) this.out.push(encodeGvretFrames([stamp(frame, this.nowUs(), bus)], 1, { fd: this.options.fd, epochUs: this.epochUs }));
       },
       query: (cmd) => this.query(cmd),
       setupBuses: (can0) => {
