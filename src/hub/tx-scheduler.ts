@@ -239,8 +239,9 @@ export class TxLane {
    * given, is told once what became of the frame: "sent" or the reason it was dropped (also when
    * it was dropped at once).
    */
-  send(frame: CanFrame, outcome?: (o: TxOutcome) => void): boolean {
-    return this.scheduler.submit(this, frame, outcome);
+  /** `maxAgeMs`: this frame's own deadline when shorter than -tx-max-age (a job's lateness allowance). */
+  send(frame: CanFrame, outcome?: (o: TxOutcome) => void, maxAgeMs?: number): boolean {
+    return this.scheduler.submit(this, frame, outcome, maxAgeMs);
   }
 
   /**
@@ -338,7 +339,7 @@ export class TxScheduler {
     return this.shares.size;
   }
 
-  submit(lane: TxLane, frame: CanFrame, outcome?: (o: TxOutcome) => void): boolean {
+  submit(lane: TxLane, frame: CanFrame, outcome?: (o: TxOutcome) => void, maxAgeMs = Infinity): boolean {
     const bus = this.bus;
     const refuse = (reason: TxDropReason): false => {
       outcome?.(reason);
@@ -355,7 +356,7 @@ export class TxScheduler {
     // A full lane is checked first, so a frame that cannot be queued does not spend a token.
     // A paced lane is full only if its producer ignored hasRoom.
     if (lane.queue.isFull()) return refuse("tx_queue_full");
-    const item = new TxItem(this.stampFrame(frame), now + this.limits.maxAgeMs, lane, outcome);
+    const item = new TxItem(this.stampFrame(frame), now + Math.min(this.limits.maxAgeMs, maxAgeMs), lane, outcome);
     if (lane.flow === "policed") {
       // No flow control: over the rate is dropped now rather than queued.
       if (!lane.share.bucket.take(now)) return refuse("rate_limited");

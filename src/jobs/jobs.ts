@@ -394,10 +394,14 @@ export class Jobs {
     const late = now - due;
     const frame = j.spec.frames[j.k % j.spec.frames.length]!;
     j.k++;
-    if (late > Math.min(LATE_CAP_MS, (p ?? Infinity) * LATE_SHARE)) j.skip("late", this.totals);
+    const allowance = Math.min(LATE_CAP_MS, (p ?? Infinity) * LATE_SHARE);
+    if (late > allowance) j.skip("late", this.totals);
     else if (j.pending) j.skip("pending", this.totals);
     else {
       j.pending = true;
+      // Its deadline is the job's allowance, not -tx-max-age: a frame held up in its lane or the
+      // backend (a stalled bus) past it is dropped as expired, never sent late when the bus recovers.
+      const maxAgeMs = Math.max(1, allowance - Math.max(0, late));
       j.lane.send(frame, (o) => {
         j.pending = false;
         if (o === "sent") {
@@ -405,7 +409,7 @@ export class Jobs {
           j.lastSent = frame;
           this.totals.sent++;
         } else j.skip(o, this.totals);
-      });
+      }, maxAgeMs);
     }
     if (count !== null && j.k >= count) j.finished = true;
     j.nextDue = j.start + j.k * (p ?? 0);
