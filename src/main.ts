@@ -35,9 +35,13 @@ async function main(argv: string[]): Promise<number> {
     configuration = loadConfiguration(argv, process.env);
     ({ config, warnings } = configuration);
     validateConsumerConfig(config, configuration.buses);
-    if (config.backend === "replay" && !config.help && !config.version) {
-      const problem = replayFileProblem(config.replayFile);
-      if (problem) throw new ConfigError(problem);
+    if (!config.help && !config.version) {
+      // Every bus's replay file (a [[bus]] after the first is as much the user's input as a flag).
+      for (const b of configuration.buses) {
+        if (b.config.backend !== "replay") continue;
+        const problem = replayFileProblem(b.config.replayFile);
+        if (problem) throw new ConfigError(configuration.busTables ? `${config.config}: [[bus]] "${b.name}": ${problem}` : problem);
+      }
     }
     if (config.stateDir && !config.help && !config.version) {
       const problem = stateDirProblem(config.stateDir);

@@ -189,4 +189,14 @@ describe("bad configuration files: one error naming the file, line and key, and 
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout.toString()).toContain('[[bus]]\nname = "can1"\nbackend = "socketcan"  # file\ncan-if = "can1"  # file');
   });
+
+  test("the binary: a replay file that cannot be read is a configuration error on any bus, not only the first", () => {
+    const main = new URL("../../src/main.ts", import.meta.url).pathname;
+    const missing = join(dir, "missing-replay.log");
+    const text = `[[bus]]\nname = "a"\nbackend = "virtual"\nlisten = "127.0.0.1:0"\n[[bus]]\nname = "b"\nbackend = "replay"\nreplay-file = ${JSON.stringify(missing)}\n`;
+    const path = file(text);
+    const r = Bun.spawnSync(["bun", main, "-config", path], { env: { PATH: process.env.PATH ?? "" }, timeout: 20_000 });
+    expect(r.stderr.toString()).toBe(`can-server: configuration error: ${path}: [[bus]] "b": -replay-file ${JSON.stringify(missing)} cannot be read: no such file\n`);
+    expect(r.exitCode).toBe(2);
+  });
 });
